@@ -1,0 +1,19 @@
+//! vipd: keeps a virtual IP address on the node that Patroni's leader key names.
+//!
+//! The daemon turns one loop: **observe** the leader key in the DCS (blocking at most
+//! until the turn's deadline), **decide** the wanted state with a pure function
+//! ([`decide`]), and **reconcile** it against the kernel's actual state through
+//! rtnetlink, announcing the address after every add ([`net`]).
+//!
+//! Pure code (message building and parsing, the decision, the configuration) is kept
+//! apart from I/O so that it is unit-tested without sockets; `unsafe` lives only in the
+//! kernel-facing modules [`net::sys`], [`net::netlink`], [`net::arp`] and [`signals`].
+
+pub mod base64;
+pub mod config;
+pub mod daemon;
+pub mod dcs;
+pub mod decide;
+pub mod logger;
+pub mod net;
+pub mod signals;

@@ -1,0 +1,98 @@
+//! Talking to the kernel: addresses through rtnetlink, announcements through AF_PACKET.
+//!
+//! [`AddrBackend`] is the seam the daemon loop uses; [`Kernel`] is the real
+//! implementation and tests substitute a fake.
+
+pub mod arp;
+pub mod netlink;
+pub mod sys;
+
+use std::fmt;
+use std::net::IpAddr;
+
+pub use netlink::Kernel;
+
+/// The virtual IP address and the prefix length it is added with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl fmt::Display for Vip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// What the daemon needs to know of the interface, read afresh each turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    /// Administratively up (IFF_UP) and carrier present (IFF_LOWER_UP).
+    pub up: bool,
+    /// The hardware address announcements are sent from.
+    pub mac: [u8; 6],
+}
+
+/// Which ARP operation a gratuitous ARP uses (RFC 5227 §3 prefers requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceMode {
+    Request,
+    Reply,
+    Both,
+}
+
+/// A failed kernel operation: what was attempted, the errno and the kernel's
+/// extended-ack text where it gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetError {
+    pub op: String,
+    pub errno: i32,
+    pub extack: Option<String>,
+}
+
+impl NetError {
+    pub fn new(op: impl Into<String>, errno: i32) -> Self {
+        NetError {
+            op: op.into(),
+            errno,
+            extack: None,
+        }
+    }
+
+    /// From `io::Error::last_os_error()` (or any io::Error), keeping its errno.
+    pub fn io(op: impl Into<String>, err: &std::io::Error) -> Self {
+        NetError::new(op, err.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = std::io::Error::from_raw_os_error(self.errno);
+        write!(f, "{}: {} (errno {})", self.op, text, self.errno)?;
+        if let Some(ack) = &self.extack {
+            write!(f, ": {ack}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// The kernel operations the daemon loop needs. Every method is one request and one
+/// reply; none keeps state about the address between calls, so the loop always acts
+/// on what the kernel says now.
+pub trait AddrBackend {
+    /// The interface called `name`, or `None` when there is no such interface.
+    fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError>;
+    /// The prefix lengths at which `addr` is configured on interface `ifindex`
+    /// (exact address match; empty when absent).
+    fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError>;
+    /// Add the VIP; an address that is already there (EEXIST) is success.
+    fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError>;
+    /// Remove `addr/prefix_len`; an address that is not there (EADDRNOTAVAIL) is success.
+    fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError>;
+    /// Send one announcement of `vip` from `link` (gratuitous ARP for IPv4).
+    fn announce(&mut self, link: &LinkInfo, vip: Vip, mode: AnnounceMode) -> Result<(), NetError>;
+}
