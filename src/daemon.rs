@@ -1,1 +1,813 @@
-//! (to be written)
+//! The loop: observe → decide → reconcile, announcements by deadline, signals.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::dcs::{Dcs, Observation};
+use crate::decide::{Desired, Grace, LastFact, Reason, decide};
+use crate::net::{AddrBackend, LinkInfo, NetError};
+use crate::signals::{Signal, Signals};
+
+/// What reconciling did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Added,
+    /// Removed this many copies (prefix lengths) of the VIP.
+    Removed(usize),
+    /// The link came back up with the VIP on it: announcing again.
+    Reannounced,
+    WouldAdd,
+    WouldRemove,
+    InterfaceMissing,
+    Failed(NetError),
+}
+
+/// One turn's outcome, for the log and for `--once`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub observation: Observation,
+    pub desired: Desired,
+    pub reason: Reason,
+    /// Whether the VIP was on the interface before acting (`None`: could not tell).
+    pub present_before: Option<bool>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Burst {
+    remaining: u32,
+    next: Instant,
+}
+
+/// What was last logged, so each state change is logged once, not every tick.
+#[derive(Default)]
+struct Logged {
+    leader: Option<Observation>,
+    decision: Option<(Desired, Reason)>,
+    error: Option<String>,
+    interface_missing: bool,
+}
+
+pub struct Daemon<D: Dcs, B: AddrBackend> {
+    cfg: Config,
+    dcs: D,
+    net: B,
+    started: Instant,
+    /// Whether this node led at the last fact, and when that fact was seen.
+    last_fact: Option<(bool, Instant)>,
+    burst: Option<Burst>,
+    link_up: Option<bool>,
+    logged: Logged,
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    pub fn new(cfg: Config, dcs: D, net: B) -> Self {
+        Daemon {
+            cfg,
+            dcs,
+            net,
+            started: Instant::now(),
+            last_fact: None,
+            burst: None,
+            link_up: None,
+            logged: Logged::default(),
+        }
+    }
+
+    /// The backend, for tests.
+    pub fn net(&self) -> &B {
+        &self.net
+    }
+
+    /// Decide with the daemon's history (grace runs from the last fact, or from start).
+    pub fn decide_now(&mut self, obs: &Observation, now: Instant) -> (Desired, Reason) {
+        let last = self.last_fact.map(|(leading, at)| LastFact {
+            leading,
+            age: now.saturating_duration_since(at),
+        });
+        let since_start = now.saturating_duration_since(self.started);
+        let decision = decide(
+            obs,
+            &self.cfg.trigger_value,
+            last,
+            since_start,
+            self.cfg.dcs_grace,
+        );
+        if !matches!(obs, Observation::Unknown(_)) {
+            self.last_fact = Some((decision.0 == Desired::Present, now));
+        }
+        decision
+    }
+
+    /// Reconcile the kernel with `desired`; the first announcement after an add is sent
+    /// here, before anything is logged.
+    pub fn reconcile(
+        &mut self,
+        obs: Observation,
+        (desired, reason): (Desired, Reason),
+        now: Instant,
+        dry_run: bool,
+    ) -> Report {
+        let mut report = Report {
+            observation: obs,
+            desired,
+            reason,
+            present_before: None,
+            action: Action::None,
+        };
+        let link = match self.net.link(&self.cfg.interface) {
+            Ok(Some(link)) => link,
+            Ok(None) => {
+                report.action = Action::InterfaceMissing;
+                self.link_up = None;
+                return report;
+            }
+            Err(e) => {
+                report.action = Action::Failed(e);
+                return report;
+            }
+        };
+        let prefixes = match self.net.vip_prefixes(link.index, self.cfg.vip.addr) {
+            Ok(p) => p,
+            Err(e) => {
+                report.action = Action::Failed(e);
+                return report;
+            }
+        };
+        let present = !prefixes.is_empty();
+        report.present_before = Some(present);
+        let came_up = link.up && self.link_up == Some(false);
+        if !dry_run {
+            self.link_up = Some(link.up);
+        }
+        report.action = match desired {
+            Desired::Present if !present => {
+                if dry_run {
+                    Action::WouldAdd
+                } else {
+                    match self.net.add(link.index, self.cfg.vip) {
+                        Ok(()) => {
+                            self.start_burst(now, &link);
+                            Action::Added
+                        }
+                        Err(e) => Action::Failed(e),
+                    }
+                }
+            }
+            Desired::Present if came_up && !dry_run => {
+                self.start_burst(now, &link);
+                Action::Reannounced
+            }
+            Desired::Absent if present => {
+                if dry_run {
+                    Action::WouldRemove
+                } else {
+                    self.burst = None;
+                    match self.remove(link.index, &prefixes) {
+                        Ok(n) => Action::Removed(n),
+                        Err(e) => Action::Failed(e),
+                    }
+                }
+            }
+            _ => Action::None,
+        };
+        if desired == Desired::Absent {
+            self.burst = None;
+        }
+        report
+    }
+
+    fn remove(&mut self, ifindex: u32, prefixes: &[u8]) -> Result<usize, NetError> {
+        for &len in prefixes {
+            self.net.del(ifindex, self.cfg.vip.addr, len)?;
+        }
+        Ok(prefixes.len())
+    }
+
+    /// Start a burst of announcements: the first one now.
+    fn start_burst(&mut self, now: Instant, link: &LinkInfo) {
+        self.burst = (self.cfg.announce_count > 0).then_some(Burst {
+            remaining: self.cfg.announce_count,
+            next: now,
+        });
+        self.announce_due(now, Some(link));
+    }
+
+    /// When the next announcement is due, if one is.
+    pub fn next_announcement(&self) -> Option<Instant> {
+        self.burst.map(|b| b.next)
+    }
+
+    /// Send the announcement that is due at `now`, if any. `link` saves a lookup when
+    /// the caller has just read it. A link that is down postpones the burst (it is
+    /// started again when the link comes up).
+    pub fn announce_due(&mut self, now: Instant, link: Option<&LinkInfo>) {
+        let Some(mut burst) = self.burst else { return };
+        if now < burst.next {
+            return;
+        }
+        let link = match link {
+            Some(l) => *l,
+            None => match self.net.link(&self.cfg.interface) {
+                Ok(Some(l)) => l,
+                Ok(None) | Err(_) => {
+                    self.burst = None;
+                    return;
+                }
+            },
+        };
+        if !link.up {
+            self.burst = None;
+            return;
+        }
+        if let Err(e) = self
+            .net
+            .announce(&link, self.cfg.vip, self.cfg.announce_mode)
+        {
+            log::warn!("announcing {}: {e}", self.cfg.vip.addr);
+        }
+        burst.remaining -= 1;
+        burst.next = now + self.cfg.announce_interval;
+        self.burst = (burst.remaining > 0).then_some(burst);
+    }
+
+    /// One full turn: observe until `deadline`, decide, reconcile, log.
+    pub fn turn(&mut self, deadline: Instant) -> Report {
+        let obs = self.dcs.observe(deadline);
+        let now = Instant::now();
+        let decision = self.decide_now(&obs, now);
+        let report = self.reconcile(obs, decision, now, false);
+        self.log_report(&report);
+        report
+    }
+
+    /// Run until SIGTERM or SIGINT; returns the exit status.
+    pub fn run(mut self, signals: &Signals) -> i32 {
+        let interval = self.cfg.interval;
+        log::info!(
+            "vipd {} managing {} on {} for {:?} (key {}, interval {} ms)",
+            env!("CARGO_PKG_VERSION"),
+            self.cfg.vip,
+            self.cfg.interface,
+            self.cfg.trigger_value,
+            self.cfg.trigger_key,
+            interval.as_millis()
+        );
+        let mut next_turn = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_turn {
+                self.turn(now + interval);
+                next_turn += interval;
+                let now = Instant::now();
+                if next_turn <= now {
+                    next_turn = now + interval;
+                }
+            } else {
+                self.announce_due(now, None);
+            }
+            let wake = self
+                .next_announcement()
+                .map_or(next_turn, |a| a.min(next_turn));
+            match signals.wait(wake.saturating_duration_since(Instant::now())) {
+                None => {}
+                Some(Signal::Hup) => {
+                    log::info!("SIGHUP: configuration reload is not supported yet; ignored")
+                }
+                Some(sig) => return self.shutdown(sig),
+            }
+        }
+    }
+
+    /// Release the VIP (unless keep-on-exit) and say how it went.
+    fn shutdown(&mut self, sig: Signal) -> i32 {
+        if self.cfg.keep_on_exit {
+            log::info!(
+                "{}: exiting, keeping {} (keep-on-exit)",
+                sig.name(),
+                self.cfg.vip
+            );
+            return 0;
+        }
+        let mut last_err = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            match self.release() {
+                Ok(0) => {
+                    log::info!(
+                        "{}: exiting; {} was not configured",
+                        sig.name(),
+                        self.cfg.vip.addr
+                    );
+                    return 0;
+                }
+                Ok(n) => {
+                    log::info!(
+                        "{}: released {} from {} ({n} removed); exiting",
+                        sig.name(),
+                        self.cfg.vip.addr,
+                        self.cfg.interface
+                    );
+                    return 0;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if let Some(e) = last_err {
+            log::error!(
+                "{}: could not release {}: {e}; exiting",
+                sig.name(),
+                self.cfg.vip.addr
+            );
+        }
+        1
+    }
+
+    fn release(&mut self) -> Result<usize, NetError> {
+        let Some(link) = self.net.link(&self.cfg.interface)? else {
+            return Ok(0);
+        };
+        let prefixes = self.net.vip_prefixes(link.index, self.cfg.vip.addr)?;
+        self.remove(link.index, &prefixes)
+    }
+
+    /// `--once`: one observation and reconcile; the one-line summary and exit status.
+    /// An unknown DCS never removes the VIP here (there is no grace history).
+    pub fn once(mut self, dry_run: bool) -> (i32, String) {
+        let now = Instant::now();
+        let obs = self.dcs.observe(now + self.cfg.interval);
+        let decision = match obs {
+            Observation::Unknown(_) => (Desired::Unchanged, Reason::UnknownNoHistory),
+            _ => self.decide_now(&obs, now),
+        };
+        let report = self.reconcile(obs, decision, Instant::now(), dry_run);
+        if report.action == Action::Added {
+            // Send the rest of the burst before exiting (bounded: announce-count).
+            while let Some(next) = self.next_announcement() {
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                self.announce_due(Instant::now(), None);
+            }
+        }
+        let status = match (&report.observation, &report.action) {
+            (_, Action::Failed(_) | Action::InterfaceMissing) => 1,
+            (Observation::Unknown(_), _) => 1,
+            (_, Action::WouldAdd | Action::WouldRemove) => 3,
+            _ => 0,
+        };
+        (status, self.summary(&report))
+    }
+
+    /// The `--once` line: `leader="pg1" node="pg1" desired=present actual=absent action=added …`.
+    pub fn summary(&self, r: &Report) -> String {
+        let leader = match &r.observation {
+            Observation::Leader(name) => format!("{name:?}"),
+            Observation::NoLeader => "none".into(),
+            Observation::Unknown(_) => "unknown".into(),
+        };
+        let desired = match r.desired {
+            Desired::Present => "present",
+            Desired::Absent => "absent",
+            Desired::Unchanged => "unchanged",
+        };
+        let actual = match r.present_before {
+            Some(true) => "present",
+            Some(false) => "absent",
+            None => "unknown",
+        };
+        let action = match &r.action {
+            Action::None => "none",
+            Action::Added => "added",
+            Action::Removed(_) => "removed",
+            Action::Reannounced => "announced",
+            Action::WouldAdd => "would-add",
+            Action::WouldRemove => "would-remove",
+            Action::InterfaceMissing => "none",
+            Action::Failed(_) => "failed",
+        };
+        let mut line = format!(
+            "leader={leader} node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
+            self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
+        );
+        let error = match (&r.observation, &r.action) {
+            (_, Action::Failed(e)) => Some(e.to_string()),
+            (_, Action::InterfaceMissing) => {
+                Some(format!("interface {:?} not found", self.cfg.interface))
+            }
+            (Observation::Unknown(e), _) => Some(e.clone()),
+            _ => None,
+        };
+        if let Some(e) = error {
+            line.push_str(&format!(" error={e:?}"));
+        }
+        line
+    }
+
+    fn log_report(&mut self, r: &Report) {
+        let vip = self.cfg.vip;
+        let iface = &self.cfg.interface;
+        // Actions first: they are what changed on this host.
+        match &r.action {
+            Action::Added => log::info!(
+                "added {vip} to {iface} ({}); announcing",
+                reason_text(r.reason)
+            ),
+            Action::Removed(n) => log::info!(
+                "removed {} from {iface} ({n} removed; {})",
+                vip.addr,
+                reason_text(r.reason)
+            ),
+            Action::Reannounced => log::info!("{iface} is up again with {vip}: announcing"),
+            Action::Failed(e) => {
+                let text = e.to_string();
+                if self.logged.error.as_ref() != Some(&text) {
+                    log::error!(
+                        "{text}; retrying every {} ms",
+                        self.cfg.interval.as_millis()
+                    );
+                    self.logged.error = Some(text);
+                }
+            }
+            Action::InterfaceMissing => {
+                if !self.logged.interface_missing {
+                    log::warn!("interface {iface:?} not found; waiting for it to appear");
+                    self.logged.interface_missing = true;
+                }
+            }
+            Action::None | Action::WouldAdd | Action::WouldRemove => {}
+        }
+        if !matches!(r.action, Action::Failed(_)) {
+            self.logged.error = None;
+        }
+        if r.action != Action::InterfaceMissing && self.logged.interface_missing {
+            log::info!("interface {iface:?} found");
+            self.logged.interface_missing = false;
+        }
+        // What the DCS says, once per change.
+        let changed = match (&self.logged.leader, &r.observation) {
+            (Some(Observation::Unknown(_)), Observation::Unknown(_)) => false,
+            (prev, now) => prev.as_ref() != Some(now),
+        };
+        if changed {
+            match &r.observation {
+                Observation::Leader(name) => log::info!(
+                    "leader is {name:?} (this node is {:?})",
+                    self.cfg.trigger_value
+                ),
+                Observation::NoLeader => {
+                    log::info!("no leader: key {} is absent", self.cfg.trigger_key)
+                }
+                Observation::Unknown(e) => log::warn!("DCS unreachable: {e}"),
+            }
+            self.logged.leader = Some(r.observation.clone());
+        } else if let Observation::Unknown(e) = &r.observation {
+            log::debug!("DCS still unreachable: {e}");
+        }
+        // The grace policy's decisions, once per change.
+        if self.logged.decision != Some((r.desired, r.reason)) {
+            match r.reason {
+                Reason::GraceHolding => log::warn!(
+                    "keeping {} while the DCS is unreachable ({})",
+                    vip.addr,
+                    grace_text(self.cfg.dcs_grace)
+                ),
+                Reason::GraceExpired if r.present_before == Some(true) => {
+                    log::warn!(
+                        "DCS unreachable for longer than the grace period ({}): releasing {}",
+                        grace_text(self.cfg.dcs_grace),
+                        vip.addr
+                    )
+                }
+                _ => {}
+            }
+            self.logged.decision = Some((r.desired, r.reason));
+        }
+    }
+}
+
+fn reason_text(r: Reason) -> &'static str {
+    match r {
+        Reason::ThisNodeLeads => "this node leads",
+        Reason::OtherNodeLeads => "another node leads",
+        Reason::NoLeader => "no leader",
+        Reason::GraceHolding => "DCS unreachable, within grace",
+        Reason::GraceExpired => "DCS unreachable, grace expired",
+        Reason::UnknownNotLeading => "DCS unreachable, this node did not lead",
+        Reason::UnknownNoHistory => "DCS unreachable since start",
+    }
+}
+
+fn grace_text(g: Grace) -> String {
+    match g {
+        Grace::Never => "dcs-grace never".into(),
+        Grace::After(d) => format!("dcs-grace {} ms", d.as_millis()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DcsType;
+    use crate::net::{AnnounceMode, Vip};
+    use std::collections::VecDeque;
+    use std::net::IpAddr;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Op {
+        Add(u8),
+        Del(u8),
+        Announce,
+    }
+
+    /// A kernel with one interface (index 7), its link state and address list.
+    struct FakeNet {
+        exists: bool,
+        up: bool,
+        addrs: Vec<(IpAddr, u8)>,
+        ops: Vec<Op>,
+        fail_add: bool,
+    }
+
+    impl FakeNet {
+        fn new() -> Self {
+            FakeNet {
+                exists: true,
+                up: true,
+                addrs: Vec::new(),
+                ops: Vec::new(),
+                fail_add: false,
+            }
+        }
+        fn announcements(&self) -> usize {
+            self.ops.iter().filter(|o| **o == Op::Announce).count()
+        }
+    }
+
+    impl AddrBackend for FakeNet {
+        fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
+            assert_eq!(name, "eth0");
+            Ok(self.exists.then_some(LinkInfo {
+                index: 7,
+                up: self.up,
+                mac: [2, 0, 0, 0, 0, 1],
+            }))
+        }
+        fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
+            assert_eq!(ifindex, 7);
+            Ok(self
+                .addrs
+                .iter()
+                .filter(|(a, _)| *a == addr)
+                .map(|(_, l)| *l)
+                .collect())
+        }
+        fn add(&mut self, _: u32, vip: Vip) -> Result<(), NetError> {
+            if self.fail_add {
+                return Err(NetError::new("add", libc::EPERM));
+            }
+            self.ops.push(Op::Add(vip.prefix_len));
+            self.addrs.push((vip.addr, vip.prefix_len));
+            Ok(())
+        }
+        fn del(&mut self, _: u32, addr: IpAddr, len: u8) -> Result<(), NetError> {
+            self.ops.push(Op::Del(len));
+            self.addrs.retain(|a| *a != (addr, len));
+            Ok(())
+        }
+        fn announce(&mut self, link: &LinkInfo, _: Vip, _: AnnounceMode) -> Result<(), NetError> {
+            assert!(link.up);
+            self.ops.push(Op::Announce);
+            Ok(())
+        }
+    }
+
+    struct FakeDcs(VecDeque<Observation>);
+    impl Dcs for FakeDcs {
+        fn observe(&mut self, _: Instant) -> Observation {
+            self.0
+                .pop_front()
+                .unwrap_or(Observation::Unknown("script ended".into()))
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            vip: Vip {
+                addr: "192.0.2.50".parse().unwrap(),
+                prefix_len: 24,
+            },
+            interface: "eth0".into(),
+            trigger_key: "/service/demo/leader".into(),
+            trigger_value: "pg1".into(),
+            dcs_type: DcsType::Etcd,
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            etcd_user: None,
+            etcd_password: None,
+            interval: Duration::from_millis(1000),
+            dcs_grace: Grace::After(Duration::from_secs(10)),
+            keep_on_exit: false,
+            announce_count: 3,
+            announce_interval: Duration::from_millis(1000),
+            announce_mode: AnnounceMode::Request,
+            verbose: false,
+        }
+    }
+
+    fn daemon() -> Daemon<FakeDcs, FakeNet> {
+        Daemon::new(config(), FakeDcs(VecDeque::new()), FakeNet::new())
+    }
+
+    fn leader(name: &str) -> Observation {
+        Observation::Leader(name.into())
+    }
+
+    /// Observe `obs` at `t0 + at_ms` and reconcile.
+    fn step(d: &mut Daemon<FakeDcs, FakeNet>, t0: Instant, at_ms: u64, obs: Observation) -> Report {
+        let now = t0 + Duration::from_millis(at_ms);
+        let decision = d.decide_now(&obs, now);
+        d.reconcile(obs, decision, now, false)
+    }
+
+    #[test]
+    fn becoming_leader_adds_and_announces_at_once_then_on_schedule() {
+        let mut d = daemon();
+        let t0 = Instant::now();
+        let r = step(&mut d, t0, 0, leader("pg1"));
+        assert_eq!(r.action, Action::Added);
+        assert_eq!(r.present_before, Some(false));
+        assert_eq!(d.net.ops, [Op::Add(24), Op::Announce]);
+        assert_eq!(
+            d.next_announcement(),
+            Some(t0 + Duration::from_millis(1000))
+        );
+        d.announce_due(t0 + Duration::from_millis(999), None);
+        assert_eq!(d.net.announcements(), 1, "not due yet");
+        d.announce_due(t0 + Duration::from_millis(1000), None);
+        d.announce_due(t0 + Duration::from_millis(2000), None);
+        d.announce_due(t0 + Duration::from_millis(3000), None);
+        assert_eq!(d.net.announcements(), 3, "exactly announce-count");
+        assert_eq!(d.next_announcement(), None);
+        // Still leader: nothing more happens.
+        let r = step(&mut d, t0, 3500, leader("pg1"));
+        assert_eq!(r.action, Action::None);
+        assert_eq!(d.net.ops.len(), 4);
+    }
+
+    #[test]
+    fn another_leader_removes_every_copy() {
+        let mut d = daemon();
+        let vip: IpAddr = "192.0.2.50".parse().unwrap();
+        d.net.addrs = vec![(vip, 24), (vip, 32), ("192.0.2.5".parse().unwrap(), 24)];
+        let r = step(&mut d, Instant::now(), 0, leader("pg2"));
+        assert_eq!(r.action, Action::Removed(2));
+        assert_eq!(d.net.ops, [Op::Del(24), Op::Del(32)]);
+        assert_eq!(d.net.addrs.len(), 1, "other addresses untouched");
+    }
+
+    #[test]
+    fn no_leader_releases_and_cancels_the_burst() {
+        let mut d = daemon();
+        let t0 = Instant::now();
+        step(&mut d, t0, 0, leader("pg1"));
+        let r = step(&mut d, t0, 100, Observation::NoLeader);
+        assert_eq!(r.action, Action::Removed(1));
+        assert_eq!(d.next_announcement(), None);
+        d.announce_due(t0 + Duration::from_secs(5), None);
+        assert_eq!(d.net.announcements(), 1);
+    }
+
+    #[test]
+    fn address_deleted_by_hand_comes_back_next_turn() {
+        let mut d = daemon();
+        let t0 = Instant::now();
+        step(&mut d, t0, 0, leader("pg1"));
+        d.net.addrs.clear();
+        let r = step(&mut d, t0, 1000, leader("pg1"));
+        assert_eq!(r.action, Action::Added);
+        assert_eq!(d.net.addrs.len(), 1);
+    }
+
+    #[test]
+    fn grace_keeps_then_releases_once() {
+        let mut d = daemon();
+        let t0 = Instant::now();
+        step(&mut d, t0, 0, leader("pg1"));
+        let unknown = || Observation::Unknown("connection refused".into());
+        for at in [1000, 5000, 9999] {
+            let r = step(&mut d, t0, at, unknown());
+            assert_eq!(
+                (r.desired, r.action),
+                (Desired::Present, Action::None),
+                "at {at} ms"
+            );
+        }
+        // Deleted by hand during the outage: still repaired while in grace.
+        d.net.addrs.clear();
+        assert_eq!(step(&mut d, t0, 9999, unknown()).action, Action::Added);
+        let r = step(&mut d, t0, 10_000, unknown());
+        assert_eq!(
+            (r.reason, r.action),
+            (Reason::GraceExpired, Action::Removed(1))
+        );
+        let r = step(&mut d, t0, 11_000, unknown());
+        assert_eq!(r.action, Action::None, "released once");
+        // The DCS is back and this node still leads: added again.
+        assert_eq!(
+            step(&mut d, t0, 12_000, leader("pg1")).action,
+            Action::Added
+        );
+    }
+
+    #[test]
+    fn link_down_then_up_reannounces() {
+        let mut d = daemon();
+        let t0 = Instant::now();
+        step(&mut d, t0, 0, leader("pg1"));
+        d.net.up = false;
+        // The burst's next announcement falls while the link is down: dropped.
+        d.announce_due(t0 + Duration::from_millis(1000), None);
+        assert_eq!(step(&mut d, t0, 1000, leader("pg1")).action, Action::None);
+        d.net.up = true;
+        let r = step(&mut d, t0, 2000, leader("pg1"));
+        assert_eq!(r.action, Action::Reannounced);
+        assert_eq!(d.net.announcements(), 2);
+        assert!(d.next_announcement().is_some());
+    }
+
+    #[test]
+    fn missing_interface_is_reported_and_waited_for() {
+        let mut d = daemon();
+        d.net.exists = false;
+        let t0 = Instant::now();
+        assert_eq!(
+            step(&mut d, t0, 0, leader("pg1")).action,
+            Action::InterfaceMissing
+        );
+        d.net.exists = true;
+        assert_eq!(step(&mut d, t0, 1000, leader("pg1")).action, Action::Added);
+    }
+
+    #[test]
+    fn kernel_errors_are_reported_not_fatal() {
+        let mut d = daemon();
+        d.net.fail_add = true;
+        let r = step(&mut d, Instant::now(), 0, leader("pg1"));
+        assert!(matches!(
+            r.action,
+            Action::Failed(NetError {
+                errno: libc::EPERM,
+                ..
+            })
+        ));
+        assert_eq!(d.next_announcement(), None);
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let mut d = daemon();
+        let now = Instant::now();
+        let obs = leader("pg1");
+        let decision = d.decide_now(&obs, now);
+        let r = d.reconcile(obs, decision, now, true);
+        assert_eq!(r.action, Action::WouldAdd);
+        assert!(d.net.ops.is_empty());
+    }
+
+    #[test]
+    fn once_exit_statuses() {
+        let run = |obs: Observation, addrs: Vec<(IpAddr, u8)>, dry: bool| {
+            let mut cfg = config();
+            cfg.announce_count = 1;
+            cfg.dcs_grace = Grace::After(Duration::ZERO);
+            let mut net = FakeNet::new();
+            net.addrs = addrs;
+            let d = Daemon::new(cfg, FakeDcs(VecDeque::from([obs])), net);
+            d.once(dry)
+        };
+        let vip = vec![("192.0.2.50".parse().unwrap(), 24)];
+        let (code, line) = run(leader("pg1"), vec![], false);
+        assert_eq!(code, 0);
+        assert_eq!(
+            line,
+            r#"leader="pg1" node="pg1" desired=present actual=absent action=added vip=192.0.2.50/24 interface=eth0"#
+        );
+        assert_eq!(run(leader("pg1"), vec![], true).0, 3);
+        assert_eq!(run(leader("pg1"), vip.clone(), true).0, 0);
+        assert_eq!(run(leader("pg2"), vip.clone(), true).0, 3);
+        assert_eq!(run(Observation::NoLeader, vec![], true).0, 0);
+        // Unknown: exit 1, and the VIP is left alone even with grace 0.
+        let (code, line) = run(
+            Observation::Unknown("connection refused".into()),
+            vip.clone(),
+            false,
+        );
+        assert_eq!(code, 1);
+        assert!(
+            line.contains("leader=unknown") && line.contains("action=none"),
+            "{line}"
+        );
+        assert!(line.ends_with(r#"error="connection refused""#), "{line}");
+    }
+}

@@ -1,1 +1,101 @@
-fn main() {}
+//! `vipd`: parse the configuration, then run the loop or `--once`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use vipd::config::{self, Command, Config};
+use vipd::daemon::Daemon;
+use vipd::dcs::etcd::{Credentials, Etcd, Settings};
+use vipd::net::Kernel;
+use vipd::signals::Signals;
+
+/// Write to a stream, ignoring a dead pipe (never panic on output).
+fn say(mut out: impl Write, text: &str) {
+    let _ = writeln!(out, "{text}");
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+fn etcd_settings(cfg: &Config) -> Settings {
+    Settings {
+        endpoints: cfg.endpoints.clone(),
+        key: cfg.trigger_key.clone(),
+        credentials: match (&cfg.etcd_user, &cfg.etcd_password) {
+            (Some(user), Some(password)) => Some(Credentials {
+                user: user.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        },
+        interval: cfg.interval,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = std::env::args_os().skip(1).collect();
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = match config::load(args, &env, &hostname()) {
+        Ok(l) => l,
+        Err(e) => {
+            say(std::io::stderr(), &format!("vipd: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let (cfg, once) = match loaded.command {
+        Command::Help => {
+            say(std::io::stdout(), &config::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            say(
+                std::io::stdout(),
+                concat!("vipd ", env!("CARGO_PKG_VERSION")),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(cfg) => (cfg, None),
+        Command::Once { config, dry_run } => (config, Some(dry_run)),
+    };
+    vipd::logger::init(cfg.verbose);
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    // Before anything can fail half-way: from here on SIGTERM cannot interrupt a change.
+    let signals = match Signals::block() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("blocking signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let kernel = match Kernel::open() {
+        Ok(k) => k,
+        Err(e) => {
+            log::error!("{e} (vipd needs CAP_NET_ADMIN and CAP_NET_RAW)");
+            return ExitCode::from(1);
+        }
+    };
+    let mut etcd = Etcd::new(&etcd_settings(&cfg));
+    if let Err(rejected) =
+        etcd.check_credentials(Instant::now() + cfg.interval.max(Duration::from_secs(2)))
+    {
+        log::error!("{}", rejected.0);
+        return ExitCode::from(2);
+    }
+    let daemon = Daemon::new(cfg, etcd, kernel);
+    let status = match once {
+        Some(dry_run) => {
+            let (status, line) = daemon.once(dry_run);
+            say(std::io::stdout(), &line);
+            status
+        }
+        None => daemon.run(&signals),
+    };
+    ExitCode::from(status as u8)
+}

@@ -1,1 +1,572 @@
-//! (to be written)
+//! etcd through its v3 JSON gateway (grpc-gateway): `POST <prefix>/kv/range`.
+//!
+//! The reply handling is pure ([`parse_range`], [`api_prefix`], [`parse_auth`]) and
+//! unit-tested on the byte shapes etcd 3.4 sends; [`Etcd`] is the thin HTTP shell.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Dcs, Observation};
+use crate::base64;
+use crate::config::Secret;
+
+/// Replies larger than this are refused (a leader key reply is a few hundred bytes).
+pub const MAX_REPLY: u64 = 64 * 1024;
+
+/// What a range read of the trigger key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    /// The store's revision when it answered (`header.revision`).
+    pub revision: i64,
+    /// The key's value, or `None` when the key does not exist.
+    pub value: Option<String>,
+}
+
+/// A reply that is not a range result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyError {
+    /// An etcd error object: gRPC code and message.
+    Etcd { code: i64, message: String },
+    /// Not what etcd sends: the text says what was wrong.
+    Malformed(String),
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplyError::Etcd { code, message } => write!(f, "etcd error {code}: {message}"),
+            ReplyError::Malformed(why) => write!(f, "malformed reply: {why}"),
+        }
+    }
+}
+
+/// gRPC code etcd uses for an expired or invalid auth token.
+pub const CODE_UNAUTHENTICATED: i64 = 16;
+/// gRPC code for "authentication failed, invalid user ID or password".
+pub const CODE_INVALID_ARGUMENT: i64 = 3;
+
+fn int64(v: Option<&Value>) -> Option<i64> {
+    // The gateway encodes int64 as JSON strings; accept plain numbers too.
+    match v? {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// The error object of a unary reply (`{"error":…,"code":N,"message":…}`), if any.
+fn error_object(v: &Value) -> Option<ReplyError> {
+    let obj = v.as_object()?;
+    if !obj.contains_key("error") && !obj.contains_key("code") {
+        return None;
+    }
+    let code = int64(obj.get("code")).unwrap_or(-1);
+    let message = obj
+        .get("message")
+        .or_else(|| obj.get("error"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no message)");
+    Some(ReplyError::Etcd {
+        code,
+        message: message.chars().take(200).collect(),
+    })
+}
+
+fn malformed(why: &str) -> ReplyError {
+    ReplyError::Malformed(why.to_string())
+}
+
+/// Parse the body of a `kv/range` reply for the single key `key`.
+pub fn parse_range(body: &[u8], key: &[u8]) -> Result<Range, ReplyError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ReplyError::Malformed(format!("invalid JSON: {e}")))?;
+    if let Some(err) = error_object(&v) {
+        return Err(err);
+    }
+    let header = v.get("header").ok_or_else(|| malformed("no header"))?;
+    let revision = int64(header.get("revision")).ok_or_else(|| malformed("no header.revision"))?;
+    let kvs = match v.get("kvs") {
+        None | Some(Value::Null) => {
+            return Ok(Range {
+                revision,
+                value: None,
+            });
+        }
+        Some(Value::Array(kvs)) => kvs,
+        Some(_) => return Err(malformed("kvs is not a list")),
+    };
+    let Some(kv) = kvs.first() else {
+        return Ok(Range {
+            revision,
+            value: None,
+        });
+    };
+    let got_key = kv
+        .get("key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| malformed("kv without key"))?;
+    let got_key =
+        base64::decode(got_key).map_err(|e| ReplyError::Malformed(format!("key: {e}")))?;
+    if got_key != key {
+        return Err(malformed("reply is for another key"));
+    }
+    // An empty value is omitted by the gateway.
+    let value = match kv.get("value") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => {
+            base64::decode(s).map_err(|e| ReplyError::Malformed(format!("value: {e}")))?
+        }
+        Some(_) => return Err(malformed("value is not a string")),
+    };
+    let value = String::from_utf8(value).map_err(|_| malformed("value is not UTF-8"))?;
+    Ok(Range {
+        revision,
+        value: Some(value),
+    })
+}
+
+/// The gateway's path prefix for a server version (`GET /version` →
+/// `{"etcdserver":"3.4.23",…}`): `/v3` from 3.4 on, `/v3beta` on 3.3, `/v3alpha` before.
+pub fn api_prefix(version_body: &[u8]) -> Option<&'static str> {
+    let v: Value = serde_json::from_slice(version_body).ok()?;
+    let server = v.get("etcdserver")?.as_str()?;
+    let mut parts = server.split('.').map(|p| p.parse::<u32>());
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    Some(match (major, minor) {
+        (0..=2, _) => return None,
+        (3, 0..=2) => "/v3alpha",
+        (3, 3) => "/v3beta",
+        _ => "/v3",
+    })
+}
+
+/// The token of an `auth/authenticate` reply.
+pub fn parse_auth(body: &[u8]) -> Result<String, ReplyError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ReplyError::Malformed(format!("invalid JSON: {e}")))?;
+    if let Some(err) = error_object(&v) {
+        return Err(err);
+    }
+    match v.get("token").and_then(Value::as_str) {
+        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        _ => Err(malformed("no token")),
+    }
+}
+
+/// The JSON body naming `key` for range and watch requests.
+fn key_body(key: &[u8]) -> String {
+    format!("{{\"key\":\"{}\"}}", base64::encode(key))
+}
+
+/// Credentials for etcd's authentication.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+/// Everything [`Etcd`] needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoints: Vec<String>,
+    pub key: String,
+    pub credentials: Option<Credentials>,
+    /// The loop's interval: timeouts are derived from it.
+    pub interval: Duration,
+}
+
+struct Endpoint {
+    base: String,
+    prefix: Option<&'static str>,
+}
+
+/// Why a request to one endpoint failed.
+enum Failure {
+    /// The endpoint could not be used; try another.
+    Transport(String),
+    /// The endpoint answered with an etcd error.
+    Reply(ReplyError),
+}
+
+/// Credentials the server refused: at start-up this is a configuration error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+/// The etcd v3 client: one agent (keep-alive), several endpoints; a failed endpoint
+/// is skipped and tried again later.
+pub struct Etcd {
+    agent: ureq::Agent,
+    endpoints: Vec<Endpoint>,
+    current: usize,
+    key: Vec<u8>,
+    range_body: String,
+    credentials: Option<Credentials>,
+    token: Option<String>,
+}
+
+impl Etcd {
+    pub fn new(settings: &Settings) -> Etcd {
+        let connect =
+            (settings.interval / 3).clamp(Duration::from_millis(100), Duration::from_secs(2));
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect))
+            .max_redirects(0)
+            .user_agent(concat!("vipd/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Etcd {
+            agent: config.into(),
+            endpoints: settings
+                .endpoints
+                .iter()
+                .map(|e| Endpoint {
+                    base: e.trim_end_matches('/').to_string(),
+                    prefix: None,
+                })
+                .collect(),
+            current: 0,
+            key: settings.key.as_bytes().to_vec(),
+            range_body: key_body(settings.key.as_bytes()),
+            credentials: settings.credentials.clone(),
+            token: None,
+        }
+    }
+
+    /// POST `body` to `path` on endpoint `i`, returning status and (bounded) body.
+    fn post(
+        &self,
+        i: usize,
+        path: &str,
+        body: &str,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let ep = &self.endpoints[i];
+        let url = format!("{}{}{}", ep.base, ep.prefix.unwrap_or("/v3"), path);
+        let timeout = remaining(deadline);
+        let mut req = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", "application/json")
+            .header("Grpc-Metadata-hasleader", "true");
+        if let Some(token) = &self.token {
+            req = req.header("Authorization", token.as_str());
+        }
+        let mut resp = req.send(body).map_err(|e| describe(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY)
+            .read_to_vec()
+            .map_err(|e| describe(&e))?;
+        Ok((status, body))
+    }
+
+    /// Find the API prefix of endpoint `i` once (`GET /version`).
+    fn detect_prefix(&mut self, i: usize, deadline: Instant) -> Result<(), String> {
+        if self.endpoints[i].prefix.is_some() {
+            return Ok(());
+        }
+        let url = format!("{}/version", self.endpoints[i].base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(remaining(deadline)))
+            .build()
+            .call()
+            .map_err(|e| describe(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY)
+            .read_to_vec()
+            .map_err(|e| describe(&e))?;
+        if status != 200 {
+            return Err(format!("GET /version: HTTP {status}"));
+        }
+        let prefix =
+            api_prefix(&body).ok_or_else(|| "GET /version: not an etcd v3 server".to_string())?;
+        log::debug!("{}: etcd API prefix {prefix}", self.endpoints[i].base);
+        self.endpoints[i].prefix = Some(prefix);
+        Ok(())
+    }
+
+    /// Authenticate on endpoint `i`. `Err(Ok(Rejected))` when the server refused the
+    /// credentials, `Err(Err(text))` when it could not be asked.
+    fn authenticate(
+        &mut self,
+        i: usize,
+        deadline: Instant,
+    ) -> Result<(), Result<Rejected, String>> {
+        let Some(cred) = &self.credentials else {
+            return Ok(());
+        };
+        let body = serde_json::json!({"name": cred.user, "password": cred.password.0}).to_string();
+        self.token = None;
+        let (status, reply) = self
+            .post(i, "/auth/authenticate", &body, deadline)
+            .map_err(Err)?;
+        match parse_auth(&reply) {
+            Ok(token) => {
+                self.token = Some(token);
+                Ok(())
+            }
+            Err(ReplyError::Etcd {
+                code: CODE_INVALID_ARGUMENT,
+                message,
+            }) => Err(Ok(Rejected(format!(
+                "etcd-user {:?}: {message}",
+                cred.user
+            )))),
+            Err(e) => Err(Err(format!("authenticate: HTTP {status}: {e}"))),
+        }
+    }
+
+    /// One range read on endpoint `i`, authenticating (again) when needed.
+    fn range_on(&mut self, i: usize, deadline: Instant) -> Result<Range, Failure> {
+        self.detect_prefix(i, deadline)
+            .map_err(Failure::Transport)?;
+        if self.credentials.is_some() && self.token.is_none() {
+            self.authenticate(i, deadline)
+                .map_err(|e| Failure::Transport(rejected_text(e)))?;
+        }
+        let mut reauthenticated = false;
+        loop {
+            let (status, body) = self
+                .post(i, "/kv/range", &self.range_body, deadline)
+                .map_err(Failure::Transport)?;
+            match parse_range(&body, &self.key) {
+                Ok(range) => return Ok(range),
+                Err(ReplyError::Etcd {
+                    code: CODE_UNAUTHENTICATED,
+                    ..
+                }) if self.credentials.is_some() && !reauthenticated => {
+                    reauthenticated = true;
+                    self.authenticate(i, deadline)
+                        .map_err(|e| Failure::Transport(rejected_text(e)))?;
+                }
+                Err(e) if status == 404 => {
+                    // Wrong API prefix (an upgraded server?): detect again next time.
+                    self.endpoints[i].prefix = None;
+                    return Err(Failure::Transport(format!("HTTP 404: {e}")));
+                }
+                Err(e) => return Err(Failure::Reply(e)),
+            }
+        }
+    }
+
+    /// One range read, trying each endpoint at most once from the current one.
+    pub fn range(&mut self, deadline: Instant) -> Result<Range, String> {
+        let n = self.endpoints.len();
+        let mut errors = Vec::new();
+        for _ in 0..n {
+            let i = self.current;
+            let base = self.endpoints[i].base.clone();
+            match self.range_on(i, deadline) {
+                Ok(range) => return Ok(range),
+                Err(Failure::Transport(e)) => errors.push(format!("{base}: {e}")),
+                Err(Failure::Reply(e)) => errors.push(format!("{base}: {e}")),
+            }
+            self.current = (i + 1) % n;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    /// At start-up: authenticate once if credentials are set, so that rejected
+    /// credentials are a configuration error (exit 2) rather than a retry loop.
+    /// An unreachable server is not an error here: the loop retries.
+    pub fn check_credentials(&mut self, deadline: Instant) -> Result<(), Rejected> {
+        if self.credentials.is_none() {
+            return Ok(());
+        }
+        for i in 0..self.endpoints.len() {
+            if self.detect_prefix(i, deadline).is_err() {
+                continue;
+            }
+            match self.authenticate(i, deadline) {
+                Ok(()) => return Ok(()),
+                Err(Ok(rejected)) => return Err(rejected),
+                Err(Err(_)) => continue,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rejected_text(e: Result<Rejected, String>) -> String {
+    match e {
+        Ok(Rejected(text)) => format!("credentials rejected: {text}"),
+        Err(text) => text,
+    }
+}
+
+impl Dcs for Etcd {
+    fn observe(&mut self, deadline: Instant) -> Observation {
+        match self.range(deadline) {
+            Ok(Range { value: Some(v), .. }) => Observation::Leader(v),
+            Ok(Range { value: None, .. }) => Observation::NoLeader,
+            Err(e) => Observation::Unknown(e),
+        }
+    }
+}
+
+/// Time left until `deadline`, never less than a small floor so that a request can
+/// still be made when the turn is already late.
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(50))
+}
+
+/// A short, secret-free description of a transport error.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
+        ureq::Error::BodyExceedsLimit(n) => format!("reply larger than {n} bytes refused"),
+        ureq::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"/service/demo/leader";
+
+    // Bodies as Debian's etcd 3.4.23 sent them, captured with
+    // `curl -s -XPOST http://127.0.0.1:23790/v3/kv/range -d '{"key":"L3Nl…"}'` after
+    // `etcdctl put /service/demo/leader node1` and after `etcdctl del …`.
+    const RANGE_HIT: &str = r#"{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"2","raft_term":"2"},"kvs":[{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","create_revision":"2","mod_revision":"2","version":"1","value":"bm9kZTE="}],"count":"1"}"#;
+    const RANGE_MISS: &str = r#"{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"3","raft_term":"2"}}"#;
+    // The shape DESIGN.md records for a member without quorum (with hasleader).
+    const NO_LEADER: &str =
+        r#"{"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14}"#;
+
+    #[test]
+    fn range_with_value() {
+        let r = parse_range(RANGE_HIT.as_bytes(), KEY).unwrap();
+        assert_eq!(
+            r,
+            Range {
+                revision: 2,
+                value: Some("node1".into())
+            }
+        );
+    }
+
+    #[test]
+    fn range_of_missing_key_is_no_value() {
+        let r = parse_range(RANGE_MISS.as_bytes(), KEY).unwrap();
+        assert_eq!(
+            r,
+            Range {
+                revision: 3,
+                value: None
+            }
+        );
+        let empty_list = r#"{"header":{"revision":"7"},"kvs":[]}"#;
+        assert_eq!(parse_range(empty_list.as_bytes(), KEY).unwrap().value, None);
+    }
+
+    #[test]
+    fn empty_value_is_omitted_by_the_gateway() {
+        let body = r#"{"header":{"revision":"9"},"kvs":[{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","mod_revision":"9"}],"count":"1"}"#;
+        assert_eq!(
+            parse_range(body.as_bytes(), KEY).unwrap().value,
+            Some(String::new())
+        );
+    }
+
+    #[test]
+    fn etcd_errors() {
+        assert_eq!(
+            parse_range(NO_LEADER.as_bytes(), KEY),
+            Err(ReplyError::Etcd {
+                code: 14,
+                message: "etcdserver: no leader".into()
+            })
+        );
+        // Captured: a range with `Authorization: Bearer <token>` (3.4 wants the raw token).
+        let unauth = r#"{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}"#;
+        assert!(matches!(
+            parse_range(unauth.as_bytes(), KEY),
+            Err(ReplyError::Etcd { code: 16, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        let cases = [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"header":{}}"#,
+            r#"{"header":{"revision":"x"}}"#,
+            r#"{"header":{"revision":"1"},"kvs":{}}"#,
+            r#"{"header":{"revision":"1"},"kvs":[{}]}"#,
+            r#"{"header":{"revision":"1"},"kvs":[{"key":"!!!!","value":"bm9kZTE="}]}"#,
+            r#"{"header":{"revision":"1"},"kvs":[{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","value":"bm9kZTE"}]}"#,
+            r#"{"header":{"revision":"1"},"kvs":[{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","value":7}]}"#,
+            r#"{"header":{"revision":"1"},"kvs":[{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","value":"//79"}]}"#,
+            r#"{"header":{"revision":"1"},"kvs":[{"key":"b3RoZXI=","value":"bm9kZTE="}]}"#,
+        ];
+        for body in cases {
+            assert!(
+                matches!(
+                    parse_range(body.as_bytes(), KEY),
+                    Err(ReplyError::Malformed(_))
+                ),
+                "body {body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn api_prefix_by_version() {
+        let v = |s: &str| {
+            api_prefix(format!(r#"{{"etcdserver":"{s}","etcdcluster":"3.4.0"}}"#).as_bytes())
+        };
+        assert_eq!(v("3.4.23"), Some("/v3"));
+        assert_eq!(v("3.5.9"), Some("/v3"));
+        assert_eq!(v("3.6.0"), Some("/v3"));
+        assert_eq!(v("3.3.27"), Some("/v3beta"));
+        assert_eq!(v("3.2.32"), Some("/v3alpha"));
+        assert_eq!(v("2.3.8"), None);
+        assert_eq!(v("garbage"), None);
+        assert_eq!(api_prefix(b"{}"), None);
+    }
+
+    #[test]
+    fn auth_token() {
+        // Captured from etcd 3.4.23 with auth enabled.
+        let good = r#"{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"3","raft_term":"2"},"token":"BbaDiwEqrmZmPfGo.12"}"#;
+        assert_eq!(
+            parse_auth(good.as_bytes()),
+            Ok("BbaDiwEqrmZmPfGo.12".into())
+        );
+        let bad = r#"{"error":"etcdserver: authentication failed, invalid user ID or password","message":"etcdserver: authentication failed, invalid user ID or password","code":3}"#;
+        assert!(matches!(
+            parse_auth(bad.as_bytes()),
+            Err(ReplyError::Etcd { code: 3, .. })
+        ));
+        assert!(parse_auth(b"{}").is_err());
+    }
+
+    #[test]
+    fn range_body_names_the_key() {
+        assert_eq!(key_body(KEY), r#"{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI="}"#);
+    }
+}
