@@ -69,8 +69,9 @@ impl NetError {
 
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // io::Error's text already ends in "(os error N)".
         let text = std::io::Error::from_raw_os_error(self.errno);
-        write!(f, "{}: {} (errno {})", self.op, text, self.errno)?;
+        write!(f, "{}: {text}", self.op)?;
         if let Some(ack) = &self.extack {
             write!(f, ": {ack}")?;
         }

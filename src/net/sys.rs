@@ -1,1 +1,281 @@
-//! (to be written)
+//! Thin, safe wrappers over the socket system calls the network module makes.
+//!
+//! In the style of socket2: one [`syscall!`] macro turns the C convention of
+//! returning `-1` into `io::Error::last_os_error()`, sockets are [`OwnedFd`]s (closed
+//! on drop, created with `SOCK_CLOEXEC`), and every method names the system call it
+//! makes. All the `unsafe` of the network module that touches file descriptors lives
+//! here; each block says why it is sound.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Evaluates a libc call (the caller writes the `unsafe` block and its `SAFETY:`
+/// comment) and turns a `-1` return into `Err(io::Error::last_os_error())`.
+macro_rules! syscall {
+    ($call:expr) => {{
+        let res = $call;
+        if res == -1 {
+            Err(::std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// Runs `f` again while it fails with `EINTR` (a signal arrived mid-call), at most
+/// a few times so that a signal storm cannot keep the caller here forever.
+fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 8 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// An open socket; closed when dropped.
+#[derive(Debug)]
+pub struct Socket {
+    fd: OwnedFd,
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Socket {
+    /// `socket(domain, ty | SOCK_CLOEXEC, protocol)`.
+    pub fn new(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::Result<Socket> {
+        // SAFETY: socket(2) takes plain integers and touches no memory of ours.
+        let fd = syscall!(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) })?;
+        // SAFETY: `fd` was just returned by socket(2), is open and owned by no one
+        // else; OwnedFd takes over closing it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Socket { fd })
+    }
+
+    /// `setsockopt(fd, level, name, &value, sizeof(int))` for an integer option.
+    pub fn set_int_option(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: libc::c_int,
+    ) -> io::Result<()> {
+        self.set_option(level, name, &value)
+    }
+
+    /// `setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, ...)`: a blocking receive fails with
+    /// `EAGAIN` (io::ErrorKind::WouldBlock) after `timeout`. A zero duration would
+    /// mean "block forever" to the kernel, so it is raised to one microsecond.
+    pub fn set_recv_timeout(&self, timeout: Duration) -> io::Result<()> {
+        let secs = libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX);
+        let mut tv = libc::timeval {
+            tv_sec: secs,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        if tv.tv_sec == 0 && tv.tv_usec == 0 {
+            tv.tv_usec = 1;
+        }
+        self.set_option(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    }
+
+    /// `setsockopt(2)` with any plain-data value.
+    fn set_option<T: Copy>(
+        &self,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: &T,
+    ) -> io::Result<()> {
+        let len = mem::size_of::<T>() as libc::socklen_t;
+        // SAFETY: `value` points to a live, initialised `T` of exactly `len` bytes,
+        // which the kernel only reads during the call.
+        syscall!(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                level,
+                name,
+                (value as *const T).cast::<libc::c_void>(),
+                len,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one) with
+    /// no multicast groups.
+    pub fn bind_netlink(&self, port: u32) -> io::Result<()> {
+        let addr = netlink_addr(port);
+        // SAFETY: `addr` is a fully initialised sockaddr_nl and the length passed is
+        // its size; the kernel only reads it.
+        syscall!(unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast::<libc::sockaddr>(),
+                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `getsockname(2)` of a bound netlink socket: its port id.
+    pub fn netlink_port(&self) -> io::Result<u32> {
+        let mut addr = netlink_addr(0);
+        let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: `addr` and `len` are live locals; the kernel writes at most `len`
+        // bytes into `addr` and the new length into `len`.
+        syscall!(unsafe {
+            libc::getsockname(
+                self.fd.as_raw_fd(),
+                (&mut addr as *mut libc::sockaddr_nl).cast::<libc::sockaddr>(),
+                &mut len,
+            )
+        })?;
+        if addr.nl_family != libc::AF_NETLINK as libc::sa_family_t {
+            return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT));
+        }
+        Ok(addr.nl_pid)
+    }
+
+    /// `sendto(2)` the whole of `buf` to the kernel (netlink port 0).
+    pub fn send_to_kernel(&self, buf: &[u8]) -> io::Result<()> {
+        let addr = netlink_addr(0);
+        self.send_to(buf, &addr)
+    }
+
+    /// `sendto(2)` the whole of `frame` (a complete link-layer frame) out of
+    /// interface `ifindex` on an `AF_PACKET`/`SOCK_RAW` socket, with `protocol`
+    /// (host byte order, e.g. `ETH_P_ARP`) as the frame's protocol and the
+    /// broadcast address as the 6-byte link-layer destination.
+    pub fn send_to_link(&self, frame: &[u8], ifindex: u32, protocol: u16) -> io::Result<()> {
+        let ifindex = libc::c_int::try_from(ifindex)
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+        // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
+        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
+        addr.sll_protocol = protocol.to_be();
+        addr.sll_ifindex = ifindex;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        self.send_to(frame, &addr)
+    }
+
+    /// `sendto(2)` with a socket address of type `A`; a short send is an error.
+    fn send_to<A>(&self, buf: &[u8], addr: &A) -> io::Result<()> {
+        let sent = retry_eintr(|| {
+            // SAFETY: `buf` is a live slice the kernel reads at most `buf.len()`
+            // bytes of; `addr` is a live, initialised socket address of the size
+            // passed.
+            syscall!(unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast::<libc::c_void>(),
+                    buf.len(),
+                    0,
+                    (addr as *const A).cast::<libc::sockaddr>(),
+                    mem::size_of::<A>() as libc::socklen_t,
+                )
+            })
+        })?;
+        if usize::try_from(sent).ok() != Some(buf.len()) {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short send: {sent} of {} bytes", buf.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `recvfrom(fd, buf, len, MSG_TRUNC, &sockaddr_nl, ...)` on a netlink socket:
+    /// one datagram into `buf`. Returns the datagram's full length (larger than
+    /// `buf.len()` when it did not fit and was cut) and the sender's port id
+    /// (0 for the kernel). Fails with `WouldBlock` when the receive timeout passes.
+    pub fn recv_netlink(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
+        let mut addr = netlink_addr(0);
+        let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        let got = retry_eintr(|| {
+            // SAFETY: the kernel writes at most `buf.len()` bytes into the live,
+            // exclusively borrowed `buf`, and at most `len` bytes into `addr`.
+            syscall!(unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast::<libc::c_void>(),
+                    buf.len(),
+                    libc::MSG_TRUNC,
+                    (&mut addr as *mut libc::sockaddr_nl).cast::<libc::sockaddr>(),
+                    &mut len,
+                )
+            })
+        })?;
+        let got = usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
+        Ok((got, addr.nl_pid))
+    }
+}
+
+/// `setns(fd, CLONE_NEWNET)`: moves the calling thread (only it) into the network
+/// namespace `ns` refers to, e.g. an open `/run/netns/NAME`. Sockets the thread
+/// creates afterwards belong to that namespace. Needs `CAP_SYS_ADMIN`.
+pub fn enter_netns(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: setns(2) takes a descriptor the borrow keeps open and a flag; it
+    // touches no memory of ours.
+    syscall!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) })?;
+    Ok(())
+}
+
+/// A `sockaddr_nl` for port id `port` and no multicast groups.
+fn netlink_addr(port: u32) -> libc::sockaddr_nl {
+    // SAFETY: sockaddr_nl is plain data (it has a private padding field, so it
+    // cannot be built with a struct literal); all-zero bytes are a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_pid = port;
+    addr.nl_groups = 0;
+    addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_macro_maps_minus_one_to_errno() {
+        // SAFETY: close(2) of -1 touches no memory and closes nothing; it fails EBADF.
+        let res: io::Result<libc::c_int> = syscall!(unsafe { libc::close(-1) });
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        let ok: io::Result<i32> = syscall!(0);
+        assert_eq!(ok.unwrap(), 0);
+    }
+
+    #[test]
+    fn netlink_socket_binds_and_times_out() {
+        // Needs no privileges: any user may open NETLINK_ROUTE and wait on it.
+        let sock = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE).unwrap();
+        sock.bind_netlink(0).unwrap();
+        assert_ne!(
+            sock.netlink_port().unwrap(),
+            0,
+            "the kernel assigns a port id"
+        );
+        sock.set_recv_timeout(Duration::from_millis(20)).unwrap();
+        let mut buf = [0u8; 64];
+        let start = std::time::Instant::now();
+        let err = sock.recv_netlink(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn retry_eintr_gives_up() {
+        let mut calls = 0;
+        let res: io::Result<()> = retry_eintr(|| {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(libc::EINTR))
+        });
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EINTR));
+        assert_eq!(calls, 9);
+    }
+}

@@ -1,0 +1,256 @@
+//! `Kernel` against the real kernel: add, list and delete addresses and announce with
+//! gratuitous ARP inside a network namespace this test creates (a veth pair
+//! eth0/eth1, documentation addresses only), removed again by a drop guard even when
+//! the test fails. Needs root; without it the test fails unless VIPD_ALLOW_SKIP=1.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vipd::net::netlink::FAMILY_INET;
+use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};
+
+const MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]; // RFC 7042 documentation MAC
+const MAC_TEXT: &str = "00:00:5e:00:53:01";
+const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
+const LOOKALIKE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
+const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50));
+
+fn is_root() -> bool {
+    // The effective uid is the second field of "Uid:" in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command, fails the test unless it succeeds, returns its stdout.
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create(name: String) -> Netns {
+        // A namespace left over by an earlier, killed run of this same process id.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        run("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    /// `ip -n NS ARGS...`
+    fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// Runs `f` on a thread that has entered this namespace, so the sockets it
+    /// opens belong to the namespace.
+    fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                sys::enter_netns(ns.as_fd()).expect("setns");
+                f()
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A child process killed and reaped on drop.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
+    Vip {
+        addr: vip,
+        prefix_len,
+    }
+}
+
+#[test]
+fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
+    if !is_root() {
+        if std::env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: needs root (VIPD_ALLOW_SKIP=1)");
+            return;
+        }
+        panic!("this test needs root (set VIPD_ALLOW_SKIP=1 to skip it)");
+    }
+    let ns = Netns::create(format!("vipdnl{}", std::process::id()));
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+    ]);
+    ns.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["link", "set", "eth1", "up"]);
+    let eth0: u32 = ns
+        .ip(&["-o", "link", "show", "eth0"])
+        .split(':')
+        .next()
+        .and_then(|i| i.trim().parse().ok())
+        .expect("eth0's index");
+    let eth1: u32 = ns
+        .ip(&["-o", "link", "show", "eth1"])
+        .split(':')
+        .next()
+        .and_then(|i| i.trim().parse().ok())
+        .expect("eth1's index");
+    let addrs_of = |dev: &str, family: &str| ns.ip(&[family, "-o", "addr", "show", "dev", dev]);
+
+    let mut k = ns.run_inside(|| Kernel::open().expect("open"));
+    // The sockets stay in the namespace they were opened in, whatever thread uses them.
+
+    // Links.
+    let link = k.link("eth0").unwrap().expect("eth0 exists");
+    assert_eq!(link.index, eth0);
+    assert_eq!(link.mac, MAC);
+    assert!(link.up);
+    assert_eq!(k.link("nosuch0").unwrap(), None);
+    let err = k.link("a-name-too-long-").unwrap_err();
+    assert_eq!(err.errno, libc::EINVAL);
+    ns.ip(&["link", "set", "eth1", "down"]);
+    assert!(
+        !k.link("eth0").unwrap().unwrap().up,
+        "no carrier with the peer down"
+    );
+    ns.ip(&["link", "set", "eth1", "up"]);
+
+    // Add, idempotently, at two prefix lengths, beside a look-alike address.
+    assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
+    k.add(eth0, v4(VIP, 24)).unwrap();
+    assert!(addrs_of("eth0", "-4").contains("inet 192.0.2.50/24 "));
+    k.add(eth0, v4(VIP, 24)).expect("EEXIST is success");
+    k.add(eth0, v4(VIP, 32)).unwrap();
+    k.add(eth0, v4(LOOKALIKE, 24)).unwrap();
+    assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [24, 32]);
+    assert_eq!(k.vip_prefixes(eth0, LOOKALIKE).unwrap(), [24]);
+    assert_eq!(k.vip_prefixes(eth1, VIP).unwrap(), [] as [u8; 0]);
+    assert_eq!(k.vip_prefixes(999_999, VIP).unwrap(), [] as [u8; 0]);
+    let listed = k.addresses(FAMILY_INET, eth0).unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+
+    // Kernel errors come back with errno, op and (where the kernel gives it) text.
+    let err = k.add(999_999, v4(VIP, 24)).unwrap_err();
+    assert_eq!(err.errno, libc::ENODEV, "{err}");
+    assert!(err.op.contains("192.0.2.50/24"), "{err}");
+    let err = k.add(eth0, v4(LOOKALIKE, 33)).unwrap_err();
+    assert_eq!(err.errno, libc::EINVAL, "{err}");
+    eprintln!("kernel errors as reported: {err}");
+
+    // Announce: the peer sees a request then a reply, both gratuitous.
+    let tcpdump = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "timeout", "10", "tcpdump"])
+        .args(["-i", "eth1", "-n", "-e", "-t", "-l", "-c", "2", "arp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    let mut tcpdump = ChildGuard(tcpdump);
+    let stderr = tcpdump.0.stderr.take().expect("stderr");
+    // tcpdump says "listening on eth1" once capturing (after a line or two of
+    // notes); `timeout` bounds the wait.
+    let mut stderr = BufReader::new(stderr);
+    let mut said = String::new();
+    for _ in 0..5 {
+        if stderr.read_line(&mut said).expect("tcpdump stderr") == 0
+            || said.contains("listening on")
+        {
+            break;
+        }
+    }
+    assert!(said.contains("listening on"), "tcpdump: {said}");
+    let started = Instant::now();
+    k.announce(&link, v4(VIP, 24), AnnounceMode::Both).unwrap();
+    let mut seen = String::new();
+    tcpdump
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut seen)
+        .expect("tcpdump stdout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "tcpdump timed out: {seen}"
+    );
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines.len(), 2, "{seen}");
+    assert!(lines[0].starts_with(&format!("{MAC_TEXT} > ff:ff:ff:ff:ff:ff, ethertype ARP")));
+    assert!(
+        lines[0].contains("Request who-has 192.0.2.50 tell 192.0.2.50"),
+        "{seen}"
+    );
+    assert!(
+        lines[1].contains(&format!("Reply 192.0.2.50 is-at {MAC_TEXT}")),
+        "{seen}"
+    );
+    let err = k
+        .announce(&link, v4(VIP6, 64), AnnounceMode::Request)
+        .unwrap_err();
+    assert_eq!(err.errno, libc::EAFNOSUPPORT);
+
+    // Delete, idempotently, every copy.
+    k.del(eth0, VIP, 24).unwrap();
+    k.del(eth0, VIP, 24).expect("EADDRNOTAVAIL is success");
+    assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [32]);
+    k.del(eth0, VIP, 32).unwrap();
+    assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
+    assert!(!addrs_of("eth0", "-4").contains("192.0.2.50/"));
+
+    // IPv6: added without duplicate address detection, so never tentative.
+    k.add(eth0, v4(VIP6, 64)).unwrap();
+    k.add(eth0, v4(VIP6, 64)).expect("EEXIST is success");
+    assert_eq!(k.vip_prefixes(eth0, VIP6).unwrap(), [64]);
+    let shown = addrs_of("eth0", "-6");
+    let line = shown
+        .lines()
+        .find(|l| l.contains("2001:db8::50/64"))
+        .unwrap_or_else(|| panic!("no VIP in {shown}"));
+    assert!(!line.contains("tentative"), "{line}");
+    k.del(eth0, VIP6, 64).unwrap();
+    k.del(eth0, VIP6, 64).expect("EADDRNOTAVAIL is success");
+    assert_eq!(k.vip_prefixes(eth0, VIP6).unwrap(), [] as [u8; 0]);
+}
