@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::dcs::{Dcs, Observation};
+use crate::dcs::{Dcs, Observation, Wait};
 use crate::decide::{Desired, Grace, LastFact, Reason, decide};
 use crate::net::{AddrBackend, LinkInfo, NetError};
 use crate::signals::{Signal, Signals};
@@ -232,9 +232,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         self.burst = (burst.remaining > 0).then_some(burst);
     }
 
-    /// One full turn: observe until `deadline`, decide, reconcile, log.
-    pub fn turn(&mut self, deadline: Instant) -> Report {
-        let obs = self.dcs.observe(deadline);
+    /// One full turn: observe until `deadline` (unless the watch already saw the
+    /// change), decide, reconcile, log.
+    pub fn turn(&mut self, seen: Option<Observation>, deadline: Instant) -> Report {
+        let obs = match seen {
+            Some(obs) => obs,
+            None => self.dcs.observe(deadline),
+        };
         let now = Instant::now();
         let decision = self.decide_now(&obs, now);
         let report = self.reconcile(obs, decision, now, false);
@@ -255,22 +259,52 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             interval.as_millis()
         );
         let mut next_turn = Instant::now();
+        // A change seen by the watch, acted on before anything else.
+        let mut event: Option<Observation> = None;
+        // Watches that broke in a row; after one, wait for the deadline instead of
+        // re-reading at once, so a broken watch cannot spin the loop.
+        let mut broken_watches = 0u32;
         loop {
             let now = Instant::now();
-            if now >= next_turn {
-                self.turn(now + interval);
-                next_turn += interval;
-                let now = Instant::now();
-                if next_turn <= now {
-                    next_turn = now + interval;
-                }
+            if event.is_some() || now >= next_turn {
+                let from_watch = event.is_some();
+                self.turn(event.take(), now + interval);
+                // After an event, read the key again at once to re-arm the watch from
+                // a fresh revision; otherwise keep the cadence.
+                next_turn = if from_watch {
+                    Instant::now()
+                } else {
+                    now + interval
+                };
             } else {
                 self.announce_due(now, None);
             }
             let wake = self
                 .next_announcement()
                 .map_or(next_turn, |a| a.min(next_turn));
-            match signals.wait(wake.saturating_duration_since(Instant::now())) {
+            let now = Instant::now();
+            let mut sleep = wake.saturating_duration_since(now);
+            if wake > now {
+                match self.dcs.wait_for_change(wake) {
+                    Some(Wait::Changed(obs)) => {
+                        event = Some(obs);
+                        broken_watches = 0;
+                        sleep = Duration::ZERO;
+                    }
+                    Some(Wait::Reread) if broken_watches == 0 => {
+                        broken_watches += 1;
+                        next_turn = Instant::now();
+                        sleep = Duration::ZERO;
+                    }
+                    Some(Wait::Reread) => sleep = wake.saturating_duration_since(Instant::now()),
+                    Some(Wait::Deadline) => {
+                        broken_watches = 0;
+                        sleep = Duration::ZERO;
+                    }
+                    None => {}
+                }
+            }
+            match signals.wait(sleep) {
                 None => {}
                 Some(Signal::Hup) => {
                     log::info!("SIGHUP: configuration reload is not supported yet; ignored")

@@ -7,7 +7,11 @@
 //!
 //! Pure code (message building and parsing, the decision, the configuration) is kept
 //! apart from I/O so that it is unit-tested without sockets; `unsafe` lives only in the
-//! kernel-facing modules [`net::sys`], [`net::netlink`], [`net::arp`] and [`signals`].
+//! two kernel-facing modules [`net::sys`] (sockets) and [`signals`]; the crate denies it
+//! everywhere else.
+
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod base64;
 pub mod config;
@@ -16,4 +20,5 @@ pub mod dcs;
 pub mod decide;
 pub mod logger;
 pub mod net;
+#[allow(unsafe_code)]
 pub mod signals;

@@ -34,6 +34,7 @@ fn etcd_settings(cfg: &Config) -> Settings {
             _ => None,
         },
         interval: cfg.interval,
+        watch: true,
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Dcs, Observation};
+use super::{Dcs, Observation, Wait};
 use crate::base64;
 use crate::config::Secret;
 
@@ -156,6 +156,90 @@ pub fn parse_auth(body: &[u8]) -> Result<String, ReplyError> {
     }
 }
 
+/// One line of a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchLine {
+    /// The watch is set up.
+    Created,
+    /// Events arrived; the key's state after the last of them (`None`: deleted).
+    Changed(Option<String>),
+    /// The server ended the watch (compacted start revision, or another reason).
+    Canceled(String),
+    /// An error object in the stream.
+    Error(String),
+    /// Anything else that is well-formed (progress notifications).
+    Other,
+}
+
+/// Parse one line of a `watch` reply stream for the key `key`.
+pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError> {
+    let v: Value = serde_json::from_slice(line)
+        .map_err(|e| ReplyError::Malformed(format!("invalid JSON: {e}")))?;
+    if let Some(err) = v.get("error") {
+        // Stream errors: {"error":{"grpc_code":14,"http_code":503,"message":…}}; a
+        // unary-shaped error (string + code) may come from a failed create.
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .or_else(|| err.as_str())
+            .unwrap_or("(no message)");
+        return Ok(WatchLine::Error(message.chars().take(200).collect()));
+    }
+    let result = v.get("result").ok_or_else(|| malformed("no result"))?;
+    if result.get("canceled").and_then(Value::as_bool) == Some(true) {
+        let why = match (
+            int64(result.get("compact_revision")),
+            result.get("cancel_reason").and_then(Value::as_str),
+        ) {
+            (Some(rev), _) => format!("start revision compacted (compact_revision {rev})"),
+            (None, Some(reason)) => reason.chars().take(200).collect(),
+            (None, None) => "canceled by the server".to_string(),
+        };
+        return Ok(WatchLine::Canceled(why));
+    }
+    if let Some(events) = result.get("events") {
+        let events = events
+            .as_array()
+            .ok_or_else(|| malformed("events is not a list"))?;
+        let mut state = None;
+        for ev in events {
+            let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
+            let got_key = kv
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed("kv without key"))?;
+            if base64::decode(got_key).map_err(|e| ReplyError::Malformed(format!("key: {e}")))?
+                != key
+            {
+                continue;
+            }
+            let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
+            state = Some(if deleted {
+                None
+            } else {
+                let value = match kv.get("value") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::String(s)) => base64::decode(s)
+                        .map_err(|e| ReplyError::Malformed(format!("value: {e}")))?,
+                    Some(_) => return Err(malformed("value is not a string")),
+                };
+                Some(String::from_utf8(value).map_err(|_| malformed("value is not UTF-8"))?)
+            });
+        }
+        return Ok(match state {
+            Some(state) => WatchLine::Changed(state),
+            None => WatchLine::Other,
+        });
+    }
+    if result.get("created").and_then(Value::as_bool) == Some(true) {
+        return Ok(WatchLine::Created);
+    }
+    Ok(WatchLine::Other)
+}
+
+/// The longest watch line accepted (one event for one small key is far below it).
+pub const MAX_WATCH_LINE: usize = 64 * 1024;
+
 /// The JSON body naming `key` for range and watch requests.
 fn key_body(key: &[u8]) -> String {
     format!("{{\"key\":\"{}\"}}", base64::encode(key))
@@ -176,6 +260,8 @@ pub struct Settings {
     pub credentials: Option<Credentials>,
     /// The loop's interval: timeouts are derived from it.
     pub interval: Duration,
+    /// Wait for changes with a watch between range reads (`no-watch` turns it off).
+    pub watch: bool,
 }
 
 struct Endpoint {
@@ -205,6 +291,10 @@ pub struct Etcd {
     range_body: String,
     credentials: Option<Credentials>,
     token: Option<String>,
+    watch: bool,
+    /// The revision of this turn's successful range read, consumed by the watch.
+    revision: Option<i64>,
+    line: Vec<u8>,
 }
 
 impl Etcd {
@@ -232,6 +322,33 @@ impl Etcd {
             range_body: key_body(settings.key.as_bytes()),
             credentials: settings.credentials.clone(),
             token: None,
+            watch: settings.watch,
+            revision: None,
+            line: Vec::with_capacity(1024),
+        }
+    }
+
+    /// A POST to `path` on endpoint `i` with the common headers, bounded by `deadline`.
+    fn request(
+        &self,
+        i: usize,
+        path: &str,
+        deadline: Instant,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let ep = &self.endpoints[i];
+        let url = format!("{}{}{}", ep.base, ep.prefix.unwrap_or("/v3"), path);
+        let timeout = remaining(deadline);
+        let req = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", "application/json")
+            .header("Grpc-Metadata-hasleader", "true");
+        match &self.token {
+            Some(token) => req.header("Authorization", token.as_str()),
+            None => req,
         }
     }
 
@@ -243,21 +360,10 @@ impl Etcd {
         body: &str,
         deadline: Instant,
     ) -> Result<(u16, Vec<u8>), String> {
-        let ep = &self.endpoints[i];
-        let url = format!("{}{}{}", ep.base, ep.prefix.unwrap_or("/v3"), path);
-        let timeout = remaining(deadline);
-        let mut req = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .header("Content-Type", "application/json")
-            .header("Grpc-Metadata-hasleader", "true");
-        if let Some(token) = &self.token {
-            req = req.header("Authorization", token.as_str());
-        }
-        let mut resp = req.send(body).map_err(|e| describe(&e))?;
+        let mut resp = self
+            .request(i, path, deadline)
+            .send(body)
+            .map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -411,13 +517,110 @@ fn rejected_text(e: Result<Rejected, String>) -> String {
     }
 }
 
+impl Etcd {
+    /// Watch the key from this turn's range revision + 1 on the endpoint that answered
+    /// it, until the first event or `deadline`.
+    fn watch(&mut self, revision: i64, deadline: Instant) -> Wait {
+        let i = self.current;
+        let body = format!(
+            "{{\"create_request\":{{\"key\":\"{}\",\"start_revision\":\"{}\"}}}}",
+            base64::encode(&self.key),
+            revision + 1
+        );
+        let mut resp = match self.request(i, "/watch", deadline).send(&body) {
+            Ok(resp) => resp,
+            Err(ureq::Error::Timeout(_)) => return Wait::Deadline,
+            Err(e) => {
+                log::debug!("watch on {}: {}", self.endpoints[i].base, describe(&e));
+                return Wait::Reread;
+            }
+        };
+        if resp.status().as_u16() != 200 {
+            log::debug!(
+                "watch on {}: HTTP {}",
+                self.endpoints[i].base,
+                resp.status().as_u16()
+            );
+            return Wait::Reread;
+        }
+        let mut reader = resp.body_mut().as_reader();
+        let mut chunk = [0u8; 4096];
+        self.line.clear();
+        loop {
+            let n = match std::io::Read::read(&mut reader, &mut chunk) {
+                Ok(0) => return Wait::Reread,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Wait::Deadline,
+                Err(e) => {
+                    if Instant::now() >= deadline {
+                        return Wait::Deadline;
+                    }
+                    log::debug!("watch stream: {e}");
+                    return Wait::Reread;
+                }
+            };
+            let mut rest = &chunk[..n];
+            while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+                if self.line.len() + pos > MAX_WATCH_LINE {
+                    log::debug!("watch line longer than {MAX_WATCH_LINE} bytes");
+                    return Wait::Reread;
+                }
+                self.line.extend_from_slice(&rest[..pos]);
+                rest = &rest[pos + 1..];
+                let outcome = parse_watch_line(&self.line, &self.key);
+                self.line.clear();
+                match outcome {
+                    Ok(WatchLine::Changed(Some(v))) => {
+                        return Wait::Changed(Observation::Leader(v));
+                    }
+                    Ok(WatchLine::Changed(None)) => return Wait::Changed(Observation::NoLeader),
+                    Ok(WatchLine::Created | WatchLine::Other) => {}
+                    Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
+                        log::debug!("watch ended: {why}");
+                        return Wait::Reread;
+                    }
+                    Err(e) => {
+                        log::debug!("watch: {e}");
+                        return Wait::Reread;
+                    }
+                }
+            }
+            if self.line.len() + rest.len() > MAX_WATCH_LINE {
+                log::debug!("watch line longer than {MAX_WATCH_LINE} bytes");
+                return Wait::Reread;
+            }
+            self.line.extend_from_slice(rest);
+        }
+    }
+}
+
 impl Dcs for Etcd {
     fn observe(&mut self, deadline: Instant) -> Observation {
+        self.revision = None;
         match self.range(deadline) {
-            Ok(Range { value: Some(v), .. }) => Observation::Leader(v),
-            Ok(Range { value: None, .. }) => Observation::NoLeader,
+            Ok(Range { revision, value }) => {
+                self.revision = Some(revision);
+                match value {
+                    Some(v) => Observation::Leader(v),
+                    None => Observation::NoLeader,
+                }
+            }
             Err(e) => Observation::Unknown(e),
         }
+    }
+
+    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
+        if !self.watch {
+            return None;
+        }
+        // Without a successful range read this turn there is nothing to watch from.
+        let revision = self.revision?;
+        let wait = self.watch(revision, deadline);
+        if wait != Wait::Deadline {
+            // The next watch must start from a fresh range read.
+            self.revision = None;
+        }
+        Some(wait)
     }
 }
 
@@ -563,6 +766,52 @@ mod tests {
             Err(ReplyError::Etcd { code: 3, .. })
         ));
         assert!(parse_auth(b"{}").is_err());
+    }
+
+    // The stream etcd 3.4.23 sent for `curl -N -XPOST …/v3/watch -d
+    // '{"create_request":{"key":…,"start_revision":"3"}}'` after puts of node1..node3
+    // and a delete, then for a start revision below `etcdctl compact 4`.
+    const WATCH_CREATED: &str = r#"{"result":{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"4","raft_term":"2"},"created":true}}"#;
+    const WATCH_PUTS: &str = r#"{"result":{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"4","raft_term":"2"},"events":[{"kv":{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","create_revision":"2","mod_revision":"3","version":"2","value":"bm9kZTI="}},{"kv":{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","create_revision":"2","mod_revision":"4","version":"3","value":"bm9kZTM="}}]}}"#;
+    const WATCH_DELETE: &str = r#"{"result":{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"5","raft_term":"2"},"events":[{"type":"DELETE","kv":{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","mod_revision":"5"}}]}}"#;
+    const WATCH_COMPACTED: &str = r#"{"result":{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","raft_term":"2"},"canceled":true,"compact_revision":"4"}}"#;
+
+    #[test]
+    fn watch_lines() {
+        let p = |l: &str| parse_watch_line(l.as_bytes(), KEY).unwrap();
+        assert_eq!(p(WATCH_CREATED), WatchLine::Created);
+        assert_eq!(
+            p(WATCH_PUTS),
+            WatchLine::Changed(Some("node3".into())),
+            "the last event wins"
+        );
+        assert_eq!(p(WATCH_DELETE), WatchLine::Changed(None));
+        assert!(
+            matches!(p(WATCH_COMPACTED), WatchLine::Canceled(why) if why.contains("compact_revision 4"))
+        );
+        let err = r#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}"#;
+        assert_eq!(p(err), WatchLine::Error("etcdserver: no leader".into()));
+        let unary = r#"{"error":"illegal base64 data at input byte 0","message":"illegal base64 data at input byte 0","code":2}"#;
+        assert_eq!(
+            p(unary),
+            WatchLine::Error("illegal base64 data at input byte 0".into())
+        );
+        let other_key = r#"{"result":{"header":{"revision":"9"},"events":[{"kv":{"key":"b3RoZXI=","value":"eA=="}}]}}"#;
+        assert_eq!(p(other_key), WatchLine::Other);
+    }
+
+    #[test]
+    fn malformed_watch_lines_are_errors() {
+        for line in [
+            "",
+            "{",
+            "[]",
+            r#"{"result":{"events":{}}}"#,
+            r#"{"result":{"events":[{}]}}"#,
+            r#"{"result":{"events":[{"kv":{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","value":"***"}}]}}"#,
+        ] {
+            assert!(parse_watch_line(line.as_bytes(), KEY).is_err(), "{line:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod arp;
 pub mod netlink;
+#[allow(unsafe_code)]
 pub mod sys;
 
 use std::fmt;
