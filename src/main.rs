@@ -34,13 +34,15 @@ fn etcd_settings(cfg: &Config) -> Settings {
             _ => None,
         },
         interval: cfg.interval,
-        watch: true,
+        watch: !cfg.no_watch,
     }
 }
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1).collect();
-    let env = |name: &str| std::env::var(name).ok();
+    // A variable that is not UTF-8 cannot hold a valid value: say so rather than
+    // treating it as unset.
+    let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
     let loaded = match config::load(args, &env, &hostname()) {
         Ok(l) => l,
         Err(e) => {
@@ -63,8 +65,24 @@ fn main() -> ExitCode {
         Command::Run(cfg) => (cfg, None),
         Command::Once { config, dry_run } => (config, Some(dry_run)),
     };
+    // Until the TLS issue wires these into the HTTP client, refuse them rather than
+    // verify against other roots than the ones the operator named.
+    for (key, file) in [
+        ("etcd-ca-file", &cfg.etcd_ca_file),
+        ("etcd-cert-file", &cfg.etcd_cert_file),
+        ("etcd-key-file", &cfg.etcd_key_file),
+    ] {
+        if let Some(file) = file {
+            say(
+                std::io::stderr(),
+                &format!("vipd: {key}: {file:?}: TLS files are not supported yet"),
+            );
+            return ExitCode::from(2);
+        }
+    }
     vipd::logger::init(cfg.verbose);
-    for w in &loaded.warnings {
+    let env_warnings = config::unknown_env_warnings(std::env::vars_os().map(|(k, _)| k));
+    for w in loaded.warnings.iter().chain(&env_warnings) {
         log::warn!("{w}");
     }
     // Before anything can fail half-way: from here on SIGTERM cannot interrupt a change.
