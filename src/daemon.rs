@@ -57,7 +57,8 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     /// Whether this node led at the last fact, and when that fact was seen.
     last_fact: Option<(bool, Instant)>,
     burst: Option<Burst>,
-    link_up: Option<bool>,
+    /// The link's state at the last turn: up, and its carrier-change count.
+    link_seen: Option<(bool, u32)>,
     logged: Logged,
 }
 
@@ -70,7 +71,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             started: Instant::now(),
             last_fact: None,
             burst: None,
-            link_up: None,
+            link_seen: None,
             logged: Logged::default(),
         }
     }
@@ -120,7 +121,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Ok(Some(link)) => link,
             Ok(None) => {
                 report.action = Action::InterfaceMissing;
-                self.link_up = None;
+                self.link_seen = None;
                 return report;
             }
             Err(e) => {
@@ -137,9 +138,11 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         };
         let present = !prefixes.is_empty();
         report.present_before = Some(present);
-        let came_up = link.up && self.link_up == Some(false);
+        // Up now, and down at the last turn or flapped since (the carrier count moved).
+        let came_up = link.up
+            && matches!(self.link_seen, Some((was_up, changes)) if !was_up || changes != link.carrier_changes);
         if !dry_run {
-            self.link_up = Some(link.up);
+            self.link_seen = Some((link.up, link.carrier_changes));
         }
         report.action = match desired {
             Desired::Present if !present => {
@@ -562,6 +565,7 @@ mod tests {
         addrs: Vec<(IpAddr, u8)>,
         ops: Vec<Op>,
         fail_add: bool,
+        carrier_changes: u32,
     }
 
     impl FakeNet {
@@ -572,6 +576,7 @@ mod tests {
                 addrs: Vec::new(),
                 ops: Vec::new(),
                 fail_add: false,
+                carrier_changes: 1,
             }
         }
         fn announcements(&self) -> usize {
@@ -586,6 +591,7 @@ mod tests {
                 index: 7,
                 up: self.up,
                 mac: [2, 0, 0, 0, 0, 1],
+                carrier_changes: self.carrier_changes,
             }))
         }
         fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
@@ -774,6 +780,20 @@ mod tests {
         assert_eq!(r.action, Action::Reannounced);
         assert_eq!(d.net.announcements(), 2);
         assert!(d.next_announcement().is_some());
+    }
+
+    #[test]
+    fn a_flap_between_two_turns_reannounces() {
+        let mut d = daemon();
+        let t0 = Instant::now();
+        step(&mut d, t0, 0, leader("pg1"));
+        // Down and up again between turns: the link looks up both times.
+        d.net.carrier_changes += 2;
+        assert_eq!(
+            step(&mut d, t0, 1000, leader("pg1")).action,
+            Action::Reannounced
+        );
+        assert_eq!(step(&mut d, t0, 2000, leader("pg1")).action, Action::None);
     }
 
     #[test]

@@ -18,7 +18,11 @@ impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         // Libraries (ureq) log every request at debug level: keep their warnings and
         // errors, and vipd's own records at the chosen level.
-        let level = if metadata.target().starts_with("vipd") { self.level } else { LevelFilter::Warn };
+        let level = if metadata.target().starts_with("vipd") {
+            self.level
+        } else {
+            LevelFilter::Warn
+        };
         metadata.level() <= level
     }
 

@@ -34,6 +34,9 @@ pub struct LinkInfo {
     pub up: bool,
     /// The hardware address announcements are sent from.
     pub mac: [u8; 6],
+    /// How often the carrier went down or up since the interface was made: a change
+    /// between two looks means the link flapped, even if it looks up both times.
+    pub carrier_changes: u32,
 }
 
 /// Which ARP operation a gratuitous ARP uses (RFC 5227 §3 prefers requests).

@@ -49,6 +49,7 @@ const IFA_F_NODAD: u8 = 0x02;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 
 const IFLA_ADDRESS: u16 = 1;
+const IFLA_CARRIER_CHANGES: u16 = 35;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_EXT_MASK: u16 = 29;
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
@@ -254,6 +255,8 @@ pub struct LinkMsg {
     pub flags: u32,
     /// `IFLA_ADDRESS` when it is 6 bytes long (Ethernet and alike).
     pub mac: Option<[u8; 6]>,
+    /// `IFLA_CARRIER_CHANGES`: how often the carrier went up or down (0 if absent).
+    pub carrier_changes: u32,
 }
 
 impl LinkMsg {
@@ -488,13 +491,21 @@ fn parse_link(p: &[u8]) -> Result<LinkMsg, ParseError> {
         });
     }
     let mut mac = None;
+    let mut carrier_changes = 0;
     for attr in attrs(p.get(16..).unwrap_or_default()) {
         let (kind, data, _) = attr.map_err(|e| shift(e, 16))?;
-        if kind == IFLA_ADDRESS {
-            mac = <[u8; 6]>::try_from(data).ok();
+        match kind {
+            IFLA_ADDRESS => mac = <[u8; 6]>::try_from(data).ok(),
+            IFLA_CARRIER_CHANGES => carrier_changes = u32_at(data, 0).unwrap_or(0),
+            _ => {}
         }
     }
-    Ok(LinkMsg { index, flags, mac })
+    Ok(LinkMsg {
+        index,
+        flags,
+        mac,
+        carrier_changes,
+    })
 }
 
 /// Parses one message's payload.
@@ -835,6 +846,7 @@ impl AddrBackend for Kernel {
             index: link.index,
             up: link.is_up(),
             mac: link.mac.unwrap_or([0; 6]),
+            carrier_changes: link.carrier_changes,
         }))
     }
 
