@@ -61,8 +61,10 @@ impl Signals {
     /// out. A zero timeout only polls for a pending signal.
     pub fn wait(&self, timeout: Duration) -> Option<Signal> {
         let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+            // Inferred field types (libc::time_t is deprecated on musl); a day is far
+            // above any wait the loop asks for.
+            tv_sec: timeout.as_secs().min(86_400) as _,
+            tv_nsec: timeout.subsec_nanos() as _,
         };
         // SAFETY: `self.set` is an initialised sigset_t, `ts` a valid timespec, and a
         // null siginfo pointer is allowed.

@@ -73,10 +73,11 @@ impl Socket {
     /// `EAGAIN` (io::ErrorKind::WouldBlock) after `timeout`. A zero duration would
     /// mean "block forever" to the kernel, so it is raised to one microsecond.
     pub fn set_recv_timeout(&self, timeout: Duration) -> io::Result<()> {
-        let secs = libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX);
+        // The field types are inferred: naming libc::time_t is deprecated on musl.
+        // A day is far above any timeout vipd sets and fits every time_t.
         let mut tv = libc::timeval {
-            tv_sec: secs,
-            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+            tv_sec: timeout.as_secs().min(86_400) as _,
+            tv_usec: timeout.subsec_micros() as _,
         };
         if tv.tv_sec == 0 && tv.tv_usec == 0 {
             tv.tv_usec = 1;
