@@ -281,6 +281,8 @@ pub enum Payload {
     Done,
     NewAddr(AddrMsg),
     NewLink(LinkMsg),
+    /// `RTM_DELADDR`, as multicast to listeners of `RTMGRP_IPV4_IFADDR` and alike.
+    DelAddr(AddrMsg),
     /// Any other type (`NLMSG_NOOP`, `NLMSG_OVERRUN`, other rtnetlink messages).
     Other,
 }
@@ -517,6 +519,7 @@ fn parse_payload(header: &Header, p: &[u8]) -> Result<Payload, ParseError> {
         }
         NLMSG_DONE => parse_done(header.flags, p),
         RTM_NEWADDR => Payload::NewAddr(parse_addr(p)?),
+        RTM_DELADDR => Payload::DelAddr(parse_addr(p)?),
         RTM_NEWLINK => Payload::NewLink(parse_link(p)?),
         NLMSG_NOOP => Payload::Other,
         _ => Payload::Other,

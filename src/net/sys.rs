@@ -110,7 +110,14 @@ impl Socket {
     /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one) with
     /// no multicast groups.
     pub fn bind_netlink(&self, port: u32) -> io::Result<()> {
-        let addr = netlink_addr(port);
+        self.bind_netlink_groups(port, 0)
+    }
+
+    /// `bind(2)` a netlink socket to port id `port`, subscribed to the multicast
+    /// `groups` (a bit mask of `RTMGRP_*`), to hear of changes as they happen.
+    pub fn bind_netlink_groups(&self, port: u32, groups: u32) -> io::Result<()> {
+        let mut addr = netlink_addr(port);
+        addr.nl_groups = groups;
         // SAFETY: `addr` is a fully initialised sockaddr_nl and the length passed is
         // its size; the kernel only reads it.
         syscall!(unsafe {
@@ -214,6 +221,26 @@ impl Socket {
         })?;
         let got = usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
         Ok((got, addr.nl_pid))
+    }
+}
+
+impl Socket {
+    /// `recv(2)`: one datagram or frame into `buf`; its length (cut to `buf.len()`).
+    /// Fails with `WouldBlock` when the receive timeout passes.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let got = retry_eintr(|| {
+            // SAFETY: the kernel writes at most `buf.len()` bytes into the live,
+            // exclusively borrowed `buf`.
+            syscall!(unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast::<libc::c_void>(),
+                    buf.len(),
+                    0,
+                )
+            })
+        })?;
+        usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
     }
 }
 

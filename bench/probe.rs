@@ -1,0 +1,486 @@
+//! failover-probe: measures VIP moves in the benchmark lab with one clock.
+//!
+//! Run by `bench/failover.sh` (not by hand): it builds the lab (demo/lab.sh) and
+//! starts the agents, then this program, as root, joins the lab's namespaces from
+//! threads (`setns`), one clock (`Instant`, CLOCK_MONOTONIC) for everything:
+//!
+//! * one thread per node namespace listens to rtnetlink's IPv4 address group and
+//!   stamps every add and removal of the VIP;
+//! * one thread in the client namespace reads ARP frames on an AF_PACKET socket and
+//!   stamps each gratuitous ARP for the VIP (sender IP = target IP = VIP);
+//! * the main thread, in the switch namespace, writes the leader key with a direct
+//!   HTTP request on a kept-alive connection, taking t0 just before sending.
+//!
+//! Per move it prints the delays from t0 to: the VIP on the new node, the VIP gone
+//! from the old one, the first gratuitous ARP from the new node's MAC; and the
+//! windows with the VIP on two nodes or on none. Raw numbers go to `--out` as CSV.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use vipd::base64;
+use vipd::net::AddrBackend;
+use vipd::net::netlink::{self, Kernel, Payload};
+use vipd::net::sys::{self, Socket};
+
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Added,
+    Removed,
+    Garp([u8; 6]),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    node: usize,
+    kind: Kind,
+    at: Instant,
+}
+
+struct Args {
+    sw: String,
+    nodes: Vec<String>,
+    names: Vec<String>,
+    client: String,
+    ifname: String,
+    vip: Ipv4Addr,
+    etcd: String,
+    key: String,
+    moves: usize,
+    api: String,
+    spacing: Duration,
+    out: Option<String>,
+    label: String,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = pico_args::Arguments::from_env();
+    let list = |s: String| s.split(',').map(str::to_string).collect::<Vec<_>>();
+    let get = |a: &mut pico_args::Arguments, k: &'static str| {
+        a.value_from_str::<_, String>(k)
+            .map_err(|e| format!("{k}: {e}"))
+    };
+    let parsed = Args {
+        sw: get(&mut a, "--sw")?,
+        nodes: list(get(&mut a, "--nodes")?),
+        names: list(get(&mut a, "--names")?),
+        client: get(&mut a, "--client")?,
+        ifname: a
+            .opt_value_from_str("--ifname")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "eth0".into()),
+        vip: get(&mut a, "--vip")?
+            .parse()
+            .map_err(|e| format!("--vip: {e}"))?,
+        etcd: get(&mut a, "--etcd")?,
+        key: get(&mut a, "--key")?,
+        moves: a
+            .opt_value_from_str("--moves")
+            .map_err(|e| e.to_string())?
+            .unwrap_or(20),
+        api: a
+            .opt_value_from_str("--api")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "v3".into()),
+        spacing: Duration::from_millis(
+            a.opt_value_from_str("--spacing-ms")
+                .map_err(|e| e.to_string())?
+                .unwrap_or(1000),
+        ),
+        out: a.opt_value_from_str("--out").map_err(|e| e.to_string())?,
+        label: a
+            .opt_value_from_str("--label")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "vipd".into()),
+    };
+    if parsed.nodes.len() != parsed.names.len() || parsed.nodes.len() < 2 {
+        return Err(
+            "--nodes and --names: the same number (at least 2) of comma-separated items".into(),
+        );
+    }
+    Ok(parsed)
+}
+
+fn enter(ns: &str) -> Result<(), String> {
+    let f = File::open(format!("/run/netns/{ns}")).map_err(|e| format!("netns {ns}: {e}"))?;
+    sys::enter_netns(f.as_fd()).map_err(|e| format!("setns {ns}: {e}"))
+}
+
+/// Stamp every add and removal of `vip` in namespace `ns`; the node's MAC goes back
+/// once on `mac_tx` when the listener is ready.
+fn watch_node(
+    node: usize,
+    ns: String,
+    ifname: String,
+    vip: Ipv4Addr,
+    tx: mpsc::Sender<Event>,
+    mac_tx: mpsc::Sender<(usize, [u8; 6])>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    enter(&ns)?;
+    let mac = Kernel::open_without_announce()
+        .and_then(|mut k| k.link(&ifname))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{ifname} not found in {ns}"))?
+        .mac;
+    let sock = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
+        .map_err(|e| e.to_string())?;
+    sock.bind_netlink_groups(0, RTMGRP_IPV4_IFADDR)
+        .map_err(|e| e.to_string())?;
+    sock.set_recv_timeout(Duration::from_millis(100))
+        .map_err(|e| e.to_string())?;
+    let _ = mac_tx.send((node, mac));
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let at = Instant::now();
+        for msg in netlink::parse(&buf[..n.min(buf.len())]).flatten() {
+            let (kind, addr) = match msg.payload {
+                Payload::NewAddr(a) => (Kind::Added, a),
+                Payload::DelAddr(a) => (Kind::Removed, a),
+                _ => continue,
+            };
+            if addr.address == Some(IpAddr::V4(vip)) {
+                let _ = tx.send(Event { node, kind, at });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stamp every gratuitous ARP for `vip` seen in namespace `ns`.
+fn watch_client(
+    ns: String,
+    vip: Ipv4Addr,
+    tx: mpsc::Sender<Event>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    enter(&ns)?;
+    let proto = i32::from((libc::ETH_P_ARP as u16).to_be());
+    let sock = Socket::new(libc::AF_PACKET, libc::SOCK_RAW, proto).map_err(|e| e.to_string())?;
+    sock.set_recv_timeout(Duration::from_millis(100))
+        .map_err(|e| e.to_string())?;
+    let mut frame = [0u8; 2048];
+    let vip = vip.octets();
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.recv(&mut frame) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let at = Instant::now();
+        if n < 42 || frame[12..14] != [0x08, 0x06] {
+            continue;
+        }
+        let (spa, tpa) = (&frame[28..32], &frame[38..42]);
+        if spa == vip && tpa == vip {
+            let mut sha = [0u8; 6];
+            sha.copy_from_slice(&frame[22..28]);
+            let _ = tx.send(Event {
+                node: usize::MAX,
+                kind: Kind::Garp(sha),
+                at,
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Writer {
+    agent: ureq::Agent,
+    url: String,
+    api: String,
+    key: String,
+}
+
+impl Writer {
+    fn body(&self, value: &str) -> (String, &'static str) {
+        if self.api == "v2" {
+            (
+                format!("value={value}"),
+                "application/x-www-form-urlencoded",
+            )
+        } else {
+            let body = format!(
+                "{{\"key\":\"{}\",\"value\":\"{}\"}}",
+                base64::encode(self.key.as_bytes()),
+                base64::encode(value.as_bytes())
+            );
+            (body, "application/json")
+        }
+    }
+
+    /// Write the key; the returned instant is taken just before the request is sent.
+    fn put(&self, value: &str) -> Result<Instant, String> {
+        let (body, ctype) = self.body(value);
+        let req = if self.api == "v2" {
+            self.agent.put(&self.url)
+        } else {
+            self.agent.post(&self.url)
+        };
+        let req = req.header("Content-Type", ctype);
+        let t0 = Instant::now();
+        let mut resp = req.send(&body).map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let _ = resp.body_mut().read_to_vec();
+        if !(200..300).contains(&status) {
+            return Err(format!("write: HTTP {status}"));
+        }
+        Ok(t0)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Move {
+    from: usize,
+    to: usize,
+    add_ms: Option<f64>,
+    del_ms: Option<f64>,
+    garp_ms: Option<f64>,
+    two_ms: f64,
+    none_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn stats(label: &str, xs: &[f64]) -> String {
+    if xs.is_empty() {
+        return format!("{label:<34} (no samples)");
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    format!(
+        "{label:<34} median {median:8.2} ms   max {:8.2} ms   (n={})",
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+fn run() -> Result<(), String> {
+    let a = args()?;
+    let (tx, rx) = mpsc::channel::<Event>();
+    let (mac_tx, mac_rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (i, ns) in a.nodes.iter().enumerate() {
+        let (ns, ifname, tx, mac_tx, stop) = (
+            ns.clone(),
+            a.ifname.clone(),
+            tx.clone(),
+            mac_tx.clone(),
+            stop.clone(),
+        );
+        let vip = a.vip;
+        threads.push(thread::spawn(move || {
+            watch_node(i, ns, ifname, vip, tx, mac_tx, stop)
+        }));
+    }
+    {
+        let (ns, tx, stop, vip) = (a.client.clone(), tx.clone(), stop.clone(), a.vip);
+        threads.push(thread::spawn(move || watch_client(ns, vip, tx, stop)));
+    }
+    let mut macs = vec![[0u8; 6]; a.nodes.len()];
+    for _ in 0..a.nodes.len() {
+        let (i, mac) = mac_rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| "a node listener did not start".to_string())?;
+        macs[i] = mac;
+    }
+    thread::sleep(Duration::from_millis(200));
+
+    enter(&a.sw)?;
+    let url = if a.api == "v2" {
+        format!("{}/v2/keys{}", a.etcd, a.key)
+    } else {
+        format!("{}/v3/kv/put", a.etcd)
+    };
+    let writer = Writer {
+        agent: ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into(),
+        url,
+        api: a.api.clone(),
+        key: a.key.clone(),
+    };
+    // Start on node 0 and let the burst of announcements end.
+    writer.put(&a.names[0])?;
+    let settle = Instant::now() + Duration::from_secs(5);
+    let mut on0 = false;
+    while Instant::now() < settle && !on0 {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            on0 = ev.node == 0 && matches!(ev.kind, Kind::Added);
+        }
+    }
+    thread::sleep(Duration::from_millis(3500));
+
+    let mut seed: u64 = Instant::now().elapsed().as_nanos() as u64
+        ^ u64::from(std::process::id())
+        ^ 0x9e37_79b9_7f4a_7c15;
+    let mut rand_ms = |max: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % max.max(1)
+    };
+    let mut moves = Vec::new();
+    let mut current = 0usize;
+    for m in 0..a.moves {
+        let to = (current + 1) % a.nodes.len();
+        // A random phase against the agents' intervals.
+        thread::sleep(Duration::from_millis(rand_ms(a.spacing.as_millis() as u64)));
+        while rx.try_recv().is_ok() {}
+        let t0 = writer.put(&a.names[to])?;
+        let mut mv = Move {
+            from: current,
+            to,
+            ..Move::default()
+        };
+        let (mut add, mut del, mut garp) = (None, None, None);
+        let end = t0 + Duration::from_secs(5);
+        while (add.is_none() || del.is_none() || garp.is_none()) && Instant::now() < end {
+            let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) else {
+                continue;
+            };
+            if ev.at < t0 {
+                continue;
+            }
+            match ev.kind {
+                Kind::Added if ev.node == to && add.is_none() => add = Some(ev.at),
+                Kind::Removed if ev.node == current && del.is_none() => del = Some(ev.at),
+                Kind::Garp(mac) if mac == macs[to] && garp.is_none() => garp = Some(ev.at),
+                _ => {}
+            }
+        }
+        mv.add_ms = add.map(|t| ms(t - t0));
+        mv.del_ms = del.map(|t| ms(t - t0));
+        mv.garp_ms = garp.map(|t| ms(t - t0));
+        if let (Some(ad), Some(de)) = (add, del) {
+            if ad < de {
+                mv.two_ms = ms(de - ad);
+            } else {
+                mv.none_ms = ms(ad - de);
+            }
+        }
+        let f = |x: Option<f64>| x.map_or("   -   ".to_string(), |v| format!("{v:7.2}"));
+        println!(
+            "{} move {:>2}: {} -> {}  vip-on-new {} ms  gone-from-old {} ms  first-garp {} ms  two-nodes {:7.2} ms  no-node {:7.2} ms",
+            a.label,
+            m + 1,
+            a.names[current],
+            a.names[to],
+            f(mv.add_ms),
+            f(mv.del_ms),
+            f(mv.garp_ms),
+            mv.two_ms,
+            mv.none_ms
+        );
+        moves.push(mv);
+        current = to;
+        // Let the new leader's announcement burst run its course before the next move.
+        thread::sleep(a.spacing);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        if let Ok(Err(e)) = t.join() {
+            eprintln!("listener: {e}");
+        }
+    }
+    let col = |f: fn(&Move) -> Option<f64>| moves.iter().filter_map(f).collect::<Vec<_>>();
+    println!(
+        "{}",
+        stats(
+            &format!("{} write -> VIP on new node", a.label),
+            &col(|m| m.add_ms)
+        )
+    );
+    println!(
+        "{}",
+        stats(
+            &format!("{} write -> first GARP", a.label),
+            &col(|m| m.garp_ms)
+        )
+    );
+    println!(
+        "{}",
+        stats(
+            &format!("{} write -> VIP gone from old", a.label),
+            &col(|m| m.del_ms)
+        )
+    );
+    println!(
+        "{}",
+        stats(
+            &format!("{} VIP on two nodes", a.label),
+            &col(|m| Some(m.two_ms))
+        )
+    );
+    println!(
+        "{}",
+        stats(
+            &format!("{} VIP on no node", a.label),
+            &col(|m| Some(m.none_ms))
+        )
+    );
+    let missing = moves
+        .iter()
+        .filter(|m| m.add_ms.is_none() || m.del_ms.is_none() || m.garp_ms.is_none())
+        .count();
+    if missing > 0 {
+        println!(
+            "{}: {missing} of {} moves missed an event within 5 s",
+            a.label,
+            moves.len()
+        );
+    }
+    if let Some(path) = &a.out {
+        let mut f = File::create(path).map_err(|e| format!("{path}: {e}"))?;
+        let _ = writeln!(
+            f,
+            "agent,move,from,to,vip_on_new_ms,gone_from_old_ms,first_garp_ms,two_nodes_ms,no_node_ms"
+        );
+        let o = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.3}"));
+        for (i, m) in moves.iter().enumerate() {
+            let _ = writeln!(
+                f,
+                "{},{},{},{},{},{},{},{:.3},{:.3}",
+                a.label,
+                i + 1,
+                a.names[m.from],
+                a.names[m.to],
+                o(m.add_ms),
+                o(m.del_ms),
+                o(m.garp_ms),
+                m.two_ms,
+                m.none_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("failover-probe: {e}");
+        std::process::exit(1);
+    }
+}
