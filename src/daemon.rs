@@ -231,7 +231,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             log::warn!("announcing {}: {e}", self.cfg.vip.addr);
         }
         burst.remaining -= 1;
-        burst.next = now + self.cfg.announce_interval;
+        // Fixed deadlines from the first announcement, so the spacing does not drift
+        // by the loop's lateness; never in the past, so a late loop does not burst.
+        burst.next = (burst.next + self.cfg.announce_interval).max(now);
         self.burst = (burst.remaining > 0).then_some(burst);
     }
 

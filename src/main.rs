@@ -86,10 +86,10 @@ fn main() -> ExitCode {
         log::warn!("{w}");
     }
     // Before anything can fail half-way: from here on SIGTERM cannot interrupt a change.
-    let signals = match Signals::block() {
+    let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            log::error!("blocking signals: {e}");
+            log::error!("installing signal handlers: {e}");
             return ExitCode::from(1);
         }
     };

@@ -1,12 +1,15 @@
-//! Signals, taken synchronously: SIGTERM, SIGINT and SIGHUP are blocked at start-up
-//! and collected with `sigtimedwait(2)` where the loop would otherwise sleep. No
-//! handler runs asynchronously, so no system call is ever interrupted by one, and a
-//! signal that arrives while a request is in flight waits (pending) until the loop
-//! next looks.
+//! Signals: SIGTERM, SIGINT and SIGHUP are caught by a handler that only records
+//! them and writes a byte to a self-pipe; the loop sleeps in `ppoll(2)` on that pipe.
+//!
+//! The handlers are installed without `SA_RESTART`, so a signal also interrupts a
+//! blocking read: the etcd watch, which waits up to a whole interval, returns at once
+//! on SIGTERM instead of at its deadline. That wait is bounded by [`alarm_at`]
+//! (SIGALRM through `setitimer(2)`) rather than by socket timeouts, because the HTTP
+//! client retries interrupted reads when it has a timeout of its own.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// A signal the daemon acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,55 +29,170 @@ impl Signal {
     }
 }
 
-/// The set of signals vipd takes synchronously.
+const TERM: u32 = 1;
+const INT: u32 = 2;
+const HUP: u32 = 4;
+
+/// Signals received and not yet taken, one bit each.
+static PENDING: AtomicU32 = AtomicU32::new(0);
+/// The self-pipe's write end (-1 before [`Signals::install`]).
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Whether SIGALRM is caught (else [`alarm_at`] must not arm it: it would kill us).
+static ALARM_CAUGHT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only async-signal-safe work here: atomics and write(2), errno preserved.
+    // SAFETY: __errno_location returns this thread's errno slot, valid for reads
+    // and writes for the thread's lifetime.
+    let errno = unsafe { *libc::__errno_location() };
+    let bit = match sig {
+        libc::SIGTERM => TERM,
+        libc::SIGINT => INT,
+        libc::SIGHUP => HUP,
+        _ => 0, // SIGALRM: its only job is to interrupt a blocking call.
+    };
+    if bit != 0 {
+        PENDING.fetch_or(bit, Ordering::SeqCst);
+        let fd = WAKE_FD.load(Ordering::SeqCst);
+        if fd >= 0 {
+            let byte = 1u8;
+            // SAFETY: writes one byte from a live local to our own non-blocking pipe;
+            // a full pipe (EAGAIN) is fine, the bit above is what counts.
+            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// The installed handlers and the self-pipe's read end.
 pub struct Signals {
-    set: libc::sigset_t,
+    read_fd: libc::c_int,
 }
 
 impl Signals {
-    /// Block SIGTERM, SIGINT and SIGHUP for this thread (call before spawning any
-    /// thread; vipd has none). Until [`Signals::wait`] collects them they stay pending,
-    /// so none of them can kill the process mid-change.
-    pub fn block() -> io::Result<Signals> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises the set it is given; the pointer is valid.
-        if unsafe { libc::sigemptyset(set.as_mut_ptr()) } != 0 {
+    /// Install the handlers for SIGTERM, SIGINT, SIGHUP and SIGALRM (once per
+    /// process). From here on a signal never kills vipd mid-change: it is recorded
+    /// and acted on by the loop.
+    pub fn install() -> io::Result<Signals> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two descriptors into the live two-element array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: initialised by sigemptyset just above.
-        let mut set = unsafe { set.assume_init() };
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            // SAFETY: `set` is an initialised sigset_t and `sig` a valid signal number.
-            if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
+        WAKE_FD.store(fds[1], Ordering::SeqCst);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGALRM] {
+            // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags);
+            // the handler field is set to an extern "C" fn(c_int) below.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // No SA_RESTART: a signal interrupts blocking reads (see the module doc).
+            action.sa_flags = 0;
+            // SAFETY: `action` is initialised and outlives the call; a null old-action
+            // pointer is allowed.
+            if unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) } != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        Ok(Signals { set })
+        ALARM_CAUGHT.store(true, Ordering::SeqCst);
+        Ok(Signals { read_fd: fds[0] })
     }
 
-    /// Wait up to `timeout` for one of the blocked signals; `None` when the time ran
-    /// out. A zero timeout only polls for a pending signal.
+    /// Take one received signal (SIGTERM before SIGINT before SIGHUP).
+    fn take() -> Option<Signal> {
+        let pending = PENDING.swap(0, Ordering::SeqCst);
+        if pending & TERM != 0 {
+            Some(Signal::Term)
+        } else if pending & INT != 0 {
+            Some(Signal::Int)
+        } else if pending & HUP != 0 {
+            Some(Signal::Hup)
+        } else {
+            None
+        }
+    }
+
+    /// Wait up to `timeout` for a signal; `None` when the time ran out (or another
+    /// signal woke the wait: the caller recomputes its deadline). A zero timeout only
+    /// checks.
     pub fn wait(&self, timeout: Duration) -> Option<Signal> {
-        let ts = libc::timespec {
-            // Inferred field types (libc::time_t is deprecated on musl); a day is far
-            // above any wait the loop asks for.
-            tv_sec: timeout.as_secs().min(86_400) as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        };
-        // SAFETY: `self.set` is an initialised sigset_t, `ts` a valid timespec, and a
-        // null siginfo pointer is allowed.
-        match unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &ts) } {
-            libc::SIGTERM => Some(Signal::Term),
-            libc::SIGINT => Some(Signal::Int),
-            libc::SIGHUP => Some(Signal::Hup),
-            // EAGAIN (time out) or EINTR (another signal): the caller recomputes its
-            // deadline and waits again if it must.
-            _ => None,
+        if let Some(sig) = Self::take() {
+            return Some(sig);
+        }
+        if !timeout.is_zero() {
+            let ts = libc::timespec {
+                // Inferred field types (libc::time_t is deprecated on musl); a day is
+                // far above any wait the loop asks for.
+                tv_sec: timeout.as_secs().min(86_400) as _,
+                tv_nsec: timeout.subsec_nanos() as _,
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.read_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd and a valid timespec, both live locals; a null
+            // signal mask leaves the mask unchanged.
+            unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        }
+        let mut buf = [0u8; 64];
+        // SAFETY: reads into a live local buffer of the given length from our own
+        // non-blocking pipe (EAGAIN when empty).
+        while unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        Self::take()
+    }
+}
+
+/// Disarms the alarm when dropped.
+pub struct Alarm {
+    armed: bool,
+}
+
+impl Alarm {
+    /// Whether the alarm is armed (SIGALRM is caught): the guarded call needs no
+    /// timeout of its own.
+    pub fn armed(&self) -> bool {
+        self.armed
+    }
+}
+
+fn set_timer(after: Duration) {
+    let tv = libc::timeval {
+        tv_sec: after.as_secs().min(86_400) as _,
+        tv_usec: after.subsec_micros() as _,
+    };
+    let zero = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let timer = libc::itimerval {
+        it_interval: zero,
+        it_value: tv,
+    };
+    // SAFETY: a valid itimerval from live locals; a null old-value pointer is allowed.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+}
+
+/// Interrupt the blocking call the caller is about to make at `deadline` (SIGALRM).
+/// Not armed when SIGALRM is not caught (a library user or a test without
+/// [`Signals::install`]): the caller must then bound the call itself.
+pub fn alarm_at(deadline: Instant) -> Alarm {
+    if !ALARM_CAUGHT.load(Ordering::SeqCst) {
+        return Alarm { armed: false };
+    }
+    // A zero it_value would disarm the timer: at least one microsecond.
+    set_timer(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_micros(1)),
+    );
+    Alarm { armed: true }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        if self.armed {
+            set_timer(Duration::ZERO);
         }
     }
 }

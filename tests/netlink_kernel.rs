@@ -10,6 +10,8 @@ use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use vipd::net::netlink::FAMILY_INET;
 use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};
 
@@ -18,18 +20,6 @@ const MAC_TEXT: &str = "00:00:5e:00:53:01";
 const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
 const LOOKALIKE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
 const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50));
-
-fn is_root() -> bool {
-    // The effective uid is the second field of "Uid:" in /proc/self/status.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
 
 /// Runs a command, fails the test unless it succeeds, returns its stdout.
 fn run(cmd: &str, args: &[&str]) -> String {
@@ -112,12 +102,8 @@ fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
 
 #[test]
 fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
-    if !is_root() {
-        if std::env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: needs root (VIPD_ALLOW_SKIP=1)");
-            return;
-        }
-        panic!("this test needs root (set VIPD_ALLOW_SKIP=1 to skip it)");
+    if !common::require_root("kernel_adds_lists_deletes_and_announces_in_a_namespace") {
+        return;
     }
     let ns = Netns::create(format!("vipdnl{}", std::process::id()));
     ns.ip(&[

@@ -305,10 +305,15 @@ impl Etcd {
             .http_status_as_error(false)
             .timeout_connect(Some(connect))
             .max_redirects(0)
+            // ureq's 128 KiB defaults are mmap'ed and unmapped with every new
+            // connection (the watch makes one per turn); etcd's replies need far less.
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(4 * 1024)
+            .max_response_header_size(8 * 1024)
             .user_agent(concat!("vipd/", env!("CARGO_PKG_VERSION")))
             .build();
         Etcd {
-            agent: config.into(),
+            agent: super::resolve::agent(config),
             endpoints: settings
                 .endpoints
                 .iter()
@@ -328,21 +333,23 @@ impl Etcd {
         }
     }
 
-    /// A POST to `path` on endpoint `i` with the common headers, bounded by `deadline`.
+    /// A POST to `path` on endpoint `i` with the common headers, bounded by
+    /// `deadline`; `None` leaves it unbounded for a caller that armed an alarm (see
+    /// [`crate::signals::alarm_at`]): ureq lets a signal interrupt only untimed reads.
     fn request(
         &self,
         i: usize,
         path: &str,
-        deadline: Instant,
+        deadline: Option<Instant>,
     ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
         let ep = &self.endpoints[i];
         let url = format!("{}{}{}", ep.base, ep.prefix.unwrap_or("/v3"), path);
-        let timeout = remaining(deadline);
-        let req = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_global(Some(timeout))
+        let config = self.agent.post(&url).config();
+        let config = match deadline {
+            Some(deadline) => config.timeout_global(Some(remaining(deadline))),
+            None => config.timeout_global(None).timeout_connect(None),
+        };
+        let req = config
             .build()
             .header("Content-Type", "application/json")
             .header("Grpc-Metadata-hasleader", "true");
@@ -361,7 +368,7 @@ impl Etcd {
         deadline: Instant,
     ) -> Result<(u16, Vec<u8>), String> {
         let mut resp = self
-            .request(i, path, deadline)
+            .request(i, path, Some(deadline))
             .send(body)
             .map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
@@ -527,9 +534,16 @@ impl Etcd {
             base64::encode(&self.key),
             revision + 1
         );
-        let mut resp = match self.request(i, "/watch", deadline).send(&body) {
+        // The alarm (or, without one, a timeout) ends the wait at the deadline; a
+        // signal such as SIGTERM ends it at once.
+        let alarm = crate::signals::alarm_at(deadline);
+        let bound = (!alarm.armed()).then_some(deadline);
+        let mut resp = match self.request(i, "/watch", bound).send(&body) {
             Ok(resp) => resp,
             Err(ureq::Error::Timeout(_)) => return Wait::Deadline,
+            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                return Wait::Deadline;
+            }
             Err(e) => {
                 log::debug!("watch on {}: {}", self.endpoints[i].base, describe(&e));
                 return Wait::Reread;
@@ -550,7 +564,14 @@ impl Etcd {
             let n = match std::io::Read::read(&mut reader, &mut chunk) {
                 Ok(0) => return Wait::Reread,
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Wait::Deadline,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    return Wait::Deadline;
+                }
                 Err(e) => {
                     if Instant::now() >= deadline {
                         return Wait::Deadline;

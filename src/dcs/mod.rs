@@ -1,6 +1,7 @@
 //! The distributed consensus store (DCS) holding Patroni's leader key.
 
 pub mod etcd;
+pub mod resolve;
 
 use std::fmt;
 use std::time::Instant;

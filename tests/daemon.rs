@@ -1,0 +1,659 @@
+//! The running daemon against the real kernel and a real etcd, in network namespaces made by
+//! the lab (tests/common). Every test is gated: it needs root and Debian's etcd; see
+//! `common::require_root_and_etcd`.
+
+mod common;
+
+use common::*;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+/// The gate, named after the calling test.
+macro_rules! gate {
+    ($name:literal) => {
+        if !require_root_and_etcd($name) {
+            return;
+        }
+    };
+}
+
+fn sleep_until(t: SystemTime, at_most: Duration) {
+    if let Ok(d) = t.duration_since(SystemTime::now()) {
+        thread::sleep(d.min(at_most));
+    }
+}
+
+/// Waits for the VIP, then checks the peer saw exactly `count` gratuitous ARP requests from the
+/// node, `spacing` apart, the first at once, nothing before them and nothing in the 10 s after.
+fn check_announce_burst(
+    lab: &SingleNode,
+    cap: &Capture,
+    vipd: &mut Proc,
+    count: usize,
+    spacing: Duration,
+) {
+    let mac = lab.node_mac();
+    if wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_none() {
+        panic!("VIP {VIP} never appeared on {NODE_IF}\n{}", vipd.log());
+    }
+    let seen = SystemTime::now();
+    let burst = spacing * (count as u32) + Duration::from_secs(3);
+    let arps = cap.wait_arps(count, burst);
+    assert!(
+        arps.len() >= count,
+        "peer captured {} ARP packets within {burst:?}, want {count}:\n{}{}",
+        arps.len(),
+        describe_arps(&arps),
+        vipd.log()
+    );
+    // Nothing more for 10 s after the last announcement (+ delivery margin).
+    let last = arps[count - 1].0;
+    sleep_until(
+        last + Duration::from_millis(10_300),
+        Duration::from_secs(12),
+    );
+    let arps = cap.arps();
+    assert_eq!(
+        arps.len(),
+        count,
+        "want exactly {count} ARP packets on the wire (the announcements: none from the peer \
+         before them, none in the 10 s after), got:\n{}{}",
+        describe_arps(&arps),
+        vipd.log()
+    );
+    for (_, a) in &arps {
+        assert!(
+            a.is_garp_request(vip(), mac),
+            "not a gratuitous ARP request for {VIP} from {}: {a}",
+            fmt_mac(&mac)
+        );
+    }
+    let first_after_seen = millis_between(seen, arps[0].0);
+    assert!(
+        first_after_seen <= 300,
+        "first announcement {first_after_seen} ms after the VIP was seen; want it at once\n{}",
+        describe_arps(&arps)
+    );
+    let lo = spacing.as_millis() as i128 - 60;
+    let hi = spacing.as_millis() as i128 + 300;
+    for w in arps.windows(2) {
+        let gap = millis_between(w[0].0, w[1].0);
+        assert!(
+            (lo..=hi).contains(&gap),
+            "announcements {gap} ms apart, want {spacing:?} ({lo}..={hi} ms):\n{}",
+            describe_arps(&arps)
+        );
+    }
+    assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
+    assert!(lab.has_vip(), "VIP gone again\n{}", vipd.log());
+}
+
+#[test]
+fn leader_here_adds_vip_and_announces_count_garps() {
+    gate!("leader_here_adds_vip_and_announces_count_garps");
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let mut vipd = lab.vipd(&[
+        "--interval",
+        "500",
+        "--announce-count",
+        "3",
+        "--announce-interval",
+        "300",
+    ]);
+    check_announce_burst(&lab, &cap, &mut vipd, 3, ms(300));
+}
+
+#[test]
+fn leader_here_default_announcements_are_three_one_second_apart() {
+    gate!("leader_here_default_announcements_are_three_one_second_apart");
+    let lab = SingleNode::new();
+    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let mut vipd = lab.vipd(&[]);
+    // No leader yet: nothing happens.
+    thread::sleep(ms(700));
+    assert!(
+        !lab.has_vip(),
+        "VIP added without a leader key\n{}",
+        vipd.log()
+    );
+    lab.etcd.put(KEY, NODE_NAME);
+    check_announce_burst(&lab, &cap, &mut vipd, 3, ms(1000));
+}
+
+#[test]
+fn leader_elsewhere_removes_and_deleted_key_releases() {
+    gate!("leader_elsewhere_removes_and_deleted_key_releases");
+    let lab = SingleNode::new();
+    let interval = ms(500);
+    lab.etcd.put(KEY, "node2");
+    let mut vipd = lab.vipd(&["--interval", "500", "--announce-count", "1"]);
+    thread::sleep(ms(1500));
+    assert!(
+        !lab.has_vip(),
+        "VIP added while the leader is node2\n{}",
+        vipd.log()
+    );
+
+    lab.etcd.put(KEY, NODE_NAME);
+    let t = wait_until(interval + SLACK, POLL, || lab.has_vip());
+    assert!(
+        t.is_some(),
+        "leader = node1: VIP not added within {:?}\n{}",
+        interval + SLACK,
+        vipd.log()
+    );
+
+    // A state change is logged once, not every turn: nothing new while nothing changes.
+    thread::sleep(ms(700));
+    let logged = vipd.stderr().lines().count();
+    thread::sleep(interval * 4);
+    let log = vipd.stderr();
+    assert_eq!(
+        log.lines().count(),
+        logged,
+        "vipd kept logging in a steady state (4 intervals):\n{}",
+        log.lines().skip(logged).collect::<Vec<_>>().join("\n")
+    );
+
+    lab.etcd.put(KEY, "node2");
+    let t = wait_until(interval + SLACK, POLL, || !lab.has_vip());
+    assert!(
+        t.is_some(),
+        "leader = node2: VIP not removed within {:?}\n{}",
+        interval + SLACK,
+        vipd.log()
+    );
+
+    lab.etcd.put(KEY, NODE_NAME);
+    let t = wait_until(interval + SLACK, POLL, || lab.has_vip());
+    assert!(
+        t.is_some(),
+        "leader = node1 again: VIP not added\n{}",
+        vipd.log()
+    );
+
+    lab.etcd.del(KEY);
+    let t = wait_until(interval + SLACK, POLL, || !lab.has_vip());
+    assert!(
+        t.is_some(),
+        "key deleted: VIP not released within {:?}\n{}",
+        interval + SLACK,
+        vipd.log()
+    );
+
+    assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
+    assert!(
+        lab.node.prefixes_of(NODE_IF, "192.0.2.11".parse().unwrap()) == vec![24],
+        "the node's own address was touched: {:?}",
+        lab.node.addrs(NODE_IF)
+    );
+}
+
+#[test]
+fn vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced() {
+    gate!("vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced");
+    let lab = SingleNode::new();
+    let interval = ms(500);
+    let mac = lab.node_mac();
+    lab.etcd.put(KEY, NODE_NAME);
+    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let mut vipd = lab.vipd(&[
+        "--interval",
+        "500",
+        "--announce-count",
+        "2",
+        "--announce-interval",
+        "200",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP never appeared\n{}",
+        vipd.log()
+    );
+    cap.wait_arps(2, Duration::from_secs(3));
+    thread::sleep(ms(400));
+
+    for round in 1..=2 {
+        let before = cap.arps().len();
+        let t0 = SystemTime::now();
+        lab.del_addr("192.0.2.50/24");
+        let back = wait_until(interval + SLACK, POLL, || lab.has_vip());
+        assert!(
+            back.is_some(),
+            "round {round}: VIP deleted by hand not back within {:?}\n{}",
+            interval + SLACK,
+            vipd.log()
+        );
+        let arps = cap.wait_arps(before + 1, interval + SLACK);
+        let new: Vec<_> = arps.iter().filter(|(t, _)| *t >= t0).cloned().collect();
+        assert!(
+            !new.is_empty(),
+            "round {round}: VIP re-added but not announced\n{}{}",
+            describe_arps(&arps),
+            vipd.log()
+        );
+        assert!(
+            new[0].1.is_garp_request(vip(), mac),
+            "not a GARP: {}",
+            new[0].1
+        );
+        let after = millis_between(t0, new[0].0);
+        assert!(
+            after <= (interval + SLACK).as_millis() as i128,
+            "round {round}: re-announced {after} ms after the delete"
+        );
+        // Let this round's announcements finish.
+        thread::sleep(ms(600));
+        eprintln!("round {round}: back after {back:?}, announced {after} ms after the delete");
+    }
+    assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
+}
+
+#[test]
+fn link_down_up_vip_present_and_reannounced_within_one_interval() {
+    gate!("link_down_up_vip_present_and_reannounced_within_one_interval");
+    let lab = SingleNode::new();
+    let interval = ms(500);
+    let mac = lab.node_mac();
+    lab.etcd.put(KEY, NODE_NAME);
+    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let mut vipd = lab.vipd(&[
+        "--interval",
+        "500",
+        "--announce-count",
+        "2",
+        "--announce-interval",
+        "200",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP never appeared\n{}",
+        vipd.log()
+    );
+    cap.wait_arps(2, Duration::from_secs(3));
+    thread::sleep(ms(400));
+
+    lab.node.ip(&["link", "set", NODE_IF, "down"]);
+    thread::sleep(ms(1500));
+    assert!(
+        vipd.is_running(),
+        "vipd exited while the link was down\n{}",
+        vipd.log()
+    );
+    let before = cap.arps().len();
+    let t_up = SystemTime::now();
+    lab.node.ip(&["link", "set", NODE_IF, "up"]);
+    let bound = interval + SLACK;
+    assert!(
+        wait_until(bound, POLL, || lab.has_vip()).is_some(),
+        "VIP not present within {bound:?} of link-up: {:?}\n{}",
+        lab.node.addrs(NODE_IF),
+        vipd.log()
+    );
+    let arps = cap.wait_arps(before + 1, bound + ms(200));
+    let new: Vec<_> = arps.iter().filter(|(t, _)| *t >= t_up).cloned().collect();
+    assert!(
+        !new.is_empty(),
+        "no announcement after link-up:\n{}{}",
+        describe_arps(&arps),
+        vipd.log()
+    );
+    assert!(
+        new[0].1.is_garp_request(vip(), mac),
+        "not a GARP: {}",
+        new[0].1
+    );
+    let after = millis_between(t_up, new[0].0);
+    assert!(
+        after <= bound.as_millis() as i128,
+        "re-announced {after} ms after link-up, want within {bound:?}\n{}",
+        describe_arps(&arps)
+    );
+    eprintln!("re-announced {after} ms after link-up");
+    assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
+}
+
+#[test]
+fn release_removes_vip_at_every_prefix_and_exact_match_only() {
+    gate!("release_removes_vip_at_every_prefix_and_exact_match_only");
+    let lab = SingleNode::new();
+    let interval = ms(500);
+    // 192.0.2.5 must not count as 192.0.2.50.
+    lab.add_addr("192.0.2.5/24");
+    lab.etcd.put(KEY, NODE_NAME);
+    let mut vipd = lab.vipd(&["--interval", "500", "--announce-count", "1"]);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP not added while 192.0.2.5 is present (substring match?): {:?}\n{}",
+        lab.node.addrs(NODE_IF),
+        vipd.log()
+    );
+    assert_eq!(lab.node.prefixes_of(NODE_IF, vip()), vec![VIP_LEN]);
+
+    // A second copy at /32, added by hand, counts as present and is removed on release too.
+    lab.add_addr("192.0.2.50/32");
+    thread::sleep(ms(700));
+    let mut prefixes = lab.node.prefixes_of(NODE_IF, vip());
+    prefixes.sort_unstable();
+    assert_eq!(prefixes, vec![24, 32], "{}", vipd.log());
+
+    lab.etcd.put(KEY, "node2");
+    let gone = wait_until(interval + SLACK, POLL, || {
+        lab.node.prefixes_of(NODE_IF, vip()).is_empty()
+    });
+    assert!(
+        gone.is_some(),
+        "release left copies of the VIP: {:?}\n{}",
+        lab.node.addrs(NODE_IF),
+        vipd.log()
+    );
+    let addrs = lab.node.addrs(NODE_IF);
+    for keep in ["192.0.2.11", "192.0.2.5"] {
+        assert!(
+            addrs.iter().any(|(a, l)| a.to_string() == keep && *l == 24),
+            "{keep}/24 was removed with the VIP: {addrs:?}\n{}",
+            vipd.log()
+        );
+    }
+    assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
+}
+
+#[test]
+fn sighup_is_ignored_and_sigterm_sigint_release_and_exit_0() {
+    gate!("sighup_is_ignored_and_sigterm_sigint_release_and_exit_0");
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let extra = ["--interval", "500", "--announce-count", "1"];
+
+    let mut vipd = lab.vipd(&extra);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP never appeared\n{}",
+        vipd.log()
+    );
+    vipd.signal("HUP");
+    thread::sleep(ms(700));
+    assert!(
+        vipd.is_running(),
+        "SIGHUP killed vipd: {:?}\n{}",
+        vipd.try_status(),
+        vipd.log()
+    );
+    assert!(lab.has_vip(), "SIGHUP released the VIP\n{}", vipd.log());
+
+    for sig in ["TERM", "INT"] {
+        if !lab.has_vip() {
+            vipd = lab.vipd(&extra);
+            assert!(
+                wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+                "VIP never appeared\n{}",
+                vipd.log()
+            );
+        }
+        let sent = std::time::Instant::now();
+        vipd.signal(sig);
+        let status = vipd.wait_timeout(Duration::from_secs(5));
+        let Some(status) = status else {
+            panic!("vipd still running 5 s after SIG{sig}\n{}", vipd.log());
+        };
+        eprintln!("SIG{sig}: exited {:?} after the signal", sent.elapsed());
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIG{sig}: exit status {status}\n{}",
+            vipd.log()
+        );
+        assert!(
+            !lab.has_vip(),
+            "SIG{sig}: vipd exited leaving the VIP: {:?}\n{}",
+            lab.node.addrs(NODE_IF),
+            vipd.log()
+        );
+    }
+}
+
+#[test]
+fn keep_on_exit_leaves_vip_after_sigterm() {
+    gate!("keep_on_exit_leaves_vip_after_sigterm");
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let mut vipd = lab.vipd(&[
+        "--interval",
+        "500",
+        "--announce-count",
+        "1",
+        "--keep-on-exit",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP never appeared\n{}",
+        vipd.log()
+    );
+    vipd.signal("TERM");
+    let Some(status) = vipd.wait_timeout(Duration::from_secs(5)) else {
+        panic!("vipd still running 5 s after SIGTERM\n{}", vipd.log());
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}\n{}",
+        vipd.log()
+    );
+    thread::sleep(ms(300));
+    assert!(lab.has_vip(), "--keep-on-exit: VIP removed\n{}", vipd.log());
+}
+
+/// Two vipd on one bridge and one etcd: moving the key moves the VIP, and the client's
+/// neighbour entry follows by the gratuitous ARP alone (the client sends nothing).
+#[test]
+fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
+    gate!("moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic");
+    let lab = TwoNodes::new();
+    let interval = ms(500);
+    let mac1 = lab.n1.mac(HOST_IF);
+    let mac2 = lab.n2.mac(HOST_IF);
+    let macc = lab.c.mac(HOST_IF);
+    lab.etcd.put(KEY, "n1");
+    let extra = [
+        "--interval",
+        "500",
+        "--announce-count",
+        "2",
+        "--announce-interval",
+        "200",
+    ];
+    let mut v1 = lab.vipd(&lab.n1, "n1", &extra);
+    let mut v2 = lab.vipd(&lab.n2, "n2", &extra);
+    let logs = |v1: &Proc, v2: &Proc| format!("{}\n{}", v1.log(), v2.log());
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.n1.has_vip(HOST_IF)).is_some(),
+        "VIP never appeared on n1\n{}",
+        logs(&v1, &v2)
+    );
+    thread::sleep(ms(600));
+    assert!(
+        !lab.n2.has_vip(HOST_IF),
+        "VIP on n2 as well\n{}",
+        logs(&v1, &v2)
+    );
+
+    // One connection attempt from the client resolves the VIP to n1's MAC (n1 answers the
+    // SYN with a RST: nothing listens on port 9).
+    let connect = lab.c.exec(
+        &tool("timeout"),
+        &[
+            "3",
+            &tool("bash").to_string_lossy(),
+            "-c",
+            "exec 3<>/dev/tcp/192.0.2.50/9",
+        ],
+    );
+    let entry = lab.c.neigh(VIP);
+    assert!(
+        matches!(entry, Some((Some(m), _)) if m == mac1),
+        "client's neighbour entry for {VIP} is {entry:?}, want n1's MAC {} (connect: {})",
+        fmt_mac(&mac1),
+        connect.stderr.trim()
+    );
+
+    let mut moves = 0;
+    for (to, to_ns, to_mac, from_ns) in [
+        ("n2", &lab.n2, mac2, &lab.n1),
+        ("n1", &lab.n1, mac1, &lab.n2),
+    ] {
+        moves += 1;
+        let cap = Capture::start(&lab.c, HOST_IF, "");
+        // Past the neighbour locktime (1 s) since the last update of the entry.
+        thread::sleep(ms(1100));
+        let t_move = std::time::Instant::now();
+        let t_move_wall = SystemTime::now();
+        lab.etcd.put(KEY, to);
+        let followed = wait_until(
+            Duration::from_secs(1).saturating_sub(t_move.elapsed()),
+            ms(10),
+            || matches!(lab.c.neigh(VIP), Some((Some(m), _)) if m == to_mac),
+        );
+        let took = t_move.elapsed();
+        let entry = lab.c.neigh(VIP);
+        assert!(
+            followed.is_some(),
+            "move {moves} to {to}: client's neighbour entry is {entry:?} {took:?} after the move, \
+             want {to}'s MAC {} within 1 s\ncaptured on the client:\n{}{}",
+            fmt_mac(&to_mac),
+            describe_arps(&cap.arps()),
+            logs(&v1, &v2)
+        );
+        eprintln!("move {moves} to {to}: client's neighbour entry followed after {took:?}");
+        assert!(
+            wait_until(interval + SLACK, POLL, || to_ns.has_vip(HOST_IF)
+                && !from_ns.has_vip(HOST_IF))
+            .is_some(),
+            "move {moves} to {to}: VIP on n1: {}, on n2: {}\n{}",
+            lab.n1.has_vip(HOST_IF),
+            lab.n2.has_vip(HOST_IF),
+            logs(&v1, &v2)
+        );
+        thread::sleep(ms(200));
+        let frames = cap.frames();
+        let from_client: Vec<_> = frames
+            .iter()
+            .filter(|f| f.eth_src() == Some(macc))
+            .collect();
+        assert!(
+            from_client.is_empty(),
+            "move {moves}: the client sent {} frame(s) in between (first: {:02x?})",
+            from_client.len(),
+            from_client[0].data
+        );
+        let arps = cap.arps();
+        assert!(
+            arps.iter()
+                .any(|(t, a)| *t >= t_move_wall && a.is_garp_request(vip(), to_mac)),
+            "move {moves}: no gratuitous ARP from {to} seen by the client ({} frames captured):\n{}{}",
+            frames.len(),
+            describe_arps(&arps),
+            cap.log()
+        );
+    }
+    assert!(
+        v1.is_running() && v2.is_running(),
+        "a vipd exited\n{}",
+        logs(&v1, &v2)
+    );
+}
+
+#[test]
+fn etcd_unreachable_keeps_vip_for_the_grace_period_then_releases() {
+    gate!("etcd_unreachable_keeps_vip_for_the_grace_period_then_releases");
+    let mut lab = SingleNode::new();
+    let interval = ms(500);
+    let grace = ms(2000);
+    lab.etcd.put(KEY, NODE_NAME);
+    let mut vipd = lab.vipd(&[
+        "--interval",
+        "500",
+        "--announce-count",
+        "1",
+        "--dcs-grace",
+        "2000",
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP never appeared\n{}",
+        vipd.log()
+    );
+    let stopped = std::time::Instant::now();
+    lab.etcd.stop();
+    // Kept through the grace period…
+    let early = wait_until(grace - ms(300), POLL, || !lab.has_vip());
+    assert!(
+        early.is_none(),
+        "VIP released {early:?} after etcd stopped, before the {grace:?} grace period\n{}",
+        vipd.log()
+    );
+    // …then released.
+    let bound = grace + interval + SLACK;
+    let released = wait_until(bound.saturating_sub(stopped.elapsed()), POLL, || {
+        !lab.has_vip()
+    });
+    assert!(
+        released.is_some(),
+        "VIP still present {:?} after etcd stopped (grace {grace:?})\n{}",
+        stopped.elapsed(),
+        vipd.log()
+    );
+    eprintln!(
+        "released {:?} after etcd stopped (grace {grace:?})",
+        stopped.elapsed()
+    );
+    assert!(
+        vipd.is_running(),
+        "vipd exited while etcd was down\n{}",
+        vipd.log()
+    );
+}
+
+#[test]
+fn dead_stderr_pipe_does_not_stop_the_daemon() {
+    gate!("dead_stderr_pipe_does_not_stop_the_daemon");
+    let lab = SingleNode::new();
+    let interval = ms(500);
+    lab.etcd.put(KEY, NODE_NAME);
+    // stderr's read end is closed at once: every log line vipd writes fails with EPIPE.
+    let args = vipd_args(
+        NODE_IF,
+        NODE_NAME,
+        &lab.etcd.endpoint,
+        &["--interval", "500", "--announce-count", "1", "-v"],
+    );
+    let mut vipd = Proc::spawn_in_with(&lab.node.name, &vipd_bin(), &args, false);
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
+        "VIP never appeared (vipd status {:?})",
+        vipd.try_status()
+    );
+    for (leader, present) in [("node2", false), (NODE_NAME, true), ("node2", false)] {
+        lab.etcd.put(KEY, leader);
+        let t = wait_until(interval + SLACK, POLL, || lab.has_vip() == present);
+        assert!(
+            t.is_some(),
+            "leader {leader}: VIP present = {}, want {present} (vipd status {:?})",
+            lab.has_vip(),
+            vipd.try_status()
+        );
+    }
+    assert!(
+        vipd.is_running(),
+        "vipd died with a dead stderr: {:?}",
+        vipd.try_status()
+    );
+    vipd.signal("TERM");
+    let status = vipd.wait_timeout(Duration::from_secs(5));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit after SIGTERM: {status:?}"
+    );
+}

@@ -1,0 +1,613 @@
+//! `vipd --once` and `--once --dry-run` against a real etcd in a namespace (gated: root and
+//! etcd), configuration errors (exit 2, no root needed), and self-tests of the lab's pcap
+//! reader and ARP decoder.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+macro_rules! gate {
+    ($name:literal) => {
+        if !require_root_and_etcd($name) {
+            return;
+        }
+    };
+}
+
+/// The one line `--once` prints, as key=value fields (quotes removed).
+fn once_fields(out: &Outcome) -> HashMap<String, String> {
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "--once must print exactly one line on stdout, got {:?} (exit {:?}, stderr: {})",
+        out.stdout,
+        out.code(),
+        out.stderr
+    );
+    lines[0]
+        .split_whitespace()
+        .filter_map(|tok| tok.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+fn expect_fields(out: &Outcome, want: &[(&str, &str)]) {
+    let f = once_fields(out);
+    for (k, v) in want {
+        assert_eq!(
+            f.get(*k).map(String::as_str),
+            Some(*v),
+            "--once line {:?}: want {k}={v}",
+            out.stdout.trim()
+        );
+    }
+    assert!(
+        out.stdout.contains(VIP),
+        "--once line does not name the VIP: {:?}",
+        out.stdout
+    );
+}
+
+fn expect_code(out: &Outcome, code: i32, what: &str) {
+    assert_eq!(
+        out.code(),
+        Some(code),
+        "{what}: {}, want exit status {code}\nstdout: {}stderr: {}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn once_adds_when_leader_and_then_does_nothing() {
+    gate!("once_adds_when_leader_and_then_does_nothing");
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let start = Instant::now();
+    let out = lab.once(&["--once"]);
+    let took = start.elapsed();
+    expect_code(&out, 0, "--once, leader = this node");
+    expect_fields(
+        &out,
+        &[
+            ("leader", "node1"),
+            ("node", "node1"),
+            ("desired", "present"),
+            ("actual", "absent"),
+            ("action", "added"),
+        ],
+    );
+    assert_eq!(
+        lab.node.prefixes_of(NODE_IF, vip()),
+        vec![VIP_LEN],
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(10), "--once took {took:?}");
+
+    let out = lab.once(&["--once"]);
+    expect_code(&out, 0, "--once again, VIP present");
+    expect_fields(
+        &out,
+        &[
+            ("desired", "present"),
+            ("actual", "present"),
+            ("action", "none"),
+        ],
+    );
+    assert_eq!(lab.node.prefixes_of(NODE_IF, vip()), vec![VIP_LEN]);
+}
+
+#[test]
+fn once_leader_elsewhere_removes_every_copy_and_nothing_else() {
+    gate!("once_leader_elsewhere_removes_every_copy_and_nothing_else");
+    let lab = SingleNode::new();
+    lab.add_addr("192.0.2.50/24");
+    lab.add_addr("192.0.2.50/32");
+    lab.add_addr("192.0.2.5/24");
+    lab.etcd.put(KEY, "node2");
+    let out = lab.once(&["--once"]);
+    expect_code(&out, 0, "--once, leader = node2");
+    expect_fields(
+        &out,
+        &[
+            ("leader", "node2"),
+            ("node", "node1"),
+            ("desired", "absent"),
+            ("actual", "present"),
+            ("action", "removed"),
+        ],
+    );
+    let addrs = lab.node.addrs(NODE_IF);
+    assert!(
+        lab.node.prefixes_of(NODE_IF, vip()).is_empty(),
+        "VIP left behind: {addrs:?}"
+    );
+    for keep in ["192.0.2.11", "192.0.2.5"] {
+        let keep: Ipv4Addr = keep.parse().unwrap();
+        assert_eq!(
+            lab.node.prefixes_of(NODE_IF, keep),
+            vec![24],
+            "{keep} touched: {addrs:?}"
+        );
+    }
+}
+
+#[test]
+fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
+    gate!("once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing");
+    let lab = SingleNode::new();
+    let dry = ["--once", "--dry-run"];
+
+    lab.etcd.put(KEY, NODE_NAME);
+    let out = lab.once(&dry);
+    expect_code(&out, 3, "dry run, leader here, VIP absent");
+    expect_fields(
+        &out,
+        &[
+            ("leader", "node1"),
+            ("desired", "present"),
+            ("actual", "absent"),
+            ("action", "would-add"),
+        ],
+    );
+    assert!(!lab.has_vip(), "--dry-run added the VIP");
+
+    lab.add_addr("192.0.2.50/24");
+    let out = lab.once(&dry);
+    expect_code(&out, 0, "dry run, leader here, VIP present");
+    expect_fields(&out, &[("actual", "present"), ("action", "none")]);
+
+    lab.etcd.put(KEY, "node2");
+    let out = lab.once(&dry);
+    expect_code(&out, 3, "dry run, leader node2, VIP present");
+    expect_fields(
+        &out,
+        &[
+            ("leader", "node2"),
+            ("desired", "absent"),
+            ("actual", "present"),
+            ("action", "would-remove"),
+        ],
+    );
+    assert!(lab.has_vip(), "--dry-run removed the VIP");
+
+    lab.etcd.del(KEY);
+    let out = lab.once(&dry);
+    expect_code(&out, 3, "dry run, no leader, VIP present");
+    expect_fields(
+        &out,
+        &[
+            ("leader", "none"),
+            ("desired", "absent"),
+            ("action", "would-remove"),
+        ],
+    );
+    assert!(lab.has_vip(), "--dry-run removed the VIP");
+
+    lab.del_addr("192.0.2.50/24");
+    let out = lab.once(&dry);
+    expect_code(&out, 0, "dry run, no leader, VIP absent");
+    expect_fields(
+        &out,
+        &[("leader", "none"), ("actual", "absent"), ("action", "none")],
+    );
+    assert!(!lab.has_vip());
+}
+
+#[test]
+fn once_exact_address_match_and_any_prefix_counts_as_present() {
+    gate!("once_exact_address_match_and_any_prefix_counts_as_present");
+    let lab = SingleNode::new();
+    let dry = ["--once", "--dry-run"];
+    lab.etcd.put(KEY, NODE_NAME);
+    lab.add_addr("192.0.2.5/24");
+    let out = lab.once(&dry);
+    expect_code(&out, 3, "192.0.2.5 present (not the VIP 192.0.2.50)");
+    expect_fields(&out, &[("actual", "absent"), ("action", "would-add")]);
+
+    lab.add_addr("192.0.2.50/32");
+    let out = lab.once(&dry);
+    expect_code(&out, 0, "VIP present at /32 (asked for /24)");
+    expect_fields(&out, &[("actual", "present"), ("action", "none")]);
+}
+
+#[test]
+fn once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip() {
+    gate!("once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip");
+    let mut lab = SingleNode::new();
+    lab.add_addr("192.0.2.50/24");
+    // Were the key read, node2 would mean "remove": unreachable must not be read as that.
+    lab.etcd.put(KEY, "node2");
+    let unreachable = [
+        ("connection refused", "http://127.0.0.1:1"),
+        ("no such host on the link", "http://192.0.2.99:2379"),
+    ];
+    for (what, endpoint) in unreachable {
+        for extra in [&["--once"][..], &["--once", "--dry-run"][..]] {
+            let args = vipd_args(NODE_IF, NODE_NAME, endpoint, extra);
+            let start = Instant::now();
+            let out = lab.once_with(&args);
+            let took = start.elapsed();
+            expect_code(&out, 1, &format!("{what} ({endpoint}) {extra:?}"));
+            assert!(
+                lab.has_vip(),
+                "{what} {extra:?}: the VIP was removed\n{}",
+                out.stderr
+            );
+            assert!(
+                took < Duration::from_secs(10),
+                "{what} {extra:?}: took {took:?}"
+            );
+        }
+    }
+    lab.etcd.stop();
+    let out = lab.once(&["--once"]);
+    expect_code(&out, 1, "etcd stopped");
+    assert!(
+        lab.has_vip(),
+        "etcd stopped: the VIP was removed\n{}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration errors: exit 2 and one stderr line naming the key. No root needed; --once
+// --dry-run against a closed loopback port, so even a missed error changes nothing.
+
+const UNREACHABLE: &str = "http://127.0.0.1:1";
+
+fn base_args(without: &[&str]) -> Vec<String> {
+    let all = [
+        ("--ip", VIP),
+        ("--netmask", "24"),
+        ("--interface", "lo"),
+        ("--trigger-key", KEY),
+        ("--trigger-value", "node1"),
+        ("--dcs-endpoints", UNREACHABLE),
+    ];
+    let mut args = vec!["--once".to_string(), "--dry-run".to_string()];
+    for (flag, value) in all {
+        if !without.contains(&flag) {
+            args.push(flag.to_string());
+            args.push(value.to_string());
+        }
+    }
+    args
+}
+
+fn run_vipd(args: &[String], env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = Command::new(vipd_bin());
+    cmd.args(args);
+    scrub_env(&mut cmd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc::spawn("vipd", cmd, true).finish(Duration::from_secs(20))
+}
+
+/// Whether `text` names `key` as a word: `ip`, `--ip`, `VIP_IP`, `dcs_endpoints`, …
+fn names_key(text: &str, key: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map(|w| {
+            let w = w.to_ascii_lowercase().replace('_', "-");
+            let w = w.trim_start_matches('-').to_string();
+            w.strip_prefix("vip-").map(str::to_string).unwrap_or(w)
+        })
+        .any(|w| w == key)
+}
+
+/// Checks exit 2 and exactly one stderr line naming `key` (and `value` when given).
+fn config_error(out: &Outcome, key: &str, value: Option<&str>) -> Result<(), String> {
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let mut problems = Vec::new();
+    if out.code() != Some(2) {
+        problems.push(format!("{}, want exit status 2", out.status));
+    }
+    if lines.len() != 1 {
+        problems.push(format!("{} stderr lines, want 1", lines.len()));
+    }
+    if !names_key(&out.stderr, key) {
+        problems.push(format!("stderr does not name the key {key}"));
+    }
+    if let Some(v) = value {
+        if !out.stderr.contains(v) {
+            problems.push(format!("stderr does not show the value {v:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} (stderr: {:?}, stdout: {:?})",
+            problems.join("; "),
+            out.stderr,
+            out.stdout
+        ))
+    }
+}
+
+#[test]
+fn valid_base_configuration_is_not_a_config_error() {
+    // The base the error cases start from: only the closed etcd port makes it fail (exit 1).
+    let out = run_vipd(&base_args(&[]), &[]);
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "base configuration with an unreachable etcd: exit {}, want 1\nstderr: {}",
+        out.status,
+        out.stderr
+    );
+}
+
+#[test]
+fn config_errors_exit_2_with_one_line_naming_the_key() {
+    struct Case {
+        what: &'static str,
+        without: &'static [&'static str],
+        add: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+        key: &'static str,
+        value: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            what: "netmask out of range",
+            without: &["--netmask"],
+            add: &["--netmask", "40"],
+            env: &[],
+            key: "netmask",
+            value: Some("40"),
+        },
+        Case {
+            what: "malformed IP",
+            without: &["--ip"],
+            add: &["--ip", "192.0.2.300"],
+            env: &[],
+            key: "ip",
+            value: Some("192.0.2.300"),
+        },
+        Case {
+            what: "endpoint without scheme",
+            without: &["--dcs-endpoints"],
+            add: &["--dcs-endpoints", "127.0.0.1:2379"],
+            env: &[],
+            key: "dcs-endpoints",
+            value: Some("127.0.0.1:2379"),
+        },
+        Case {
+            what: "unknown dcs-type",
+            without: &[],
+            add: &["--dcs-type", "zookeeper"],
+            env: &[],
+            key: "dcs-type",
+            value: Some("zookeeper"),
+        },
+        Case {
+            what: "interval not a number",
+            without: &[],
+            add: &["--interval", "soon"],
+            env: &[],
+            key: "interval",
+            value: Some("soon"),
+        },
+        Case {
+            what: "unknown announce-mode",
+            without: &[],
+            add: &["--announce-mode", "shout"],
+            env: &[],
+            key: "announce-mode",
+            value: Some("shout"),
+        },
+        Case {
+            what: "missing ip",
+            without: &["--ip"],
+            add: &[],
+            env: &[],
+            key: "ip",
+            value: None,
+        },
+        Case {
+            what: "empty interface means unset: missing",
+            without: &["--interface"],
+            add: &["--interface="],
+            env: &[],
+            key: "interface",
+            value: None,
+        },
+        Case {
+            what: "missing trigger-key",
+            without: &["--trigger-key"],
+            add: &[],
+            env: &[],
+            key: "trigger-key",
+            value: None,
+        },
+        Case {
+            what: "unknown flag",
+            without: &[],
+            add: &["--frobnicate", "1"],
+            env: &[],
+            key: "frobnicate",
+            value: None,
+        },
+        Case {
+            what: "netmask from the environment",
+            without: &["--netmask"],
+            add: &[],
+            env: &[("VIP_NETMASK", "40")],
+            key: "netmask",
+            value: Some("40"),
+        },
+        Case {
+            what: "--key=value form",
+            without: &["--netmask"],
+            add: &["--netmask=33"],
+            env: &[],
+            key: "netmask",
+            value: Some("33"),
+        },
+    ];
+    let mut failures = Vec::new();
+    for c in &cases {
+        let mut args = base_args(c.without);
+        args.extend(c.add.iter().map(|s| s.to_string()));
+        let out = run_vipd(&args, c.env);
+        if let Err(e) = config_error(&out, c.key, c.value) {
+            failures.push(format!("{}: {e}", c.what));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "config errors:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn config_file_error_exits_2_naming_file_line_and_key() {
+    let dir = TempDir::new(&lab_id(), "cfg");
+    let file = dir.path.join("vipd.yml");
+    std::fs::write(&file, "ip: 192.0.2.50\nnetmask: 40\ninterface: lo\n").unwrap();
+    let mut args = base_args(&["--ip", "--netmask", "--interface"]);
+    args.push("--config".to_string());
+    args.push(file.to_string_lossy().into_owned());
+    let out = run_vipd(&args, &[]);
+    let place = format!("{}:2", file.display());
+    let mut problems = Vec::new();
+    if let Err(e) = config_error(&out, "netmask", Some("40")) {
+        problems.push(e);
+    }
+    if !out.stderr.contains(&place) {
+        problems.push(format!("stderr does not name {place}: {:?}", out.stderr));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab's own pcap reader and ARP decoder.
+
+fn garp_frame(mac: [u8; 6], vip: [u8; 4]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&vip);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&vip);
+    f
+}
+
+fn pcap(big_endian: bool, magic: u32, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
+    let w32 = |v: u32| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let mut b = Vec::new();
+    b.extend_from_slice(&w32(magic));
+    b.extend_from_slice(&w16(2));
+    b.extend_from_slice(&w16(4));
+    b.extend_from_slice(&w32(0));
+    b.extend_from_slice(&w32(0));
+    b.extend_from_slice(&w32(262_144));
+    b.extend_from_slice(&w32(1));
+    for (sec, frac, data) in records {
+        b.extend_from_slice(&w32(*sec));
+        b.extend_from_slice(&w32(*frac));
+        b.extend_from_slice(&w32(data.len() as u32));
+        b.extend_from_slice(&w32(data.len() as u32));
+        b.extend_from_slice(data);
+    }
+    b
+}
+
+#[test]
+fn lab_pcap_reader_and_arp_decoder() {
+    let mac = [0x02, 0, 0x5e, 0x10, 0x20, 0x30];
+    let frame = garp_frame(mac, [192, 0, 2, 50]);
+    let other = [0u8; 60];
+    for (big_endian, magic, frac_unit) in [
+        (false, 0xa1b2_c3d4, 1000),
+        (true, 0xa1b2_c3d4, 1000),
+        (false, 0xa1b2_3c4d, 1),
+    ] {
+        let bytes = pcap(
+            big_endian,
+            magic,
+            &[
+                (1_700_000_000, 250_000 * 1000 / frac_unit, &frame),
+                (1_700_000_001, 0, &other),
+            ],
+        );
+        let mut r = PcapReader::new(&bytes[..]).expect("header");
+        let f1 = r.next_frame().expect("record 1").expect("frame 1");
+        let f2 = r.next_frame().expect("record 2").expect("frame 2");
+        assert!(r.next_frame().expect("clean end").is_none());
+        let t1 = f1.ts.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            t1,
+            Duration::new(1_700_000_000, 250_000_000),
+            "be={big_endian} magic={magic:#x}"
+        );
+        assert_eq!(f1.data, frame);
+        assert_eq!(f2.data.len(), 60);
+        let a = Arp::parse(&f1.data).expect("ARP");
+        assert!(a.is_garp_request(Ipv4Addr::new(192, 0, 2, 50), mac), "{a}");
+        assert!(!a.is_garp_request(Ipv4Addr::new(192, 0, 2, 5), mac));
+        assert!(!a.is_garp_request(Ipv4Addr::new(192, 0, 2, 50), [2, 0, 0, 0, 0, 1]));
+        assert_eq!(Arp::parse(&f2.data), None, "not ARP (ethertype 0)");
+    }
+    // A reply, a truncated stream, a bad magic.
+    let mut reply = frame.clone();
+    reply[21] = 2;
+    assert_eq!(Arp::parse(&reply).map(|a| a.op), Some(2));
+    assert!(
+        !Arp::parse(&reply)
+            .unwrap()
+            .is_garp_request(Ipv4Addr::new(192, 0, 2, 50), mac)
+    );
+    let bytes = pcap(false, 0xa1b2_c3d4, &[(1, 0, &frame)]);
+    let mut r = PcapReader::new(&bytes[..bytes.len() - 5]).unwrap();
+    assert!(r.next_frame().is_err(), "truncated record accepted");
+    assert!(
+        PcapReader::new(&[0u8; 24][..]).is_err(),
+        "bad magic accepted"
+    );
+    assert!(parse_mac("02:00:5e:10:20:30") == Some(mac) && parse_mac("02:00:5e:10:20").is_none());
+    let addrs = parse_addrs(
+        r#"[{"ifindex":2,"ifname":"veth0","addr_info":[{"family":"inet","local":"192.0.2.11","prefixlen":24},{"family":"inet","local":"192.0.2.50","prefixlen":32},{"family":"inet6","local":"2001:db8::1","prefixlen":64}]}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        addrs,
+        vec![
+            (Ipv4Addr::new(192, 0, 2, 11), 24),
+            (Ipv4Addr::new(192, 0, 2, 50), 32)
+        ]
+    );
+}
