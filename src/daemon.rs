@@ -214,21 +214,36 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Some(l) => *l,
             None => match self.net.link(&self.cfg.interface) {
                 Ok(Some(l)) => l,
-                Ok(None) | Err(_) => {
+                Ok(None) => {
+                    // Gone: the turn reports it; a new burst starts when it is back.
+                    self.burst = None;
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("announcing {}: {e}", self.cfg.vip.addr);
                     self.burst = None;
                     return;
                 }
             },
         };
         if !link.up {
+            log::debug!(
+                "{} is down: announcements stop until it is up",
+                self.cfg.interface
+            );
             self.burst = None;
             return;
         }
-        if let Err(e) = self
+        match self
             .net
             .announce(&link, self.cfg.vip, self.cfg.announce_mode)
         {
-            log::warn!("announcing {}: {e}", self.cfg.vip.addr);
+            Ok(()) => log::debug!(
+                "announced {} ({} left)",
+                self.cfg.vip.addr,
+                burst.remaining - 1
+            ),
+            Err(e) => log::warn!("announcing {}: {e}", self.cfg.vip.addr),
         }
         burst.remaining -= 1;
         // Fixed deadlines from the first announcement, so the spacing does not drift
@@ -289,7 +304,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 .map_or(next_turn, |a| a.min(next_turn));
             let now = Instant::now();
             let mut sleep = wake.saturating_duration_since(now);
-            if wake > now {
+            // A watch is worth starting only for a real wait (a few ms at least).
+            if wake > now + Duration::from_millis(5) {
                 match self.dcs.wait_for_change(wake) {
                     Some(Wait::Changed(obs)) => {
                         event = Some(obs);

@@ -71,7 +71,8 @@ pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> [u8; FRAME_LEN] {
 /// It is opened with protocol 0, which packet(7) documents as "no packets are
 /// received": the socket only ever sends, so it must not queue a copy of every ARP
 /// packet on the host as a socket opened with `htons(ETH_P_ARP)` would. The frames'
-/// protocol is given per send (`sll_protocol = htons(ETH_P_ARP)`).
+/// protocol is given per send (`sll_protocol = htons(ETH_P_ARP)`, or
+/// `htons(ETH_P_IPV6)` for the neighbour advertisements of [`super::ndisc`]).
 #[derive(Debug)]
 pub struct PacketSocket {
     sock: Socket,
@@ -88,7 +89,14 @@ impl PacketSocket {
     /// (`sockaddr_ll{AF_PACKET, htons(ETH_P_ARP), ifindex, halen 6, ff:ff:ff:ff:ff:ff}`).
     pub fn send_garp(&self, ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> io::Result<()> {
         let frame = garp_frame(mac, ip, op);
-        self.sock.send_to_link(&frame, ifindex, ETH_P_ARP)
+        self.send_frame(&frame, ifindex, ETH_P_ARP)
+    }
+
+    /// `sendto(2)` one complete Ethernet frame out of interface `ifindex`, with
+    /// `protocol` (host byte order: `ETH_P_ARP`, `ETH_P_IPV6`) as `sll_protocol` and
+    /// the frame's own destination as `sll_addr`.
+    pub fn send_frame(&self, frame: &[u8], ifindex: u32, protocol: u16) -> io::Result<()> {
+        self.sock.send_to_link(frame, ifindex, protocol)
     }
 
     /// One announcement of `ip` from interface `ifindex`: a request, a reply, or

@@ -4,6 +4,7 @@
 //! implementation and tests substitute a fake.
 
 pub mod arp;
+pub mod ndisc;
 pub mod netlink;
 #[allow(unsafe_code)]
 pub mod sys;
@@ -98,6 +99,8 @@ pub trait AddrBackend {
     fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError>;
     /// Remove `addr/prefix_len`; an address that is not there (EADDRNOTAVAIL) is success.
     fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError>;
-    /// Send one announcement of `vip` from `link` (gratuitous ARP for IPv4).
+    /// Send one announcement of `vip` from `link`: gratuitous ARP for IPv4 (`mode`
+    /// says which operations), one unsolicited neighbour advertisement for IPv6
+    /// (`mode` does not apply).
     fn announce(&mut self, link: &LinkInfo, vip: Vip, mode: AnnounceMode) -> Result<(), NetError>;
 }

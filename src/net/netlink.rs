@@ -45,7 +45,11 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
-const IFA_F_NODAD: u8 = 0x02;
+const IFA_LABEL: u16 = 3;
+/// All of an address's flags as a `u32` (`ifaddrmsg.ifa_flags` has only 8 bits).
+const IFA_FLAGS: u16 = 8;
+const IFA_F_NODAD: u32 = 0x02;
+const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 
 const IFLA_ADDRESS: u16 = 1;
@@ -140,6 +144,37 @@ pub enum AddrChange {
     Del,
 }
 
+/// Optional properties of an added address: an IPv4 label and `noprefixroute`.
+/// The default is neither (a plain `ip addr add`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddrOptions {
+    label: Option<String>,
+    /// `IFA_F_NOPREFIXROUTE` (`ip addr add ... noprefixroute`, Linux 3.14 for IPv6,
+    /// 4.4 for IPv4): the kernel adds no route for the address's subnet, so a VIP
+    /// with a prefix length below 32/128 brings no extra subnet route with it.
+    pub noprefixroute: bool,
+}
+
+impl AddrOptions {
+    /// With the label `label` (`ip addr add ... label LABEL`): shown by `ip addr` and
+    /// `ifconfig` as the address's interface alias, e.g. `eth0:vip`. 1 to 15 bytes
+    /// without NUL, like an interface name. Linux keeps labels for IPv4 addresses
+    /// only; for an IPv6 VIP it is not sent.
+    pub fn with_label(mut self, label: &str) -> Result<AddrOptions, BadLinkName> {
+        let bytes = label.as_bytes();
+        if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
+            return Err(BadLinkName);
+        }
+        self.label = Some(label.to_string());
+        Ok(self)
+    }
+
+    /// The label, if one is set.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+}
+
 /// Builds into `buf` the request `ip addr add|del ADDR/PREFIX_LEN dev IFINDEX`
 /// sends: `ifaddrmsg{family, prefix_len, flags, RT_SCOPE_UNIVERSE, ifindex}` then
 /// `IFA_LOCAL` and `IFA_ADDRESS`, both = `addr`. For an IPv6 add the header flags
@@ -153,6 +188,31 @@ pub fn addr_request(
     addr: IpAddr,
     prefix_len: u8,
 ) {
+    addr_request_with(
+        buf,
+        change,
+        seq,
+        ifindex,
+        addr,
+        prefix_len,
+        &AddrOptions::default(),
+    );
+}
+
+/// Like [`addr_request`], with `options` for an add, in iproute2's layout
+/// (`ip addr add ... label LABEL noprefixroute`): `IFA_LOCAL`, then `IFA_LABEL` (IPv4
+/// only), then, when a flag does not fit the header's 8 bits, every flag in
+/// `IFA_FLAGS` (and none in the header), then `IFA_ADDRESS`. A delete ignores
+/// `options`: the kernel finds the address by address and prefix length alone.
+pub fn addr_request_with(
+    buf: &mut Vec<u8>,
+    change: AddrChange,
+    seq: u32,
+    ifindex: u32,
+    addr: IpAddr,
+    prefix_len: u8,
+    options: &AddrOptions,
+) {
     let (kind, flags) = match change {
         AddrChange::Add => (
             RTM_NEWADDR,
@@ -160,22 +220,39 @@ pub fn addr_request(
         ),
         AddrChange::Del => (RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK),
     };
-    let ifa_flags = match (change, addr) {
-        (AddrChange::Add, IpAddr::V6(_)) => IFA_F_NODAD,
-        _ => 0,
+    let adding = change == AddrChange::Add;
+    let mut ifa_flags = 0;
+    if adding && addr.is_ipv6() {
+        ifa_flags |= IFA_F_NODAD;
+    }
+    if adding && options.noprefixroute {
+        ifa_flags |= IFA_F_NOPREFIXROUTE;
+    }
+    let (header_flags, flags_attr) = match u8::try_from(ifa_flags) {
+        Ok(fits) => (fits, None),
+        Err(_) => (0, Some(ifa_flags)),
+    };
+    let label = match (adding, addr, options.label()) {
+        (true, IpAddr::V4(_), Some(label)) => Some(label),
+        _ => None,
+    };
+    let octets: &[u8] = match &addr {
+        IpAddr::V4(a) => &a.octets(),
+        IpAddr::V6(a) => &a.octets(),
     };
     begin(buf, kind, flags, seq);
-    push_ifaddrmsg(buf, family_of(addr), prefix_len, ifa_flags, ifindex);
-    match addr {
-        IpAddr::V4(a) => {
-            push_attr(buf, IFA_LOCAL, &a.octets());
-            push_attr(buf, IFA_ADDRESS, &a.octets());
-        }
-        IpAddr::V6(a) => {
-            push_attr(buf, IFA_LOCAL, &a.octets());
-            push_attr(buf, IFA_ADDRESS, &a.octets());
-        }
+    push_ifaddrmsg(buf, family_of(addr), prefix_len, header_flags, ifindex);
+    push_attr(buf, IFA_LOCAL, octets);
+    if let Some(label) = label {
+        // At most 15 bytes (checked by `with_label`) and a NUL.
+        let mut name_z = label.as_bytes().to_vec();
+        name_z.push(0);
+        push_attr(buf, IFA_LABEL, &name_z);
     }
+    if let Some(all) = flags_attr {
+        push_attr(buf, IFA_FLAGS, &all.to_ne_bytes());
+    }
+    push_attr(buf, IFA_ADDRESS, octets);
     finish(buf);
 }
 
@@ -602,6 +679,8 @@ pub struct Kernel {
     port: u32,
     seq: u32,
     packet: Option<PacketSocket>,
+    /// Label and `noprefixroute` for addresses [`AddrBackend::add`] adds.
+    addr_options: AddrOptions,
     req: Vec<u8>,
     buf: Vec<u8>,
 }
@@ -657,6 +736,7 @@ impl Kernel {
             port,
             seq: 0,
             packet: None,
+            addr_options: AddrOptions::default(),
             req: Vec::with_capacity(64),
             buf: vec![0; RECV_BUF_LEN],
         })
@@ -702,6 +782,12 @@ impl Kernel {
                 "the address table changed during each of {DUMP_ATTEMPTS} dumps"
             )),
         })
+    }
+
+    /// Sets the label and `noprefixroute` that every later [`AddrBackend::add`] uses
+    /// (none by default).
+    pub fn set_addr_options(&mut self, options: AddrOptions) {
+        self.addr_options = options;
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -860,13 +946,14 @@ impl AddrBackend for Kernel {
 
     fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError> {
         let seq = self.next_seq();
-        addr_request(
+        addr_request_with(
             &mut self.req,
             AddrChange::Add,
             seq,
             ifindex,
             vip.addr,
             vip.prefix_len,
+            &self.addr_options,
         );
         let op = || format!("add {vip} on interface #{ifindex}");
         match self.transact(Until::Ack, op, |_| {}) {
@@ -896,13 +983,6 @@ impl AddrBackend for Kernel {
 
     fn announce(&mut self, link: &LinkInfo, vip: Vip, mode: AnnounceMode) -> Result<(), NetError> {
         let op = || format!("announce {} on interface #{}", vip.addr, link.index);
-        let IpAddr::V4(ip) = vip.addr else {
-            return Err(NetError {
-                op: op(),
-                errno: libc::EAFNOSUPPORT,
-                extack: Some("IPv6 announcements (unsolicited NA) are not implemented".into()),
-            });
-        };
         if link.mac == [0; 6] {
             return Err(NetError {
                 op: op(),
@@ -917,9 +997,11 @@ impl AddrBackend for Kernel {
                 extack: Some("opened without an AF_PACKET socket".into()),
             });
         };
-        packet
-            .announce(link.index, link.mac, ip, mode)
-            .map_err(|e| NetError::io(op(), &e))
+        match vip.addr {
+            IpAddr::V4(ip) => packet.announce(link.index, link.mac, ip, mode),
+            IpAddr::V6(ip) => packet.send_na(link.index, link.mac, ip),
+        }
+        .map_err(|e| NetError::io(op(), &e))
     }
 }
 

@@ -155,20 +155,28 @@ impl Socket {
         self.send_to(buf, &addr)
     }
 
-    /// `sendto(2)` the whole of `frame` (a complete link-layer frame) out of
-    /// interface `ifindex` on an `AF_PACKET`/`SOCK_RAW` socket, with `protocol`
-    /// (host byte order, e.g. `ETH_P_ARP`) as the frame's protocol and the
-    /// broadcast address as the 6-byte link-layer destination.
+    /// `sendto(2)` the whole of `frame` (a complete Ethernet frame, header
+    /// included) out of interface `ifindex` on an `AF_PACKET`/`SOCK_RAW` socket,
+    /// with `protocol` (host byte order, e.g. `ETH_P_ARP`) as the frame's protocol
+    /// and the frame's own destination (its first 6 bytes: broadcast for ARP,
+    /// 33:33:00:00:00:01 for an all-nodes NA) as the link-layer destination in
+    /// `sockaddr_ll`. (On a `SOCK_RAW` socket the kernel sends the header as given;
+    /// the address only has to agree with it.) A frame shorter than an Ethernet
+    /// header fails with `EINVAL`.
     pub fn send_to_link(&self, frame: &[u8], ifindex: u32, protocol: u16) -> io::Result<()> {
         let ifindex = libc::c_int::try_from(ifindex)
             .map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+        let dst = match frame.get(..6) {
+            Some(dst) if frame.len() >= 14 => dst,
+            _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        };
         // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
         let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as libc::c_ushort;
         addr.sll_protocol = protocol.to_be();
         addr.sll_ifindex = ifindex;
         addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        addr.sll_addr[..6].copy_from_slice(dst);
         self.send_to(frame, &addr)
     }
 

@@ -10,6 +10,11 @@ const DEL: &str = include_str!("../../../tests/fixtures/netlink/ip-addr-del.stra
 const DEL_ABSENT: &str = include_str!("../../../tests/fixtures/netlink/ip-addr-del-absent.strace");
 const ADD6: &str = include_str!("../../../tests/fixtures/netlink/ip-6-addr-add.strace");
 const DEL6: &str = include_str!("../../../tests/fixtures/netlink/ip-6-addr-del.strace");
+const ADD_LABEL: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-addr-add-label-noprefixroute.strace");
+const DEL_LABEL: &str = include_str!("../../../tests/fixtures/netlink/ip-addr-del-label.strace");
+const ADD6_NOPREFIXROUTE: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-6-addr-add-noprefixroute.strace");
 const LINK: &str = include_str!("../../../tests/fixtures/netlink/ip-link-show.strace");
 const LINK_ABSENT: &str =
     include_str!("../../../tests/fixtures/netlink/ip-link-show-absent.strace");
@@ -147,6 +152,103 @@ fn ipv6_del_request_matches_ip_addr_del() {
     let captured = &call(&c, "sendmsg(3", "RTM_DELADDR").bytes;
     let built = built_addr(AddrChange::Del, eth0_index(DEL6), VIP6, 64);
     assert_eq!(built, masked(captured));
+}
+
+#[test]
+fn only_ipv6_adds_skip_duplicate_address_detection() {
+    // ifaddrmsg follows the 16-byte header: family, prefix length, flags, scope.
+    let flags = |change, addr| u32::from(built_addr(change, 2, addr, 64)[18]);
+    assert_eq!(flags(AddrChange::Add, VIP6), IFA_F_NODAD);
+    assert_eq!(flags(AddrChange::Del, VIP6), 0);
+    assert_eq!(flags(AddrChange::Add, VIP4), 0);
+    assert_eq!(flags(AddrChange::Del, VIP4), 0);
+    let add6 = built_addr(AddrChange::Add, 2, VIP6, 64);
+    assert_eq!((add6[16], add6[17]), (FAMILY_INET6, 64));
+    // IFA_LOCAL and IFA_ADDRESS each carry the 16-byte address.
+    assert_eq!(add6.len(), NLMSG_HDRLEN + 8 + 2 * (4 + 16));
+}
+
+fn built_with(change: AddrChange, ifindex: u32, addr: IpAddr, len: u8, o: &AddrOptions) -> Vec<u8> {
+    let mut buf = Vec::new();
+    addr_request_with(&mut buf, change, 0, ifindex, addr, len, o);
+    buf
+}
+
+#[test]
+fn add_with_label_and_noprefixroute_matches_ip_addr_add() {
+    let c = calls(ADD_LABEL);
+    let sent = call(&c, "sendmsg(3", "RTM_NEWADDR");
+    assert!(sent.line.contains("IFA_LABEL") && sent.line.contains("IFA_F_NOPREFIXROUTE"));
+    let mut options = AddrOptions::default().with_label("eth0:vip").unwrap();
+    options.noprefixroute = true;
+    let built = built_with(AddrChange::Add, eth0_index(ADD_LABEL), VIP4, 24, &options);
+    assert_eq!(built, masked(&sent.bytes));
+    // The kernel acknowledged it.
+    let acks: Vec<_> = c
+        .iter()
+        .filter(|c| c.line.starts_with("recvmsg(3"))
+        .flat_map(|c| parse_all(&c.bytes).unwrap())
+        .filter(|m| m.payload == Payload::Ack)
+        .collect();
+    assert_eq!(acks.len(), 1);
+}
+
+#[test]
+fn ipv6_add_with_noprefixroute_moves_every_flag_to_ifa_flags() {
+    let c = calls(ADD6_NOPREFIXROUTE);
+    let sent = call(&c, "sendmsg(3", "RTM_NEWADDR");
+    assert!(sent.line.contains("IFA_F_NODAD|IFA_F_NOPREFIXROUTE"));
+    // A label is not sent for IPv6: Linux keeps none.
+    let mut options = AddrOptions::default().with_label("eth0:vip").unwrap();
+    options.noprefixroute = true;
+    let built = built_with(
+        AddrChange::Add,
+        eth0_index(ADD6_NOPREFIXROUTE),
+        VIP6,
+        64,
+        &options,
+    );
+    assert_eq!(built, masked(&sent.bytes));
+    assert_eq!(built[18], 0, "no flags in the 8-bit header field");
+}
+
+#[test]
+fn delete_ignores_the_options() {
+    // `ip addr del` of the labelled address names no label, and the kernel deletes it.
+    let c = calls(DEL_LABEL);
+    let sent = &call(&c, "sendmsg(3", "RTM_DELADDR").bytes;
+    let mut options = AddrOptions::default().with_label("eth0:vip").unwrap();
+    options.noprefixroute = true;
+    for (addr, len) in [(VIP4, 24), (VIP6, 64)] {
+        assert_eq!(
+            built_with(AddrChange::Del, 3, addr, len, &options),
+            built_addr(AddrChange::Del, 3, addr, len)
+        );
+    }
+    assert_eq!(
+        built_with(AddrChange::Del, eth0_index(DEL_LABEL), VIP4, 24, &options),
+        masked(sent)
+    );
+}
+
+#[test]
+fn labels_are_checked_like_interface_names() {
+    let ok = AddrOptions::default()
+        .with_label("eth0:vip-15byte")
+        .unwrap();
+    assert_eq!(ok.label(), Some("eth0:vip-15byte"));
+    for bad in ["", "eth0:vip-16bytes", "eth0\0vip", "eth0:vïp-15byte"] {
+        assert_eq!(
+            AddrOptions::default().with_label(bad),
+            Err(BadLinkName),
+            "{bad:?}"
+        );
+    }
+    // Without options an add is exactly the plain request.
+    assert_eq!(
+        built_with(AddrChange::Add, 3, VIP4, 24, &AddrOptions::default()),
+        built_addr(AddrChange::Add, 3, VIP4, 24)
+    );
 }
 
 #[test]

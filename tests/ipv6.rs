@@ -1,0 +1,735 @@
+//! IPv6 VIPs against the real kernel and a real etcd, in network namespaces made by the
+//! lab (tests/common), with documentation addresses (2001:db8::/32) only: the VIP is
+//! added without duplicate address detection (never tentative), announced with
+//! unsolicited neighbour advertisements that tcpdump checks independently, moved
+//! between two nodes with a client's neighbour entry following by the NAs alone, and
+//! brought back and announced after a link down/up removed it.
+//!
+//! Every test is gated (root, and etcd where used): see `common::require_root_and_etcd`.
+//! The lab turns IPv6 off in its namespaces; these tests turn it on for the interfaces
+//! they use.
+
+mod common;
+
+use std::fs::File;
+use std::net::Ipv6Addr;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use vipd::net::ndisc::{ALL_NODES, ALL_NODES_MAC, na_frame};
+use vipd::net::netlink::AddrOptions;
+use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};
+
+/// The IPv6 VIP and its prefix length.
+const VIP6: &str = "2001:db8::50";
+const VIP6_LEN: u8 = 64;
+/// The client's own address in the two-node test.
+const CLIENT6: &str = "2001:db8::100/64";
+/// vipd's defaults, which these tests run with: `announce-count`, `announce-interval`
+/// and `interval`.
+const ANNOUNCE_COUNT: usize = 3;
+const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(1000);
+const INTERVAL: Duration = Duration::from_millis(1000);
+/// How far apart two announcements of a burst may be from `ANNOUNCE_INTERVAL`.
+const SPACING_TOLERANCE: Duration = Duration::from_millis(300);
+/// ICMPv6 types seen on the wire besides NAs: MLDv2 reports (143) and MLDv1 (131).
+const ICMPV6_MLD_TYPES: [u8; 2] = [143, 131];
+
+/// The gate, named after the calling test.
+macro_rules! gate {
+    ($check:ident, $name:literal) => {
+        if !$check($name) {
+            return;
+        }
+    };
+}
+
+fn vip6() -> Ipv6Addr {
+    VIP6.parse().expect("VIP6 is an IPv6 address")
+}
+
+/// The arguments of a vipd managing the IPv6 VIP on `ifname` as node `node`.
+fn vipd6_args(ifname: &str, node: &str, endpoint: &str) -> Vec<String> {
+    let len = VIP6_LEN.to_string();
+    [
+        "--ip",
+        VIP6,
+        "--netmask",
+        &len,
+        "--interface",
+        ifname,
+        "--trigger-key",
+        KEY,
+        "--trigger-value",
+        node,
+        "--dcs-endpoints",
+        endpoint,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `sysctl -q -w SETTINGS…` inside `ns`, which must succeed.
+fn sysctl(ns: &Netns, settings: &[&str]) {
+    let mut args = vec!["-q", "-w"];
+    args.extend_from_slice(settings);
+    let out = ns.exec(&tool("sysctl"), &args);
+    assert!(
+        out.status.success(),
+        "sysctl {settings:?} in {}: {}",
+        ns.name,
+        out.stderr.trim()
+    );
+}
+
+/// Turns IPv6 on for `ifname` in `ns` (the lab turns it off). With `dad` false the
+/// interface's own addresses skip duplicate address detection; with it true (the
+/// kernel's default, used on the vipd nodes) only `IFA_F_NODAD` keeps an address from
+/// being tentative. IPv6 addresses are removed on link down (`keep_addr_on_down` 0),
+/// no router solicitations are sent, and the kernel sends no neighbour advertisements
+/// of its own (`ndisc_notify` 0): every unsolicited NA on the wire is vipd's.
+fn enable_ipv6(ns: &Netns, ifname: &str, dad: bool) {
+    let conf = |key: &str, value: &str| format!("net.ipv6.conf.{ifname}.{key}={value}");
+    sysctl(
+        ns,
+        &[
+            "net.ipv6.conf.all.disable_ipv6=0",
+            "net.ipv6.conf.default.disable_ipv6=0",
+            &conf("disable_ipv6", "0"),
+            &conf("accept_dad", if dad { "1" } else { "0" }),
+            &conf("keep_addr_on_down", "0"),
+            &conf("router_solicitations", "0"),
+            &conf("ndisc_notify", "0"),
+        ],
+    );
+}
+
+/// One IPv6 address of an interface, as `ip -j -6 addr show` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Addr6 {
+    addr: Ipv6Addr,
+    prefix_len: u8,
+    tentative: bool,
+    nodad: bool,
+    dadfailed: bool,
+}
+
+fn addrs6(ns: &Netns, ifname: &str) -> Vec<Addr6> {
+    let json = ns.ip(&["-j", "-6", "addr", "show", "dev", ifname]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("ip -j -6 addr: {e}: {json}"));
+    let flag = |info: &serde_json::Value, name: &str| info[name].as_bool() == Some(true);
+    let mut found = Vec::new();
+    for link in v.as_array().into_iter().flatten() {
+        for info in link["addr_info"].as_array().into_iter().flatten() {
+            let (Some(local), Some(len)) = (info["local"].as_str(), info["prefixlen"].as_u64())
+            else {
+                panic!("address without local or prefixlen in {json}");
+            };
+            found.push(Addr6 {
+                addr: local.parse().unwrap_or_else(|e| panic!("{local}: {e}")),
+                prefix_len: u8::try_from(len).expect("prefix length fits u8"),
+                tentative: flag(info, "tentative"),
+                nodad: flag(info, "nodad"),
+                dadfailed: flag(info, "dadfailed"),
+            });
+        }
+    }
+    found
+}
+
+/// The VIP's entries on `ifname` (any prefix length).
+fn vip6_on(ns: &Netns, ifname: &str) -> Vec<Addr6> {
+    addrs6(ns, ifname)
+        .into_iter()
+        .filter(|a| a.addr == vip6())
+        .collect()
+}
+
+fn has_vip6(ns: &Netns, ifname: &str) -> bool {
+    !vip6_on(ns, ifname).is_empty()
+}
+
+/// The VIP is on `ifname` once, at the configured prefix length, added with
+/// `IFA_F_NODAD` and usable: not tentative, DAD not failed.
+fn assert_vip6_usable(ns: &Netns, ifname: &str, logs: &str) {
+    let on = vip6_on(ns, ifname);
+    assert_eq!(
+        on.len(),
+        1,
+        "VIP entries on {ifname} in {}: {on:?}",
+        ns.name
+    );
+    let a = &on[0];
+    assert_eq!(a.prefix_len, VIP6_LEN, "{a:?}");
+    assert!(a.nodad, "VIP added without IFA_F_NODAD: {a:?}\n{logs}");
+    assert!(
+        !a.tentative && !a.dadfailed,
+        "VIP not usable: {a:?}\n{logs}"
+    );
+}
+
+/// The neighbour entry for `addr` on `ifname`: (lladdr, states), if any.
+fn neigh6(ns: &Netns, ifname: &str, addr: &str) -> Option<(Option<[u8; 6]>, Vec<String>)> {
+    let json = ns.ip(&["-j", "-6", "neigh", "show", addr, "dev", ifname]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("ip -j -6 neigh: {e}: {json}"));
+    let entry = v.as_array()?.iter().find(|e| {
+        e["dst"].as_str().and_then(|d| d.parse::<Ipv6Addr>().ok()) == addr.parse().ok()
+    })?;
+    let lladdr = entry["lladdr"].as_str().and_then(parse_mac);
+    let states = entry["state"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((lladdr, states))
+}
+
+/// An ICMPv6 message in an untagged Ethernet frame, decoded just enough (fixed
+/// offsets: the IPv6 header without extension headers, as neighbour discovery sends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Icmp6 {
+    eth_dst: [u8; 6],
+    eth_src: [u8; 6],
+    version: u8,
+    payload_len: u16,
+    hop_limit: u8,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    kind: u8,
+    code: u8,
+    /// The message from its type byte on.
+    body: Vec<u8>,
+}
+
+impl Icmp6 {
+    fn parse(frame: &[u8]) -> Option<Icmp6> {
+        if frame.len() < 58 || frame[12..14] != [0x86, 0xdd] || frame[20] != 58 {
+            return None;
+        }
+        let mac = |s: &[u8]| -> [u8; 6] { s.try_into().expect("6 bytes") };
+        let ip6 = |s: &[u8]| -> Ipv6Addr { <[u8; 16]>::try_from(s).expect("16 bytes").into() };
+        Some(Icmp6 {
+            eth_dst: mac(&frame[0..6]),
+            eth_src: mac(&frame[6..12]),
+            version: frame[14] >> 4,
+            payload_len: u16::from_be_bytes([frame[18], frame[19]]),
+            hop_limit: frame[21],
+            src: ip6(&frame[22..38]),
+            dst: ip6(&frame[38..54]),
+            kind: frame[54],
+            code: frame[55],
+            body: frame[54..].to_vec(),
+        })
+    }
+
+    /// A neighbour advertisement sent to all nodes (the form an unsolicited one takes).
+    fn is_multicast_na(&self) -> bool {
+        self.kind == 136 && self.eth_dst == ALL_NODES_MAC
+    }
+
+    /// Why this is not the unsolicited NA RFC 4861 §7.2.6 and issue 5 ask for,
+    /// announcing the VIP at `mac`; `None` when it is.
+    fn na_fault(&self, mac: [u8; 6]) -> Option<String> {
+        let b = &self.body;
+        let checks: [(bool, &str); 13] = [
+            (
+                self.eth_dst == ALL_NODES_MAC,
+                "Ethernet destination 33:33:00:00:00:01",
+            ),
+            (self.eth_src == mac, "Ethernet source = the node's MAC"),
+            (self.version == 6, "IP version 6"),
+            (
+                usize::from(self.payload_len) == b.len(),
+                "payload length = the message",
+            ),
+            (self.hop_limit == 255, "hop limit 255"),
+            (self.src == vip6(), "IPv6 source = the VIP"),
+            (self.dst == ALL_NODES, "IPv6 destination ff02::1"),
+            ((self.kind, self.code) == (136, 0), "ICMPv6 type 136 code 0"),
+            (b.len() == 32, "NA (24 bytes) and one 8-byte option"),
+            (b.get(4) == Some(&0x20), "flags R=0 S=0 O=1"),
+            (b.get(5..8) == Some(&[0, 0, 0][..]), "reserved bits zero"),
+            (
+                b.get(8..24) == Some(&vip6().octets()[..]),
+                "target = the VIP",
+            ),
+            (
+                b.get(24..26) == Some(&[2, 1][..]) && b.get(26..32) == Some(&mac[..]),
+                "target link-layer address option with the MAC",
+            ),
+        ];
+        let failed: Vec<&str> = checks.iter().filter(|c| !c.0).map(|c| c.1).collect();
+        (!failed.is_empty()).then(|| format!("{failed:?} not met by {self:02x?}"))
+    }
+}
+
+/// The multicast NAs captured from `mac` at or after `since`, with their times. Each
+/// must be a correct unsolicited NA of the VIP.
+fn nas_from(cap: &Capture, mac: [u8; 6], since: SystemTime) -> Vec<(SystemTime, Vec<u8>)> {
+    let mut nas = Vec::new();
+    for f in cap.frames() {
+        if f.ts < since || f.eth_src() != Some(mac) {
+            continue;
+        }
+        let Some(m) = Icmp6::parse(&f.data) else {
+            continue;
+        };
+        if !m.is_multicast_na() {
+            continue;
+        }
+        if let Some(fault) = m.na_fault(mac) {
+            panic!("{}: bad unsolicited NA: {fault}", cap.what);
+        }
+        nas.push((f.ts, f.data));
+    }
+    nas
+}
+
+/// Waits (bounded) for `n` NAs from `mac` since `since`; returns all seen by then.
+fn wait_nas(
+    cap: &Capture,
+    mac: [u8; 6],
+    since: SystemTime,
+    n: usize,
+    timeout: Duration,
+) -> Vec<(SystemTime, Vec<u8>)> {
+    wait_until(timeout, POLL, || nas_from(cap, mac, since).len() >= n);
+    nas_from(cap, mac, since)
+}
+
+fn describe(nas: &[(SystemTime, Vec<u8>)]) -> String {
+    let t0 = nas.first().map(|n| n.0);
+    nas.iter()
+        .map(|(t, _)| {
+            let rel = t0
+                .and_then(|t0| t.duration_since(t0).ok())
+                .unwrap_or_default();
+            format!("  NA at +{} ms\n", rel.as_millis())
+        })
+        .collect()
+}
+
+/// Checks a burst seen since `since`: exactly `ANNOUNCE_COUNT` NAs from `mac`,
+/// `ANNOUNCE_INTERVAL` apart, and no more in the interval after the last one. Returns
+/// the NAs.
+fn check_burst(
+    cap: &Capture,
+    mac: [u8; 6],
+    since: SystemTime,
+    who: &str,
+    logs: &dyn Fn() -> String,
+) -> Vec<(SystemTime, Vec<u8>)> {
+    let burst = ANNOUNCE_INTERVAL * (ANNOUNCE_COUNT as u32) + Duration::from_secs(3);
+    let nas = wait_nas(cap, mac, since, ANNOUNCE_COUNT, burst);
+    assert!(
+        nas.len() >= ANNOUNCE_COUNT,
+        "{who}: {} NAs within {burst:?}, want {ANNOUNCE_COUNT}:\n{}{}",
+        nas.len(),
+        describe(&nas),
+        logs()
+    );
+    // Nothing more for an interval and a half after the last one.
+    let quiet_until = nas[ANNOUNCE_COUNT - 1].0 + ANNOUNCE_INTERVAL + ANNOUNCE_INTERVAL / 2;
+    if let Ok(d) = quiet_until.duration_since(SystemTime::now()) {
+        thread::sleep(d.min(Duration::from_secs(3)));
+    }
+    let nas = nas_from(cap, mac, since);
+    assert_eq!(
+        nas.len(),
+        ANNOUNCE_COUNT,
+        "{who}: want exactly announce-count NAs:\n{}{}",
+        describe(&nas),
+        logs()
+    );
+    for pair in nas.windows(2) {
+        let gap = pair[1].0.duration_since(pair[0].0).unwrap_or_default();
+        assert!(
+            gap.abs_diff(ANNOUNCE_INTERVAL) <= SPACING_TOLERANCE,
+            "{who}: NAs {gap:?} apart, want {ANNOUNCE_INTERVAL:?}:\n{}",
+            describe(&nas)
+        );
+    }
+    nas
+}
+
+/// Writes `frames` as a classic pcap file (microsecond timestamps, Ethernet).
+fn write_pcap(path: &Path, frames: &[(SystemTime, Vec<u8>)]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]); // thiszone, sigfigs
+    out.extend_from_slice(&262_144u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    for (ts, data) in frames {
+        let t = ts.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let len = u32::try_from(data.len()).expect("frame length");
+        out.extend_from_slice(&(t.as_secs() as u32).to_le_bytes());
+        out.extend_from_slice(&t.subsec_micros().to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Has tcpdump read `nas` (written to a pcap file) with `-vv`, and checks that it finds
+/// each to be a neighbour advertisement of the VIP with the override flag and a correct
+/// ICMPv6 checksum (`[icmp6 sum ok]`): an independent check of our frames.
+fn assert_tcpdump_sums_ok(lab: &str, nas: &[(SystemTime, Vec<u8>)]) {
+    let dir = TempDir::new(lab, "pcap");
+    let path = dir.path.join("nas.pcap");
+    write_pcap(&path, nas);
+    let out = run(
+        &tool("tcpdump"),
+        &["-n", "-vv", "-r", &path.to_string_lossy()],
+    );
+    assert!(out.status.success(), "tcpdump -r: {}", out.stderr);
+    let text = out.stdout;
+    let count = |needle: &str| text.matches(needle).count();
+    let want = nas.len();
+    assert_eq!(count("[icmp6 sum ok]"), want, "tcpdump -vv said:\n{text}");
+    assert_eq!(count("neighbor advertisement"), want, "{text}");
+    assert_eq!(
+        count(&format!("tgt is {VIP6}, Flags [override]")),
+        want,
+        "{text}"
+    );
+    assert_eq!(count(&format!("{VIP6} > ff02::1")), want, "{text}");
+    assert_eq!(count("hlim 255"), want, "{text}");
+    assert!(!text.contains("bad"), "{text}");
+    eprintln!("tcpdump -vv on {want} NAs:\n{text}");
+}
+
+/// The kernel backend opened inside `ns` (on a thread that entered it; the sockets
+/// stay in the namespace whichever thread uses them).
+fn kernel_in(ns: &Netns) -> Kernel {
+    let path = format!("/run/netns/{}", ns.name);
+    thread::scope(|s| {
+        s.spawn(|| {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            sys::enter_netns(ns.as_fd()).expect("setns");
+            Kernel::open().expect("Kernel::open")
+        })
+        .join()
+        .expect("thread")
+    })
+}
+
+/// `Kernel::add` with a label and `noprefixroute`, for both families: `ip addr` shows
+/// the label (IPv4) and the flag, and the kernel adds no subnet route, unlike a plain
+/// add; `vip_prefixes` and `del` work on such addresses as on any.
+#[test]
+fn kernel_adds_with_label_and_noprefixroute() {
+    gate!(require_root, "kernel_adds_with_label_and_noprefixroute");
+    let lab = lab_id();
+    let node = Netns::new(&lab, "node");
+    let peer = Netns::new(&lab, "peer");
+    node.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &peer.name,
+    ]);
+    enable_ipv6(&node, "veth0", true);
+    node.ip(&["link", "set", "veth0", "up"]);
+    peer.ip(&["link", "set", "veth1", "up"]);
+    let mut k = kernel_in(&node);
+    let ifindex = k.link("veth0").unwrap().expect("veth0").index;
+    let v4 = Vip {
+        addr: "192.0.2.50".parse().unwrap(),
+        prefix_len: 24,
+    };
+    let v6 = Vip {
+        addr: vip6().into(),
+        prefix_len: VIP6_LEN,
+    };
+    let routes = |family: &str| node.ip(&[family, "route", "show", "dev", "veth0"]);
+    let subnet = |family: &str| match family {
+        "-4" => "192.0.2.0/24",
+        _ => "2001:db8::/64",
+    };
+
+    // Plain adds bring their subnet routes: the control.
+    for (vip, family) in [(v4, "-4"), (v6, "-6")] {
+        k.add(ifindex, vip).unwrap();
+        assert!(
+            routes(family).contains(subnet(family)),
+            "{}",
+            routes(family)
+        );
+        k.del(ifindex, vip.addr, vip.prefix_len).unwrap();
+        assert!(
+            !routes(family).contains(subnet(family)),
+            "{}",
+            routes(family)
+        );
+    }
+
+    let mut options = AddrOptions::default().with_label("veth0:vip").unwrap();
+    options.noprefixroute = true;
+    k.set_addr_options(options);
+    for (vip, family) in [(v4, "-4"), (v6, "-6")] {
+        k.add(ifindex, vip).unwrap();
+        k.add(ifindex, vip).expect("EEXIST is success");
+        assert_eq!(k.vip_prefixes(ifindex, vip.addr).unwrap(), [vip.prefix_len]);
+        let shown = node.ip(&[family, "-o", "addr", "show", "dev", "veth0"]);
+        let line = shown
+            .lines()
+            .find(|l| l.contains(&vip.to_string()))
+            .unwrap_or_else(|| panic!("{vip} not in {shown}"));
+        assert!(line.contains("noprefixroute"), "{line}");
+        if family == "-4" {
+            assert!(line.contains("veth0:vip"), "label missing: {line}");
+        } else {
+            assert!(
+                line.contains("nodad") && !line.contains("tentative"),
+                "{line}"
+            );
+        }
+        assert!(
+            !routes(family).contains(subnet(family)),
+            "noprefixroute, yet: {}",
+            routes(family)
+        );
+        k.del(ifindex, vip.addr, vip.prefix_len).unwrap();
+        assert_eq!(k.vip_prefixes(ifindex, vip.addr).unwrap(), [] as [u8; 0]);
+    }
+}
+
+/// `Kernel::announce` of an IPv6 VIP sends exactly one unsolicited NA (whatever the
+/// ARP mode), byte for byte `na_frame`, which tcpdump finds correct. No etcd needed.
+#[test]
+fn kernel_announces_an_ipv6_vip_with_one_unsolicited_na() {
+    gate!(
+        require_root,
+        "kernel_announces_an_ipv6_vip_with_one_unsolicited_na"
+    );
+    let lab = lab_id();
+    let node = Netns::new(&lab, "node");
+    let peer = Netns::new(&lab, "peer");
+    node.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &peer.name,
+    ]);
+    node.ip(&["link", "set", "veth0", "up"]);
+    peer.ip(&["link", "set", "veth1", "up"]);
+    let mac = node.mac("veth0");
+    let cap = Capture::start(&peer, "veth1", "ip6");
+
+    let mut k = kernel_in(&node);
+    let link = k.link("veth0").unwrap().expect("veth0");
+    let vip = Vip {
+        addr: vip6().into(),
+        prefix_len: VIP6_LEN,
+    };
+    let since = SystemTime::now();
+    k.announce(&link, vip, AnnounceMode::Both)
+        .expect("announce");
+    let nas = wait_nas(&cap, mac, since, 1, Duration::from_secs(5));
+    thread::sleep(ms(300));
+    let nas_later = nas_from(&cap, mac, since);
+    assert_eq!(nas_later.len(), 1, "one NA per announce: {nas_later:?}");
+    assert_eq!(nas[0].1, na_frame(mac, vip6()), "the frame on the wire");
+    assert_tcpdump_sums_ok(&lab, &nas);
+}
+
+/// Two vipd on one bridge with one etcd, an IPv6 VIP: each holder announces it with
+/// exactly announce-count unsolicited NAs 1 s apart (tcpdump: checksums correct); the
+/// VIP is never tentative; a client whose neighbour entry held n1's MAC shows n2's
+/// within 1 s of the key moving, without sending anything itself.
+#[test]
+fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
+    gate!(
+        require_root_and_etcd,
+        "ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas"
+    );
+    let lab = TwoNodes::new();
+    enable_ipv6(&lab.n1, HOST_IF, true);
+    enable_ipv6(&lab.n2, HOST_IF, true);
+    enable_ipv6(&lab.c, HOST_IF, false);
+    lab.c
+        .ip(&["-6", "addr", "add", CLIENT6, "dev", HOST_IF, "nodad"]);
+    let (mac1, mac2, macc) = (lab.n1.mac(HOST_IF), lab.n2.mac(HOST_IF), lab.c.mac(HOST_IF));
+    let cap = Capture::start(&lab.c, HOST_IF, "ip6");
+
+    lab.etcd.put(KEY, "n1");
+    let start = SystemTime::now();
+    let spawn = |ns: &Netns, node: &str| {
+        Proc::spawn_in(
+            &ns.name,
+            &vipd_bin(),
+            &vipd6_args(HOST_IF, node, &lab.etcd.endpoint),
+        )
+    };
+    let v1 = spawn(&lab.n1, "n1");
+    let v2 = spawn(&lab.n2, "n2");
+    let logs = || format!("{}\n{}", v1.log(), v2.log());
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || has_vip6(&lab.n1, HOST_IF)).is_some(),
+        "VIP never appeared on n1\n{}",
+        logs()
+    );
+    assert_vip6_usable(&lab.n1, HOST_IF, &logs());
+    let mut all_nas = check_burst(&cap, mac1, start, "n1 taking the VIP", &logs);
+    assert!(!has_vip6(&lab.n2, HOST_IF), "VIP on n2 too\n{}", logs());
+
+    // One connection attempt from the client resolves the VIP to n1's MAC (n1 answers
+    // the SYN with a RST: nothing listens on port 9).
+    let connect = lab.c.exec(
+        &tool("timeout"),
+        &[
+            "3",
+            &tool("bash").to_string_lossy(),
+            "-c",
+            &format!("exec 3<>/dev/tcp/{VIP6}/9"),
+        ],
+    );
+    let entry = neigh6(&lab.c, HOST_IF, VIP6);
+    assert!(
+        matches!(entry, Some((Some(m), _)) if m == mac1),
+        "client's neighbour entry for {VIP6} is {entry:?}, want n1's MAC {} (connect: {})",
+        fmt_mac(&mac1),
+        connect.stderr.trim()
+    );
+    eprintln!("client's entry before the move: {entry:?}");
+    thread::sleep(ms(1100));
+
+    let t_move = Instant::now();
+    let moved_at = SystemTime::now();
+    lab.etcd.put(KEY, "n2");
+    let followed = wait_until(
+        Duration::from_secs(1).saturating_sub(t_move.elapsed()),
+        ms(10),
+        || matches!(neigh6(&lab.c, HOST_IF, VIP6), Some((Some(m), _)) if m == mac2),
+    );
+    let took = t_move.elapsed();
+    let entry = neigh6(&lab.c, HOST_IF, VIP6);
+    assert!(
+        followed.is_some(),
+        "client's neighbour entry is {entry:?} {took:?} after the move, want n2's MAC {} \
+         within 1 s\nNAs from n2:\n{}{}",
+        fmt_mac(&mac2),
+        describe(&nas_from(&cap, mac2, moved_at)),
+        logs()
+    );
+    eprintln!("client's entry followed after {took:?}: {entry:?}");
+    assert!(
+        wait_until(INTERVAL + SLACK, POLL, || has_vip6(&lab.n2, HOST_IF)
+            && !has_vip6(&lab.n1, HOST_IF))
+        .is_some(),
+        "VIP on n1: {:?}, on n2: {:?}\n{}",
+        vip6_on(&lab.n1, HOST_IF),
+        vip6_on(&lab.n2, HOST_IF),
+        logs()
+    );
+    assert_vip6_usable(&lab.n2, HOST_IF, &logs());
+    all_nas.extend(check_burst(
+        &cap,
+        mac2,
+        moved_at,
+        "n2 taking the VIP",
+        &logs,
+    ));
+    assert!(
+        nas_from(&cap, mac1, moved_at).is_empty(),
+        "n1 announced after losing the VIP"
+    );
+
+    // The client sent nothing since the move but, possibly, MLD reports.
+    let from_client: Vec<Vec<u8>> = cap
+        .frames()
+        .into_iter()
+        .filter(|f| f.ts >= moved_at && f.eth_src() == Some(macc))
+        .filter(|f| !Icmp6::parse(&f.data).is_some_and(|m| ICMPV6_MLD_TYPES.contains(&m.kind)))
+        .map(|f| f.data)
+        .collect();
+    assert!(
+        from_client.is_empty(),
+        "the client sent {} frame(s) after the move: {from_client:02x?}",
+        from_client.len()
+    );
+    assert_tcpdump_sums_ok(&lab.lab, &all_nas);
+}
+
+/// IPv6 addresses vanish when their link goes down (`keep_addr_on_down` 0). After the
+/// link comes back up the VIP is there again, not tentative, and announced within one
+/// interval, with a full burst of NAs.
+#[test]
+fn ipv6_vip_is_back_and_announced_after_link_down_up() {
+    gate!(
+        require_root_and_etcd,
+        "ipv6_vip_is_back_and_announced_after_link_down_up"
+    );
+    let lab = SingleNode::new();
+    enable_ipv6(&lab.node, NODE_IF, true);
+    let mac = lab.node_mac();
+    let cap = Capture::start(&lab.peer, PEER_IF, "ip6");
+    lab.etcd.put(KEY, NODE_NAME);
+    let start = SystemTime::now();
+    let vipd = Proc::spawn_in(
+        &lab.node.name,
+        &vipd_bin(),
+        &vipd6_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint),
+    );
+    let logs = || vipd.log();
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || has_vip6(
+            &lab.node, NODE_IF
+        ))
+        .is_some(),
+        "VIP never appeared\n{}",
+        logs()
+    );
+    assert_vip6_usable(&lab.node, NODE_IF, &logs());
+    let mut all_nas = check_burst(&cap, mac, start, "first add", &logs);
+
+    // Watch the kernel's address events, to see it remove the VIP at link down
+    // (vipd may add it back while the link is still down).
+    let monitor = Proc::spawn_in(
+        &lab.node.name,
+        &tool("ip"),
+        &["-o", "-6", "monitor", "address"].map(String::from),
+    );
+    thread::sleep(ms(300));
+    lab.node.ip(&["link", "set", NODE_IF, "down"]);
+    let deleted = |text: &str| {
+        text.lines()
+            .any(|l| l.starts_with("Deleted") && l.contains(&format!("{VIP6}/{VIP6_LEN}")))
+    };
+    assert!(
+        wait_until(Duration::from_secs(2), POLL, || deleted(&monitor.stdout())).is_some(),
+        "the kernel did not remove the VIP at link down; ip monitor:\n{}",
+        monitor.stdout()
+    );
+    // Down for more than one turn.
+    thread::sleep(INTERVAL + INTERVAL / 2);
+
+    let up_at = SystemTime::now();
+    let t_up = Instant::now();
+    lab.node.ip(&["link", "set", NODE_IF, "up"]);
+    assert!(
+        wait_until(INTERVAL + SLACK, POLL, || has_vip6(&lab.node, NODE_IF)).is_some(),
+        "VIP not back {:?} after link-up\n{}",
+        t_up.elapsed(),
+        logs()
+    );
+    assert_vip6_usable(&lab.node, NODE_IF, &logs());
+    let first = wait_nas(&cap, mac, up_at, 1, INTERVAL + SLACK);
+    let Some((first_at, _)) = first.first() else {
+        panic!("no NA within {:?} of link-up\n{}", INTERVAL + SLACK, logs());
+    };
+    let after = first_at.duration_since(up_at).unwrap_or_default();
+    eprintln!("first NA {after:?} after link-up");
+    assert!(
+        after <= INTERVAL + SLACK,
+        "first NA {after:?} after link-up"
+    );
+    all_nas.extend(check_burst(&cap, mac, up_at, "after link-up", &logs));
+    assert_tcpdump_sums_ok(&lab.lab, &all_nas);
+}
