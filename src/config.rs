@@ -170,7 +170,7 @@ const OPTIONS: &[Opt] = &[
         kind: Kind::Text,
         metavar: "BITS",
         default: "32 (IPv6: 128), with a warning",
-        help: "Prefix length the address is added with (0..32, IPv6 0..128).",
+        help: "Prefix length the address is added with (1..32, IPv6 1..128).",
         old: &["mask"],
         also: &[],
     },
@@ -950,9 +950,10 @@ fn parse_netmask(v: &str, origin: &str, addr: IpAddr) -> Result<u8, ConfigError>
     };
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         return match v.parse::<u8>() {
-            Ok(n) if n <= max => Ok(n),
+            // /0 would make the VIP's prefix route a default route: refused.
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
             _ => Err(ConfigError(format!(
-                "{origin}: {v:?} is out of range 0..{max} for an {family} address"
+                "{origin}: {v:?} is out of range 1..{max} for an {family} address"
             ))),
         };
     }
@@ -961,7 +962,7 @@ fn parse_netmask(v: &str, origin: &str, addr: IpAddr) -> Result<u8, ConfigError>
         None => String::new(),
     };
     Err(ConfigError(format!(
-        "{origin}: {v:?} is not a prefix length 0..{max}{hint}"
+        "{origin}: {v:?} is not a prefix length 1..{max}{hint}"
     )))
 }
 
@@ -1232,6 +1233,12 @@ fn build(
         }
     };
     let announce_count = src.number("announce-count", 3, 0, MAX_ANNOUNCE_COUNT)?;
+    if addr.is_ipv6() && announce_count > 3 {
+        warnings.push(format!(
+            "announce-count: {announce_count} unsolicited neighbour advertisements; RFC 4861 \
+             (section 7.2.6) allows at most 3"
+        ));
+    }
     let announce_interval = src.number("announce-interval", 1000, 0, MAX_MS)?;
     let announce_mode = match src.one("announce-mode")? {
         None => AnnounceMode::Request,

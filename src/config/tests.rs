@@ -865,27 +865,32 @@ fn value_errors_name_source_key_and_value() {
         (
             &["--netmask=33"],
             &[],
-            "--netmask: \"33\" is out of range 0..32 for an IPv4 address",
+            "--netmask: \"33\" is out of range 1..32 for an IPv4 address",
+        ),
+        (
+            &["--netmask=0"],
+            &[],
+            "--netmask: \"0\" is out of range 1..32 for an IPv4 address",
         ),
         (
             &["--netmask=-1"],
             &[],
-            "--netmask: \"-1\" is not a prefix length 0..32",
+            "--netmask: \"-1\" is not a prefix length 1..32",
         ),
         (
             &["--ip=2001:db8::5", "--netmask=129"],
             &[],
-            "--netmask: \"129\" is out of range 0..128 for an IPv6 address",
+            "--netmask: \"129\" is out of range 1..128 for an IPv6 address",
         ),
         (
             &["--netmask=255.255.255.0"],
             &[],
-            "--netmask: \"255.255.255.0\" is not a prefix length 0..32 (write 24 for this mask)",
+            "--netmask: \"255.255.255.0\" is not a prefix length 1..32 (write 24 for this mask)",
         ),
         (
             &[],
             &[("VIP_MASK", "255.0.255.0")],
-            "VIP_MASK: \"255.0.255.0\" is not a prefix length 0..32",
+            "VIP_MASK: \"255.0.255.0\" is not a prefix length 1..32",
         ),
         (
             &["--interface=eth0:1"],
@@ -1050,7 +1055,7 @@ fn file_errors_name_path_and_line() {
             &["--config", f, "--interface=eth0", "--trigger-key=/k"],
             &[]
         ),
-        format!("{f}:2: mask: \"40\" is out of range 0..32 for an IPv4 address")
+        format!("{f}:2: mask: \"40\" is out of range 1..32 for an IPv4 address")
     );
 
     let file = TempFile::new(
