@@ -8,6 +8,16 @@ use crate::decide::{Desired, Grace, LastFact, Reason, decide};
 use crate::net::{AddrBackend, LinkInfo, NetError};
 use crate::signals::{Signal, Signals};
 
+/// A configuration read again on SIGHUP, with a new DCS client when the DCS
+/// settings changed (`None`: keep the current one).
+pub struct Reloaded<D> {
+    pub config: Config,
+    pub dcs: Option<D>,
+}
+
+/// Reads the configuration again, given the running one.
+pub type Reload<'a, D> = dyn FnMut(&Config) -> Result<Reloaded<D>, String> + 'a;
+
 /// What reconciling did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -266,9 +276,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         report
     }
 
-    /// Run until SIGTERM or SIGINT; returns the exit status.
-    pub fn run(mut self, signals: &Signals) -> i32 {
-        let interval = self.cfg.interval;
+    /// Run until SIGTERM or SIGINT; returns the exit status. On SIGHUP, `reload`
+    /// reads the configuration again ([`Reloaded`]); an error keeps the old one.
+    pub fn run(mut self, signals: &Signals, reload: &mut Reload<'_, D>) -> i32 {
         log::info!(
             "vipd {} managing {} on {} for {:?} (key {}, interval {} ms)",
             env!("CARGO_PKG_VERSION"),
@@ -276,7 +286,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.cfg.interface,
             self.cfg.trigger_value,
             self.cfg.trigger_key,
-            interval.as_millis()
+            self.cfg.interval.as_millis()
         );
         let mut next_turn = Instant::now();
         // A change seen by the watch, acted on before anything else.
@@ -288,13 +298,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             let now = Instant::now();
             if event.is_some() || now >= next_turn {
                 let from_watch = event.is_some();
-                self.turn(event.take(), now + interval);
+                self.turn(event.take(), now + self.cfg.interval);
                 // After an event, read the key again at once to re-arm the watch from
                 // a fresh revision; otherwise keep the cadence.
                 next_turn = if from_watch {
                     Instant::now()
                 } else {
-                    now + interval
+                    now + self.cfg.interval
                 };
             } else {
                 self.announce_due(now, None);
@@ -327,12 +337,66 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             }
             match signals.wait(sleep) {
                 None => {}
-                Some(Signal::Hup) => {
-                    log::info!("SIGHUP: configuration reload is not supported yet; ignored")
-                }
+                Some(Signal::Hup) => match reload(&self.cfg) {
+                    Ok(new) => {
+                        self.apply(new, Instant::now());
+                        event = None;
+                        next_turn = Instant::now();
+                    }
+                    Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
+                },
                 Some(sig) => return self.shutdown(sig),
             }
         }
+    }
+
+    /// Take a reloaded configuration: a VIP or interface that changed is released
+    /// from the old place first (the next turn adds it at the new one); a new DCS
+    /// client replaces the old; facts about another key or node name are forgotten.
+    pub fn apply(&mut self, new: Reloaded<D>, now: Instant) {
+        let Reloaded { config, dcs } = new;
+        if config == self.cfg && dcs.is_none() {
+            log::info!("SIGHUP: configuration unchanged");
+            return;
+        }
+        if config.vip != self.cfg.vip || config.interface != self.cfg.interface {
+            match self.release() {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "SIGHUP: released {} from {} ({n} removed) for the new configuration",
+                    self.cfg.vip.addr,
+                    self.cfg.interface
+                ),
+                Err(e) => log::error!(
+                    "SIGHUP: releasing {} from {}: {e}",
+                    self.cfg.vip.addr,
+                    self.cfg.interface
+                ),
+            }
+            self.burst = None;
+            self.link_seen = None;
+        }
+        let forget = dcs.is_some()
+            || config.trigger_key != self.cfg.trigger_key
+            || config.trigger_value != self.cfg.trigger_value;
+        if forget {
+            self.last_fact = None;
+            self.started = now;
+            self.logged = Logged::default();
+        }
+        if let Some(dcs) = dcs {
+            self.dcs = dcs;
+        }
+        crate::logger::set_verbose(config.verbose);
+        self.cfg = config;
+        log::info!(
+            "SIGHUP: configuration reloaded: {} on {} for {:?} (key {}, interval {} ms)",
+            self.cfg.vip,
+            self.cfg.interface,
+            self.cfg.trigger_value,
+            self.cfg.trigger_key,
+            self.cfg.interval.as_millis()
+        );
     }
 
     /// Release the VIP (unless keep-on-exit) and say how it went.

@@ -6,12 +6,24 @@
 //! write is dropped.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-struct StderrLogger {
-    level: LevelFilter,
+/// Whether debug records are written (`verbose`; changed by a reload).
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+struct StderrLogger;
+
+impl StderrLogger {
+    fn level() -> LevelFilter {
+        if VERBOSE.load(Ordering::Relaxed) {
+            LevelFilter::Debug
+        } else {
+            LevelFilter::Info
+        }
+    }
 }
 
 impl Log for StderrLogger {
@@ -19,7 +31,7 @@ impl Log for StderrLogger {
         // Libraries (ureq) log every request at debug level: keep their warnings and
         // errors, and vipd's own records at the chosen level.
         let level = if metadata.target().starts_with("vipd") {
-            self.level
+            Self::level()
         } else {
             LevelFilter::Warn
         };
@@ -52,16 +64,17 @@ impl Log for StderrLogger {
     }
 }
 
-/// Install the logger; `verbose` enables debug records. Safe to call once.
+/// Install the logger; `verbose` enables debug records.
 pub fn init(verbose: bool) {
-    let level = if verbose {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
-    };
-    if log::set_boxed_logger(Box::new(StderrLogger { level })).is_ok() {
-        log::set_max_level(level);
+    if log::set_boxed_logger(Box::new(StderrLogger)).is_ok() {
+        set_verbose(verbose);
     }
+}
+
+/// Turn debug records on or off (at start, and on SIGHUP with a changed `verbose`).
+pub fn set_verbose(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+    log::set_max_level(StderrLogger::level());
 }
 
 /// `2026-11-26T10:34:16.123Z` for `t` (UTC; civil-from-days after H. Hinnant).

@@ -1,11 +1,12 @@
 //! `vipd`: parse the configuration, then run the loop or `--once`.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use vipd::config::{self, Command, Config};
-use vipd::daemon::Daemon;
+use vipd::daemon::{Daemon, Reloaded};
 use vipd::dcs::etcd::{Credentials, Etcd, Settings};
 use vipd::net::Kernel;
 use vipd::signals::Signals;
@@ -38,12 +39,55 @@ fn etcd_settings(cfg: &Config) -> Settings {
     }
 }
 
+/// A variable that is not UTF-8 cannot hold a valid value: it is read lossily so that
+/// validation names it rather than treating it as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Settings this build cannot honour yet: one line naming the key and file.
+fn unsupported(cfg: &Config) -> Result<(), String> {
+    // Until the TLS issue wires these into the HTTP client, refuse them rather than
+    // verify against other roots than the ones the operator named.
+    for (key, file) in [
+        ("etcd-ca-file", &cfg.etcd_ca_file),
+        ("etcd-cert-file", &cfg.etcd_cert_file),
+        ("etcd-key-file", &cfg.etcd_key_file),
+    ] {
+        if let Some(file) = file {
+            return Err(format!("{key}: {file:?}: TLS files are not supported yet"));
+        }
+    }
+    Ok(())
+}
+
+/// SIGHUP: the same arguments and environment, read again; a new DCS client when
+/// its settings changed, checked like at start-up.
+fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Etcd>, String> {
+    let loaded = config::load(args.to_vec(), &env, &hostname()).map_err(|e| e.to_string())?;
+    let Command::Run(config) = loaded.command else {
+        return Err("the command line no longer asks to run the daemon".into());
+    };
+    unsupported(&config)?;
+    for w in &loaded.warnings {
+        log::warn!("SIGHUP: {w}");
+    }
+    let settings = etcd_settings(&config);
+    let dcs = if settings != etcd_settings(current) {
+        let mut etcd = Etcd::new(&settings);
+        let deadline = Instant::now() + config.interval.max(Duration::from_secs(2));
+        etcd.check_credentials(deadline)
+            .map_err(|rejected| rejected.0)?;
+        Some(etcd)
+    } else {
+        None
+    };
+    Ok(Reloaded { config, dcs })
+}
+
 fn main() -> ExitCode {
-    let args = std::env::args_os().skip(1).collect();
-    // A variable that is not UTF-8 cannot hold a valid value: say so rather than
-    // treating it as unset.
-    let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
-    let loaded = match config::load(args, &env, &hostname()) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let loaded = match config::load(args.clone(), &env, &hostname()) {
         Ok(l) => l,
         Err(e) => {
             say(std::io::stderr(), &format!("vipd: {e}"));
@@ -65,20 +109,9 @@ fn main() -> ExitCode {
         Command::Run(cfg) => (cfg, None),
         Command::Once { config, dry_run } => (config, Some(dry_run)),
     };
-    // Until the TLS issue wires these into the HTTP client, refuse them rather than
-    // verify against other roots than the ones the operator named.
-    for (key, file) in [
-        ("etcd-ca-file", &cfg.etcd_ca_file),
-        ("etcd-cert-file", &cfg.etcd_cert_file),
-        ("etcd-key-file", &cfg.etcd_key_file),
-    ] {
-        if let Some(file) = file {
-            say(
-                std::io::stderr(),
-                &format!("vipd: {key}: {file:?}: TLS files are not supported yet"),
-            );
-            return ExitCode::from(2);
-        }
+    if let Err(e) = unsupported(&cfg) {
+        say(std::io::stderr(), &format!("vipd: {e}"));
+        return ExitCode::from(2);
     }
     vipd::logger::init(cfg.verbose);
     let env_warnings = config::unknown_env_warnings(std::env::vars_os().map(|(k, _)| k));
@@ -114,7 +147,7 @@ fn main() -> ExitCode {
             say(std::io::stdout(), &line);
             status
         }
-        None => daemon.run(&signals),
+        None => daemon.run(&signals, &mut |current: &Config| reload(&args, current)),
     };
     ExitCode::from(status as u8)
 }

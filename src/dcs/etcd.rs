@@ -246,14 +246,14 @@ fn key_body(key: &[u8]) -> String {
 }
 
 /// Credentials for etcd's authentication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub user: String,
     pub password: Secret,
 }
 
 /// Everything [`Etcd`] needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub endpoints: Vec<String>,
     pub key: String,

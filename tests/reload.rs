@@ -1,0 +1,127 @@
+//! SIGHUP reloads the configuration file: a bad file is reported and the running
+//! configuration kept; a changed VIP or interface moves the address cleanly. Real
+//! etcd and kernel, in the lab's namespaces (tests/common); gated like every lab test.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+fn write_config(path: &Path, ip: &str, interface: &str, endpoint: &str) {
+    let text = format!(
+        "# written by tests/reload.rs\n\
+         ip: {ip}\n\
+         netmask: 24\n\
+         interface: {interface}\n\
+         trigger-key: {KEY}\n\
+         trigger-value: {NODE_NAME}\n\
+         dcs-endpoints: [{endpoint}]\n\
+         interval: 200\n\
+         announce-count: 1\n"
+    );
+    fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+fn has(ns: &Netns, ifname: &str, ip: &str) -> bool {
+    let ip: Ipv4Addr = ip.parse().unwrap();
+    ns.addrs(ifname).iter().any(|(a, _)| *a == ip)
+}
+
+#[test]
+fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_interface() {
+    if !require_root_and_etcd(
+        "sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_interface",
+    ) {
+        return;
+    }
+    let lab = SingleNode::new();
+    // A second interface for the move.
+    lab.node.ip(&[
+        "link", "add", "veth2", "type", "veth", "peer", "name", "veth3",
+    ]);
+    lab.node.ip(&["link", "set", "veth2", "up"]);
+    lab.node.ip(&["link", "set", "veth3", "up"]);
+    let dir = TempDir::new(&lab.lab, "reload");
+    let file = dir.path.join("vipd.yml");
+    write_config(&file, VIP, NODE_IF, &lab.etcd.endpoint);
+    lab.etcd.put(KEY, NODE_NAME);
+    let args = vec!["--config".to_string(), file.display().to_string()];
+    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args);
+    let wait = Duration::from_secs(5);
+    assert!(
+        wait_until(wait, POLL, || has(&lab.node, NODE_IF, VIP)).is_some(),
+        "VIP never added\n{}",
+        vipd.log()
+    );
+
+    // A bad file: reported in one line, the old configuration (and the VIP) kept.
+    fs::write(&file, "ip: 10.0.0.300\ninterface: veth0\ntrigger-key: /k\n").unwrap();
+    vipd.signal("HUP");
+    let reported = wait_until(wait, POLL, || {
+        vipd.stderr().contains("keeping the running configuration")
+    });
+    assert!(reported.is_some(), "bad file not reported\n{}", vipd.log());
+    let line = vipd
+        .stderr()
+        .lines()
+        .find(|l| l.contains("keeping the running configuration"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("10.0.0.300") && line.contains(":1:"),
+        "the error names the value and file:line: {line}"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        vipd.is_running(),
+        "vipd died on a bad reload\n{}",
+        vipd.log()
+    );
+    assert!(
+        has(&lab.node, NODE_IF, VIP),
+        "VIP lost on a bad reload\n{}",
+        vipd.log()
+    );
+
+    // A new VIP: the old address goes, the new one comes.
+    write_config(&file, "192.0.2.51", NODE_IF, &lab.etcd.endpoint);
+    vipd.signal("HUP");
+    let moved = wait_until(wait, POLL, || {
+        !has(&lab.node, NODE_IF, VIP) && has(&lab.node, NODE_IF, "192.0.2.51")
+    });
+    assert!(
+        moved.is_some(),
+        "VIP not moved to 192.0.2.51\n{}",
+        vipd.log()
+    );
+
+    // A new interface: off veth0, onto veth2.
+    write_config(&file, "192.0.2.51", "veth2", &lab.etcd.endpoint);
+    vipd.signal("HUP");
+    let moved = wait_until(wait, POLL, || {
+        !has(&lab.node, NODE_IF, "192.0.2.51") && has(&lab.node, "veth2", "192.0.2.51")
+    });
+    assert!(moved.is_some(), "VIP not moved to veth2\n{}", vipd.log());
+    assert!(
+        !has(&lab.node, NODE_IF, VIP),
+        "old VIP came back\n{}",
+        vipd.log()
+    );
+
+    vipd.signal("TERM");
+    let status = vipd.wait_timeout(wait);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status\n{}",
+        vipd.log()
+    );
+    assert!(
+        !has(&lab.node, "veth2", "192.0.2.51"),
+        "VIP left behind on exit\n{}",
+        vipd.log()
+    );
+}
