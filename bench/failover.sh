@@ -59,8 +59,10 @@ LAB_ETCD_ARGS=(--enable-v2)
 . demo/lab.sh
 lab_up 3 || die "the lab did not come up"
 
-# cpu_ns PID: run time in ns (schedstat); cpu_ticks PID: utime+stime in clock ticks.
-cpu_ns() { read -r ns _ <"/proc/$1/schedstat"; echo "$ns"; }
+# cpu_ns PID: run time in ns of all the process's threads (schedstat; Go runs its work on
+# several threads, so the main thread's alone would undercount vip-manager).
+# cpu_ticks PID: utime+stime in clock ticks (all threads, 10 ms granularity).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s }'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
