@@ -4,8 +4,8 @@
 //! The handlers are installed without `SA_RESTART`, so a signal also interrupts a
 //! blocking read: the etcd watch, which waits up to a whole interval, returns at once
 //! on SIGTERM instead of at its deadline. That wait is bounded by [`alarm_at`]
-//! (SIGALRM through `setitimer(2)`) rather than by socket timeouts, because the HTTP
-//! client retries interrupted reads when it has a timeout of its own.
+//! (SIGALRM from a per-thread POSIX timer) rather than by socket timeouts, because
+//! the HTTP client retries interrupted reads when it has a timeout of its own.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
@@ -145,54 +145,99 @@ impl Signals {
 
 /// Disarms the alarm when dropped.
 pub struct Alarm {
-    armed: bool,
+    timer: Option<libc::timer_t>,
 }
 
 impl Alarm {
-    /// Whether the alarm is armed (SIGALRM is caught): the guarded call needs no
-    /// timeout of its own.
+    /// Whether the alarm is armed: the guarded call needs no timeout of its own.
     pub fn armed(&self) -> bool {
-        self.armed
+        self.timer.is_some()
     }
 }
 
-fn set_timer(after: Duration) {
-    let tv = libc::timeval {
-        tv_sec: after.as_secs().min(86_400) as _,
-        tv_usec: after.subsec_micros() as _,
-    };
-    let zero = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let timer = libc::itimerval {
-        it_interval: zero,
-        it_value: tv,
-    };
-    // SAFETY: a valid itimerval from live locals; a null old-value pointer is allowed.
-    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+/// After the first SIGALRM, the alarm repeats this often until disarmed: a signal
+/// that lands just before the guarded call blocks (the classic race) is followed by
+/// another one, so the call is late by at most this much, never stuck.
+const ALARM_REPEAT: Duration = Duration::from_millis(20);
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        // Inferred field types (libc::time_t is deprecated on musl).
+        tv_sec: d.as_secs().min(86_400) as _,
+        tv_nsec: d.subsec_nanos() as _,
+    }
 }
 
-/// Interrupt the blocking call the caller is about to make at `deadline` (SIGALRM).
-/// Not armed when SIGALRM is not caught (a library user or a test without
-/// [`Signals::install`]): the caller must then bound the call itself.
+thread_local! {
+    /// This thread's alarm timer (a POSIX timer on CLOCK_MONOTONIC, the clock of
+    /// `Instant`), created on first use.
+    static TIMER: std::cell::Cell<Option<libc::timer_t>> = const { std::cell::Cell::new(None) };
+}
+
+/// The calling thread's timer, which signals SIGALRM to this thread only: a
+/// process-wide `setitimer` alarm could be delivered to any thread and leave the
+/// blocked call waiting (vipd has one thread; a library user or a test may have more).
+fn thread_timer() -> Option<libc::timer_t> {
+    TIMER.with(|cell| {
+        if let Some(id) = cell.get() {
+            return Some(id);
+        }
+        // SAFETY: an all-zero sigevent is a valid value; the fields used are set below.
+        let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = libc::SIGALRM;
+        // SAFETY: gettid takes no arguments and cannot fail.
+        sev.sigev_notify_thread_id = unsafe { libc::syscall(libc::SYS_gettid) } as libc::c_int;
+        let mut id: libc::timer_t = std::ptr::null_mut();
+        // SAFETY: `sev` and `id` are live locals; the kernel reads one and writes the other.
+        if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) } != 0 {
+            return None;
+        }
+        cell.set(Some(id));
+        Some(id)
+    })
+}
+
+fn set_timer(id: libc::timer_t, after: Duration) {
+    let repeat = if after.is_zero() {
+        Duration::ZERO
+    } else {
+        ALARM_REPEAT
+    };
+    let spec = libc::itimerspec {
+        it_interval: timespec(repeat),
+        it_value: timespec(after),
+    };
+    // SAFETY: `id` is this thread's live timer and `spec` a valid itimerspec; a null
+    // old-value pointer is allowed.
+    unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) };
+}
+
+/// Interrupt the blocking call the calling thread is about to make at `deadline`
+/// (SIGALRM to this thread, repeated until the guard is dropped). Not armed when
+/// SIGALRM is not caught (a library user or a test without [`Signals::install`]) or
+/// no timer can be made: the caller must then bound the call itself.
 pub fn alarm_at(deadline: Instant) -> Alarm {
     if !ALARM_CAUGHT.load(Ordering::SeqCst) {
-        return Alarm { armed: false };
+        return Alarm { timer: None };
     }
+    let Some(id) = thread_timer() else {
+        return Alarm { timer: None };
+    };
     // A zero it_value would disarm the timer: at least one microsecond.
     set_timer(
+        id,
         deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_micros(1)),
     );
-    Alarm { armed: true }
+    Alarm { timer: Some(id) }
 }
 
 impl Drop for Alarm {
     fn drop(&mut self) {
-        if self.armed {
-            set_timer(Duration::ZERO);
+        if let Some(id) = self.timer {
+            set_timer(id, Duration::ZERO);
         }
     }
 }

@@ -161,8 +161,12 @@ pub fn parse_auth(body: &[u8]) -> Result<String, ReplyError> {
 pub enum WatchLine {
     /// The watch is set up.
     Created,
-    /// Events arrived; the key's state after the last of them (`None`: deleted).
-    Changed(Option<String>),
+    /// Events arrived: the key's state after the last of them (`None`: deleted) and
+    /// that event's `mod_revision` (`i64::MAX` when the server left it out).
+    Changed {
+        value: Option<String>,
+        revision: i64,
+    },
     /// The server ended the watch (compacted start revision, or another reason).
     Canceled(String),
     /// An error object in the stream.
@@ -202,6 +206,7 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
             .as_array()
             .ok_or_else(|| malformed("events is not a list"))?;
         let mut state = None;
+        let mut revision = i64::MAX;
         for ev in events {
             let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
             let got_key = kv
@@ -214,6 +219,7 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
                 continue;
             }
             let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
+            revision = int64(kv.get("mod_revision")).unwrap_or(i64::MAX);
             state = Some(if deleted {
                 None
             } else {
@@ -227,7 +233,7 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
             });
         }
         return Ok(match state {
-            Some(state) => WatchLine::Changed(state),
+            Some(value) => WatchLine::Changed { value, revision },
             None => WatchLine::Other,
         });
     }
@@ -292,8 +298,10 @@ pub struct Etcd {
     credentials: Option<Credentials>,
     token: Option<String>,
     watch: bool,
-    /// The revision of this turn's successful range read, consumed by the watch.
+    /// The revision of this turn's successful range read.
     revision: Option<i64>,
+    /// The watch stream, kept open across turns while it is healthy.
+    stream: Option<WatchStream>,
     line: Vec<u8>,
 }
 
@@ -329,6 +337,7 @@ impl Etcd {
             token: None,
             watch: settings.watch,
             revision: None,
+            stream: None,
             line: Vec::with_capacity(1024),
         }
     }
@@ -524,29 +533,42 @@ fn rejected_text(e: Result<Rejected, String>) -> String {
     }
 }
 
+/// An open watch stream: the reply body of `POST <prefix>/watch`, kept across turns.
+struct WatchStream {
+    reader: ureq::BodyReader<'static>,
+    /// The revision it was created from (a range revision + 1).
+    from: i64,
+    /// Whether it has a timeout of its own (no alarm available): it then dies at the
+    /// first deadline and cannot be kept.
+    bounded: bool,
+}
+
 impl Etcd {
-    /// Watch the key from this turn's range revision + 1 on the endpoint that answered
-    /// it, until the first event or `deadline`.
-    fn watch(&mut self, revision: i64, deadline: Instant) -> Wait {
+    /// Open a watch of the key from `from` on the endpoint that answered this turn's
+    /// range read.
+    fn open_watch(
+        &mut self,
+        from: i64,
+        deadline: Instant,
+        alarmed: bool,
+    ) -> Result<WatchStream, Wait> {
         let i = self.current;
         let body = format!(
-            "{{\"create_request\":{{\"key\":\"{}\",\"start_revision\":\"{}\"}}}}",
-            base64::encode(&self.key),
-            revision + 1
+            "{{\"create_request\":{{\"key\":\"{}\",\"start_revision\":\"{from}\"}}}}",
+            base64::encode(&self.key)
         );
-        // The alarm (or, without one, a timeout) ends the wait at the deadline; a
-        // signal such as SIGTERM ends it at once.
-        let alarm = crate::signals::alarm_at(deadline);
-        let bound = (!alarm.armed()).then_some(deadline);
-        let mut resp = match self.request(i, "/watch", bound).send(&body) {
+        // With an alarm the stream has no timeout (a signal interrupts its reads and
+        // it lives on); without one it is bounded by this turn's deadline.
+        let bound = (!alarmed).then_some(deadline);
+        let resp = match self.request(i, "/watch", bound).send(&body) {
             Ok(resp) => resp,
-            Err(ureq::Error::Timeout(_)) => return Wait::Deadline,
+            Err(ureq::Error::Timeout(_)) => return Err(Wait::Deadline),
             Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
-                return Wait::Deadline;
+                return Err(Wait::Deadline);
             }
             Err(e) => {
                 log::debug!("watch on {}: {}", self.endpoints[i].base, describe(&e));
-                return Wait::Reread;
+                return Err(Wait::Reread);
             }
         };
         if resp.status().as_u16() != 200 {
@@ -555,27 +577,33 @@ impl Etcd {
                 self.endpoints[i].base,
                 resp.status().as_u16()
             );
-            return Wait::Reread;
+            return Err(Wait::Reread);
         }
-        let mut reader = resp.body_mut().as_reader();
-        let mut chunk = [0u8; 4096];
         self.line.clear();
+        Ok(WatchStream {
+            reader: resp.into_body().into_reader(),
+            from,
+            bounded: bound.is_some(),
+        })
+    }
+
+    /// Read the open stream until a change newer than `revision` (this turn's range
+    /// read), a broken stream, or the deadline (the alarm interrupts the read; a
+    /// signal such as SIGTERM does too). Events at or below `revision` are already
+    /// reflected in the range read and skipped: never act on a stale value.
+    fn read_watch(&mut self, stream: &mut WatchStream, revision: i64) -> Wait {
+        let mut chunk = [0u8; 4096];
         loop {
-            let n = match std::io::Read::read(&mut reader, &mut chunk) {
+            let n = match std::io::Read::read(&mut stream.reader, &mut chunk) {
                 Ok(0) => return Wait::Reread,
                 Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Wait::Deadline,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    // Its own timeout ran out: the stream is finished.
+                    stream.bounded = true;
                     return Wait::Deadline;
                 }
                 Err(e) => {
-                    if Instant::now() >= deadline {
-                        return Wait::Deadline;
-                    }
                     log::debug!("watch stream: {e}");
                     return Wait::Reread;
                 }
@@ -591,10 +619,13 @@ impl Etcd {
                 let outcome = parse_watch_line(&self.line, &self.key);
                 self.line.clear();
                 match outcome {
-                    Ok(WatchLine::Changed(Some(v))) => {
+                    Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
+                    Ok(WatchLine::Changed { value: Some(v), .. }) => {
                         return Wait::Changed(Observation::Leader(v));
                     }
-                    Ok(WatchLine::Changed(None)) => return Wait::Changed(Observation::NoLeader),
+                    Ok(WatchLine::Changed { value: None, .. }) => {
+                        return Wait::Changed(Observation::NoLeader);
+                    }
                     Ok(WatchLine::Created | WatchLine::Other) => {}
                     Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
                         log::debug!("watch ended: {why}");
@@ -634,12 +665,28 @@ impl Dcs for Etcd {
         if !self.watch {
             return None;
         }
-        // Without a successful range read this turn there is nothing to watch from.
+        // Without a successful range read this turn there is nothing to compare with.
         let revision = self.revision?;
-        let wait = self.watch(revision, deadline);
-        if wait != Wait::Deadline {
-            // The next watch must start from a fresh range read.
-            self.revision = None;
+        let mut stream = match self.stream.take() {
+            // A stream from ahead of the store (etcd restored or rebuilt behind the same
+            // connection) would miss changes: start again from this read.
+            Some(s) if s.from > revision + 1 => None,
+            other => other,
+        };
+        let alarm = crate::signals::alarm_at(deadline);
+        if stream.is_none() {
+            match self.open_watch(revision + 1, deadline, alarm.armed()) {
+                Ok(s) => stream = Some(s),
+                Err(wait) => return Some(wait),
+            }
+        }
+        let mut stream = stream?;
+        let wait = self.read_watch(&mut stream, revision);
+        drop(alarm);
+        // Keep a healthy stream for the next turns: one connection, no new watch per
+        // turn. A broken one (or one that had its own timeout) is dropped.
+        if wait != Wait::Reread && !stream.bounded {
+            self.stream = Some(stream);
         }
         Some(wait)
     }
@@ -803,10 +850,19 @@ mod tests {
         assert_eq!(p(WATCH_CREATED), WatchLine::Created);
         assert_eq!(
             p(WATCH_PUTS),
-            WatchLine::Changed(Some("node3".into())),
+            WatchLine::Changed {
+                value: Some("node3".into()),
+                revision: 4
+            },
             "the last event wins"
         );
-        assert_eq!(p(WATCH_DELETE), WatchLine::Changed(None));
+        assert_eq!(
+            p(WATCH_DELETE),
+            WatchLine::Changed {
+                value: None,
+                revision: 5
+            }
+        );
         assert!(
             matches!(p(WATCH_COMPACTED), WatchLine::Canceled(why) if why.contains("compact_revision 4"))
         );
