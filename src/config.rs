@@ -34,9 +34,47 @@ use yaml::Value;
 /// Which DCS holds the leader key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DcsType {
-    /// etcd through the v3 JSON gateway (`etcd`, `etcd3`).
+    /// `etcd`: etcd's v3 API, or its v2 keys API while only v2 has the key.
     Etcd,
+    /// `etcd3`: etcd's v3 API only (through the JSON gateway).
+    Etcd3,
+    /// `etcd2`: etcd's v2 keys API only (Patroni's `etcd:` section).
+    Etcd2,
+    /// `consul`: Consul's KV store.
+    Consul,
+    /// `patroni`: Patroni's REST API on this node.
+    Patroni,
 }
+
+impl DcsType {
+    /// The endpoint used when `dcs-endpoints` is not set.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            DcsType::Etcd | DcsType::Etcd3 | DcsType::Etcd2 => "http://127.0.0.1:2379",
+            DcsType::Consul => "http://127.0.0.1:8500",
+            DcsType::Patroni => "http://127.0.0.1:8008",
+        }
+    }
+
+    /// The name as `dcs-type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DcsType::Etcd => "etcd",
+            DcsType::Etcd3 => "etcd3",
+            DcsType::Etcd2 => "etcd2",
+            DcsType::Consul => "consul",
+            DcsType::Patroni => "patroni",
+        }
+    }
+
+    fn is_etcd(self) -> bool {
+        matches!(self, DcsType::Etcd | DcsType::Etcd3 | DcsType::Etcd2)
+    }
+}
+
+/// `trigger-key` and `trigger-value` with `dcs-type patroni`, as vip-manager sets them.
+const PATRONI_TRIGGER_KEY: &str = "/leader";
+const PATRONI_TRIGGER_VALUE: &str = "200";
 
 /// A password or token: never printed, not even by `{:?}`.
 #[derive(Clone, PartialEq, Eq)]
@@ -189,7 +227,9 @@ const OPTIONS: &[Opt] = &[
         metavar: "KEY",
         default: "(required)",
         help: "DCS key to watch: Patroni's leader key, <namespace>/<scope>/leader, \
-               e.g. /service/pg/leader.",
+               e.g. /service/pg/leader (Consul: the leading / is dropped). With \
+               dcs-type patroni, the REST API path whose HTTP status is compared; \
+               default /leader.",
         old: &["key"],
         also: &[],
     },
@@ -199,7 +239,8 @@ const OPTIONS: &[Opt] = &[
         metavar: "NAME",
         default: "the hostname",
         help: "This node's name: the VIP is held while the key's value equals it \
-               (Patroni's `name`).",
+               (Patroni's `name`). With dcs-type patroni, the HTTP status that means \
+               leader; default 200.",
         old: &["nodename", "host"],
         also: &[],
     },
@@ -208,8 +249,9 @@ const OPTIONS: &[Opt] = &[
         kind: Kind::Text,
         metavar: "TYPE",
         default: "etcd",
-        help: "Where the key lives: etcd or etcd3 (the v3 API). etcd2, consul and \
-               patroni are not supported yet.",
+        help: "Where the key lives: etcd (the v3 API, or the v2 keys API while only v2 \
+               has the key), etcd3 (v3 only), etcd2 (v2 only), consul (KV store) or \
+               patroni (this node's REST API).",
         old: &["type", "endpoint_type"],
         also: &[],
     },
@@ -219,7 +261,9 @@ const OPTIONS: &[Opt] = &[
         metavar: "URLS",
         default: "http://127.0.0.1:2379",
         help: "DCS URLs with http:// or https://, comma-separated (a list in the file); \
-               a failed one is skipped.",
+               a failed one is skipped. Default for consul http://127.0.0.1:8500; for \
+               patroni http://127.0.0.1:8008, and only the first is used: this node's \
+               restapi.listen address.",
         old: &["endpoints", "endpoint"],
         also: &[],
     },
@@ -228,7 +272,7 @@ const OPTIONS: &[Opt] = &[
         kind: Kind::Text,
         metavar: "USER",
         default: "(none)",
-        help: "etcd user name (etcd authentication).",
+        help: "etcd user name (etcd authentication: v3 token, v2 basic auth).",
         old: &[],
         also: &[],
     },
@@ -255,7 +299,8 @@ const OPTIONS: &[Opt] = &[
         kind: Kind::Text,
         metavar: "FILE",
         default: "(none)",
-        help: "CA certificate (PEM) that etcd's https:// certificate must chain to.",
+        help: "CA certificate(s) (PEM) that the https:// endpoints' certificates must \
+               chain to (etcd, Consul or Patroni); without it, the built-in public roots.",
         old: &[],
         also: &[],
     },
@@ -264,7 +309,7 @@ const OPTIONS: &[Opt] = &[
         kind: Kind::Text,
         metavar: "FILE",
         default: "(none)",
-        help: "Client certificate (PEM) for etcd; needs etcd-key-file.",
+        help: "Client certificate (PEM) for https:// endpoints; needs etcd-key-file.",
         old: &[],
         also: &[],
     },
@@ -282,7 +327,8 @@ const OPTIONS: &[Opt] = &[
         kind: Kind::Secret,
         metavar: "TOKEN",
         default: "(none)",
-        help: "Consul ACL token (used with dcs-type consul only).",
+        help: "Consul ACL token, sent as X-Consul-Token (dcs-type consul only). Prefer \
+               consul-token-file: flags are visible in ps.",
         old: &[],
         also: &[],
     },
@@ -1103,12 +1149,11 @@ fn build(
     let dcs_type = match src.one("dcs-type")? {
         None => DcsType::Etcd,
         Some((v, origin)) => match v.to_ascii_lowercase().as_str() {
-            "etcd" | "etcd3" => DcsType::Etcd,
-            "etcd2" | "consul" | "patroni" => {
-                return Err(ConfigError(format!(
-                    "{origin}: {v:?} is not supported yet (use etcd or etcd3)"
-                )));
-            }
+            "etcd" => DcsType::Etcd,
+            "etcd3" => DcsType::Etcd3,
+            "etcd2" => DcsType::Etcd2,
+            "consul" => DcsType::Consul,
+            "patroni" => DcsType::Patroni,
             _ => {
                 return Err(ConfigError(format!(
                     "{origin}: {v:?} is not a known dcs-type \
@@ -1140,9 +1185,14 @@ fn build(
         )));
     }
 
-    let (trigger_key, _) = src.required("trigger-key")?;
+    let trigger_key = match (src.one("trigger-key")?, dcs_type) {
+        (Some((v, _)), _) => v,
+        (None, DcsType::Patroni) => PATRONI_TRIGGER_KEY,
+        (None, _) => src.required("trigger-key")?.0,
+    };
     let trigger_value = match src.one("trigger-value")? {
         Some((v, _)) => v.to_string(),
+        None if dcs_type == DcsType::Patroni => PATRONI_TRIGGER_VALUE.to_string(),
         None if hostname.trim().is_empty() => {
             return Err(ConfigError(
                 "trigger-value: not set, and the hostname is empty".into(),
@@ -1153,20 +1203,28 @@ fn build(
 
     let endpoints = match src.get("dcs-endpoints") {
         Some((_, s)) => parse_endpoints(s)?,
-        None => vec!["http://127.0.0.1:2379".to_string()],
+        None => vec![dcs_type.default_endpoint().to_string()],
     };
+    if dcs_type == DcsType::Patroni && endpoints.len() > 1 {
+        let origin = src.origin("dcs-endpoints").unwrap_or("dcs-endpoints");
+        warnings.push(format!(
+            "{origin}: dcs-type patroni uses only the first endpoint, {:?} (this node's \
+             Patroni); the others are ignored",
+            endpoints[0]
+        ));
+    }
 
     let etcd_user = src.one("etcd-user")?.map(|(v, _)| v.to_string());
     let etcd_password = src.secret("etcd-password", "etcd-password-file")?;
     match (&etcd_user, &etcd_password) {
-        (None, Some(_)) => {
+        (None, Some(_)) if dcs_type.is_etcd() => {
             let origin = src
                 .origin("etcd-password")
                 .or_else(|| src.origin("etcd-password-file"))
                 .unwrap_or("etcd-password");
             return Err(ConfigError(format!("{origin}: set, but etcd-user is not")));
         }
-        (Some(_), None) => {
+        (Some(_), None) if dcs_type.is_etcd() => {
             let origin = src.origin("etcd-user").unwrap_or("etcd-user");
             warnings.push(format!(
                 "{origin}: set without etcd-password; authenticating with an empty password"
@@ -1176,14 +1234,33 @@ fn build(
     }
 
     let consul_token = src.secret("consul-token", "consul-token-file")?;
-    if consul_token.is_some() {
-        let origin = src
-            .origin("consul-token")
-            .or_else(|| src.origin("consul-token-file"))
-            .unwrap_or("consul-token");
-        warnings.push(format!(
-            "{origin} is ignored: it is used only with dcs-type consul"
-        ));
+    let token_origin = src
+        .origin("consul-token")
+        .or_else(|| src.origin("consul-token-file"))
+        .unwrap_or("consul-token");
+    if let Some(token) = &consul_token {
+        if dcs_type != DcsType::Consul {
+            warnings.push(format!(
+                "{token_origin} is ignored: it is used only with dcs-type consul"
+            ));
+        } else if !token.0.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+            || token.0.trim() != token.0
+        {
+            // It travels as an HTTP header value (the value is never shown).
+            return Err(ConfigError(format!(
+                "{token_origin}: the token contains characters an HTTP header cannot carry \
+                 (control or non-ASCII characters, or blanks at either end)"
+            )));
+        }
+    }
+    if !dcs_type.is_etcd() {
+        for key in ["etcd-user", "etcd-password", "etcd-password-file"] {
+            if let Some(origin) = src.origin(key) {
+                warnings.push(format!(
+                    "{origin} is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
+                ));
+            }
+        }
     }
 
     let etcd_ca_file = src.readable_file("etcd-ca-file")?;

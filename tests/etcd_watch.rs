@@ -139,6 +139,7 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
         credentials: None,
         interval: Duration::from_millis(200),
         watch: true,
+        tls: Default::default(),
     });
     let turn = || Instant::now() + Duration::from_millis(200);
 

@@ -938,19 +938,16 @@ fn value_errors_name_source_key_and_value() {
             "--dcs-endpoints: no endpoint given",
         ),
         (
-            &["--dcs-type=consul"],
+            &["--dcs-type=consul", "--consul-token=a\tb"],
             &[],
-            "--dcs-type: \"consul\" is not supported yet (use etcd or etcd3)",
+            "--consul-token: the token contains characters an HTTP header cannot carry \
+             (control or non-ASCII characters, or blanks at either end)",
         ),
         (
             &[],
-            &[("VIP_TYPE", "patroni")],
-            "VIP_TYPE: \"patroni\" is not supported yet (use etcd or etcd3)",
-        ),
-        (
-            &["--dcs-type=etcd2"],
-            &[],
-            "--dcs-type: \"etcd2\" is not supported yet (use etcd or etcd3)",
+            &[("VIP_TYPE", "consul"), ("VIP_CONSUL_TOKEN", " t")],
+            "VIP_CONSUL_TOKEN: the token contains characters an HTTP header cannot carry \
+             (control or non-ASCII characters, or blanks at either end)",
         ),
         (
             &["--dcs-type=zookeeper"],
@@ -1476,4 +1473,129 @@ fn every_option_can_be_set_from_each_source() {
             assert_ne!(from_flag, default, "{} had no effect", opt.key);
         }
     }
+}
+
+// --- DCS types -------------------------------------------------------------------
+
+#[test]
+fn dcs_types_and_their_default_endpoints() {
+    for (name, want, endpoint) in [
+        ("etcd", DcsType::Etcd, "http://127.0.0.1:2379"),
+        ("ETCD3", DcsType::Etcd3, "http://127.0.0.1:2379"),
+        ("etcd2", DcsType::Etcd2, "http://127.0.0.1:2379"),
+        ("consul", DcsType::Consul, "http://127.0.0.1:8500"),
+        ("patroni", DcsType::Patroni, "http://127.0.0.1:8008"),
+    ] {
+        let (c, warnings) = config(&base_with(&[&format!("--dcs-type={name}")]), &[]);
+        assert_eq!(c.dcs_type, want, "{name}");
+        assert_eq!(c.endpoints, vec![endpoint.to_string()], "{name}");
+        assert_eq!(want.default_endpoint(), endpoint);
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        assert_eq!(want.name(), name.to_ascii_lowercase());
+        // Debian's /etc/patroni/*.vip files say VIP_TYPE.
+        let (c, _) = config(BASE, &[("VIP_TYPE", name)]);
+        assert_eq!(c.dcs_type, want, "VIP_TYPE={name}");
+    }
+    // An explicit endpoint wins over the type's default.
+    let (c, _) = config(
+        &base_with(&["--dcs-type=consul", "--dcs-endpoints=http://192.0.2.7:8500"]),
+        &[],
+    );
+    assert_eq!(c.endpoints, vec!["http://192.0.2.7:8500".to_string()]);
+}
+
+#[test]
+fn patroni_defaults_key_and_value_as_vip_manager() {
+    let flags = [
+        "--ip=192.0.2.50",
+        "--netmask=24",
+        "--interface=eth0",
+        "--dcs-type=patroni",
+    ];
+    let (c, warnings) = config(&flags, &[]);
+    assert_eq!(c.trigger_key, "/leader");
+    assert_eq!(c.trigger_value, "200");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // Set, they win.
+    let mut more = flags.to_vec();
+    more.extend(["--trigger-key=/primary", "--trigger-value=200"]);
+    let (c, _) = config(&more, &[]);
+    assert_eq!(c.trigger_key, "/primary");
+    // The other types still require the key and default the value to the hostname.
+    let e = error(&["--ip=192.0.2.50", "--interface=eth0"], &[]);
+    assert_eq!(e, "trigger-key: not set (required)");
+    let (c, _) = config(&base_with(&["--dcs-type=consul"]), &[]);
+    assert_eq!(c.trigger_value, HOST);
+}
+
+#[test]
+fn patroni_uses_the_first_endpoint_only() {
+    let (c, warnings) = config(
+        &base_with(&[
+            "--dcs-type=patroni",
+            "--dcs-endpoints=http://192.0.2.10:8008,http://192.0.2.11:8008",
+        ]),
+        &[],
+    );
+    assert_eq!(c.endpoints.len(), 2);
+    assert_eq!(
+        warnings,
+        vec![
+            "--dcs-endpoints: dcs-type patroni uses only the first endpoint, \
+             \"http://192.0.2.10:8008\" (this node's Patroni); the others are ignored"
+                .to_string()
+        ]
+    );
+}
+
+#[test]
+fn settings_of_another_dcs_are_ignored_with_a_warning() {
+    let (c, warnings) = config(
+        &base_with(&[
+            "--dcs-type=consul",
+            "--consul-token=abc-123",
+            "--etcd-user=u",
+        ]),
+        &[("VIP_ETCD_PASSWORD", "pw")],
+    );
+    assert_eq!(c.consul_token, Some(Secret("abc-123".into())));
+    assert_eq!(
+        warnings,
+        vec![
+            "--etcd-user is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
+                .to_string(),
+            "VIP_ETCD_PASSWORD is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
+                .to_string(),
+        ]
+    );
+    // A password alone is no error where no etcd is read.
+    let (_, warnings) = config(
+        &base_with(&["--dcs-type=patroni"]),
+        &[("VIP_ETCD_PASSWORD", "pw")],
+    );
+    assert_eq!(
+        warnings,
+        vec![
+            "VIP_ETCD_PASSWORD is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
+                .to_string()
+        ]
+    );
+    for t in ["etcd", "etcd2", "etcd3", "patroni"] {
+        let (_, warnings) = config(
+            &base_with(&[&format!("--dcs-type={t}"), "--consul-token=abc"]),
+            &[],
+        );
+        assert!(
+            warnings.contains(
+                &"--consul-token is ignored: it is used only with dcs-type consul".into()
+            ),
+            "{t}: {warnings:?}"
+        );
+    }
+    // A token with blanks inside is a valid header value (vip-manager's sample has one).
+    let (c, _) = config(
+        &base_with(&["--dcs-type=consul", "--consul-token=Julian's secret token"]),
+        &[],
+    );
+    assert!(c.consul_token.is_some());
 }

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::http::{self, Tls, describe, remaining};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
 use crate::config::Secret;
 
 /// Replies larger than this are refused (a leader key reply is a few hundred bytes).
-pub const MAX_REPLY: u64 = 64 * 1024;
+pub const MAX_REPLY: u64 = http::MAX_REPLY;
 
 /// What a range read of the trigger key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ impl std::fmt::Display for ReplyError {
 pub const CODE_UNAUTHENTICATED: i64 = 16;
 /// gRPC code for "authentication failed, invalid user ID or password".
 pub const CODE_INVALID_ARGUMENT: i64 = 3;
+/// gRPC code of "authentication is not enabled" (HTTP 412) from `auth/authenticate`.
+pub const CODE_FAILED_PRECONDITION: i64 = 9;
 
 fn int64(v: Option<&Value>) -> Option<i64> {
     // The gateway encodes int64 as JSON strings; accept plain numbers too.
@@ -259,7 +262,7 @@ pub struct Credentials {
 }
 
 /// Everything [`Etcd`] needs from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub endpoints: Vec<String>,
     pub key: String,
@@ -268,6 +271,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Wait for changes with a watch between range reads (`no-watch` turns it off).
     pub watch: bool,
+    /// CA and client certificate for https:// endpoints.
+    pub tls: Tls,
 }
 
 struct Endpoint {
@@ -297,6 +302,9 @@ pub struct Etcd {
     range_body: String,
     credentials: Option<Credentials>,
     token: Option<String>,
+    /// The server said authentication is not enabled: read without a token (as etcd's
+    /// Go client does) until a reply asks for one.
+    auth_not_enabled: bool,
     watch: bool,
     /// The revision of this turn's successful range read.
     revision: Option<i64>,
@@ -307,21 +315,8 @@ pub struct Etcd {
 
 impl Etcd {
     pub fn new(settings: &Settings) -> Etcd {
-        let connect =
-            (settings.interval / 3).clamp(Duration::from_millis(100), Duration::from_secs(2));
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(connect))
-            .max_redirects(0)
-            // ureq's 128 KiB defaults are mmap'ed and unmapped with every new
-            // connection (the watch makes one per turn); etcd's replies need far less.
-            .input_buffer_size(16 * 1024)
-            .output_buffer_size(4 * 1024)
-            .max_response_header_size(8 * 1024)
-            .user_agent(concat!("vipd/", env!("CARGO_PKG_VERSION")))
-            .build();
         Etcd {
-            agent: super::resolve::agent(config),
+            agent: http::agent(settings.interval, &settings.tls),
             endpoints: settings
                 .endpoints
                 .iter()
@@ -335,6 +330,7 @@ impl Etcd {
             range_body: key_body(settings.key.as_bytes()),
             credentials: settings.credentials.clone(),
             token: None,
+            auth_not_enabled: false,
             watch: settings.watch,
             revision: None,
             stream: None,
@@ -439,6 +435,22 @@ impl Etcd {
         match parse_auth(&reply) {
             Ok(token) => {
                 self.token = Some(token);
+                self.auth_not_enabled = false;
+                Ok(())
+            }
+            Err(ReplyError::Etcd {
+                code: CODE_FAILED_PRECONDITION,
+                ..
+            }) => {
+                if !self.auth_not_enabled {
+                    log::warn!(
+                        "{}: etcd-user {:?} is set, but the server has authentication \
+                         disabled; reading without a token",
+                        self.endpoints[i].base,
+                        cred.user
+                    );
+                }
+                self.auth_not_enabled = true;
                 Ok(())
             }
             Err(ReplyError::Etcd {
@@ -456,7 +468,7 @@ impl Etcd {
     fn range_on(&mut self, i: usize, deadline: Instant) -> Result<Range, Failure> {
         self.detect_prefix(i, deadline)
             .map_err(Failure::Transport)?;
-        if self.credentials.is_some() && self.token.is_none() {
+        if self.credentials.is_some() && self.token.is_none() && !self.auth_not_enabled {
             self.authenticate(i, deadline)
                 .map_err(|e| Failure::Transport(rejected_text(e)))?;
         }
@@ -467,10 +479,15 @@ impl Etcd {
                 .map_err(Failure::Transport)?;
             match parse_range(&body, &self.key) {
                 Ok(range) => return Ok(range),
-                Err(ReplyError::Etcd {
-                    code: CODE_UNAUTHENTICATED,
-                    ..
-                }) if self.credentials.is_some() && !reauthenticated => {
+                // An expired token (16), or no token where one is now needed
+                // ("user name is empty", 3, after authentication was enabled).
+                Err(ReplyError::Etcd { code, .. })
+                    if self.credentials.is_some()
+                        && !reauthenticated
+                        && (code == CODE_UNAUTHENTICATED
+                            || (code == CODE_INVALID_ARGUMENT && self.token.is_none())) =>
+                {
+                    self.auth_not_enabled = false;
                     reauthenticated = true;
                     self.authenticate(i, deadline)
                         .map_err(|e| Failure::Transport(rejected_text(e)))?;
@@ -689,24 +706,6 @@ impl Dcs for Etcd {
             self.stream = Some(stream);
         }
         Some(wait)
-    }
-}
-
-/// Time left until `deadline`, never less than a small floor so that a request can
-/// still be made when the turn is already late.
-fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(50))
-}
-
-/// A short, secret-free description of a transport error.
-fn describe(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
-        ureq::Error::BodyExceedsLimit(n) => format!("reply larger than {n} bytes refused"),
-        ureq::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
     }
 }
 

@@ -1,0 +1,293 @@
+//! Consul's KV store: `GET <endpoint>/v1/kv/<key>?consistent`, the key without its
+//! leading `/` (Patroni writes `service/<scope>/leader`), held by a session with
+//! `behavior=delete`, so an expired leader's key is gone (404).
+//!
+//! The reply handling is pure ([`parse_kv`], [`next_index`]) and unit-tested on the
+//! shapes Consul's HTTP API documents; [`Consul`] is the thin HTTP shell. Changes are
+//! awaited with blocking queries (`&index=N&wait=…`) under Consul's rules: never block
+//! with index 0, reset the index to 0 when it goes backwards, and treat a return as a
+//! hint, not a change (the value is compared). The ACL token travels only in the
+//! `X-Consul-Token` header.
+//!
+//! A blocking query asks Consul to wait until the loop's deadline; Consul may add up to
+//! 1/16 of that, so the turn can end that much late. In exchange its answer is the next
+//! turn's observation: while nothing changes, vipd sends one request per interval.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::http::{self, Tls};
+use super::{Dcs, Observation, Wait};
+use crate::base64;
+use crate::config::Secret;
+
+/// Everything [`Consul`] needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoints: Vec<String>,
+    /// The trigger key; leading `/` are stripped.
+    pub key: String,
+    pub token: Option<Secret>,
+    /// The loop's interval: timeouts are derived from it.
+    pub interval: Duration,
+    /// Wait for changes with blocking queries (`no-watch` turns it off).
+    pub watch: bool,
+    pub tls: Tls,
+}
+
+/// The key as Consul names it: without leading `/`.
+pub fn consul_key(key: &str) -> &str {
+    key.trim_start_matches('/')
+}
+
+/// What a KV read said: the key's value (`None`: no such key), or why it cannot be
+/// trusted (the text names the HTTP status and quotes the server).
+pub fn parse_kv(status: u16, body: &[u8], key: &str) -> Result<Option<String>, String> {
+    match status {
+        200 => {}
+        404 => return Ok(None),
+        _ => return Err(format!("HTTP {status}: {}", http::server_text(body))),
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("malformed reply: invalid JSON: {e}"))?;
+    let entries = v
+        .as_array()
+        .ok_or_else(|| "malformed reply: not a list".to_string())?;
+    let Some(entry) = entries.first() else {
+        return Ok(None);
+    };
+    if entries.len() > 1 {
+        return Err("malformed reply: more than one entry".into());
+    }
+    let got_key = entry
+        .get("Key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "malformed reply: entry without Key".to_string())?;
+    if got_key != key {
+        return Err("malformed reply: the entry is for another key".into());
+    }
+    let value = match entry.get("Value") {
+        // An empty value is null.
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => {
+            base64::decode(s).map_err(|e| format!("malformed reply: Value: {e}"))?
+        }
+        Some(_) => return Err("malformed reply: Value is not a string".into()),
+    };
+    String::from_utf8(value)
+        .map(Some)
+        .map_err(|_| "malformed reply: Value is not UTF-8".into())
+}
+
+/// The index to block on after a reply carrying `reply` (`X-Consul-Index`), when the
+/// last one was `previous`: 0 (do not block) when the header is missing or zero, or
+/// when it went backwards (a restored snapshot, another server's view).
+pub fn next_index(previous: u64, reply: Option<u64>) -> u64 {
+    match reply {
+        Some(n) if n >= previous => n,
+        _ => 0,
+    }
+}
+
+/// The `wait` Consul is asked for, given the time left: at most Consul's 10 minutes.
+pub fn wait_param(left: Duration) -> String {
+    format!("{}ms", left.min(Duration::from_secs(600)).as_millis())
+}
+
+/// How long a blocking query's answer stands in for the next turn's read.
+const FRESH: Duration = Duration::from_millis(200);
+/// No blocking query for less than this: the loop sleeps out the rest.
+const MIN_BLOCK: Duration = Duration::from_millis(20);
+/// Returns without a change (index bumps from other keys) tolerated in one wait.
+const MAX_RETURNS: u32 = 16;
+
+/// The Consul KV client: one agent, several endpoints, a failed one skipped.
+pub struct Consul {
+    agent: ureq::Agent,
+    endpoints: Vec<String>,
+    current: usize,
+    key: String,
+    /// `/v1/kv/service/pg/leader`, percent-encoded.
+    path: String,
+    token: Option<Secret>,
+    watch: bool,
+    /// The last `X-Consul-Index` (0: none, or reset).
+    index: u64,
+    /// What the last answer said, to tell a real change from a return.
+    last: Option<Observation>,
+    /// A blocking query's answer, and when it came.
+    fresh: Option<(Instant, Observation)>,
+}
+
+impl Consul {
+    pub fn new(settings: &Settings) -> Consul {
+        let key = consul_key(&settings.key).to_string();
+        Consul {
+            agent: http::agent(settings.interval, &settings.tls),
+            endpoints: settings
+                .endpoints
+                .iter()
+                .map(|e| e.trim_end_matches('/').to_string())
+                .collect(),
+            current: 0,
+            path: format!("/v1/kv/{}", http::encode_path(&key)),
+            key,
+            token: settings.token.clone(),
+            watch: settings.watch,
+            index: 0,
+            last: None,
+            fresh: None,
+        }
+    }
+
+    /// GET the key on endpoint `i` with `query`, within `timeout` (`None`: unbounded,
+    /// for a caller that armed an alarm, see [`crate::signals::alarm_at`]): status,
+    /// index, body.
+    fn get(
+        &self,
+        i: usize,
+        query: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(u16, Option<u64>, Vec<u8>), ureq::Error> {
+        let url = format!("{}{}?{query}", self.endpoints[i], self.path);
+        let config = self.agent.get(&url).config();
+        let config = match timeout {
+            Some(t) => config.timeout_global(Some(t)),
+            None => config.timeout_global(None).timeout_connect(None),
+        };
+        let req = config.build();
+        let req = match &self.token {
+            Some(token) => req.header("X-Consul-Token", token.0.as_str()),
+            None => req,
+        };
+        let mut resp = req.call()?;
+        let status = resp.status().as_u16();
+        let index = http::header_u64(&resp, "X-Consul-Index");
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(http::MAX_REPLY)
+            .read_to_vec()?;
+        Ok((status, index, body))
+    }
+
+    /// One consistent read, trying each endpoint at most once from the current one.
+    fn read(&mut self, deadline: Instant) -> Result<(Option<String>, Option<u64>), String> {
+        let n = self.endpoints.len();
+        let mut errors = Vec::new();
+        for _ in 0..n {
+            let i = self.current;
+            let outcome = self
+                .get(i, "consistent", Some(http::remaining(deadline)))
+                .map_err(|e| http::describe(&e))
+                .and_then(|(status, index, body)| {
+                    parse_kv(status, &body, &self.key).map(|v| (v, index))
+                });
+            match outcome {
+                Ok(read) => return Ok(read),
+                Err(e) => errors.push(format!("{}: {e}", self.endpoints[i])),
+            }
+            self.current = (i + 1) % n.max(1);
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    fn observation(value: Option<String>) -> Observation {
+        match value {
+            Some(v) => Observation::Leader(v),
+            None => Observation::NoLeader,
+        }
+    }
+}
+
+impl Dcs for Consul {
+    fn observe(&mut self, deadline: Instant) -> Observation {
+        if let Some((at, obs)) = self.fresh.take() {
+            if at.elapsed() < FRESH {
+                return obs;
+            }
+        }
+        match self.read(deadline) {
+            Ok((value, index)) => {
+                self.index = next_index(0, index);
+                let obs = Consul::observation(value);
+                self.last = Some(obs.clone());
+                obs
+            }
+            Err(e) => {
+                self.index = 0;
+                self.last = None;
+                Observation::Unknown(e)
+            }
+        }
+    }
+
+    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
+        if !self.watch || self.index == 0 || self.last.is_none() {
+            return None;
+        }
+        if deadline.saturating_duration_since(Instant::now()) < MIN_BLOCK {
+            // Too short to be worth a request: the caller sleeps it out.
+            return None;
+        }
+        let i = self.current;
+        for _ in 0..MAX_RETURNS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < MIN_BLOCK {
+                return Some(Wait::Deadline);
+            }
+            let query = format!("consistent&index={}&wait={}", self.index, wait_param(left));
+            // Consul may add up to wait/16; a little more for the network. The alarm
+            // (or, without one, a timeout) bounds the query; a signal such as SIGTERM
+            // ends it at once.
+            let limit = left + left / 16 + Duration::from_millis(250);
+            let alarm = crate::signals::alarm_at(Instant::now() + limit);
+            let timeout = (!alarm.armed()).then_some(limit);
+            let reply = self.get(i, &query, timeout);
+            drop(alarm);
+            let (status, index, body) = match reply {
+                Ok(reply) => reply,
+                Err(ureq::Error::Timeout(_)) => return Some(Wait::Deadline),
+                Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    return Some(Wait::Deadline);
+                }
+                Err(e) => {
+                    log::debug!(
+                        "blocking query on {}: {}",
+                        self.endpoints[i],
+                        http::describe(&e)
+                    );
+                    return Some(Wait::Reread);
+                }
+            };
+            let value = match parse_kv(status, &body, &self.key) {
+                Ok(value) => value,
+                Err(e) => {
+                    log::debug!("blocking query on {}: {e}", self.endpoints[i]);
+                    self.index = 0;
+                    return Some(Wait::Reread);
+                }
+            };
+            self.index = next_index(self.index, index);
+            let obs = Consul::observation(value);
+            self.fresh = Some((Instant::now(), obs.clone()));
+            if self.last.as_ref() != Some(&obs) {
+                self.last = Some(obs.clone());
+                return Some(Wait::Changed(obs));
+            }
+            if self.index == 0 {
+                // Reset: the next read starts the blocking loop afresh.
+                self.fresh = None;
+                return Some(Wait::Deadline);
+            }
+        }
+        Some(Wait::Deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests;
