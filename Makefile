@@ -1,12 +1,17 @@
-# vipd: build, test, static binaries, demo, install.
+# vipd: build, test, static binaries, Debian package, demo, install.
 #
-#   make build     release build (target/release/vipd)
-#   make test      fmt, clippy, man page lint, then every test; the integration tests need
-#                  root, network namespaces and Debian's etcd (etcd-server, etcd-client)
-#   make static    static x86_64 musl binaries, with and without default features
-#   make demo      two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
-#   make bench     failover timings and idle cost (bench/failover.sh; as root)
-#   make install   PREFIX=/usr/local, DESTDIR for staging
+#   make build       release build (target/release/vipd)
+#   make test        fmt, clippy, lint (man pages, shell scripts), deb, check-size, then
+#                    every test; the integration tests need root, network namespaces,
+#                    Debian's etcd (etcd-server, etcd-client) and runit
+#   make static      static-pie x86_64 musl binaries, with TLS (target/static/vipd) and
+#                    without (target/static/vipd-no-default-features); prints sizes
+#   make check-size  the static binaries within budget: with TLS 2.2 MiB, without 1.0 MiB
+#   make deb         target/deb/vipd_VERSION_amd64.deb from the static TLS build, then lintian
+#   make lint        mandoc -T lint on the man pages, shellcheck on packaging/'s scripts
+#   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
+#   make bench       failover timings and idle cost (bench/failover.sh; as root)
+#   make install     PREFIX=/usr/local, DESTDIR for staging
 #   make clean
 #
 # Root is needed for `make test` and `make demo`. When cargo is only in your user's PATH
@@ -25,6 +30,12 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 TEST_THREADS ?= 8
 TEST_REPORT := $(CURDIR)/target/vipd-test-report.txt
 BIN := target/release/vipd
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1)
+DEB_ARCH := amd64
+STATIC_TLS := target/static/vipd
+STATIC_NO_TLS := target/static/vipd-no-default-features
+# Every shell script under packaging/ (by its #! line or a shellcheck shell= directive).
+SCRIPTS = $(shell grep -rlE '^(\#!/bin/(ba)?sh|\#!/sbin/openrc-run|\# shellcheck shell=)' packaging | sort)
 
 # ip, sysctl, … live in sbin, which a user's PATH kept through sudo may lack.
 export PATH := $(PATH):/usr/sbin:/sbin
@@ -46,7 +57,8 @@ endif
 endif
 endif
 
-.PHONY: all build test static demo bench install clean check-cargo
+.PHONY: all build test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
+	install clean check-cargo
 
 all: build
 
@@ -58,16 +70,11 @@ check-cargo:
 build: check-cargo
 	$(CARGO) build --release
 
-test: check-cargo
+# The package is built (and checked by lintian) before the tests, which unpack it.
+test: export VIPD_REQUIRE_LINTIAN = 1
+test: check-cargo lint deb check-size
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	@if [ -f man/vipd.8 ]; then \
-	    command -v mandoc >/dev/null 2>&1 || { echo "mandoc not found (apt-get install mandoc)" >&2; exit 1; }; \
-	    echo "mandoc -T lint -W warning man/vipd.8"; \
-	    mandoc -T lint -W warning man/vipd.8; \
-	else \
-	    echo "man/vipd.8 not found: man page lint skipped"; \
-	fi
 	@mkdir -p target && : > '$(TEST_REPORT)'
 	@set +e; \
 	echo "VIPD_TEST_REPORT=$(TEST_REPORT) $(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)"; \
@@ -84,9 +91,10 @@ test: check-cargo
 	    if [ $$ran -eq 0 ]; then echo "FAIL: no root/etcd test ran" >&2; exit 1; fi; \
 	fi
 
-static: check-cargo
+musl-toolchain:
 	@if command -v rustup >/dev/null 2>&1; then \
-	    rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add '$(MUSL_TARGET)'; \
+	    rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add '$(MUSL_TARGET)' || { \
+	        echo "make static: could not add the $(MUSL_TARGET) target; run: rustup target add $(MUSL_TARGET)" >&2; exit 1; }; \
 	else \
 	    echo "rustup not found: assuming the $(MUSL_TARGET) target is installed"; \
 	fi
@@ -99,14 +107,40 @@ static: check-cargo
 	        echo "make static: musl-gcc not found; install it as root: apt-get install musl-tools" >&2; exit 1; \
 	    fi; \
 	fi
+
+# Two target directories, so that neither build invalidates the other.
+static: check-cargo musl-toolchain
 	$(CARGO) build --release --target $(MUSL_TARGET)
-	@mkdir -p target/static && cp target/$(MUSL_TARGET)/release/vipd target/static/vipd
-	$(CARGO) build --release --target $(MUSL_TARGET) --no-default-features
-	@cp target/$(MUSL_TARGET)/release/vipd target/static/vipd-no-default-features
-	@for f in target/static/vipd target/static/vipd-no-default-features; do \
+	$(CARGO) build --release --target $(MUSL_TARGET) --no-default-features \
+	    --target-dir target/no-default-features
+	@mkdir -p target/static
+	@cp target/$(MUSL_TARGET)/release/vipd $(STATIC_TLS)
+	@cp target/no-default-features/$(MUSL_TARGET)/release/vipd $(STATIC_NO_TLS)
+	@for f in $(STATIC_TLS) $(STATIC_NO_TLS); do \
 	    printf '%s: %s bytes\n' "$$f" "$$(stat -c %s "$$f")"; \
-	    if command -v file >/dev/null 2>&1; then file "$$f"; fi; \
+	    if command -v file >/dev/null 2>&1; then \
+	        kind=$$(file -b "$$f"); echo "  $$kind"; \
+	        case $$kind in *static-pie\ linked*|*statically\ linked*) ;; \
+	        *) echo "make static: $$f is not a static executable" >&2; exit 1 ;; esac; \
+	    fi; \
 	done
+
+check-size: static
+	sh packaging/check-size.sh $(STATIC_TLS) 2.2 $(STATIC_NO_TLS) 1.0
+
+# dpkg-deb, then lintian (no error tag allowed; VIPD_REQUIRE_LINTIAN=1 fails without it).
+deb: static
+	bash packaging/deb/build-deb.sh $(STATIC_TLS) target/deb $(DEB_ARCH)
+
+lint: lint-man lint-scripts
+
+lint-man:
+	@command -v mandoc >/dev/null 2>&1 || { echo "mandoc not found (apt-get install mandoc)" >&2; exit 1; }
+	mandoc -T lint -W warning man/vipd.8 man/vipd.conf.5
+
+lint-scripts:
+	@command -v shellcheck >/dev/null 2>&1 || { echo "shellcheck not found (apt-get install shellcheck)" >&2; exit 1; }
+	shellcheck $(SCRIPTS)
 
 demo:
 	bash demo/demo.sh
@@ -116,10 +150,12 @@ demo:
 bench: check-cargo
 	bash bench/failover.sh
 
+# FHS places under PREFIX: the program in sbin (a daemon), the manuals, the example.
 install: $(BIN)
 	install -D -m 0755 $(BIN) '$(DESTDIR)$(PREFIX)/sbin/vipd'
 	install -D -m 0644 man/vipd.8 '$(DESTDIR)$(PREFIX)/share/man/man8/vipd.8'
-	install -D -m 0644 packaging/vipd.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/vipd.yml'
+	install -D -m 0644 man/vipd.conf.5 '$(DESTDIR)$(PREFIX)/share/man/man5/vipd.conf.5'
+	install -D -m 0644 packaging/vipd.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/vipd.yml'
 
 # Rebuilt only when a source is newer, so `sudo make install` after `make build` needs no cargo.
 $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs' 2>/dev/null)

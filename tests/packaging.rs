@@ -1,0 +1,1715 @@
+//! Packaging: the manual pages against `vipd --help` (neither may drift), the man-page lint,
+//! shellcheck on every script under `packaging/`, the systemd units' settings, the size
+//! check script, `make install`, the Debian package `make deb` built (unpacked and checked,
+//! its binary run), and, as root with a real etcd in network namespaces, the sysvinit script
+//! (start, status, restart with the gap it leaves measured, stop) and the runit service
+//! under `runsv` and `svlogd`.
+//!
+//! Tools: mandoc, shellcheck, dpkg-deb, md5sum, gzip, make, systemd-analyze (no root); for the
+//! root tests also start-stop-daemon and Debian's /lib/lsb/init-functions (sysvinit) and
+//! runit's runsv, sv and svlogd. A missing tool fails the test, unless VIPD_ALLOW_SKIP=1.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::env;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The source tree.
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The tools a test needs, found in PATH or sbin; `None` when one is missing and
+/// VIPD_ALLOW_SKIP=1 (the skip is recorded for `make test`), a failure otherwise.
+fn tools(test: &str, wanted: &[(&str, &str)]) -> Option<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for (name, package) in wanted {
+        match find_tool(name) {
+            Some(p) => found.push(p),
+            None => missing.push(format!("{name} (apt-get install {package})")),
+        }
+    }
+    if missing.is_empty() {
+        return Some(found);
+    }
+    let what = missing.join(", ");
+    if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: missing {what} (VIPD_ALLOW_SKIP=1)");
+        if let Some(report) = env::var_os("VIPD_TEST_REPORT").filter(|p| !p.is_empty()) {
+            let _ = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(report)
+                .and_then(|mut f| writeln!(f, "skipped {test}"));
+        }
+        return None;
+    }
+    panic!("{test} needs {what}; install it, or set VIPD_ALLOW_SKIP=1 to skip this test");
+}
+
+/// Runs a command to completion (bounded), with `dir` as working directory.
+fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(dir);
+    let what = format!("{} {}", program.display(), args.join(" "));
+    Proc::spawn(&what, cmd, true).finish(Duration::from_secs(120))
+}
+
+fn expect_success(out: &Outcome, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// `vipd ARGS` (the binary under test) to completion.
+fn vipd_output(args: &[&str]) -> Outcome {
+    run_in(&repo(), &vipd_bin(), args)
+}
+
+// ---------------------------------------------------------------------------------------------
+// `vipd --help`, parsed.
+
+/// One option of `vipd --help`.
+#[derive(Debug)]
+struct HelpOption {
+    /// The flags of its heading (`--ip`; `-h`, `--help`).
+    flags: Vec<String>,
+    /// `VIP_IP`, if the option has a variable.
+    env: Option<String>,
+    /// The YAML key, if it has one.
+    key: Option<String>,
+    /// As `--help` states it: `1000`, `(required)`, `(none)`, `no default`, …
+    default: Option<String>,
+}
+
+/// The flags in a heading such as `  --no-watch[=BOOL]` or `  -h, --help`.
+fn heading_flags(heading: &str) -> Vec<String> {
+    heading
+        .split([',', ' '])
+        .filter(|t| t.starts_with('-'))
+        .map(|t| t.split(['[', '=']).next().unwrap_or(t).to_string())
+        .collect()
+}
+
+/// Every option block of `--help`: a heading indented by 2 and starting with `-`, then its
+/// lines indented by 6 (the description, then `env VIP_X, key x; default: …`).
+fn help_options(help: &str) -> Vec<HelpOption> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut options = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        if !line.starts_with("  -") {
+            continue;
+        }
+        let mut body = String::new();
+        while i < lines.len() && lines[i].starts_with("      ") {
+            body.push(' ');
+            body.push_str(lines[i].trim());
+            i += 1;
+        }
+        let words: Vec<&str> = body.split_whitespace().collect();
+        let after = |word: &str| -> Option<String> {
+            let at = words.iter().rposition(|w| *w == word)?;
+            words
+                .get(at + 1)
+                .map(|w| w.trim_end_matches([',', ';']).to_string())
+        };
+        let env = after("env").filter(|v| v.starts_with("VIP_"));
+        let key = if env.is_some() { after("key") } else { None };
+        let default = if let Some(at) = body.rfind("; default: ") {
+            Some(body[at + "; default: ".len()..].trim().to_string())
+        } else if body.trim_end().ends_with("; no default") {
+            Some("no default".to_string())
+        } else {
+            None
+        };
+        options.push(HelpOption {
+            flags: heading_flags(line),
+            env,
+            key,
+            default,
+        });
+    }
+    options
+}
+
+/// The old names `--help` lists: (old key, its variable).
+fn help_old_names(help: &str) -> Vec<(String, String)> {
+    help.lines()
+        .filter(|l| l.contains(" -> "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let key = words.next()?;
+            let var = words.next()?;
+            var.starts_with("VIP_")
+                .then(|| (key.to_string(), var.to_string()))
+        })
+        .collect()
+}
+
+/// Every `VIP_…` word in a text.
+fn vip_variables(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("VIP_") && w.len() > 4)
+        .map(String::from)
+        .collect()
+}
+
+fn has_word(text: &str, word: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .any(|w| w == word)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manual pages, rendered by mandoc.
+
+/// `text` without the overstrike sequences (`c BS c`, `_ BS c`) of mandoc's terminal output.
+fn strip_overstrike(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars.get(i + 1) == Some(&'\u{8}') {
+            i += 2;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The page as a reader sees it: `mandoc -T ascii`, wide enough that no paragraph wraps.
+fn render(mandoc: &Path, page: &Path) -> String {
+    let out = run_in(
+        &repo(),
+        mandoc,
+        &["-T", "ascii", "-O", "width=1000", &page.to_string_lossy()],
+    );
+    expect_success(&out, &format!("mandoc {}", page.display()));
+    strip_overstrike(&out.stdout)
+}
+
+/// The lines of one section (`OPTIONS`, `KEYS`) of a rendered page.
+fn section<'a>(page: &'a str, name: &str) -> Vec<&'a str> {
+    let mut lines = page.lines().skip_while(|l| *l != name);
+    assert!(lines.next().is_some(), "no section {name} in the page");
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect()
+}
+
+/// The entries of a tagged list in a section: (tag, body with blanks squeezed). A tag line
+/// is indented by exactly 5 and accepted by `is_tag`; the body is what follows, indented
+/// deeper (or, for a short tag, on the same line).
+fn tagged_entries(lines: &[&str], is_tag: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let mut open = false;
+    for line in lines {
+        let indent = line.len() - line.trim_start().len();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if indent == 5 {
+            let text = line.trim();
+            let (tag, rest) = match text.split_once("  ") {
+                Some((t, r)) => (t.trim(), r.trim()),
+                None => (text, ""),
+            };
+            open = is_tag(tag);
+            if open {
+                entries.push((tag.to_string(), rest.to_string()));
+            }
+        } else if indent > 5 && open {
+            if let Some((_, body)) = entries.last_mut() {
+                body.push(' ');
+                body.push_str(line.trim());
+            }
+        } else {
+            open = false;
+        }
+    }
+    for (_, body) in &mut entries {
+        *body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    entries
+}
+
+/// Whether an entry states the default as `--help` does: `Required.` for `(required)`,
+/// `No default.` for `(none)` and `no default`, `Ignored.` for `(ignored)`, else
+/// `Default: <the same text>.`
+fn default_mismatch(help_default: &str, body: &str) -> Option<String> {
+    let stated = body.find("Default: ").map(|at| {
+        let rest = &body[at + "Default: ".len()..];
+        let end = rest.find(". ").unwrap_or(rest.len());
+        rest[..end].trim_end_matches('.').to_string()
+    });
+    let phrase = match help_default {
+        "(required)" => Some("Required."),
+        "(none)" | "no default" => Some("No default."),
+        "(ignored)" => Some("Ignored."),
+        _ => None,
+    };
+    match (phrase, stated) {
+        (Some(p), None) if body.contains(p) => None,
+        (Some(p), stated) => Some(format!(
+            "--help says {help_default:?}: the page must say {p:?} and no \"Default:\" \
+             (it says {stated:?})"
+        )),
+        (None, Some(s)) if s == help_default => None,
+        (None, stated) => Some(format!(
+            "--help says default {help_default:?}, the page says {stated:?}"
+        )),
+    }
+}
+
+fn mandoc_tool(test: &str) -> Option<PathBuf> {
+    tools(test, &[("mandoc", "mandoc")]).map(|mut t| t.remove(0))
+}
+
+fn help_text() -> String {
+    let out = vipd_output(&["--help"]);
+    expect_success(&out, "vipd --help");
+    out.stdout
+}
+
+#[test]
+fn man_page_documents_every_option_of_help_and_no_other() {
+    let Some(mandoc) = mandoc_tool("man_page_documents_every_option_of_help_and_no_other") else {
+        return;
+    };
+    let help = help_text();
+    let options = help_options(&help);
+    assert!(
+        options.len() > 20,
+        "parsed only {} options from --help:\n{help}",
+        options.len()
+    );
+    let page = render(&mandoc, &repo().join("man/vipd.8"));
+    let entries = tagged_entries(&section(&page, "OPTIONS"), |t| t.starts_with('-'));
+    let mut problems = Vec::new();
+
+    let help_flags: BTreeSet<String> = options.iter().flat_map(|o| o.flags.clone()).collect();
+    let mut man_flags = BTreeSet::new();
+    for (tag, _) in &entries {
+        man_flags.extend(heading_flags(tag));
+    }
+    for f in help_flags.difference(&man_flags) {
+        problems.push(format!("{f}: in --help, not in vipd.8's OPTIONS"));
+    }
+    for f in man_flags.difference(&help_flags) {
+        problems.push(format!("{f}: in vipd.8's OPTIONS, not in --help"));
+    }
+
+    for opt in &options {
+        let Some((tag, body)) = entries
+            .iter()
+            .find(|(tag, _)| heading_flags(tag) == opt.flags)
+        else {
+            continue; // reported above
+        };
+        if let Some(env) = &opt.env {
+            if !vip_variables(body).contains(env) {
+                problems.push(format!("{tag}: the entry does not name {env}"));
+            }
+        }
+        if let Some(key) = &opt.key {
+            if !has_word(body, key) {
+                problems.push(format!("{tag}: the entry does not name the key {key}"));
+            }
+        }
+        if let Some(default) = &opt.default {
+            if let Some(m) = default_mismatch(default, body) {
+                problems.push(format!("{tag}: {m}"));
+            }
+        }
+    }
+
+    // The variables --help names: each option's and each old name's (its introduction's
+    // placeholder VIP_NAME is none of them).
+    let help_vars: BTreeSet<String> = options
+        .iter()
+        .filter_map(|o| o.env.clone())
+        .chain(help_old_names(&help).into_iter().map(|(_, v)| v))
+        .collect();
+    let man_vars = vip_variables(&page);
+    for v in help_vars.difference(&man_vars) {
+        problems.push(format!("{v}: in --help, not in vipd.8"));
+    }
+    for v in man_vars.difference(&help_vars) {
+        problems.push(format!("{v}: in vipd.8, not in --help"));
+    }
+    let old = help_old_names(&help);
+    assert!(
+        old.len() >= 10,
+        "parsed only {} old names from --help",
+        old.len()
+    );
+    for (key, _) in &old {
+        if !has_word(&page, key) {
+            problems.push(format!("old name {key}: in --help, not in vipd.8"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "vipd.8 and `vipd --help` disagree:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn config_page_documents_every_yaml_key_of_help_and_no_other() {
+    let Some(mandoc) = mandoc_tool("config_page_documents_every_yaml_key_of_help_and_no_other")
+    else {
+        return;
+    };
+    let help = help_text();
+    let options = help_options(&help);
+    let page = render(&mandoc, &repo().join("man/vipd.conf.5"));
+    let is_key = |t: &str| {
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let entries = tagged_entries(&section(&page, "KEYS"), is_key);
+    let mut problems = Vec::new();
+
+    let help_keys: BTreeMap<&str, &HelpOption> = options
+        .iter()
+        .filter_map(|o| o.key.as_deref().map(|k| (k, o)))
+        .collect();
+    assert!(
+        help_keys.len() > 20,
+        "parsed only {} keys from --help",
+        help_keys.len()
+    );
+    let page_keys: BTreeMap<&str, &str> = entries
+        .iter()
+        .map(|(k, b)| (k.as_str(), b.as_str()))
+        .collect();
+    for k in help_keys.keys().filter(|k| !page_keys.contains_key(*k)) {
+        problems.push(format!("{k}: a key in --help, not in vipd.conf.5's KEYS"));
+    }
+    for k in page_keys.keys().filter(|k| !help_keys.contains_key(*k)) {
+        problems.push(format!("{k}: in vipd.conf.5's KEYS, not a key in --help"));
+    }
+    for (key, opt) in &help_keys {
+        if let (Some(body), Some(default)) = (page_keys.get(key), &opt.default) {
+            if let Some(m) = default_mismatch(default, body) {
+                problems.push(format!("{key}: {m}"));
+            }
+        }
+    }
+    for (key, var) in help_old_names(&help) {
+        if !has_word(&page, &key) || !vip_variables(&page).contains(&var) {
+            problems.push(format!(
+                "old name {key} ({var}): in --help, not in vipd.conf.5"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "vipd.conf.5 and `vipd --help` disagree:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn man_pages_lint_without_warnings() {
+    let Some(mandoc) = mandoc_tool("man_pages_lint_without_warnings") else {
+        return;
+    };
+    for page in ["man/vipd.8", "man/vipd.conf.5"] {
+        let out = run_in(&repo(), &mandoc, &["-T", "lint", "-W", "warning", page]);
+        assert!(
+            out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
+            "mandoc -T lint -W warning {page} ({}):\n{}{}",
+            out.status,
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripts and units.
+
+/// Every shell script under packaging/: a `#!` line for sh, bash or openrc-run, or a
+/// `# shellcheck shell=` directive (the sourced settings files).
+fn packaging_scripts() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                walk(&path, out);
+            } else if meta.is_file() {
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                let first = text.lines().next().unwrap_or("");
+                let shebang = ["#!/bin/sh", "#!/bin/bash", "#!/sbin/openrc-run"]
+                    .iter()
+                    .any(|s| first.starts_with(s));
+                if shebang || text.lines().any(|l| l.starts_with("# shellcheck shell=")) {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo().join("packaging"), &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn packaging_scripts_pass_shellcheck() {
+    let Some(t) = tools(
+        "packaging_scripts_pass_shellcheck",
+        &[("shellcheck", "shellcheck")],
+    ) else {
+        return;
+    };
+    let scripts = packaging_scripts();
+    let names: Vec<String> = scripts
+        .iter()
+        .map(|p| {
+            p.strip_prefix(repo())
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for must in [
+        "packaging/sysvinit/vipd",
+        "packaging/sysvinit/vipd.default",
+        "packaging/runit/run",
+        "packaging/runit/log/run",
+        "packaging/openrc/vipd.initd",
+        "packaging/openrc/vipd.confd",
+        "packaging/deb/build-deb.sh",
+        "packaging/deb/postinst",
+        "packaging/deb/prerm",
+        "packaging/deb/postrm",
+        "packaging/check-size.sh",
+    ] {
+        assert!(
+            names.iter().any(|n| n == must),
+            "{must} was not found as a script; found {names:?}"
+        );
+    }
+    let args: Vec<&str> = names.iter().map(String::as_str).collect();
+    let out = run_in(&repo(), &t[0], &args);
+    assert!(
+        out.status.success(),
+        "shellcheck {} ({}):\n{}{}",
+        args.join(" "),
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// A unit file's settings: (section, key) → values in order.
+fn unit_settings(path: &Path) -> BTreeMap<(String, String), Vec<String>> {
+    let mut map: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut section = String::new();
+    for line in read(path).lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') && line.ends_with(']') {
+            section = line[1..line.len() - 1].to_string();
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            map.entry((section.clone(), k.trim().to_string()))
+                .or_default()
+                .push(v.trim().to_string());
+        }
+    }
+    map
+}
+
+fn words_of(
+    settings: &BTreeMap<(String, String), Vec<String>>,
+    sec: &str,
+    key: &str,
+) -> Vec<String> {
+    settings
+        .get(&(sec.to_string(), key.to_string()))
+        .map(|vs| {
+            vs.iter()
+                .flat_map(|v| v.split_whitespace().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn systemd_units_order_restart_and_confine_vipd() {
+    let dir = repo().join("packaging/systemd");
+    let alias = dir.join("vip-manager@.service");
+    let target = fs::read_link(&alias)
+        .unwrap_or_else(|e| panic!("{} must be a symlink (an alias): {e}", alias.display()));
+    assert_eq!(
+        target,
+        Path::new("vipd@.service"),
+        "vip-manager@.service must alias vipd@.service"
+    );
+    let caps: BTreeSet<String> = ["CAP_NET_ADMIN", "CAP_NET_RAW"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let units = [
+        (
+            "vipd.service",
+            None,
+            "/usr/sbin/vipd --config /etc/vipd/vipd.yml",
+        ),
+        (
+            "vipd@.service",
+            Some("-/etc/patroni/%i.vip"),
+            "/usr/sbin/vipd",
+        ),
+        (
+            "vip-manager.service",
+            Some("-/etc/default/vip-manager"),
+            "/usr/sbin/vipd",
+        ),
+    ];
+    for (name, env_file, exec) in units {
+        let s = unit_settings(&dir.join(name));
+        let one = |sec: &str, key: &str| -> String { words_of(&s, sec, key).join(" ") };
+        assert!(
+            words_of(&s, "Unit", "After").contains(&"network-online.target".to_string())
+                && words_of(&s, "Unit", "Wants").contains(&"network-online.target".to_string()),
+            "{name}: After= and Wants= network-online.target"
+        );
+        assert!(
+            words_of(&s, "Unit", "Before").contains(&"patroni.service".to_string()),
+            "{name}: Before=patroni.service"
+        );
+        assert_eq!(one("Service", "ExecStart"), exec, "{name}: ExecStart");
+        assert_eq!(one("Service", "Restart"), "on-failure", "{name}: Restart");
+        for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
+            let got: BTreeSet<String> = words_of(&s, "Service", key).into_iter().collect();
+            assert_eq!(
+                got, caps,
+                "{name}: {key} must hold exactly the two capabilities"
+            );
+        }
+        assert_eq!(one("Service", "NoNewPrivileges"), "yes", "{name}");
+        assert_eq!(one("Service", "ProtectSystem"), "strict", "{name}");
+        assert_eq!(one("Service", "ProtectHome"), "yes", "{name}");
+        assert_eq!(one("Service", "PrivateTmp"), "yes", "{name}");
+        assert_eq!(
+            one("Service", "EnvironmentFile"),
+            env_file.unwrap_or(""),
+            "{name}: EnvironmentFile"
+        );
+        assert_eq!(one("Install", "WantedBy"), "multi-user.target", "{name}");
+    }
+}
+
+#[test]
+fn check_size_script_passes_within_and_fails_over_budget() {
+    let dir = TempDir::new(&lab_id(), "size");
+    let script = repo().join("packaging/check-size.sh");
+    let sh = tool("sh");
+    let exact = dir.path.join("exact");
+    let over = dir.path.join("over");
+    fs::write(&exact, vec![0u8; 1 << 20]).expect("write exact");
+    fs::write(&over, vec![0u8; (1 << 20) + 1]).expect("write over");
+    let run = |args: &[&str]| {
+        let mut all = vec![script.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        run_in(&dir.path, &sh, &all)
+    };
+    let ok = run(&["exact", "1.0", "over", "1.5"]);
+    assert_eq!(
+        ok.code(),
+        Some(0),
+        "within budget: {}{}",
+        ok.stdout,
+        ok.stderr
+    );
+    assert!(
+        ok.stdout.contains("OK   exact: 1048576 bytes") && ok.stdout.contains("OK   over:"),
+        "{}",
+        ok.stdout
+    );
+    let bad = run(&["exact", "1.0", "over", "1.0"]);
+    assert_eq!(
+        bad.code(),
+        Some(1),
+        "over budget: {}{}",
+        bad.stdout,
+        bad.stderr
+    );
+    assert!(
+        bad.stdout.contains("OVER over: 1048577 bytes"),
+        "{}",
+        bad.stdout
+    );
+    let missing = run(&["absent", "1.0"]);
+    assert_eq!(missing.code(), Some(1), "{}", missing.stdout);
+    assert!(
+        missing.stdout.contains("MISSING absent"),
+        "{}",
+        missing.stdout
+    );
+    for args in [
+        &["exact"][..],
+        &["exact", "lots"][..],
+        &["exact", "1..0"][..],
+    ] {
+        assert_eq!(run(args).code(), Some(2), "bad arguments {args:?}");
+    }
+}
+
+/// Every file, symlink and directory below `root`: relative path → ("file", mode, size),
+/// ("link", target) or ("dir").
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let meta = fs::symlink_metadata(&path).expect("lstat");
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).expect("readlink");
+                out.insert(rel, format!("link -> {}", target.display()));
+            } else if meta.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, format!("file {:04o}", meta.mode() & 0o7777));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn make_install_honours_prefix_and_destdir() {
+    let Some(t) = tools(
+        "make_install_honours_prefix_and_destdir",
+        &[("make", "make")],
+    ) else {
+        return;
+    };
+    let dest = TempDir::new(&lab_id(), "destdir");
+    let bin = vipd_bin();
+    let bin = bin.to_string_lossy();
+    let mut cmd = Command::new(&t[0]);
+    // `-o BIN`: install the binary cargo built for these tests; make must not rebuild it.
+    cmd.args(["-s", "-o", &bin, "install"])
+        .arg(format!("BIN={bin}"))
+        .arg(format!("DESTDIR={}", dest.path.display()))
+        .arg("PREFIX=/opt/vipd")
+        .current_dir(repo());
+    for var in ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"] {
+        cmd.env_remove(var);
+    }
+    let out = Proc::spawn("make install", cmd, true).finish(Duration::from_secs(60));
+    expect_success(&out, "make install");
+    let got = tree(&dest.path);
+    let want: BTreeMap<String, String> = [
+        ("opt/vipd/sbin/vipd", "file 0755"),
+        ("opt/vipd/share/doc/vipd/examples/vipd.yml", "file 0644"),
+        ("opt/vipd/share/man/man5/vipd.conf.5", "file 0644"),
+        ("opt/vipd/share/man/man8/vipd.8", "file 0644"),
+    ]
+    .iter()
+    .map(|(p, k)| (p.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(got, want, "files make install put under DESTDIR");
+    for (installed, source) in [
+        ("opt/vipd/sbin/vipd", vipd_bin()),
+        ("opt/vipd/share/man/man8/vipd.8", repo().join("man/vipd.8")),
+        (
+            "opt/vipd/share/man/man5/vipd.conf.5",
+            repo().join("man/vipd.conf.5"),
+        ),
+        (
+            "opt/vipd/share/doc/vipd/examples/vipd.yml",
+            repo().join("packaging/vipd.yml"),
+        ),
+    ] {
+        assert!(
+            fs::read(dest.path.join(installed)).ok() == fs::read(&source).ok(),
+            "{installed} differs from {}",
+            source.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Debian package.
+
+/// Whether an ELF executable is static-pie: position-independent (ET_DYN), with a dynamic
+/// section for its own relocations, and no program interpreter (no dynamic loader).
+fn static_pie(bytes: &[u8]) -> Result<(), String> {
+    let u16_at = |at: usize| -> Option<u16> {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        bytes.get(at..at + 8).map(|b| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            u64::from_le_bytes(w)
+        })
+    };
+    if bytes.get(0..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
+        return Err("not a 64-bit little-endian ELF file".into());
+    }
+    let e_type = u16_at(16).ok_or("short header")?;
+    if e_type != 3 {
+        return Err(format!(
+            "e_type {e_type}, want 3 (ET_DYN, position-independent)"
+        ));
+    }
+    let phoff = usize::try_from(u64_at(32).ok_or("short header")?).map_err(|e| e.to_string())?;
+    let phentsize = usize::from(u16_at(54).ok_or("short header")?);
+    let phnum = usize::from(u16_at(56).ok_or("short header")?);
+    let mut types = Vec::new();
+    for i in 0..phnum {
+        types.push(u32_at(phoff + i * phentsize).ok_or("program header out of the file")?);
+    }
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    if types.contains(&PT_INTERP) {
+        return Err("it has a program interpreter (dynamically linked)".into());
+    }
+    if !types.contains(&PT_DYNAMIC) {
+        return Err("no PT_DYNAMIC: static, but not position-independent".into());
+    }
+    Ok(())
+}
+
+fn deb_path() -> PathBuf {
+    repo().join(format!(
+        "target/deb/vipd_{}_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// The control fields of a package (`dpkg-deb -f`), continuation lines joined.
+fn control_fields(text: &str) -> BTreeMap<String, String> {
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with(' ') {
+            if let Some(k) = &last {
+                if let Some(v) = fields.get_mut(k) {
+                    v.push('\n');
+                    v.push_str(line);
+                }
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            fields.insert(k.to_string(), v.trim().to_string());
+            last = Some(k.to_string());
+        }
+    }
+    fields
+}
+
+fn gunzip(gzip: &Path, file: &Path) -> Vec<u8> {
+    let mut cmd = Command::new(gzip);
+    cmd.arg("-dc").arg(file);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("gzip -dc {}: {e}", file.display()));
+    assert!(out.status.success(), "gzip -dc {} failed", file.display());
+    out.stdout
+}
+
+#[test]
+fn deb_package_is_a_static_drop_in_for_vip_manager() {
+    let test = "deb_package_is_a_static_drop_in_for_vip_manager";
+    let Some(t) = tools(
+        test,
+        &[
+            ("dpkg-deb", "dpkg"),
+            ("md5sum", "coreutils"),
+            ("gzip", "gzip"),
+            ("systemd-analyze", "systemd"),
+        ],
+    ) else {
+        return;
+    };
+    let (dpkg_deb, md5sum, gzip, analyze) = (&t[0], &t[1], &t[2], &t[3]);
+    let deb = deb_path();
+    if !deb.is_file() {
+        if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("SKIPPED {test}: {} not built (make deb)", deb.display());
+            return;
+        }
+        panic!(
+            "{} not found: run `make deb` (make test does)",
+            deb.display()
+        );
+    }
+    let deb_s = deb.to_string_lossy().into_owned();
+    let version = env!("CARGO_PKG_VERSION");
+
+    // Control fields.
+    let out = run_in(&repo(), dpkg_deb, &["-f", &deb_s]);
+    expect_success(&out, "dpkg-deb -f");
+    let f = control_fields(&out.stdout);
+    let field = |k: &str| f.get(k).cloned().unwrap_or_default();
+    assert_eq!(field("Package"), "vipd");
+    assert_eq!(field("Version"), version, "Version must be Cargo.toml's");
+    assert_eq!(field("Architecture"), "amd64");
+    assert_eq!(field("Section"), "net");
+    assert_eq!(field("Priority"), "optional");
+    for k in ["Provides", "Conflicts", "Replaces"] {
+        let names: Vec<String> = field(k).split(',').map(|s| s.trim().to_string()).collect();
+        assert_eq!(names, ["vip-manager"], "{k}");
+    }
+    assert!(
+        !f.contains_key("Depends"),
+        "a static binary depends on nothing, yet Depends: {}",
+        field("Depends")
+    );
+    assert!(
+        field("Pre-Depends").starts_with("init-system-helpers (>= "),
+        "Pre-Depends (invoke-rc.d --skip-systemd-native): {}",
+        field("Pre-Depends")
+    );
+    let maintainer = field("Maintainer");
+    assert!(
+        maintainer.contains(" <") && maintainer.ends_with('>') && maintainer.contains('@'),
+        "Maintainer: {maintainer}"
+    );
+    assert!(
+        field("Description").lines().count() > 3,
+        "Description: a synopsis and a long description"
+    );
+
+    // Files.
+    let lab = lab_id();
+    let scratch = TempDir::new(&lab, "deb");
+    let root = scratch.path.join("root");
+    let control = scratch.path.join("control");
+    expect_success(
+        &run_in(&repo(), dpkg_deb, &["-x", &deb_s, &root.to_string_lossy()]),
+        "dpkg-deb -x",
+    );
+    expect_success(
+        &run_in(
+            &repo(),
+            dpkg_deb,
+            &["-e", &deb_s, &control.to_string_lossy()],
+        ),
+        "dpkg-deb -e",
+    );
+    let got = tree(&root);
+    let doc = "usr/share/doc/vipd";
+    let want: BTreeMap<String, String> = [
+        ("etc/default/vipd", "file 0644"),
+        ("etc/init.d/vipd", "file 0755"),
+        ("etc/logrotate.d/vipd", "file 0644"),
+        ("lib/systemd/system/vip-manager.service", "file 0644"),
+        (
+            "lib/systemd/system/vip-manager@.service",
+            "link -> vipd@.service",
+        ),
+        ("lib/systemd/system/vipd.service", "file 0644"),
+        ("lib/systemd/system/vipd@.service", "file 0644"),
+        ("usr/bin/vip-manager", "link -> ../sbin/vipd"),
+        ("usr/sbin/vipd", "file 0755"),
+        (&format!("{doc}/README.md.gz"), "file 0644"),
+        (&format!("{doc}/changelog.gz"), "file 0644"),
+        (&format!("{doc}/copyright"), "file 0644"),
+        (&format!("{doc}/examples/openrc/vipd.confd"), "file 0644"),
+        (&format!("{doc}/examples/openrc/vipd.initd"), "file 0644"),
+        (&format!("{doc}/examples/runit/log/run"), "file 0644"),
+        (&format!("{doc}/examples/runit/run"), "file 0644"),
+        (&format!("{doc}/examples/vip-manager.default"), "file 0644"),
+        (&format!("{doc}/examples/vipd.yml"), "file 0644"),
+        ("usr/share/man/man5/vipd.conf.5.gz", "file 0644"),
+        ("usr/share/man/man8/vip-manager.8.gz", "link -> vipd.8.gz"),
+        ("usr/share/man/man8/vipd.8.gz", "file 0644"),
+    ]
+    .iter()
+    .map(|(p, k)| (p.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(
+        got, want,
+        "the package's files (no lintian override among them)"
+    );
+
+    // What it ships is what the tree has.
+    let src = repo();
+    for (shipped, source) in [
+        ("etc/default/vipd", "packaging/sysvinit/vipd.default"),
+        ("etc/init.d/vipd", "packaging/sysvinit/vipd"),
+        ("etc/logrotate.d/vipd", "packaging/sysvinit/vipd.logrotate"),
+        (
+            "lib/systemd/system/vipd.service",
+            "packaging/systemd/vipd.service",
+        ),
+        (
+            "lib/systemd/system/vipd@.service",
+            "packaging/systemd/vipd@.service",
+        ),
+        (
+            "lib/systemd/system/vip-manager.service",
+            "packaging/systemd/vip-manager.service",
+        ),
+        ("usr/share/doc/vipd/copyright", "packaging/deb/copyright"),
+        ("usr/share/doc/vipd/examples/vipd.yml", "packaging/vipd.yml"),
+        (
+            "usr/share/doc/vipd/examples/runit/run",
+            "packaging/runit/run",
+        ),
+        (
+            "usr/share/doc/vipd/examples/openrc/vipd.initd",
+            "packaging/openrc/vipd.initd",
+        ),
+    ] {
+        assert!(
+            fs::read(root.join(shipped)).ok() == fs::read(src.join(source)).ok(),
+            "{shipped} in the package differs from {source}: run `make deb`"
+        );
+    }
+    for (shipped, source) in [
+        ("usr/share/man/man8/vipd.8.gz", "man/vipd.8"),
+        ("usr/share/man/man5/vipd.conf.5.gz", "man/vipd.conf.5"),
+        ("usr/share/doc/vipd/changelog.gz", "packaging/deb/changelog"),
+    ] {
+        assert!(
+            gunzip(gzip, &root.join(shipped)) == fs::read(src.join(source)).unwrap_or_default(),
+            "{shipped} in the package is not {source}, compressed: run `make deb`"
+        );
+    }
+    let changelog =
+        String::from_utf8_lossy(&gunzip(gzip, &root.join(format!("{doc}/changelog.gz"))))
+            .into_owned();
+    assert!(
+        changelog.starts_with(&format!("vipd ({version}) ")),
+        "changelog.gz must start with this version: {changelog}"
+    );
+
+    // Control area: conffiles, md5sums, maintainer scripts.
+    let conffiles: Vec<String> = read(&control.join("conffiles"))
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        conffiles,
+        [
+            "/etc/default/vipd",
+            "/etc/init.d/vipd",
+            "/etc/logrotate.d/vipd"
+        ],
+        "conffiles: every file in /etc, nothing else"
+    );
+    let md5 = read(&control.join("md5sums"));
+    let listed: BTreeSet<String> = md5
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+        .collect();
+    let regular: BTreeSet<String> = got
+        .iter()
+        .filter(|(p, kind)| kind.starts_with("file") && !p.starts_with("etc/"))
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(listed, regular, "md5sums: every file outside /etc");
+    let check = run_in(
+        &root,
+        md5sum,
+        &[
+            "--check",
+            "--quiet",
+            &control.join("md5sums").to_string_lossy(),
+        ],
+    );
+    expect_success(&check, "md5sum --check of the package's md5sums");
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = control.join(script);
+        assert!(
+            fs::read(&path).ok() == fs::read(src.join("packaging/deb").join(script)).ok(),
+            "DEBIAN/{script} differs from packaging/deb/{script}"
+        );
+        let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "DEBIAN/{script} mode");
+    }
+
+    // The binary: static-pie, the same program as the one these tests built.
+    let binary = root.join("usr/sbin/vipd");
+    let bytes = fs::read(&binary).expect("read usr/sbin/vipd");
+    if let Err(e) = static_pie(&bytes) {
+        panic!("usr/sbin/vipd is not static-pie: {e}");
+    }
+    let version_line = format!("vipd {version}");
+    for program in [binary.clone(), root.join("usr/bin/vip-manager")] {
+        let out = run_in(&root, &program, &["--version"]);
+        expect_success(&out, &format!("{} --version", program.display()));
+        assert_eq!(out.stdout.trim(), version_line, "{}", program.display());
+    }
+    let packaged_help = run_in(&root, &binary, &["--help"]);
+    expect_success(&packaged_help, "packaged vipd --help");
+    assert!(
+        packaged_help.stdout == help_text(),
+        "the packaged vipd --help differs from the tested build's: the package is stale \
+         (run `make deb`)"
+    );
+
+    // The units load: systemd-analyze verify in the unpacked tree, with the host's targets.
+    let units = root.join("lib/systemd/system");
+    let host_units = Path::new("/lib/systemd/system");
+    if let Ok(entries) = fs::read_dir(host_units) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().ends_with(".target") {
+                let _ = fs::copy(e.path(), units.join(&name));
+            }
+        }
+    }
+    let verify = run_in(
+        &root,
+        analyze,
+        &[
+            "verify",
+            "--man=no",
+            &format!("--root={}", root.display()),
+            "vipd.service",
+            "vipd@15-main.service",
+            "vip-manager.service",
+            "vip-manager@15-main.service",
+        ],
+    );
+    assert!(
+        verify.status.success()
+            && verify.stdout.trim().is_empty()
+            && verify.stderr.trim().is_empty(),
+        "systemd-analyze verify ({}):\n{}{}",
+        verify.status,
+        verify.stdout,
+        verify.stderr
+    );
+}
+
+/// `dpkg --root=ROOT ARGS…` with its own database and log in ROOT, the maintainer scripts
+/// run outside a chroot with DPKG_ROOT=ROOT (they touch nothing of the host then).
+fn dpkg_in(dpkg: &Path, root: &Path, args: &[&str]) -> Outcome {
+    let mut all = vec![
+        format!("--root={}", root.display()),
+        format!("--log={}", root.join("var/log/dpkg.log").display()),
+        "--force-script-chrootless".to_string(),
+        // Pre-Depends: init-system-helpers is on the host, not in ROOT's database.
+        "--force-depends".to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    run_in(root, dpkg, &refs)
+}
+
+#[test]
+fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
+    let test = "deb_installs_upgrades_removes_and_purges_in_a_scratch_root";
+    if !require_root(test) {
+        return;
+    }
+    let Some(t) = tools(
+        test,
+        &[
+            ("dpkg", "dpkg"),
+            ("deb-systemd-helper", "init-system-helpers"),
+        ],
+    ) else {
+        return;
+    };
+    let dpkg = &t[0];
+    let deb = deb_path();
+    if !deb.is_file() {
+        if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("SKIPPED {test}: {} not built (make deb)", deb.display());
+            return;
+        }
+        panic!(
+            "{} not found: run `make deb` (make test does)",
+            deb.display()
+        );
+    }
+    let deb_s = deb.to_string_lossy().into_owned();
+    let scratch = TempDir::new(&lab_id(), "dpkg-root");
+    let root = scratch.path.clone();
+    for d in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/log",
+        "etc",
+    ] {
+        fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    for f in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+        fs::write(root.join(f), "").expect("touch");
+    }
+    let status = |root: &Path| -> String {
+        let out = dpkg_in(dpkg, root, &["--status", "vipd"]);
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Status: "))
+            .unwrap_or("")
+            .to_string()
+    };
+    let wants = root.join("etc/systemd/system/multi-user.target.wants/vipd.service");
+
+    // Install: the files, the conffiles registered, vipd.service enabled.
+    let out = dpkg_in(dpkg, &root, &["--install", &deb_s]);
+    expect_success(&out, "dpkg --install");
+    assert_eq!(status(&root), "install ok installed");
+    assert!(root.join("usr/sbin/vipd").is_file());
+    assert_eq!(
+        fs::read_link(root.join("usr/bin/vip-manager")).ok(),
+        Some(PathBuf::from("../sbin/vipd"))
+    );
+    assert_eq!(
+        fs::read_link(&wants).ok(),
+        Some(PathBuf::from("/lib/systemd/system/vipd.service")),
+        "postinst must enable vipd.service (deb-systemd-helper)"
+    );
+    let out = dpkg_in(dpkg, &root, &["--status", "vipd"]);
+    for conffile in [
+        "/etc/default/vipd",
+        "/etc/init.d/vipd",
+        "/etc/logrotate.d/vipd",
+    ] {
+        assert!(
+            out.stdout.contains(&format!(" {conffile} ")),
+            "{conffile} not registered as a conffile:\n{}",
+            out.stdout
+        );
+    }
+
+    // Upgrade (the same version again: postinst configure with the old version), after an
+    // admin edited a conffile: kept, no prompt (stdin is /dev/null).
+    fs::write(root.join("etc/default/vipd"), "VIPD_OPTS=\"--verbose\"\n").expect("edit");
+    let out = dpkg_in(dpkg, &root, &["--install", &deb_s]);
+    expect_success(&out, "dpkg --install (upgrade)");
+    assert_eq!(status(&root), "install ok installed");
+    assert_eq!(
+        read(&root.join("etc/default/vipd")),
+        "VIPD_OPTS=\"--verbose\"\n",
+        "the upgrade overwrote the admin's /etc/default/vipd"
+    );
+
+    // Remove: the program goes, the configuration stays, the unit stays enabled.
+    let out = dpkg_in(dpkg, &root, &["--remove", "vipd"]);
+    expect_success(&out, "dpkg --remove");
+    assert_eq!(status(&root), "deinstall ok config-files");
+    assert!(
+        !root.join("usr/sbin/vipd").exists(),
+        "remove left usr/sbin/vipd"
+    );
+    assert!(
+        !root.join("usr/bin/vip-manager").exists(),
+        "remove left usr/bin/vip-manager"
+    );
+    assert!(
+        root.join("etc/default/vipd").is_file(),
+        "remove deleted a conffile"
+    );
+
+    // Purge: nothing of vipd is left, not even its enablement.
+    fs::create_dir_all(root.join("var/log/vipd")).expect("mkdir log");
+    fs::write(root.join("var/log/vipd/main.log"), "x\n").expect("write log");
+    let out = dpkg_in(dpkg, &root, &["--purge", "vipd"]);
+    expect_success(&out, "dpkg --purge");
+    assert_eq!(status(&root), "", "vipd still known to dpkg after purge");
+    for gone in [
+        "etc/default/vipd",
+        "etc/init.d/vipd",
+        "etc/logrotate.d/vipd",
+        "var/log/vipd",
+        "var/lib/systemd/deb-systemd-helper-enabled/vipd.service.dsh-also",
+    ] {
+        assert!(!root.join(gone).exists(), "purge left {gone}");
+    }
+    assert!(
+        fs::symlink_metadata(&wants).is_err(),
+        "purge left the enablement link of vipd.service"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The services for real: root, network namespaces, etcd.
+
+const SECOND_VIP: &str = "192.0.2.51";
+
+/// Options every instance gets on top of its file: the lab's interface, key, node and etcd.
+fn lab_opts(lab: &SingleNode) -> String {
+    format!(
+        "--interface {NODE_IF} --trigger-key {KEY} --trigger-value {NODE_NAME} \
+         --dcs-endpoints {}",
+        lab.etcd.endpoint
+    )
+}
+
+fn has_addr(lab: &SingleNode, addr: &str) -> bool {
+    let addr = addr.parse().expect("an IPv4 address");
+    !lab.node.prefixes_of(NODE_IF, addr).is_empty()
+}
+
+fn wait_addr(lab: &SingleNode, addr: &str, present: bool, within: Duration) -> bool {
+    wait_until(within, POLL, || has_addr(lab, addr) == present).is_some()
+}
+
+/// The binary under test as /proc/PID/exe shows it.
+fn vipd_exe() -> PathBuf {
+    fs::canonicalize(vipd_bin()).unwrap_or_else(|_| vipd_bin())
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let at = s.rfind(')')?;
+            s[at + 1..].split_whitespace().next().map(|st| st != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// Seconds of the day of an `ip -ts monitor` line: `[2025-11-26T11:22:50.544210] …`.
+fn monitor_time(line: &str) -> Option<f64> {
+    let stamp = line.strip_prefix('[')?.split(']').next()?;
+    let clock = stamp.split('T').nth(1)?;
+    let mut parts = clock.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// From `ip -ts monitor address` output: the time from the first deletion of `addr` to the
+/// next addition of it, in milliseconds.
+fn gap_ms(monitor: &str, addr: &str) -> Option<f64> {
+    let needle = format!(" inet {addr}/");
+    let mut deleted: Option<f64> = None;
+    for line in monitor.lines().filter(|l| l.contains(&needle)) {
+        let t = monitor_time(line)?;
+        let is_delete = line.contains("] Deleted ");
+        match (deleted, is_delete) {
+            (None, true) => deleted = Some(t),
+            (Some(d), false) => {
+                let mut gap = t - d;
+                if gap < 0.0 {
+                    gap += 86_400.0; // midnight
+                }
+                return Some(gap * 1000.0);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The sysvinit script in the lab: runs `packaging/sysvinit/vipd ARGS` inside the node's
+/// namespace, with its settings file in a scratch directory.
+struct SysV<'a> {
+    lab: &'a SingleNode,
+    defaults: PathBuf,
+}
+
+impl SysV<'_> {
+    fn run(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new(tool("ip"));
+        cmd.args(["netns", "exec", &self.lab.node.name])
+            .arg(tool("sh"))
+            .arg(repo().join("packaging/sysvinit/vipd"))
+            .args(args)
+            .env("VIPD_DEFAULT_FILE", &self.defaults);
+        scrub_env(&mut cmd);
+        Proc::spawn(&format!("init script {}", args.join(" ")), cmd, true)
+            .finish(Duration::from_secs(60))
+    }
+}
+
+#[test]
+fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
+    let test = "sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file";
+    if !require_root_and_etcd(test) {
+        return;
+    }
+    if tools(test, &[("start-stop-daemon", "dpkg")]).is_none() {
+        return;
+    }
+    assert!(
+        Path::new("/lib/lsb/init-functions").is_file(),
+        "/lib/lsb/init-functions missing (apt-get install sysvinit-utils)"
+    );
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let dir = TempDir::new(&lab.lab, "sysvinit");
+    let confdir = dir.path.join("etc/vipd");
+    let rundir = dir.path.join("run");
+    let logdir = dir.path.join("log");
+    fs::create_dir_all(&confdir).expect("mkdir confdir");
+    // Instance "main": the annotated example as shipped (192.0.2.50/24); "second": another VIP.
+    fs::copy(repo().join("packaging/vipd.yml"), confdir.join("main.yml")).expect("copy example");
+    fs::write(
+        confdir.join("second.yml"),
+        format!("ip: {SECOND_VIP}\nnetmask: 24\n"),
+    )
+    .expect("write second.yml");
+    let defaults = dir.path.join("default");
+    fs::write(
+        &defaults,
+        format!(
+            "DAEMON={}\nVIPD_CONFDIR={}\nVIPD_RUNDIR={}\nVIPD_LOGDIR={}\nVIPD_OPTS=\"{}\"\n",
+            vipd_bin().display(),
+            confdir.display(),
+            rundir.display(),
+            logdir.display(),
+            lab_opts(&lab)
+        ),
+    )
+    .expect("write defaults");
+    let sysv = SysV {
+        lab: &lab,
+        defaults,
+    };
+    let pidfile = |name: &str| rundir.join(format!("{name}.pid"));
+
+    // start: one vipd per file, each adds its VIP.
+    let out = sysv.run(&["start"]);
+    assert_eq!(out.code(), Some(0), "start: {}{}", out.stdout, out.stderr);
+    for (vip, name) in [(VIP, "main"), (SECOND_VIP, "second")] {
+        assert!(
+            wait_addr(&lab, vip, true, ms(3000)),
+            "{vip} ({name}) did not appear after start\n{}{}\nlog: {}",
+            out.stdout,
+            out.stderr,
+            fs::read_to_string(logdir.join(format!("{name}.log"))).unwrap_or_default()
+        );
+        let pid = read_pid(&pidfile(name)).unwrap_or_else(|| panic!("no pid file for {name}"));
+        assert!(running(pid), "{name}: pid {pid} is not running");
+        assert_eq!(
+            fs::read_link(format!("/proc/{pid}/exe")).ok(),
+            Some(vipd_exe()),
+            "{name}: the pid file names vipd itself"
+        );
+    }
+
+    // status: both run.
+    let out = sysv.run(&["status"]);
+    assert_eq!(out.code(), Some(0), "status: {}{}", out.stdout, out.stderr);
+    for name in ["main", "second"] {
+        assert!(
+            out.stdout.contains(&format!("vipd {name} is running")),
+            "status output: {}",
+            out.stdout
+        );
+    }
+    // start again: already running, nothing changes.
+    let main_pid = read_pid(&pidfile("main")).expect("main pid");
+    let out = sysv.run(&["start", "main"]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "second start: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        read_pid(&pidfile("main")),
+        Some(main_pid),
+        "start must not start a second vipd"
+    );
+
+    // restart main, measuring how long the VIP is away; the other instance is not touched.
+    let mut monitor = {
+        let mut cmd = Command::new(tool("ip"));
+        cmd.args([
+            "-n",
+            &lab.node.name,
+            "-ts",
+            "monitor",
+            "address",
+            "dev",
+            NODE_IF,
+        ]);
+        Proc::spawn("ip monitor address", cmd, true)
+    };
+    std::thread::sleep(ms(300)); // ip monitor has subscribed
+    let out = sysv.run(&["restart", "main"]);
+    assert_eq!(out.code(), Some(0), "restart: {}{}", out.stdout, out.stderr);
+    assert!(
+        wait_addr(&lab, VIP, true, ms(3000)),
+        "the VIP did not come back after restart"
+    );
+    let new_pid = read_pid(&pidfile("main")).expect("main pid after restart");
+    assert_ne!(new_pid, main_pid, "restart must start a new vipd");
+    assert!(!running(main_pid), "the old vipd {main_pid} still runs");
+    std::thread::sleep(ms(100));
+    monitor.stop();
+    let events = monitor.stdout();
+    let gap = gap_ms(&events, VIP).unwrap_or_else(|| {
+        panic!("restart: no deletion then addition of {VIP} seen by ip monitor:\n{events}")
+    });
+    eprintln!("restart gap (sysvinit script, stop then start): the VIP was away {gap:.1} ms");
+    assert!(gap < 3000.0, "the VIP was away {gap:.1} ms during restart");
+    assert!(
+        !events.contains(&format!(" inet {SECOND_VIP}/")),
+        "restart main touched the second instance's VIP:\n{events}"
+    );
+
+    // force-reload is a restart too (vipd has no reload).
+    let second_pid = read_pid(&pidfile("second")).expect("second pid");
+    let out = sysv.run(&["force-reload", "second"]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "force-reload: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let reloaded = read_pid(&pidfile("second")).expect("second pid after force-reload");
+    assert_ne!(reloaded, second_pid, "force-reload must restart vipd");
+    assert!(
+        wait_addr(&lab, SECOND_VIP, true, ms(3000)),
+        "{SECOND_VIP} did not come back after force-reload"
+    );
+
+    // stop one: its VIP is gone when stop returns, the other stays.
+    let out = sysv.run(&["stop", "second"]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "stop second: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        !has_addr(&lab, SECOND_VIP),
+        "{SECOND_VIP} still present when `stop second` returned"
+    );
+    assert!(has_addr(&lab, VIP), "stop second removed the main VIP");
+    assert!(!pidfile("second").exists(), "stop leaves second.pid behind");
+    let out = sysv.run(&["status"]);
+    assert_eq!(
+        out.code(),
+        Some(3),
+        "status with one stopped: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("vipd second is not running"),
+        "{}",
+        out.stdout
+    );
+    let out = sysv.run(&["status", "main"]);
+    assert_eq!(out.code(), Some(0), "status main: {}", out.stdout);
+
+    // A configuration error: start fails and says why.
+    fs::write(confdir.join("bad.yml"), "ip: 192.0.2.300\n").expect("write bad.yml");
+    let out = sysv.run(&["start", "bad"]);
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "start bad: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("192.0.2.300") && out.stderr.contains("not an IP address"),
+        "start bad must show vipd's error line: {}",
+        out.stderr
+    );
+    assert!(!pidfile("bad").exists(), "a failed start leaves a pid file");
+    let out = sysv.run(&["start", "absent"]);
+    assert_eq!(
+        out.code(),
+        Some(6),
+        "start of an unconfigured instance: {}",
+        out.stderr
+    );
+    let out = sysv.run(&["start", "../x"]);
+    assert_eq!(
+        out.code(),
+        Some(2),
+        "an invalid instance name: {}",
+        out.stderr
+    );
+    fs::remove_file(confdir.join("bad.yml")).expect("remove bad.yml");
+
+    // stop all: every VIP gone, no vipd left, status 3.
+    let main_pid = read_pid(&pidfile("main")).expect("main pid");
+    let out = sysv.run(&["stop"]);
+    assert_eq!(out.code(), Some(0), "stop: {}{}", out.stdout, out.stderr);
+    assert!(
+        !has_addr(&lab, VIP),
+        "the VIP is still present when `stop` returned"
+    );
+    assert!(!running(main_pid), "vipd {main_pid} still runs after stop");
+    assert!(!pidfile("main").exists(), "stop leaves main.pid behind");
+    let out = sysv.run(&["status"]);
+    assert_eq!(out.code(), Some(3), "status after stop: {}", out.stdout);
+    let log = read(&logdir.join("main.log"));
+    assert!(
+        log.contains("SIGTERM") && log.contains(VIP),
+        "main.log must hold vipd's lines (start, SIGTERM):\n{log}"
+    );
+}
+
+#[test]
+fn runit_service_runs_vipd_under_runsv_with_svlogd() {
+    let test = "runit_service_runs_vipd_under_runsv_with_svlogd";
+    if !require_root_and_etcd(test) {
+        return;
+    }
+    let Some(t) = tools(
+        test,
+        &[("runsv", "runit"), ("sv", "runit"), ("svlogd", "runit")],
+    ) else {
+        return;
+    };
+    let sv = &t[1];
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let dir = TempDir::new(&lab.lab, "runit");
+    let service = dir.path.join("sv/vipd");
+    let logdir = dir.path.join("log");
+    fs::create_dir_all(service.join("log")).expect("mkdir service");
+    for script in ["run", "log/run"] {
+        let to = service.join(script);
+        fs::copy(repo().join("packaging/runit").join(script), &to).expect("copy run script");
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let config = dir.path.join("vipd.yml");
+    fs::copy(repo().join("packaging/vipd.yml"), &config).expect("copy example");
+    fs::write(
+        service.join("conf"),
+        format!(
+            "VIPD={}\nVIPD_CONFIG={}\nVIPD_OPTS=\"{}\"\nVIPD_LOGDIR={}\n",
+            vipd_bin().display(),
+            config.display(),
+            lab_opts(&lab),
+            logdir.display()
+        ),
+    )
+    .expect("write conf");
+    let svc = service.to_string_lossy().into_owned();
+    let sv_run = |args: &[&str]| -> Outcome {
+        let mut all = args.to_vec();
+        all.push(&svc);
+        run_in(&dir.path, sv, &all)
+    };
+
+    let mut runsv = Proc::spawn_in(&lab.node.name, &tool("runsv"), std::slice::from_ref(&svc));
+    assert!(
+        wait_addr(&lab, VIP, true, ms(5000)),
+        "the VIP did not appear under runsv\n{}",
+        runsv.log()
+    );
+    // The supervised process is vipd itself (run execs it), not a shell.
+    let status = sv_run(&["status"]);
+    assert!(
+        status.stdout.starts_with("run: "),
+        "sv status: {}",
+        status.stdout
+    );
+    let pid: u32 = status
+        .stdout
+        .split("(pid ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in `sv status`: {}", status.stdout));
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/exe")).ok(),
+        Some(vipd_exe()),
+        "runsv must supervise vipd itself"
+    );
+    // vipd's stderr reaches svlogd.
+    let current = logdir.join("current");
+    assert!(
+        wait_until(ms(3000), POLL, || {
+            fs::read_to_string(&current).is_ok_and(|l| l.contains(VIP))
+        })
+        .is_some(),
+        "svlogd's {} does not show vipd's lines",
+        current.display()
+    );
+
+    // sv down: SIGTERM, vipd removes the VIP and exits 0.
+    let out = sv_run(&["-w", "10", "down"]);
+    expect_success(&out, "sv -w 10 down");
+    assert!(
+        !has_addr(&lab, VIP),
+        "the VIP is still present after `sv down`"
+    );
+    assert!(!running(pid), "vipd {pid} still runs after sv down");
+    assert!(
+        sv_run(&["status"]).stdout.starts_with("down: "),
+        "sv status after down"
+    );
+    assert!(
+        wait_until(ms(2000), POLL, || {
+            fs::read_to_string(&current).is_ok_and(|l| l.contains("SIGTERM"))
+        })
+        .is_some(),
+        "the log does not show the SIGTERM release:\n{}",
+        fs::read_to_string(&current).unwrap_or_default()
+    );
+
+    // sv up: a new vipd, the VIP back.
+    expect_success(&sv_run(&["-w", "10", "up"]), "sv up");
+    assert!(
+        wait_addr(&lab, VIP, true, ms(5000)),
+        "the VIP did not come back after sv up"
+    );
+    expect_success(&sv_run(&["-w", "10", "exit"]), "sv exit");
+    assert!(
+        !has_addr(&lab, VIP),
+        "the VIP is still present after `sv exit`"
+    );
+    runsv.stop();
+}
