@@ -1487,4 +1487,38 @@ flags and VIP_ variables; so are keys spelled with '_' for '-' (etcd_user):
 }
 
 #[cfg(test)]
+impl Config {
+    /// A complete configuration for unit tests: VIP 192.0.2.50/24 on eth0, node "pg1",
+    /// etcd on loopback, the defaults for everything else.
+    pub fn example() -> Config {
+        Config {
+            vip: Vip {
+                addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 50)),
+                prefix_len: 24,
+            },
+            interface: "eth0".into(),
+            trigger_key: "/service/demo/leader".into(),
+            trigger_value: "pg1".into(),
+            dcs_type: DcsType::Etcd,
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            etcd_user: None,
+            etcd_password: None,
+            etcd_ca_file: None,
+            etcd_cert_file: None,
+            etcd_key_file: None,
+            consul_token: None,
+            no_watch: false,
+            config_file: None,
+            interval: Duration::from_millis(1000),
+            dcs_grace: Grace::After(Duration::from_secs(10)),
+            keep_on_exit: false,
+            announce_count: 3,
+            announce_interval: Duration::from_millis(1000),
+            announce_mode: AnnounceMode::Request,
+            verbose: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests;

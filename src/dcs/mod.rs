@@ -159,35 +159,9 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use crate::decide::Grace;
-    use crate::net::{AnnounceMode, Vip};
 
     fn config() -> Config {
-        Config {
-            vip: Vip {
-                addr: "192.0.2.50".parse().unwrap(),
-                prefix_len: 24,
-            },
-            interface: "eth0".into(),
-            trigger_key: "/service/demo/leader".into(),
-            trigger_value: "pg1".into(),
-            dcs_type: DcsType::Etcd,
-            endpoints: vec!["http://127.0.0.1:2379".into()],
-            etcd_user: None,
-            etcd_password: None,
-            etcd_ca_file: None,
-            etcd_cert_file: None,
-            etcd_key_file: None,
-            consul_token: None,
-            no_watch: false,
-            config_file: None,
-            interval: Duration::from_millis(1000),
-            dcs_grace: Grace::After(Duration::from_secs(10)),
-            keep_on_exit: false,
-            announce_count: 3,
-            announce_interval: Duration::from_millis(1000),
-            announce_mode: AnnounceMode::Request,
-            verbose: false,
-        }
+        Config::example()
     }
 
     #[test]
