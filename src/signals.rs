@@ -119,7 +119,11 @@ impl Signals {
         if let Some(sig) = Self::take() {
             return Some(sig);
         }
-        if !timeout.is_zero() {
+        if timeout.is_zero() {
+            // Only a check: the pipe is drained before the next real wait.
+            return None;
+        }
+        {
             let ts = libc::timespec {
                 // Inferred field types (libc::time_t is deprecated on musl); a day is
                 // far above any wait the loop asks for.

@@ -278,6 +278,26 @@ pub struct Settings {
 struct Endpoint {
     base: String,
     prefix: Option<&'static str>,
+    /// The lean keep-alive client for a plain `http://` endpoint given as an IP
+    /// address (nearly always): the per-turn range read costs two system calls.
+    plain: Option<super::plain::Plain>,
+}
+
+/// The lean client for `base` when it is `http://<IP literal>[:port]` without a path.
+fn plain_client(base: &str, interval: Duration) -> Option<super::plain::Plain> {
+    let uri: ureq::http::Uri = base.parse().ok()?;
+    if uri.scheme_str() != Some("http") || !matches!(uri.path(), "" | "/") {
+        return None;
+    }
+    let addr = super::resolve::literal_addr(&uri)?;
+    let host = uri.authority()?.as_str();
+    let timeout = interval.clamp(Duration::from_millis(100), Duration::from_secs(2));
+    Some(super::plain::Plain::new(
+        addr,
+        host,
+        timeout,
+        MAX_REPLY as usize,
+    ))
 }
 
 /// Why a request to one endpoint failed.
@@ -323,6 +343,7 @@ impl Etcd {
                 .map(|e| Endpoint {
                     base: e.trim_end_matches('/').to_string(),
                     prefix: None,
+                    plain: plain_client(e.trim_end_matches('/'), settings.interval),
                 })
                 .collect(),
             current: 0,
@@ -366,12 +387,21 @@ impl Etcd {
 
     /// POST `body` to `path` on endpoint `i`, returning status and (bounded) body.
     fn post(
-        &self,
+        &mut self,
         i: usize,
         path: &str,
         body: &str,
         deadline: Instant,
     ) -> Result<(u16, Vec<u8>), String> {
+        let ep = &mut self.endpoints[i];
+        if let Some(plain) = ep.plain.as_mut() {
+            let path = format!("{}{path}", ep.prefix.unwrap_or("/v3"));
+            let mut headers = vec![("Grpc-Metadata-hasleader", "true")];
+            if let Some(token) = &self.token {
+                headers.push(("Authorization", token.as_str()));
+            }
+            return plain.post(&path, &headers, body, deadline);
+        }
         let mut resp = self
             .request(i, path, Some(deadline))
             .send(body)
@@ -424,7 +454,7 @@ impl Etcd {
         i: usize,
         deadline: Instant,
     ) -> Result<(), Result<Rejected, String>> {
-        let Some(cred) = &self.credentials else {
+        let Some(cred) = self.credentials.clone() else {
             return Ok(());
         };
         let body = serde_json::json!({"name": cred.user, "password": cred.password.0}).to_string();
@@ -474,9 +504,11 @@ impl Etcd {
         }
         let mut reauthenticated = false;
         loop {
-            let (status, body) = self
-                .post(i, "/kv/range", &self.range_body, deadline)
-                .map_err(Failure::Transport)?;
+            // Lent out for the call, which needs the client mutably.
+            let request = std::mem::take(&mut self.range_body);
+            let reply = self.post(i, "/kv/range", &request, deadline);
+            self.range_body = request;
+            let (status, body) = reply.map_err(Failure::Transport)?;
             match parse_range(&body, &self.key) {
                 Ok(range) => return Ok(range),
                 // An expired token (16), or no token where one is now needed

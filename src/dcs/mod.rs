@@ -7,6 +7,7 @@ pub mod etcd_any;
 pub mod http;
 pub mod patroni;
 pub mod pki;
+pub mod plain;
 pub mod resolve;
 
 use std::fmt;
