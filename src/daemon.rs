@@ -301,8 +301,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 self.turn(event.take(), now + self.cfg.interval);
                 // After an event, read the key again at once to re-arm the watch from
                 // a fresh revision; otherwise keep the cadence.
+                // A wait that ends a little late (timers have a granularity) must not
+                // push every later turn back: keep the cadence unless far behind.
+                let cadence = next_turn + self.cfg.interval;
                 next_turn = if from_watch {
                     Instant::now()
+                } else if cadence > now {
+                    cadence
                 } else {
                     now + self.cfg.interval
                 };

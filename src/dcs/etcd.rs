@@ -584,12 +584,21 @@ fn rejected_text(e: Result<Rejected, String>) -> String {
 
 /// An open watch stream: the reply body of `POST <prefix>/watch`, kept across turns.
 struct WatchStream {
-    reader: ureq::BodyReader<'static>,
+    source: Source,
     /// The revision it was created from (a range revision + 1).
     from: i64,
     /// Whether it has a timeout of its own (no alarm available): it then dies at the
     /// first deadline and cannot be kept.
     bounded: bool,
+}
+
+/// Where a watch stream's bytes come from.
+enum Source {
+    /// ureq's reply body (https endpoints): its reads are ended by the alarm.
+    Ureq(ureq::BodyReader<'static>),
+    /// The lean client's stream (plain http): its reads end at the deadline by a
+    /// socket timeout, no alarm needed.
+    Plain(super::plain::Stream),
 }
 
 impl Etcd {
@@ -606,6 +615,25 @@ impl Etcd {
             "{{\"create_request\":{{\"key\":\"{}\",\"start_revision\":\"{from}\"}}}}",
             base64::encode(&self.key)
         );
+        if let Some(plain) = &self.endpoints[i].plain {
+            let path = format!("{}/watch", self.endpoints[i].prefix.unwrap_or("/v3"));
+            let mut headers = vec![("Grpc-Metadata-hasleader", "true")];
+            if let Some(token) = &self.token {
+                headers.push(("Authorization", token.as_str()));
+            }
+            let stream = plain
+                .open_stream(&path, &headers, &body, deadline)
+                .map_err(|e| {
+                    log::debug!("watch on {}: {e}", self.endpoints[i].base);
+                    Wait::Reread
+                })?;
+            self.line.clear();
+            return Ok(WatchStream {
+                source: Source::Plain(stream),
+                from,
+                bounded: false,
+            });
+        }
         // With an alarm the stream has no timeout (a signal interrupts its reads and
         // it lives on); without one it is bounded by this turn's deadline.
         let bound = (!alarmed).then_some(deadline);
@@ -630,7 +658,7 @@ impl Etcd {
         }
         self.line.clear();
         Ok(WatchStream {
-            reader: resp.into_body().into_reader(),
+            source: Source::Ureq(resp.into_body().into_reader()),
             from,
             bounded: bound.is_some(),
         })
@@ -640,33 +668,13 @@ impl Etcd {
     /// read), a broken stream, or the deadline (the alarm interrupts the read; a
     /// signal such as SIGTERM does too). Events at or below `revision` are already
     /// reflected in the range read and skipped: never act on a stale value.
-    fn read_watch(&mut self, stream: &mut WatchStream, revision: i64) -> Wait {
+    fn read_watch(&mut self, stream: &mut WatchStream, revision: i64, deadline: Instant) -> Wait {
         let mut chunk = [0u8; 4096];
         loop {
-            let n = match std::io::Read::read(&mut stream.reader, &mut chunk) {
-                Ok(0) => return Wait::Reread,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Wait::Deadline,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    // Its own timeout ran out: the stream is finished.
-                    stream.bounded = true;
-                    return Wait::Deadline;
-                }
-                Err(e) => {
-                    log::debug!("watch stream: {e}");
-                    return Wait::Reread;
-                }
-            };
-            let mut rest = &chunk[..n];
-            while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-                if self.line.len() + pos > MAX_WATCH_LINE {
-                    log::debug!("watch line longer than {MAX_WATCH_LINE} bytes");
-                    return Wait::Reread;
-                }
-                self.line.extend_from_slice(&rest[..pos]);
-                rest = &rest[pos + 1..];
-                let outcome = parse_watch_line(&self.line, &self.key);
-                self.line.clear();
+            // Complete lines first: bytes after a returned event stay for the next call.
+            while let Some(pos) = self.line.iter().position(|&b| b == b'\n') {
+                let outcome = parse_watch_line(&self.line[..pos], &self.key);
+                self.line.drain(..=pos);
                 match outcome {
                     Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
                     Ok(WatchLine::Changed { value: Some(v), .. }) => {
@@ -686,11 +694,38 @@ impl Etcd {
                     }
                 }
             }
-            if self.line.len() + rest.len() > MAX_WATCH_LINE {
+            if self.line.len() > MAX_WATCH_LINE {
                 log::debug!("watch line longer than {MAX_WATCH_LINE} bytes");
                 return Wait::Reread;
             }
-            self.line.extend_from_slice(rest);
+            match &mut stream.source {
+                Source::Ureq(reader) => match std::io::Read::read(reader, &mut chunk) {
+                    Ok(0) => return Wait::Reread,
+                    Ok(n) => self.line.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Wait::Deadline,
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        // Its own timeout ran out: the stream is finished.
+                        stream.bounded = true;
+                        return Wait::Deadline;
+                    }
+                    Err(e) => {
+                        log::debug!("watch stream: {e}");
+                        return Wait::Reread;
+                    }
+                },
+                Source::Plain(plain) => match plain.read_into(&mut self.line, deadline) {
+                    Ok(()) => {}
+                    Err(
+                        super::plain::StreamEnd::Deadline | super::plain::StreamEnd::Interrupted,
+                    ) => {
+                        return Wait::Deadline;
+                    }
+                    Err(super::plain::StreamEnd::Closed(why)) => {
+                        log::debug!("watch stream: {why}");
+                        return Wait::Reread;
+                    }
+                },
+            }
         }
     }
 }
@@ -722,15 +757,22 @@ impl Dcs for Etcd {
             Some(s) if s.from > revision + 1 => None,
             other => other,
         };
-        let alarm = crate::signals::alarm_at(deadline);
+        // Only ureq's stream needs the alarm; the lean client's ends its reads at the
+        // deadline with a socket timeout (and a signal still interrupts it).
+        let ureq_stream = match &stream {
+            Some(s) => matches!(s.source, Source::Ureq(_)),
+            None => self.endpoints[self.current].plain.is_none(),
+        };
+        let alarm = ureq_stream.then(|| crate::signals::alarm_at(deadline));
+        let armed = alarm.as_ref().is_some_and(|a| a.armed());
         if stream.is_none() {
-            match self.open_watch(revision + 1, deadline, alarm.armed()) {
+            match self.open_watch(revision + 1, deadline, armed) {
                 Ok(s) => stream = Some(s),
                 Err(wait) => return Some(wait),
             }
         }
         let mut stream = stream?;
-        let wait = self.read_watch(&mut stream, revision);
+        let wait = self.read_watch(&mut stream, revision, deadline);
         drop(alarm);
         // Keep a healthy stream for the next turns: one connection, no new watch per
         // turn. A broken one (or one that had its own timeout) is dropped.

@@ -300,6 +300,179 @@ impl Plain {
     }
 }
 
+impl Plain {
+    /// Send a POST whose reply is a long chunked stream (etcd's watch) on a
+    /// connection of its own, and read the reply head; the stream reads the body.
+    pub fn open_stream(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+        deadline: Instant,
+    ) -> Result<Stream, String> {
+        let mut request = Vec::with_capacity(256 + body.len());
+        let _ = write!(
+            request,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vipd/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            self.host,
+            env!("CARGO_PKG_VERSION"),
+            body.len()
+        );
+        for (name, value) in headers {
+            let _ = write!(request, "{name}: {value}\r\n");
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body.as_bytes());
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(50));
+        let mut conn = TcpStream::connect_timeout(&self.addr, left.min(self.timeout))
+            .map_err(|e| e.to_string())?;
+        conn.set_nodelay(true).map_err(|e| e.to_string())?;
+        conn.set_write_timeout(Some(self.timeout))
+            .map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(left.min(self.timeout)))
+            .map_err(|e| e.to_string())?;
+        conn.write_all(&request).map_err(|e| e.to_string())?;
+        let mut raw = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        let head = loop {
+            let n = conn
+                .read(&mut chunk)
+                .map_err(|e| Retry::io(e).into_text())?;
+            if n == 0 {
+                return Err("connection closed before the reply".into());
+            }
+            raw.extend_from_slice(&chunk[..n]);
+            if let Some(head) = parse_head(&raw)? {
+                break head;
+            }
+        };
+        if head.status != 200 {
+            return Err(format!("HTTP {}", head.status));
+        }
+        if head.framing != Framing::Chunked {
+            return Err("the stream is not chunked".into());
+        }
+        raw.drain(..head.len);
+        Ok(Stream {
+            conn,
+            raw,
+            timeout: None,
+            limit: self.limit,
+        })
+    }
+}
+
+/// The body of a chunked reply that goes on for as long as the server likes, read
+/// in pieces as they come. A read that times out leaves the stream usable.
+pub struct Stream {
+    conn: TcpStream,
+    /// Received bytes not yet decoded (a chunk header or a chunk not yet complete).
+    raw: Vec<u8>,
+    /// The socket timeout now set (set again only when it changes).
+    timeout: Option<Duration>,
+    limit: usize,
+}
+
+/// How reading a stream ended without data.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The deadline passed; the stream is still usable.
+    Deadline,
+    /// A signal interrupted the read; the stream is still usable.
+    Interrupted,
+    /// The server ended the stream, or it broke: not usable any more.
+    Closed(String),
+}
+
+impl Stream {
+    /// Append the next decoded body bytes to `out`, waiting until `deadline`.
+    pub fn read_into(&mut self, out: &mut Vec<u8>, deadline: Instant) -> Result<(), StreamEnd> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if self.decode(out)? {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(1) {
+                return Err(StreamEnd::Deadline);
+            }
+            // A whole number of milliseconds, so that an unchanged remainder is
+            // not set again.
+            let left = Duration::from_millis(left.as_millis().min(86_400_000) as u64);
+            if self.timeout != Some(left) {
+                self.conn
+                    .set_read_timeout(Some(left))
+                    .map_err(|e| StreamEnd::Closed(e.to_string()))?;
+                self.timeout = Some(left);
+            }
+            match self.conn.read(&mut chunk) {
+                Ok(0) => return Err(StreamEnd::Closed("closed by the server".into())),
+                Ok(n) => {
+                    if self.raw.len() + n > self.limit {
+                        return Err(StreamEnd::Closed(format!(
+                            "chunk larger than {} bytes",
+                            self.limit
+                        )));
+                    }
+                    self.raw.extend_from_slice(&chunk[..n]);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(StreamEnd::Deadline);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return Err(StreamEnd::Interrupted);
+                }
+                Err(e) => return Err(StreamEnd::Closed(e.to_string())),
+            }
+        }
+    }
+
+    /// Move every complete chunk from `raw` to `out`; whether any data moved.
+    fn decode(&mut self, out: &mut Vec<u8>) -> Result<bool, StreamEnd> {
+        let mut moved = false;
+        loop {
+            let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") else {
+                if self.raw.len() > 32 {
+                    return Err(StreamEnd::Closed("malformed chunk size".into()));
+                }
+                return Ok(moved);
+            };
+            let size = std::str::from_utf8(&self.raw[..eol])
+                .ok()
+                .and_then(|t| {
+                    usize::from_str_radix(t.split(';').next().unwrap_or_default().trim(), 16).ok()
+                })
+                .ok_or_else(|| StreamEnd::Closed("malformed chunk size".into()))?;
+            if size == 0 {
+                return Err(StreamEnd::Closed("the server ended the stream".into()));
+            }
+            if size > self.limit {
+                return Err(StreamEnd::Closed(format!(
+                    "chunk larger than {} bytes",
+                    self.limit
+                )));
+            }
+            let data = eol + 2;
+            if self.raw.len() < data + size + 2 {
+                return Ok(moved);
+            }
+            if &self.raw[data + size..data + size + 2] != b"\r\n" {
+                return Err(StreamEnd::Closed("malformed chunk".into()));
+            }
+            out.extend_from_slice(&self.raw[data..data + size]);
+            self.raw.drain(..data + size + 2);
+            moved = true;
+        }
+    }
+}
+
 /// Why an exchange failed, and whether a fresh connection may help.
 enum Retry {
     /// The kept-alive connection was closed by the server before any reply.
@@ -514,6 +687,48 @@ mod tests {
                 .unwrap_err()
                 .contains("bad status line")
         );
+    }
+
+    #[test]
+    fn a_stream_outlives_its_deadlines() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<&'static [u8]>();
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for piece in rx {
+                let _ = s.write_all(piece);
+            }
+        });
+        let c = client(addr);
+        let mut stream = c.open_stream("/v3/watch", &[], "{}", soon()).unwrap();
+        let mut out = Vec::new();
+        let short = || Instant::now() + Duration::from_millis(50);
+        assert_eq!(
+            stream.read_into(&mut out, short()),
+            Err(StreamEnd::Deadline)
+        );
+        tx.send(b"6\r\nline1\n\r\n4\r\nli").unwrap();
+        stream.read_into(&mut out, soon()).unwrap();
+        assert_eq!(out, b"line1\n");
+        assert_eq!(
+            stream.read_into(&mut out, short()),
+            Err(StreamEnd::Deadline),
+            "half a chunk waits"
+        );
+        tx.send(b"ne\r\n").unwrap();
+        stream.read_into(&mut out, soon()).unwrap();
+        assert_eq!(out, b"line1\nline");
+        tx.send(b"0\r\n\r\n").unwrap();
+        assert!(matches!(
+            stream.read_into(&mut out, soon()),
+            Err(StreamEnd::Closed(_))
+        ));
     }
 
     #[test]
