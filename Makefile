@@ -11,6 +11,11 @@
 #   make lint        mandoc -T lint on the man pages, shellcheck on packaging/'s scripts
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
 #   make bench       failover timings and idle cost (bench/failover.sh; as root)
+#   make fuzz        each cargo-fuzz target for FUZZ_SECONDS (default 300) s; needs cargo-fuzz
+#                    (installed if missing) and RUSTC_BOOTSTRAP=1 on a stable toolchain
+#   make soak        the memory bounds with the release binary: hostile DCS replies (VmHWM
+#                    under 4 MiB) and the 1,000-move soak (as root; `make test` runs both
+#                    with the test build, which checks growth only)
 #   make install     PREFIX=/usr/local, DESTDIR for staging
 #   make clean
 #
@@ -58,7 +63,7 @@ endif
 endif
 
 .PHONY: all build test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
-	install clean check-cargo
+	install clean check-cargo fuzz soak
 
 all: build
 
@@ -149,6 +154,27 @@ demo:
 # (bench/failover.sh; as root; MOVES, INTERVAL, IDLE override the defaults).
 bench: check-cargo
 	bash bench/failover.sh
+
+# libFuzzer targets (fuzz/fuzz_targets, checks in fuzz/harness.rs). New corpus entries go to
+# target/fuzz-corpus/<target>, the committed seeds (fuzz/corpus/<target>) are only read; a
+# crash stops the run and leaves its input in fuzz/artifacts/<target>: fix it, then commit the
+# input to fuzz/regressions/<target> (tests/faults_fuzz_inputs.rs replays both directories).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= yaml config etcd_range etcd_watch netlink consul etcd2
+fuzz: check-cargo
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p target/fuzz-corpus/$$t; \
+	    echo "== cargo fuzz run $$t for $(FUZZ_SECONDS) s"; \
+	    RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t target/fuzz-corpus/$$t fuzz/corpus/$$t -- \
+	        -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 || exit 1; \
+	done
+
+# The memory bounds with the release binary (see the header).
+soak: check-cargo
+	$(CARGO) build --release
+	VIPD_RELEASE_BIN='$(CURDIR)/$(BIN)' $(CARGO) test --test faults_soak --test faults -- \
+	    --nocapture --test-threads=1 soak_ hostile_dcs_replies
 
 # FHS places under PREFIX: the program in sbin (a daemon), the manuals, the example.
 install: $(BIN)

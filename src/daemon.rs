@@ -1,5 +1,6 @@
 //! The loop: observe → decide → reconcile, announcements by deadline, signals.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -44,6 +45,9 @@ pub struct Report {
     pub action: Action,
 }
 
+/// The window of the announcement rate limit: at most `announce-count` per window.
+const ANNOUNCE_RATE_WINDOW: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy)]
 struct Burst {
     remaining: u32,
@@ -67,6 +71,9 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     /// Whether this node led at the last fact, and when that fact was seen.
     last_fact: Option<(bool, Instant)>,
     burst: Option<Burst>,
+    /// When the last announcements went out (at most `announce_count`): never more
+    /// than `announce_count` in any second, however fast the leader key flaps.
+    announced: VecDeque<Instant>,
     /// The link's state at the last turn: up, and its carrier-change count.
     link_seen: Option<(bool, u32)>,
     logged: Logged,
@@ -81,6 +88,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             started: Instant::now(),
             last_fact: None,
             burst: None,
+            announced: VecDeque::new(),
             link_seen: None,
             logged: Logged::default(),
         }
@@ -244,6 +252,17 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.burst = None;
             return;
         }
+        // At most announce-count announcements in any second: a flapping leader key
+        // restarts the burst on every add, so postpone this one if needed.
+        let count = self.cfg.announce_count as usize;
+        if let Some(&oldest) = self.announced.front() {
+            let allowed = oldest + ANNOUNCE_RATE_WINDOW;
+            if self.announced.len() >= count && now < allowed {
+                burst.next = allowed;
+                self.burst = Some(burst);
+                return;
+            }
+        }
         match self
             .net
             .announce(&link, self.cfg.vip, self.cfg.announce_mode)
@@ -254,6 +273,12 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 burst.remaining - 1
             ),
             Err(e) => log::warn!("announcing {}: {e}", self.cfg.vip.addr),
+        }
+        // The send time, never earlier than the clock: a caller's `now` taken before
+        // a slow turn must not let one more announcement into the window.
+        self.announced.push_back(now.max(Instant::now()));
+        while self.announced.len() > count {
+            self.announced.pop_front();
         }
         burst.remaining -= 1;
         // Fixed deadlines from the first announcement, so the spacing does not drift
@@ -841,6 +866,38 @@ mod tests {
         assert_eq!(r.action, Action::Reannounced);
         assert_eq!(d.net.announcements(), 2);
         assert!(d.next_announcement().is_some());
+    }
+
+    #[test]
+    fn a_flapping_key_never_announces_more_than_count_in_a_second() {
+        // Leader here and elsewhere every 10 ms for 3 s: 150 adds, each a new burst.
+        let t0 = Instant::now();
+        let mut d = daemon();
+        d.cfg.announce_interval = Duration::from_millis(100);
+        let mut sent = Vec::new();
+        let mut at = 0;
+        while at < 3000 {
+            let name = if (at / 10) % 2 == 0 { "pg1" } else { "pg2" };
+            let before = d.net.announcements();
+            step(&mut d, t0, at, leader(name));
+            d.announce_due(t0 + Duration::from_millis(at + 5), None);
+            for _ in before..d.net.announcements() {
+                sent.push(at);
+            }
+            at += 10;
+        }
+        assert!(sent.len() >= 3, "still announcing: {sent:?}");
+        for (i, &t) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|&&u| u < t + 1000).count();
+            assert!(
+                in_window <= 3,
+                "{in_window} announcements from {t} ms: {sent:?}"
+            );
+        }
+        // A single move afterwards is announced at once again.
+        let mut d = daemon();
+        step(&mut d, t0, 0, leader("pg1"));
+        assert_eq!(d.net.announcements(), 1);
     }
 
     #[test]

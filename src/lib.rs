@@ -7,13 +7,15 @@
 //!
 //! Pure code (message building and parsing, the decision, the configuration) is kept
 //! apart from I/O so that it is unit-tested without sockets; `unsafe` lives only in the
-//! two kernel-facing modules [`net::sys`] (sockets) and [`signals`]; the crate denies it
-//! everywhere else.
+//! kernel-facing modules [`net::sys`] (sockets), [`signals`] and [`caps`] (capabilities);
+//! the crate denies it everywhere else.
 
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod base64;
+#[allow(unsafe_code)]
+pub mod caps;
 pub mod config;
 pub mod daemon;
 pub mod dcs;

@@ -122,6 +122,15 @@ fn main() -> ExitCode {
         }
     };
     let daemon = Daemon::new(cfg, dcs, kernel);
+    // Sockets open, configuration read: keep only CAP_NET_ADMIN and CAP_NET_RAW.
+    match vipd::caps::drop_to_net_admin_and_raw() {
+        Ok(d) => log::debug!(
+            "capabilities kept: {:#x} (bounding set narrowed: {})",
+            d.kept,
+            d.bounding
+        ),
+        Err(e) => log::warn!("cannot drop capabilities: {e}"),
+    }
     let status = match once {
         Some(dry_run) => {
             let (status, line) = daemon.once(dry_run);

@@ -291,6 +291,8 @@ fn plain_client(base: &str, interval: Duration) -> Option<super::plain::Plain> {
     }
     let addr = super::resolve::literal_addr(&uri)?;
     let host = uri.authority()?.as_str();
+    // One read waits at most an interval (a read starts with its turn, so a silent
+    // server ends near the turn's deadline); the exchange also stops at the deadline.
     let timeout = interval.clamp(Duration::from_millis(100), Duration::from_secs(2));
     Some(super::plain::Plain::new(
         addr,

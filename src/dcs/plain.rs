@@ -156,7 +156,8 @@ pub struct Plain {
     addr: SocketAddr,
     host: String,
     conn: Option<TcpStream>,
-    /// Socket timeouts, set once per connection: no request waits longer.
+    /// Socket timeouts, set once per connection: one read waits no longer, and the
+    /// exchange gives up at the first read that ends after its deadline.
     timeout: Duration,
     buf: Vec<u8>,
     request: Vec<u8>,
@@ -293,7 +294,8 @@ impl Plain {
             if eof {
                 return Err(Retry::Text("connection closed mid-reply".into()));
             }
-            if Instant::now() > deadline + self.timeout {
+            // A reply that trickles in must not hold the turn past its deadline.
+            if Instant::now() > deadline {
                 return Err(Retry::Text("timed out".into()));
             }
         }

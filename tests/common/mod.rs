@@ -721,6 +721,10 @@ pub struct Etcd {
     ns: String,
     /// `http://<ip>:2379`
     pub endpoint: String,
+    /// The command line, for [`Etcd::restart`].
+    args: Vec<String>,
+    /// The data directory (inside `_dir`).
+    data: PathBuf,
     _dir: TempDir,
 }
 
@@ -728,23 +732,54 @@ impl Etcd {
     /// Starts etcd in `ns`, clients on `ip`:2379, peers on 127.0.0.1:2380 of that namespace,
     /// and waits (at most 20 s) until it is healthy.
     pub fn start(ns: &Netns, lab: &str, ip: &str) -> Etcd {
-        let dir = TempDir::new(lab, "etcd");
-        let endpoint = format!("http://{ip}:2379");
-        let args: Vec<String> = [
-            "--name",
+        let mut etcd = Etcd::spawn_member(
+            ns,
+            lab,
             "lab",
+            ip,
+            "127.0.0.1",
+            "lab=http://127.0.0.1:2380",
+            &[],
+        );
+        etcd.wait_healthy(Duration::from_secs(20));
+        etcd
+    }
+
+    /// Starts (does not wait for) etcd member `name` in `ns`: clients on `ip`:2379, peers on
+    /// `peer_ip`:2380, `initial_cluster` as etcd's `--initial-cluster`, `extra` arguments after.
+    /// Its data dir is `<scratch>/<lab>-etcd-<name>` (`<lab>-etcd` for the name "lab").
+    pub fn spawn_member(
+        ns: &Netns,
+        lab: &str,
+        name: &str,
+        ip: &str,
+        peer_ip: &str,
+        initial_cluster: &str,
+        extra: &[&str],
+    ) -> Etcd {
+        let dir = if name == "lab" {
+            TempDir::new(lab, "etcd")
+        } else {
+            TempDir::new(lab, &format!("etcd-{name}"))
+        };
+        let data = dir.path.join("data");
+        let endpoint = format!("http://{ip}:2379");
+        let peer = format!("http://{peer_ip}:2380");
+        let mut args: Vec<String> = [
+            "--name",
+            name,
             "--data-dir",
-            &dir.path.join("data").to_string_lossy(),
+            &data.to_string_lossy(),
             "--listen-client-urls",
             &endpoint,
             "--advertise-client-urls",
             &endpoint,
             "--listen-peer-urls",
-            "http://127.0.0.1:2380",
+            &peer,
             "--initial-advertise-peer-urls",
-            "http://127.0.0.1:2380",
+            &peer,
             "--initial-cluster",
-            "lab=http://127.0.0.1:2380",
+            initial_cluster,
             "--initial-cluster-state",
             "new",
             "--logger",
@@ -755,37 +790,88 @@ impl Etcd {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut etcd = Etcd {
+            proc: None,
+            ns: ns.name.clone(),
+            endpoint,
+            args,
+            data,
+            _dir: dir,
+        };
+        etcd.spawn();
+        etcd
+    }
+
+    fn spawn(&mut self) {
         let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &ns.name, "/usr/bin/etcd"])
-            .args(&args);
+        cmd.args(["netns", "exec", &self.ns, "/usr/bin/etcd"])
+            .args(&self.args);
         for (k, _) in env::vars_os() {
             if k.to_string_lossy().starts_with("ETCD") {
                 cmd.env_remove(&k);
             }
         }
-        let proc = Proc::spawn(&format!("etcd in {}", ns.name), cmd, true);
-        let mut etcd = Etcd {
-            proc: Some(proc),
-            ns: ns.name.clone(),
-            endpoint,
-            _dir: dir,
-        };
-        let healthy = wait_until(Duration::from_secs(20), ms(100), || {
-            if let Some(p) = etcd.proc.as_mut() {
+        self.proc = Some(Proc::spawn(
+            &format!("etcd {} in {}", self.endpoint, self.ns),
+            cmd,
+            true,
+        ));
+    }
+
+    /// Waits (at most `timeout`) until `etcdctl endpoint health` succeeds; panics otherwise.
+    pub fn wait_healthy(&mut self, timeout: Duration) {
+        let healthy = wait_until(timeout, ms(100), || {
+            if let Some(p) = self.proc.as_mut() {
                 if !p.is_running() {
                     return false;
                 }
             }
-            etcd.etcdctl(&["endpoint", "health"]).status.success()
+            self.etcdctl(&["endpoint", "health"]).status.success()
         });
         if healthy.is_none() {
-            let log = etcd.proc.as_ref().map(Proc::log).unwrap_or_default();
+            let log = self.proc.as_ref().map(Proc::log).unwrap_or_default();
             panic!(
-                "etcd in {} did not become healthy within 20 s\n{log}",
-                etcd.ns
+                "etcd {} in {} did not become healthy within {timeout:?}\n{log}",
+                self.endpoint, self.ns
             );
         }
-        etcd
+    }
+
+    /// Starts etcd again after [`Etcd::stop`] with the same data, and waits until healthy.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+        self.wait_healthy(Duration::from_secs(20));
+    }
+
+    /// Starts etcd again with an empty data dir (a new cluster: revisions from 1 again), and
+    /// waits until healthy.
+    pub fn restart_empty(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.data);
+        self.spawn();
+        self.wait_healthy(Duration::from_secs(20));
+    }
+
+    /// Whether the etcd process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(Proc::is_running)
+    }
+
+    /// The store's current revision (`etcdctl endpoint status`).
+    pub fn revision(&self) -> i64 {
+        let out = self.etcdctl_ok(&["endpoint", "status", "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("etcdctl endpoint status: {e}: {out}"));
+        v[0]["Status"]["header"]["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no revision in {out}"))
+    }
+
+    /// What etcd said so far, for failure messages.
+    pub fn log(&self) -> String {
+        self.proc.as_ref().map(Proc::log).unwrap_or_default()
     }
 
     /// `etcdctl ARGS…` (API v3) inside the namespace.
@@ -800,7 +886,7 @@ impl Etcd {
         Proc::spawn("etcdctl", cmd, true).finish(Duration::from_secs(15))
     }
 
-    fn etcdctl_ok(&self, args: &[&str]) -> String {
+    pub fn etcdctl_ok(&self, args: &[&str]) -> String {
         let out = self.etcdctl(args);
         if !out.status.success() {
             panic!(
@@ -1341,5 +1427,350 @@ impl TwoNodes {
     pub fn vipd(&self, ns: &Netns, node: &str, extra: &[&str]) -> Proc {
         let args = vipd_args(HOST_IF, node, &self.etcd.endpoint, extra);
         Proc::spawn_in(&ns.name, &vipd_bin(), &args)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection (tests/faults*.rs): threads inside namespaces, address monitors, /proc.
+
+pub mod etcd_proxy;
+pub mod fake_etcd;
+
+/// Runs `f` on a new thread that first enters network namespace `ns` (by name); sockets it
+/// opens belong to that namespace whichever thread uses them later.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> JoinHandle<T> {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{ns}");
+    thread::spawn(move || {
+        let file = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        vipd::net::sys::enter_netns(file.as_fd()).unwrap_or_else(|e| panic!("setns {path}: {e}"));
+        f()
+    })
+}
+
+/// Runs `f` inside namespace `ns` on a helper thread and returns its result.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_in_netns(ns, f)
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// Topology (c): namespace "node" with veth0 (192.0.2.11/24) paired with veth1 (192.0.2.12/24)
+/// in namespace "peer", like [`SingleNode`] but without etcd (the test brings its own DCS).
+pub struct NodeLab {
+    pub node: Netns,
+    pub peer: Netns,
+    pub lab: String,
+}
+
+impl NodeLab {
+    pub fn new() -> NodeLab {
+        let lab = lab_id();
+        let node = Netns::new(&lab, "node");
+        let peer = Netns::new(&lab, "peer");
+        node.ip(&[
+            "link", "add", NODE_IF, "type", "veth", "peer", "name", PEER_IF, "netns", &peer.name,
+        ]);
+        node.ip(&["addr", "add", "192.0.2.11/24", "dev", NODE_IF]);
+        peer.ip(&["addr", "add", "192.0.2.12/24", "dev", PEER_IF]);
+        node.ip(&["link", "set", NODE_IF, "up"]);
+        peer.ip(&["link", "set", PEER_IF, "up"]);
+        NodeLab { node, peer, lab }
+    }
+
+    /// vipd for "node1" on veth0 against `endpoints` with the extra options.
+    pub fn vipd(&self, endpoints: &str, extra: &[&str]) -> Proc {
+        let args = vipd_args(NODE_IF, NODE_NAME, endpoints, extra);
+        Proc::spawn_in(&self.node.name, &vipd_bin(), &args)
+    }
+
+    pub fn has_vip(&self) -> bool {
+        self.node.has_vip(NODE_IF)
+    }
+}
+
+/// A field of `/proc/PID/status` (the text after the colon, trimmed).
+pub fn proc_status(pid: u32, field: &str) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// A `/proc/PID/status` size field (`VmRSS`, `VmHWM`, …) in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    proc_status(pid, field)?
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The number of open file descriptors of `pid` (`/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+}
+
+/// One change of the VIP seen by [`AddrMonitor`].
+#[derive(Debug, Clone)]
+pub struct AddrEvent {
+    pub at: Instant,
+    /// Added (true) or deleted (false).
+    pub added: bool,
+    pub line: String,
+}
+
+/// `ip -o monitor address` inside a namespace: every add and delete of the VIP on one
+/// interface, with the time it was read. Unlike polling, it sees a delete followed at once by
+/// an add (a flap).
+pub struct AddrMonitor {
+    events: Arc<Mutex<Vec<AddrEvent>>>,
+    proc: Proc,
+    reader: Option<JoinHandle<()>>,
+    ifname: String,
+    ns: String,
+}
+
+impl AddrMonitor {
+    /// Starts the monitor and returns once it is seen listening (a marker address added to
+    /// and deleted from `lo` shows up in its output; at most 10 s).
+    pub fn start(ns: &Netns, ifname: &str) -> AddrMonitor {
+        let mut cmd = Command::new(tool("ip"));
+        cmd.args(["-n", &ns.name, "-o", "monitor", "address"]);
+        let what = format!("ip monitor address in {}", ns.name);
+        let mut proc = Proc::spawn(&what, cmd, false);
+        let stdout = proc
+            .take_stdout()
+            .unwrap_or_else(|| panic!("{what}: no stdout"));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let marker = Arc::new(AtomicUsize::new(0));
+        let reader = {
+            let events = Arc::clone(&events);
+            let marker = Arc::clone(&marker);
+            let ifname = ifname.to_string();
+            thread::spawn(move || {
+                let vip = format!("inet {VIP}/");
+                let mut lines = io::BufReader::new(stdout);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match io::BufRead::read_line(&mut lines, &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let at = Instant::now();
+                    if line.contains("inet 198.51.100.254/32") {
+                        marker.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let on_if = line.split_whitespace().nth(1) == Some(ifname.as_str())
+                        || line.split_whitespace().nth(2) == Some(ifname.as_str());
+                    if line.contains(&vip) && on_if {
+                        lock(&events).push(AddrEvent {
+                            at,
+                            added: !line.starts_with("Deleted"),
+                            line: line.trim_end().to_string(),
+                        });
+                    }
+                }
+            })
+        };
+        let m = AddrMonitor {
+            events,
+            proc,
+            reader: Some(reader),
+            ifname: ifname.to_string(),
+            ns: ns.name.clone(),
+        };
+        let listening = wait_until(Duration::from_secs(10), ms(50), || {
+            let _ = run(
+                &tool("ip"),
+                &[
+                    "-n",
+                    &ns.name,
+                    "addr",
+                    "add",
+                    "198.51.100.254/32",
+                    "dev",
+                    "lo",
+                ],
+            );
+            let _ = run(
+                &tool("ip"),
+                &[
+                    "-n",
+                    &ns.name,
+                    "addr",
+                    "del",
+                    "198.51.100.254/32",
+                    "dev",
+                    "lo",
+                ],
+            );
+            marker.load(Ordering::SeqCst) > 0
+        });
+        if listening.is_none() {
+            panic!("{} did not start\n{}", m.ns, m.proc.log());
+        }
+        m
+    }
+
+    /// Every add and delete of the VIP on the interface so far.
+    pub fn events(&self) -> Vec<AddrEvent> {
+        lock(&self.events).clone()
+    }
+
+    /// The events at or after `since`.
+    pub fn events_since(&self, since: Instant) -> Vec<AddrEvent> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.at >= since)
+            .collect()
+    }
+
+    /// One line per event relative to `t0`, for failure messages.
+    pub fn describe(&self, t0: Instant) -> String {
+        self.events()
+            .iter()
+            .map(|e| {
+                let rel = e.at.saturating_duration_since(t0).as_millis() as i128
+                    - t0.saturating_duration_since(e.at).as_millis() as i128;
+                format!("  {rel:>+7} ms  {}\n", e.line)
+            })
+            .collect::<String>()
+            + &format!("  (interface {})\n", self.ifname)
+    }
+}
+
+impl Drop for AddrMonitor {
+    fn drop(&mut self) {
+        self.proc.stop();
+        if let Some(r) = self.reader.take() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !r.is_finished() && Instant::now() < deadline {
+                thread::sleep(ms(5));
+            }
+            if r.is_finished() {
+                let _ = r.join();
+            }
+        }
+    }
+}
+
+/// An etcd v3 JSON-gateway client for fast writes from a thread inside the etcd's namespace
+/// (see [`spawn_in_netns`]): a keep-alive connection, no process per write.
+pub struct EtcdHttp {
+    agent: ureq::Agent,
+    endpoint: String,
+}
+
+impl EtcdHttp {
+    pub fn new(endpoint: &str) -> EtcdHttp {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .http_status_as_error(false)
+            .build();
+        EtcdHttp {
+            agent: ureq::Agent::new_with_config(config),
+            endpoint: endpoint.to_string(),
+        }
+    }
+
+    /// POST `body` to `/v3/<path>`; the reply as JSON.
+    pub fn call(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let url = format!("{}/v3/{path}", self.endpoint);
+        let mut resp = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("POST {url}: reading the reply: {e}"))?;
+        if status != 200 {
+            return Err(format!("POST {url}: HTTP {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("POST {url}: {e}: {text}"))
+    }
+
+    /// Puts `key` = `value`; returns the new revision.
+    pub fn put(&self, key: &str, value: &str) -> Result<i64, String> {
+        let b64 = |s: &str| vipd::base64::encode(s.as_bytes());
+        let reply = self.call(
+            "kv/put",
+            &serde_json::json!({"key": b64(key), "value": b64(value)}),
+        )?;
+        reply["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| format!("put: no revision in {reply}"))
+    }
+
+    /// Compacts the store's history up to `revision`.
+    pub fn compact(&self, revision: i64) -> Result<(), String> {
+        self.call(
+            "kv/compaction",
+            &serde_json::json!({"revision": revision.to_string(), "physical": true}),
+        )
+        .map(|_| ())
+    }
+}
+
+/// A cluster of etcd members m1, m2, … in one namespace: member i serves clients on
+/// 127.0.0.i:2379 and peers on 127.0.0.i:2380 (fast elections: heartbeat 100 ms, election
+/// timeout 1 s).
+pub struct EtcdCluster {
+    pub members: Vec<Etcd>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits (at most 30 s each) until every one is healthy.
+    pub fn start(ns: &Netns, lab: &str, n: usize) -> EtcdCluster {
+        let ip = |i: usize| format!("127.0.0.{}", i + 1);
+        let cluster = (0..n)
+            .map(|i| format!("m{}=http://{}:2380", i + 1, ip(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members: Vec<Etcd> = (0..n)
+            .map(|i| {
+                Etcd::spawn_member(
+                    ns,
+                    lab,
+                    &format!("m{}", i + 1),
+                    &ip(i),
+                    &ip(i),
+                    &cluster,
+                    &["--heartbeat-interval", "100", "--election-timeout", "1000"],
+                )
+            })
+            .collect();
+        for m in &mut members {
+            m.wait_healthy(Duration::from_secs(30));
+        }
+        EtcdCluster { members }
+    }
+
+    /// Every member's endpoint, comma-separated, in member order.
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.endpoint.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A running member, for etcdctl.
+    pub fn live(&mut self) -> &Etcd {
+        let i = (0..self.members.len())
+            .find(|&i| self.members[i].is_running())
+            .expect("no etcd member is running");
+        &self.members[i]
     }
 }

@@ -1,0 +1,186 @@
+//! The checks behind each fuzz target, shared by the targets (fuzz/fuzz_targets/*.rs) and by
+//! the regression test that replays the committed corpus and crash inputs
+//! (tests/faults_fuzz_inputs.rs). Each takes arbitrary bytes, must not panic on any of them,
+//! and asserts what must hold of the result.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use vipd::config;
+use vipd::dcs::etcd::{self, ReplyError, WatchLine};
+use vipd::dcs::{consul, etcd2};
+use vipd::net::netlink;
+
+/// The leader key the etcd targets read replies for.
+const KEY: &[u8] = b"/service/demo/leader";
+
+/// The flat YAML subset reader: entries or an error, with line numbers inside the text.
+pub fn yaml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let lines = text.split('\n').count();
+    match config::yaml::parse(text) {
+        Ok(entries) => {
+            for e in &entries {
+                assert!(
+                    e.line >= 1 && e.line <= lines,
+                    "entry line {} of {lines}",
+                    e.line
+                );
+            }
+        }
+        Err(e) => assert!(
+            e.line >= 1 && e.line <= lines,
+            "error line {} of {lines}",
+            e.line
+        ),
+    }
+}
+
+fn scratch() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("vipd-fuzz-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    })
+}
+
+/// The configuration from arbitrary argv, environment and configuration file.
+///
+/// Input: segments separated by NUL bytes. The first segment is written to a file that
+/// arguments and variables can name as `@FILE`; a segment starting with 0x01 is an
+/// environment entry `NAME=VALUE`; every other segment is one argument (any bytes).
+pub fn config(data: &[u8]) {
+    let mut parts = data.split(|&b| b == 0);
+    let file_text = parts.next().unwrap_or_default();
+    let file = scratch().join("vipd.yml");
+    let file_name = file.to_string_lossy().into_owned();
+    if std::fs::write(&file, file_text).is_err() {
+        return;
+    }
+    let swap = |s: String| s.replace("@FILE", &file_name);
+    let mut args = Vec::new();
+    let mut env = Vec::new();
+    for part in parts {
+        if let Some(entry) = part.strip_prefix(&[1u8]) {
+            let entry = swap(String::from_utf8_lossy(entry).into_owned());
+            if let Some((k, v)) = entry.split_once('=') {
+                env.push((k.to_string(), v.to_string()));
+            }
+        } else {
+            match String::from_utf8(part.to_vec()) {
+                Ok(s) => args.push(OsString::from(swap(s))),
+                Err(e) => args.push(OsString::from_vec(e.into_bytes())),
+            }
+        }
+    }
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    match config::load(args, &lookup, "fuzzhost") {
+        Ok(loaded) => {
+            if let config::Command::Run(cfg) | config::Command::Once { config: cfg, .. } =
+                loaded.command
+            {
+                assert!(!cfg.endpoints.is_empty(), "no endpoints: {cfg:?}");
+                assert!(!cfg.interval.is_zero(), "zero interval: {cfg:?}");
+                assert!(!cfg.interface.is_empty(), "no interface: {cfg:?}");
+            }
+        }
+        Err(e) => assert!(!e.to_string().is_empty(), "an empty error"),
+    }
+}
+
+/// The etcd `kv/range` reply handling: a range or an error, messages bounded.
+pub fn etcd_range(data: &[u8]) {
+    match etcd::parse_range(data, KEY) {
+        Ok(_) | Err(ReplyError::Malformed(_)) => {}
+        Err(ReplyError::Etcd { message, .. }) => assert!(message.chars().count() <= 200),
+    }
+}
+
+/// The etcd watch stream: the body split into bounded lines as the client does, each a watch
+/// line or an error.
+pub fn etcd_watch(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n').take(64) {
+        if line.len() > etcd::MAX_WATCH_LINE {
+            break;
+        }
+        if let Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) =
+            etcd::parse_watch_line(line, KEY)
+        {
+            assert!(why.chars().count() <= 200 || why.starts_with("start revision"));
+        }
+    }
+}
+
+/// The rtnetlink reply parser: messages, then at most one error that ends the iteration;
+/// never more messages than 16-byte headers fit in the datagram.
+pub fn netlink(data: &[u8]) {
+    let mut n = 0usize;
+    let mut failed = false;
+    for m in netlink::parse(data) {
+        assert!(!failed, "a message after an error");
+        n += 1;
+        assert!(
+            n <= data.len() / 16 + 1,
+            "{n} messages from {} bytes",
+            data.len()
+        );
+        failed = m.is_err();
+    }
+}
+
+/// The Consul KV reply handling: the first two bytes pick the HTTP status (mostly 200, also
+/// 404, 500, and when their low 3 bits are all set, the status in the other 13), the rest is
+/// the body. A value, no key, or an error that names the
+/// reason in bounded text; the blocking index never goes backwards unless reset to 0.
+pub fn consul(data: &[u8]) {
+    let [a, b, body @ ..] = data else {
+        return;
+    };
+    let raw = u16::from_be_bytes([*a, *b]);
+    let status = match raw % 8 {
+        0..=4 => 200,
+        5 => 404,
+        6 => 500,
+        _ => raw >> 3,
+    };
+    match consul::parse_kv(status, body, "service/pg/leader") {
+        Ok(_) => assert!(status == 200 || status == 404, "a value from HTTP {status}"),
+        Err(e) => assert!(
+            !e.is_empty() && e.chars().count() <= 300,
+            "error text of {} chars",
+            e.chars().count()
+        ),
+    }
+    let previous = u64::from(raw);
+    let reply = body
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let next = consul::next_index(previous, reply);
+    assert!(next == 0 || next >= previous, "index {previous} -> {next}");
+}
+
+/// The etcd v2 keys reply handling (Patroni's `etcd:` section): a node or an error.
+pub fn etcd2(data: &[u8]) {
+    match etcd2::parse_reply(data, "/service/demo/leader") {
+        Ok(_) | Err(etcd2::ReplyError::Malformed(_)) => {}
+        Err(etcd2::ReplyError::Etcd { message, .. }) => {
+            assert!(
+                message.chars().count() <= 300,
+                "message of {} chars",
+                message.len()
+            )
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Soak (issue 6, scenario 8): 1,000 moves of the VIP between two nodes on one bridge and one
+//! etcd, each move checked through netlink in both namespaces; the open file descriptors of
+//! both vipd are the same at move 10 and move 1,000, and their VmRSS grows by less than 64 KiB.
+//! Gated: root and etcd.
+
+mod common;
+
+use common::*;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use vipd::net::{AddrBackend, Kernel};
+
+const MOVES: usize = 1000;
+/// Where the first measurement is taken (after the code paths and buffers of a move are warm).
+const FIRST: usize = 10;
+/// Bound on one move (both nodes acting).
+const MOVE_BOUND: Duration = Duration::from_secs(5);
+
+/// Whether the VIP is on `ifname` as seen through `kernel` (opened in that namespace).
+fn has_vip(kernel: &mut Kernel, ifname: &str) -> Result<bool, String> {
+    let link = kernel
+        .link(ifname)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{ifname} missing"))?;
+    let prefixes = kernel
+        .vip_prefixes(link.index, IpAddr::V4(vip()))
+        .map_err(|e| e.to_string())?;
+    Ok(!prefixes.is_empty())
+}
+
+/// File descriptors and VmRSS of one process, after the moves settled.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    fds: usize,
+    rss_kib: u64,
+}
+
+fn sample(pid: u32) -> Sample {
+    Sample {
+        fds: fd_count(pid),
+        rss_kib: proc_status_kib(pid, "VmRSS").unwrap_or_else(|| panic!("VmRSS of {pid}")),
+    }
+}
+
+#[test]
+fn soak_a_thousand_moves_without_fd_or_memory_growth() {
+    if !require_root_and_etcd("soak_a_thousand_moves_without_fd_or_memory_growth") {
+        return;
+    }
+    let lab = TwoNodes::new();
+    lab.etcd.put(KEY, "n1");
+    let bin = std::env::var_os("VIPD_RELEASE_BIN")
+        .filter(|p| !p.is_empty())
+        .map_or_else(vipd_bin, Into::into);
+    let extra = ["--interval", "1000", "--announce-count", "1"];
+    let mut v1 = Proc::spawn_in(
+        &lab.n1.name,
+        &bin,
+        &vipd_args(HOST_IF, "n1", &lab.etcd.endpoint, &extra),
+    );
+    let mut v2 = Proc::spawn_in(
+        &lab.n2.name,
+        &bin,
+        &vipd_args(HOST_IF, "n2", &lab.etcd.endpoint, &extra),
+    );
+    let logs = |v1: &Proc, v2: &Proc| format!("{}\n{}", v1.log(), v2.log());
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, || lab.n1.has_vip(HOST_IF)).is_some(),
+        "VIP never appeared on n1\n{}",
+        logs(&v1, &v2)
+    );
+    let k1 = in_netns(&lab.n1.name, Kernel::open_without_announce).expect("netlink in n1");
+    let k2 = in_netns(&lab.n2.name, Kernel::open_without_announce).expect("netlink in n2");
+    let pids = [v1.pid(), v2.pid()];
+    let endpoint = lab.etcd.endpoint.clone();
+    let started = Instant::now();
+    // The moves run on a thread inside the etcd's namespace (writes over one keep-alive
+    // connection); the checks read each node's addresses through its own netlink socket.
+    let result = in_netns(&lab.sw.name, move || {
+        let mut kernels = [k1, k2];
+        let etcd = EtcdHttp::new(&endpoint);
+        let mut samples = Vec::new();
+        let mut slowest = Duration::ZERO;
+        for i in 1..=MOVES {
+            let to = i % 2; // move 1 goes to n2 (index 1), move 2 back to n1, …
+            let name = ["n1", "n2"][to];
+            let t = Instant::now();
+            etcd.put(KEY, name).map_err(|e| format!("move {i}: {e}"))?;
+            loop {
+                let here = has_vip(&mut kernels[to], HOST_IF)?;
+                let there = has_vip(&mut kernels[1 - to], HOST_IF)?;
+                if here && !there {
+                    break;
+                }
+                if t.elapsed() > MOVE_BOUND {
+                    return Err(format!(
+                        "move {i} to {name}: after {:?} VIP on {name}: {here}, on the other: \
+                         {there}",
+                        t.elapsed()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            slowest = slowest.max(t.elapsed());
+            // Both re-read the key and re-arm their watches after acting; a write in that gap
+            // is caught up by etcd's 100 ms sync of lagging watchers, which only slows the
+            // soak down: give them a moment.
+            std::thread::sleep(Duration::from_millis(10));
+            if i == FIRST || i == MOVES {
+                // Let both settle (watch re-armed, announcements done) before counting.
+                std::thread::sleep(Duration::from_millis(1500));
+                samples.push((i, pids.map(sample)));
+            }
+        }
+        Ok::<_, String>((samples, slowest))
+    });
+    let took = started.elapsed();
+    let (samples, slowest) = result.unwrap_or_else(|e| panic!("{e}\n{}", logs(&v1, &v2)));
+    let [(_, at_first), (_, at_last)] = samples[..] else {
+        panic!("samples: {samples:?}");
+    };
+    eprintln!(
+        "{MOVES} moves in {took:?} (slowest {slowest:?}); at move {FIRST}: {at_first:?}, at move \
+         {MOVES}: {at_last:?}"
+    );
+    for (node, (a, b)) in at_first.iter().zip(at_last.iter()).enumerate() {
+        assert_eq!(
+            a.fds,
+            b.fds,
+            "vipd on n{}: {} open descriptors at move {FIRST}, {} at move {MOVES}\n{}",
+            node + 1,
+            a.fds,
+            b.fds,
+            logs(&v1, &v2)
+        );
+        assert!(
+            b.rss_kib < a.rss_kib + 64,
+            "vipd on n{}: VmRSS {} kB at move {FIRST}, {} kB at move {MOVES} (want < 64 KiB \
+             growth)",
+            node + 1,
+            a.rss_kib,
+            b.rss_kib
+        );
+    }
+    assert!(
+        v1.is_running() && v2.is_running(),
+        "a vipd exited\n{}",
+        logs(&v1, &v2)
+    );
+    // The last move went to n1 (1,000 is even): n1 holds it.
+    assert!(lab.n1.has_vip(HOST_IF) && !lab.n2.has_vip(HOST_IF));
+    for v in [&mut v1, &mut v2] {
+        v.signal("TERM");
+        assert_eq!(
+            v.wait_timeout(Duration::from_secs(3))
+                .and_then(|s| s.code()),
+            Some(0)
+        );
+    }
+    assert!(!lab.n1.has_vip(HOST_IF), "not released at exit");
+}
