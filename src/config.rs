@@ -109,6 +109,8 @@ pub struct Config {
     pub consul_token: Option<Secret>,
     pub interval: Duration,
     pub dcs_grace: Grace,
+    /// Where the daemon keeps its state as JSON (`status-file`).
+    pub status_file: Option<PathBuf>,
     pub keep_on_exit: bool,
     pub announce_count: u32,
     pub announce_interval: Duration,
@@ -124,7 +126,11 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(Config),
-    Once { config: Config, dry_run: bool },
+    Once {
+        config: Config,
+        dry_run: bool,
+        json: bool,
+    },
     Help,
     Version,
 }
@@ -399,6 +405,15 @@ const OPTIONS: &[Opt] = &[
         also: &[],
     },
     Opt {
+        key: "status-file",
+        kind: Kind::Text,
+        metavar: "FILE",
+        default: "(none)",
+        help: "Keep the current state in FILE as one JSON object, rewritten atomically on every change (for monitoring without a metrics server).",
+        old: &[],
+        also: &[],
+    },
+    Opt {
         key: "keep-on-exit",
         kind: Kind::Bool,
         metavar: "BOOL",
@@ -560,6 +575,7 @@ struct Cli {
     config: Option<Setting>,
     once: bool,
     dry_run: bool,
+    json: bool,
     help: bool,
     version: bool,
 }
@@ -616,6 +632,7 @@ fn parse_args(args: Vec<OsString>, warnings: &mut Vec<String>) -> Result<Cli, Co
             "V" | "version" => Some(&mut cli.version),
             "once" => Some(&mut cli.once),
             "dry-run" => Some(&mut cli.dry_run),
+            "json" => Some(&mut cli.json),
             _ => None,
         };
         if let Some(flag) = switch {
@@ -814,6 +831,9 @@ pub fn load(
     if cli.dry_run && !cli.once {
         return Err(ConfigError("--dry-run: only valid with --once".into()));
     }
+    if cli.json && !cli.once {
+        return Err(ConfigError("--json: only valid with --once".into()));
+    }
     let env_layer = env_layer(env, &mut warnings);
     let config_setting = cli.config.clone().or_else(|| {
         env(CONFIG_ENV)
@@ -845,6 +865,7 @@ pub fn load(
         Command::Once {
             config,
             dry_run: cli.dry_run,
+            json: cli.json,
         }
     } else {
         Command::Run(config)
@@ -1354,6 +1375,7 @@ fn build(
         consul_token,
         interval: Duration::from_millis(interval),
         dcs_grace,
+        status_file: src.one("status-file")?.map(|(v, _)| PathBuf::from(v)),
         keep_on_exit: src.bool("keep-on-exit", false)?,
         // Bounded by MAX_ANNOUNCE_COUNT above.
         announce_count: u32::try_from(announce_count).unwrap_or(u32::MAX),
@@ -1414,7 +1436,7 @@ pub fn help_text() -> String {
         "vipd {} - keeps a virtual IP address on the node Patroni's leader key names
 
 Usage: vipd [OPTIONS]                     run the daemon
-       vipd --once [--dry-run] [OPTIONS]  check and reconcile once, print a line
+       vipd --once [--dry-run] [--json] [OPTIONS]  check and reconcile once
 
 Each option is a flag (--name=VALUE or --name VALUE; one dash works too), an
 environment variable VIP_NAME (upper case, '-' becomes '_') and a key in the
@@ -1453,6 +1475,8 @@ An empty value means unset. Durations are whole milliseconds.
   --dry-run
       With --once: change nothing, say what would be done; exit 3 when a change
       is needed.
+  --json
+      With --once: print the result as one JSON object instead of the line.
   -h, --help
       This text.
   -V, --version
@@ -1511,6 +1535,7 @@ impl Config {
             config_file: None,
             interval: Duration::from_millis(1000),
             dcs_grace: Grace::After(Duration::from_secs(10)),
+            status_file: None,
             keep_on_exit: false,
             announce_count: 3,
             announce_interval: Duration::from_millis(1000),

@@ -1,7 +1,7 @@
 //! The loop: observe → decide → reconcile, announcements by deadline, signals.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation, Wait};
@@ -77,6 +77,10 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     /// The link's state at the last turn: up, and its carrier-change count.
     link_seen: Option<(bool, u32)>,
     logged: Logged,
+    /// When the DCS last answered (for the status file).
+    last_dcs_ok: Option<SystemTime>,
+    /// The state last written to the status file (without its times).
+    status_written: Option<serde_json::Value>,
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -91,6 +95,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             announced: VecDeque::new(),
             link_seen: None,
             logged: Logged::default(),
+            last_dcs_ok: None,
+            status_written: None,
         }
     }
 
@@ -298,7 +304,55 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let decision = self.decide_now(&obs, now);
         let report = self.reconcile(obs, decision, now, false);
         self.log_report(&report);
+        if !matches!(report.observation, Observation::Unknown(_)) {
+            self.last_dcs_ok = Some(SystemTime::now());
+        }
+        self.write_status(&report);
         report
+    }
+
+    /// The state of a turn as JSON: what `--once --json` prints and the status file
+    /// holds.
+    pub fn status(&self, r: &Report) -> serde_json::Value {
+        let (leader, dcs) = match &r.observation {
+            Observation::Leader(name) => (serde_json::Value::from(name.as_str()), "leader"),
+            Observation::NoLeader => (serde_json::Value::Null, "no-leader"),
+            Observation::Unknown(_) => (serde_json::Value::Null, "unknown"),
+        };
+        let (desired, actual, action) = self.words(r);
+        serde_json::json!({
+            "leader": leader,
+            "dcs": dcs,
+            "node": self.cfg.trigger_value,
+            "vip": self.cfg.vip.to_string(),
+            "interface": self.cfg.interface,
+            "desired": desired,
+            "actual": actual,
+            "action": action,
+            "error": self.error_text(r),
+        })
+    }
+
+    /// Rewrite the status file (temporary file, then rename) when the state changed.
+    fn write_status(&mut self, r: &Report) {
+        let Some(path) = self.cfg.status_file.clone() else {
+            return;
+        };
+        let state = self.status(r);
+        if self.status_written.as_ref() == Some(&state) {
+            return;
+        }
+        let mut doc = state.clone();
+        doc["last_dcs_success"] = self.last_dcs_ok.map(crate::logger::timestamp).into();
+        doc["updated"] = crate::logger::timestamp(SystemTime::now()).into();
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let written =
+            std::fs::write(&tmp, format!("{doc}\n")).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => self.status_written = Some(state),
+            Err(e) => log::warn!("status-file {}: {e}", path.display()),
+        }
     }
 
     /// Run until SIGTERM or SIGINT; returns the exit status. On SIGHUP, `reload`
@@ -485,7 +539,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 
     /// `--once`: one observation and reconcile; the one-line summary and exit status.
     /// An unknown DCS never removes the VIP here (there is no grace history).
-    pub fn once(mut self, dry_run: bool) -> (i32, String) {
+    pub fn once(mut self, dry_run: bool, json: bool) -> (i32, String) {
         let now = Instant::now();
         let obs = self.dcs.observe(now + self.cfg.interval);
         let decision = match obs {
@@ -506,16 +560,16 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             (_, Action::WouldAdd | Action::WouldRemove) => 3,
             _ => 0,
         };
-        (status, self.summary(&report))
+        let text = if json {
+            self.status(&report).to_string()
+        } else {
+            self.summary(&report)
+        };
+        (status, text)
     }
 
-    /// The `--once` line: `leader="pg1" node="pg1" desired=present actual=absent action=added …`.
-    pub fn summary(&self, r: &Report) -> String {
-        let leader = match &r.observation {
-            Observation::Leader(name) => format!("{name:?}"),
-            Observation::NoLeader => "none".into(),
-            Observation::Unknown(_) => "unknown".into(),
-        };
+    /// The words for desired state, actual state before acting, and action.
+    fn words(&self, r: &Report) -> (&'static str, &'static str, &'static str) {
         let desired = match r.desired {
             Desired::Present => "present",
             Desired::Absent => "absent",
@@ -527,28 +581,42 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             None => "unknown",
         };
         let action = match &r.action {
-            Action::None => "none",
+            Action::None | Action::InterfaceMissing => "none",
             Action::Added => "added",
             Action::Removed(_) => "removed",
             Action::Reannounced => "announced",
             Action::WouldAdd => "would-add",
             Action::WouldRemove => "would-remove",
-            Action::InterfaceMissing => "none",
             Action::Failed(_) => "failed",
         };
-        let mut line = format!(
-            "leader={leader} node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
-            self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
-        );
-        let error = match (&r.observation, &r.action) {
+        (desired, actual, action)
+    }
+
+    /// The error of a turn, if any: kernel, missing interface or DCS.
+    fn error_text(&self, r: &Report) -> Option<String> {
+        match (&r.observation, &r.action) {
             (_, Action::Failed(e)) => Some(e.to_string()),
             (_, Action::InterfaceMissing) => {
                 Some(format!("interface {:?} not found", self.cfg.interface))
             }
             (Observation::Unknown(e), _) => Some(e.clone()),
             _ => None,
+        }
+    }
+
+    /// The `--once` line: `leader="pg1" node="pg1" desired=present actual=absent action=added …`.
+    pub fn summary(&self, r: &Report) -> String {
+        let leader = match &r.observation {
+            Observation::Leader(name) => format!("{name:?}"),
+            Observation::NoLeader => "none".into(),
+            Observation::Unknown(_) => "unknown".into(),
         };
-        if let Some(e) = error {
+        let (desired, actual, action) = self.words(r);
+        let mut line = format!(
+            "leader={leader} node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
+            self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
+        );
+        if let Some(e) = self.error_text(r) {
             line.push_str(&format!(" error={e:?}"));
         }
         line
@@ -962,7 +1030,7 @@ mod tests {
             let mut net = FakeNet::new();
             net.addrs = addrs;
             let d = Daemon::new(cfg, FakeDcs(VecDeque::from([obs])), net);
-            d.once(dry)
+            d.once(dry, false)
         };
         let vip = vec![("192.0.2.50".parse().unwrap(), 24)];
         let (code, line) = run(leader("pg1"), vec![], false);

@@ -85,7 +85,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Run(cfg) => (cfg, None),
-        Command::Once { config, dry_run } => (config, Some(dry_run)),
+        Command::Once {
+            config,
+            dry_run,
+            json,
+        } => (config, Some((dry_run, json))),
     };
     let tls = match load_tls(&cfg) {
         Ok(tls) => tls,
@@ -132,8 +136,8 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot drop capabilities: {e}"),
     }
     let status = match once {
-        Some(dry_run) => {
-            let (status, line) = daemon.once(dry_run);
+        Some((dry_run, json)) => {
+            let (status, line) = daemon.once(dry_run, json);
             say(std::io::stdout(), &line);
             status
         }

@@ -611,3 +611,76 @@ fn lab_pcap_reader_and_arp_decoder() {
         ]
     );
 }
+
+#[test]
+fn once_json_and_the_daemons_status_file_describe_the_state() {
+    gate!("once_json_and_the_daemons_status_file_describe_the_state");
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, "node2");
+    let out = lab.once(&["--once", "--dry-run", "--json"]);
+    expect_code(&out, 0, "--once --dry-run --json, another node leads");
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("--json printed no JSON object ({e}): {:?}", out.stdout));
+    assert_eq!(v["leader"], "node2", "{v}");
+    assert_eq!(v["dcs"], "leader", "{v}");
+    assert_eq!(v["node"], NODE_NAME, "{v}");
+    assert_eq!(v["vip"], format!("{VIP}/{VIP_LEN}"), "{v}");
+    assert_eq!(
+        (
+            v["desired"].as_str(),
+            v["actual"].as_str(),
+            v["action"].as_str()
+        ),
+        (Some("absent"), Some("absent"), Some("none")),
+        "{v}"
+    );
+    assert!(v["error"].is_null(), "{v}");
+
+    // The daemon keeps the state in the status file and rewrites it on a change.
+    let dir = TempDir::new(&lab.lab, "status");
+    let file = dir.path.join("vipd.json");
+    let path = file.display().to_string();
+    let mut vipd = lab.vipd(&[
+        "--interval",
+        "200",
+        "--announce-count",
+        "1",
+        "--status-file",
+        &path,
+    ]);
+    let read = || fs_json(&file);
+    let seen = wait_until(Duration::from_secs(5), POLL, || {
+        read().is_some_and(|v| v["leader"] == "node2")
+    });
+    assert!(seen.is_some(), "status file not written\n{}", vipd.log());
+    lab.etcd.put(KEY, NODE_NAME);
+    let seen = wait_until(Duration::from_secs(5), POLL, || {
+        read().is_some_and(|v| {
+            v["leader"] == NODE_NAME && v["desired"] == "present" && v["actual"] == "present"
+        })
+    });
+    assert!(
+        seen.is_some(),
+        "status file not rewritten after the move: {:?}\n{}",
+        read(),
+        vipd.log()
+    );
+    let v = read().unwrap();
+    assert!(
+        v["last_dcs_success"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
+    assert!(lab.has_vip());
+    vipd.signal("TERM");
+    assert_eq!(
+        vipd.wait_timeout(Duration::from_secs(5))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+fn fs_json(path: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}

@@ -120,6 +120,7 @@ fn defaults() {
             consul_token: None,
             interval: Duration::from_millis(1000),
             dcs_grace: Grace::After(Duration::from_millis(10_000)),
+            status_file: None,
             keep_on_exit: false,
             announce_count: 3,
             announce_interval: Duration::from_millis(1000),
@@ -744,19 +745,27 @@ fn commands() {
         Command::Help
     );
     match run(&base_with(&["--once"]), &[]).unwrap().command {
-        Command::Once { dry_run, config } => {
-            assert!(!dry_run);
+        Command::Once {
+            dry_run,
+            config,
+            json,
+        } => {
+            assert!(!dry_run && !json);
             assert_eq!(config.interface, "eth0");
         }
         other => panic!("{other:?}"),
     }
-    match run(&base_with(&["--dry-run", "--once"]), &[])
+    match run(&base_with(&["--dry-run", "--once", "--json"]), &[])
         .unwrap()
         .command
     {
-        Command::Once { dry_run, .. } => assert!(dry_run),
+        Command::Once { dry_run, json, .. } => assert!(dry_run && json),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        run(&base_with(&["--json"]), &[]).unwrap_err().0,
+        "--json: only valid with --once"
+    );
     assert_eq!(
         error(&base_with(&["--dry-run"]), &[]),
         "--dry-run: only valid with --once"
