@@ -13,7 +13,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 /// The largest reply head (status line and headers) accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -360,7 +363,6 @@ impl Plain {
         Ok(Stream {
             conn,
             raw,
-            timeout: None,
             limit: self.limit,
         })
     }
@@ -372,8 +374,6 @@ pub struct Stream {
     conn: TcpStream,
     /// Received bytes not yet decoded (a chunk header or a chunk not yet complete).
     raw: Vec<u8>,
-    /// The socket timeout now set (set again only when it changes).
-    timeout: Option<Duration>,
     limit: usize,
 }
 
@@ -400,14 +400,19 @@ impl Stream {
             if left < Duration::from_millis(1) {
                 return Err(StreamEnd::Deadline);
             }
-            // A whole number of milliseconds, so that an unchanged remainder is
-            // not set again.
-            let left = Duration::from_millis(left.as_millis().min(86_400_000) as u64);
-            if self.timeout != Some(left) {
-                self.conn
-                    .set_read_timeout(Some(left))
-                    .map_err(|e| StreamEnd::Closed(e.to_string()))?;
-                self.timeout = Some(left);
+            // Wait with poll(2): an idle turn ends in this one system call (a socket
+            // timeout would cost a setsockopt and a failed read). Rounded up to the
+            // millisecond so that the wait never ends before the deadline.
+            let ms = left.as_micros().div_ceil(1000).min(86_400_000) as u32;
+            let mut fds = [PollFd::new(self.conn.as_fd(), PollFlags::POLLIN)];
+            match nix::poll::poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(0) => return Err(StreamEnd::Deadline),
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => return Err(StreamEnd::Interrupted),
+                Err(e) => return Err(StreamEnd::Closed(e.to_string())),
             }
             match self.conn.read(&mut chunk) {
                 Ok(0) => return Err(StreamEnd::Closed("closed by the server".into())),
