@@ -409,13 +409,7 @@ impl Etcd {
             .send(body)
             .map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_REPLY)
-            .read_to_vec()
-            .map_err(|e| describe(&e))?;
-        Ok((status, body))
+        Ok((status, http::read_body(&mut resp)?))
     }
 
     /// Find the API prefix of endpoint `i` once (`GET /version`).
@@ -433,12 +427,7 @@ impl Etcd {
             .call()
             .map_err(|e| describe(&e))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_REPLY)
-            .read_to_vec()
-            .map_err(|e| describe(&e))?;
+        let body = http::read_body(&mut resp)?;
         if status != 200 {
             return Err(format!("GET /version: HTTP {status}"));
         }
