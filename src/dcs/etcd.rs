@@ -283,6 +283,16 @@ struct Endpoint {
     plain: Option<super::plain::Plain>,
 }
 
+/// Run `f` with the headers of every etcd request: `Grpc-Metadata-hasleader` (so a
+/// member without quorum fails fast) and the auth token when there is one.
+fn with_headers<R>(token: &Option<String>, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
+    const HASLEADER: (&str, &str) = ("Grpc-Metadata-hasleader", "true");
+    match token {
+        Some(token) => f(&[HASLEADER, ("Authorization", token.as_str())]),
+        None => f(&[HASLEADER]),
+    }
+}
+
 /// The lean client for `base` when it is `http://<IP literal>[:port]` without a path.
 fn plain_client(base: &str, interval: Duration) -> Option<super::plain::Plain> {
     let uri: ureq::http::Uri = base.parse().ok()?;
@@ -397,12 +407,10 @@ impl Etcd {
     ) -> Result<(u16, Vec<u8>), String> {
         let ep = &mut self.endpoints[i];
         if let Some(plain) = ep.plain.as_mut() {
-            let path = format!("{}{path}", ep.prefix.unwrap_or("/v3"));
-            let mut headers = vec![("Grpc-Metadata-hasleader", "true")];
-            if let Some(token) = &self.token {
-                headers.push(("Authorization", token.as_str()));
-            }
-            return plain.post(&path, &headers, body, deadline);
+            let prefix = ep.prefix.unwrap_or("/v3");
+            return with_headers(&self.token, |headers| {
+                plain.post(&[prefix, path], headers, body, deadline)
+            });
         }
         let mut resp = self
             .request(i, path, Some(deadline))
@@ -607,17 +615,14 @@ impl Etcd {
             base64::encode(&self.key)
         );
         if let Some(plain) = &self.endpoints[i].plain {
-            let path = format!("{}/watch", self.endpoints[i].prefix.unwrap_or("/v3"));
-            let mut headers = vec![("Grpc-Metadata-hasleader", "true")];
-            if let Some(token) = &self.token {
-                headers.push(("Authorization", token.as_str()));
-            }
-            let stream = plain
-                .open_stream(&path, &headers, &body, deadline)
-                .map_err(|e| {
-                    log::debug!("watch on {}: {e}", self.endpoints[i].base);
-                    Wait::Reread
-                })?;
+            let prefix = self.endpoints[i].prefix.unwrap_or("/v3");
+            let stream = with_headers(&self.token, |headers| {
+                plain.open_stream(&[prefix, "/watch"], headers, &body, deadline)
+            })
+            .map_err(|e| {
+                log::debug!("watch on {}: {e}", self.endpoints[i].base);
+                Wait::Reread
+            })?;
             self.line.clear();
             return Ok(WatchStream {
                 source: Source::Plain(stream),

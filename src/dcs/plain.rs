@@ -154,6 +154,32 @@ pub fn dechunk(buf: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, Str
     }
 }
 
+/// A POST request with a JSON `body`; `path` is written piece by piece (an API prefix
+/// and a method) so that the caller need not allocate it.
+fn write_request(
+    out: &mut Vec<u8>,
+    host: &str,
+    path: &[&str],
+    headers: &[(&str, &str)],
+    body: &str,
+) {
+    out.extend_from_slice(b"POST ");
+    for piece in path {
+        out.extend_from_slice(piece.as_bytes());
+    }
+    let _ = write!(
+        out,
+        " HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vipd/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        body.len()
+    );
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}
+
 /// One endpoint's kept-alive connection.
 pub struct Plain {
     addr: SocketAddr,
@@ -186,24 +212,13 @@ impl Plain {
     /// A connection the server closed while idle is replaced once.
     pub fn post(
         &mut self,
-        path: &str,
+        path: &[&str],
         headers: &[(&str, &str)],
         body: &str,
         deadline: Instant,
     ) -> Result<(u16, Vec<u8>), String> {
         self.request.clear();
-        let _ = write!(
-            self.request,
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vipd/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.host,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        for (name, value) in headers {
-            let _ = write!(self.request, "{name}: {value}\r\n");
-        }
-        self.request.extend_from_slice(b"\r\n");
-        self.request.extend_from_slice(body.as_bytes());
+        write_request(&mut self.request, &self.host, path, headers, body);
         let reused = self.conn.is_some();
         match self.exchange(deadline) {
             Err(Retry::Fresh) if reused => {
@@ -310,24 +325,13 @@ impl Plain {
     /// connection of its own, and read the reply head; the stream reads the body.
     pub fn open_stream(
         &self,
-        path: &str,
+        path: &[&str],
         headers: &[(&str, &str)],
         body: &str,
         deadline: Instant,
     ) -> Result<Stream, String> {
         let mut request = Vec::with_capacity(256 + body.len());
-        let _ = write!(
-            request,
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vipd/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            self.host,
-            env!("CARGO_PKG_VERSION"),
-            body.len()
-        );
-        for (name, value) in headers {
-            let _ = write!(request, "{name}: {value}\r\n");
-        }
-        request.extend_from_slice(b"\r\n");
-        request.extend_from_slice(body.as_bytes());
+        write_request(&mut request, &self.host, path, headers, body);
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(50));
@@ -636,7 +640,7 @@ mod tests {
         for i in 0..5 {
             let (status, body) = c
                 .post(
-                    "/v3/kv/range",
+                    &["/v3/kv/range"],
                     &[("Grpc-Metadata-hasleader", "true")],
                     "{}",
                     soon(),
@@ -654,7 +658,10 @@ mod tests {
         });
         let mut c = client(addr);
         for _ in 0..3 {
-            assert_eq!(c.post("/", &[], "", soon()).unwrap(), (200, b"ok".to_vec()));
+            assert_eq!(
+                c.post(&["/"], &[], "", soon()).unwrap(),
+                (200, b"ok".to_vec())
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(conns.load(Ordering::SeqCst), 3);
@@ -666,12 +673,12 @@ mod tests {
             b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nno \r\n6\r\nleader\r\n0\r\n\r\n".to_vec()
         });
         assert_eq!(
-            client(addr).post("/", &[], "", soon()).unwrap(),
+            client(addr).post(&["/"], &[], "", soon()).unwrap(),
             (503, b"no leader".to_vec())
         );
         let (addr, _) = server(1, |_| b"HTTP/1.0 200 OK\r\n\r\nold".to_vec());
         assert_eq!(
-            client(addr).post("/", &[], "", soon()).unwrap(),
+            client(addr).post(&["/"], &[], "", soon()).unwrap(),
             (200, b"old".to_vec())
         );
     }
@@ -683,14 +690,14 @@ mod tests {
         });
         assert!(
             client(addr)
-                .post("/", &[], "", soon())
+                .post(&["/"], &[], "", soon())
                 .unwrap_err()
                 .contains("larger than 1024")
         );
         let (addr, _) = server(100, |_| b"garbage\r\n\r\n".to_vec());
         assert!(
             client(addr)
-                .post("/", &[], "", soon())
+                .post(&["/"], &[], "", soon())
                 .unwrap_err()
                 .contains("bad status line")
         );
@@ -713,7 +720,7 @@ mod tests {
             }
         });
         let c = client(addr);
-        let mut stream = c.open_stream("/v3/watch", &[], "{}", soon()).unwrap();
+        let mut stream = c.open_stream(&["/v3/watch"], &[], "{}", soon()).unwrap();
         let mut out = Vec::new();
         let short = || Instant::now() + Duration::from_millis(50);
         assert_eq!(
@@ -745,7 +752,7 @@ mod tests {
         let mut c = Plain::new(addr, "x", Duration::from_millis(200), 1024);
         let t = Instant::now();
         let err = c
-            .post("/", &[], "", Instant::now() + Duration::from_millis(100))
+            .post(&["/"], &[], "", Instant::now() + Duration::from_millis(100))
             .unwrap_err();
         assert!(err.contains("timed out"), "{err}");
         assert!(t.elapsed() < Duration::from_secs(2));
