@@ -237,3 +237,87 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
     k.del(eth0, VIP6, 64).expect("EADDRNOTAVAIL is success");
     assert_eq!(k.vip_prefixes(eth0, VIP6).unwrap(), [] as [u8; 0]);
 }
+
+/// `Kernel::link` asks the kernel only when a link notification says something may
+/// have changed, and then its answer is what `ip link` shows: every kind of change
+/// (carrier, admin state, address, a flap between two looks, removal, re-creation,
+/// rename) is seen at the next look, and nothing is read while nothing changed.
+#[test]
+fn link_answers_follow_every_change_and_cost_nothing_while_idle() {
+    if !common::require_root("link_answers_follow_every_change_and_cost_nothing_while_idle") {
+        return;
+    }
+    let ns = Netns::create(format!("vipdlk{}", std::process::id()));
+    let make_pair = || {
+        ns.ip(&[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+        ]);
+        ns.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        ns.ip(&["link", "set", "eth1", "up"]);
+    };
+    make_pair();
+    let index_of = |dev: &str| -> u32 {
+        ns.ip(&["-o", "link", "show", dev])
+            .split(':')
+            .next()
+            .and_then(|i| i.trim().parse().ok())
+            .expect("an index")
+    };
+    let mut k = ns.run_inside(|| Kernel::open().expect("open"));
+
+    let first = k.link("eth0").unwrap().expect("eth0 exists");
+    assert!(first.up);
+    assert_eq!(first.index, index_of("eth0"));
+    let reads = k.link_reads();
+    for _ in 0..10 {
+        assert_eq!(k.link("eth0").unwrap(), Some(first));
+    }
+    assert_eq!(k.link_reads(), reads, "nothing changed, nothing read");
+    // Address changes are not link changes, and the answer stays.
+    k.add(first.index, v4(VIP, 24)).unwrap();
+    assert_eq!(k.link("eth0").unwrap(), Some(first));
+    k.del(first.index, VIP, 24).unwrap();
+
+    // Carrier lost (the peer goes down), then back.
+    ns.ip(&["link", "set", "eth1", "down"]);
+    let down = k.link("eth0").unwrap().unwrap();
+    assert!(!down.up, "no carrier with the peer down");
+    assert!(k.link_reads() > reads);
+    ns.ip(&["link", "set", "eth1", "up"]);
+    let back = k.link("eth0").unwrap().unwrap();
+    assert!(back.up);
+    assert!(back.carrier_changes > first.carrier_changes);
+
+    // A flap between two looks: up both times, but the count moved.
+    ns.ip(&["link", "set", "eth0", "down"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    let flapped = k.link("eth0").unwrap().unwrap();
+    assert!(
+        flapped.carrier_changes > back.carrier_changes,
+        "{flapped:?}"
+    );
+
+    // A new hardware address.
+    ns.ip(&["link", "set", "eth0", "address", "00:00:5e:00:53:02"]);
+    let moved = k.link("eth0").unwrap().unwrap();
+    assert_eq!(moved.mac, [0x00, 0x00, 0x5e, 0x00, 0x53, 0x02]);
+
+    // Renamed away, gone, made again (a new index), and renamed back.
+    ns.ip(&["link", "set", "eth0", "name", "eth9"]);
+    assert_eq!(k.link("eth0").unwrap(), None);
+    assert_eq!(k.link("eth9").unwrap().map(|l| l.index), Some(first.index));
+    ns.ip(&["link", "del", "eth9"]);
+    assert_eq!(k.link("eth9").unwrap(), None);
+    make_pair();
+    let again = k.link("eth0").unwrap().expect("eth0 again");
+    assert_eq!(again.index, index_of("eth0"));
+    assert_ne!(again.index, first.index);
+
+    // Idle again: no more reads.
+    let reads = k.link_reads();
+    for _ in 0..10 {
+        assert_eq!(k.link("eth0").unwrap(), Some(again));
+    }
+    assert_eq!(k.link_reads(), reads);
+}

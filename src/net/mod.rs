@@ -27,7 +27,7 @@ impl fmt::Display for Vip {
     }
 }
 
-/// What the daemon needs to know of the interface, read afresh each turn.
+/// What the daemon needs to know of the interface, as the kernel has it at each turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkInfo {
     pub index: u32,

@@ -60,6 +60,9 @@ const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 /// Interface names are at most `IFNAMSIZ - 1` = 15 bytes.
 const IFNAMSIZ: usize = 16;
 
+/// The multicast group of link changes (`RTMGRP_LINK`), as a bind mask.
+const RTMGRP_LINK: u32 = 0x1;
+
 const IFF_UP: u32 = 0x1;
 const IFF_LOWER_UP: u32 = 0x1_0000;
 
@@ -78,6 +81,9 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Receive buffer size: the kernel never builds a netlink datagram larger than
 /// 32 KiB for a reader offering this much (`netlink_recvmsg`, `netlink_dump`).
 const RECV_BUF_LEN: usize = 32 * 1024;
+/// At most this many queued link notifications are read in one look; more means
+/// "changed" all the same.
+const MAX_EVENTS_PER_LOOK: usize = 64;
 /// A dump marked `NLM_F_DUMP_INTR` (the table changed during it) is repeated up to
 /// this many times in all.
 const DUMP_ATTEMPTS: usize = 3;
@@ -672,6 +678,16 @@ pub fn parse(buf: &[u8]) -> Messages<'_> {
 /// privileges could be dropped afterwards). One request is in flight at a time;
 /// replies are matched by sequence number and port id, and anything else on the
 /// socket (such as a late reply to a request that timed out) is skipped.
+///
+/// Addresses are dumped afresh on every [`AddrBackend::vip_prefixes`]. The link is
+/// read with `RTM_GETLINK` only when it may have changed: a second socket listens
+/// to the kernel's link notifications (`RTMGRP_LINK`), and [`AddrBackend::link`]
+/// answers from its last reading while none has arrived since. Every change of
+/// flags, carrier, address, name or existence of any interface is notified, so the
+/// answer is what a fresh `RTM_GETLINK` would say; a lost notification (the queue
+/// overflowed: `ENOBUFS`), an error, or a socket that could not be opened all mean
+/// "read it". This saves the idle loop the most expensive request it made
+/// (the kernel fills a full `ifinfomsg` with statistics for it).
 #[derive(Debug)]
 pub struct Kernel {
     nl: Socket,
@@ -679,6 +695,12 @@ pub struct Kernel {
     port: u32,
     seq: u32,
     packet: Option<PacketSocket>,
+    /// Non-blocking, subscribed to `RTMGRP_LINK`; `None` if it could not be opened.
+    link_events: Option<Socket>,
+    /// The last `link()` answer and the name it is for, while still valid.
+    link_cache: Option<(String, Option<LinkInfo>)>,
+    /// How many `RTM_GETLINK` requests were sent, see [`Kernel::link_reads`].
+    link_reads: u64,
     /// Label and `noprefixroute` for addresses [`AddrBackend::add`] adds.
     addr_options: AddrOptions,
     req: Vec<u8>,
@@ -731,11 +753,17 @@ impl Kernel {
         }
         nl.bind_netlink(0).map_err(|e| NetError::io(op, &e))?;
         let port = nl.netlink_port().map_err(|e| NetError::io(op, &e))?;
+        let link_events = open_link_events()
+            .map_err(|e| log::debug!("no link notifications, reading the link every turn: {e}"))
+            .ok();
         Ok(Kernel {
             nl,
             port,
             seq: 0,
             packet: None,
+            link_events,
+            link_cache: None,
+            link_reads: 0,
             addr_options: AddrOptions::default(),
             req: Vec::with_capacity(64),
             buf: vec![0; RECV_BUF_LEN],
@@ -788,6 +816,74 @@ impl Kernel {
     /// (none by default).
     pub fn set_addr_options(&mut self, options: AddrOptions) {
         self.addr_options = options;
+    }
+
+    /// How many times [`AddrBackend::link`] asked the kernel (`RTM_GETLINK`) rather
+    /// than answering from its last reading.
+    pub fn link_reads(&self) -> u64 {
+        self.link_reads
+    }
+
+    /// `RTM_GETLINK` for the interface called `name`; `None` if there is none.
+    fn read_link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
+        let op = || format!("look up interface {name:?}");
+        self.link_reads += 1;
+        let seq = self.next_seq();
+        link_request(&mut self.req, seq, name).map_err(|e| NetError {
+            op: op(),
+            errno: libc::EINVAL,
+            extack: Some(e.to_string()),
+        })?;
+        let mut link = None;
+        let result = self.transact(Until::Reply, op, |payload| {
+            if let Payload::NewLink(l) = payload {
+                link = Some(*l);
+            }
+        });
+        match result {
+            Ok(_) => {}
+            Err(e) if e.errno == libc::ENODEV => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let Some(link) = link else {
+            return Err(NetError {
+                op: op(),
+                errno: libc::EBADMSG,
+                extack: Some("the kernel's reply is not RTM_NEWLINK".to_string()),
+            });
+        };
+        Ok(Some(LinkInfo {
+            index: link.index,
+            up: link.is_up(),
+            mac: link.mac.unwrap_or([0; 6]),
+            carrier_changes: link.carrier_changes,
+        }))
+    }
+
+    /// Whether the link may have changed since the last [`AddrBackend::link`]
+    /// reading: reads (and drops) every queued link notification.
+    fn link_may_have_changed(&mut self) -> bool {
+        let Some(events) = &self.link_events else {
+            return true;
+        };
+        let mut changed = false;
+        for _ in 0..MAX_EVENTS_PER_LOOK {
+            match events.recv_netlink(&mut self.buf) {
+                // From the kernel: a notification (RTM_NEWLINK or RTM_DELLINK).
+                Ok((_, 0)) => changed = true,
+                // Nothing sends to this socket but the kernel; ignore others.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return changed,
+                // ENOBUFS: notifications were lost. Anything else: don't trust it.
+                Err(e) => {
+                    if e.raw_os_error() != Some(libc::ENOBUFS) {
+                        log::debug!("reading link notifications: {e}");
+                    }
+                    changed = true;
+                }
+            }
+        }
+        true
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -904,39 +1000,31 @@ fn timed_out(op: String) -> NetError {
     }
 }
 
+/// A non-blocking `NETLINK_ROUTE` socket subscribed to link notifications.
+fn open_link_events() -> std::io::Result<Socket> {
+    let events = Socket::new(
+        libc::AF_NETLINK,
+        libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+        libc::NETLINK_ROUTE,
+    )?;
+    events.bind_netlink_groups(0, RTMGRP_LINK)?;
+    Ok(events)
+}
+
 impl AddrBackend for Kernel {
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
-        let op = || format!("look up interface {name:?}");
-        let seq = self.next_seq();
-        link_request(&mut self.req, seq, name).map_err(|e| NetError {
-            op: op(),
-            errno: libc::EINVAL,
-            extack: Some(e.to_string()),
-        })?;
-        let mut link = None;
-        let result = self.transact(Until::Reply, op, |payload| {
-            if let Payload::NewLink(l) = payload {
-                link = Some(*l);
+        // Subscribed before the first reading, so any change after a reading is
+        // queued by the time of the next look.
+        let changed = self.link_may_have_changed();
+        if let Some((cached_name, info)) = &self.link_cache {
+            if !changed && cached_name == name {
+                return Ok(*info);
             }
-        });
-        match result {
-            Ok(_) => {}
-            Err(e) if e.errno == libc::ENODEV => return Ok(None),
-            Err(e) => return Err(e),
         }
-        let Some(link) = link else {
-            return Err(NetError {
-                op: op(),
-                errno: libc::EBADMSG,
-                extack: Some("the kernel's reply is not RTM_NEWLINK".to_string()),
-            });
-        };
-        Ok(Some(LinkInfo {
-            index: link.index,
-            up: link.is_up(),
-            mac: link.mac.unwrap_or([0; 6]),
-            carrier_changes: link.carrier_changes,
-        }))
+        self.link_cache = None;
+        let info = self.read_link(name)?;
+        self.link_cache = Some((name.to_string(), info));
+        Ok(info)
     }
 
     fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
