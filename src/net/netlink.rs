@@ -60,8 +60,11 @@ const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 /// Interface names are at most `IFNAMSIZ - 1` = 15 bytes.
 const IFNAMSIZ: usize = 16;
 
-/// The multicast group of link changes (`RTMGRP_LINK`), as a bind mask.
+/// The multicast groups of link and address changes (`RTMGRP_LINK`,
+/// `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR`), as a bind mask.
 const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 
 const IFF_UP: u32 = 0x1;
 const IFF_LOWER_UP: u32 = 0x1_0000;
@@ -81,7 +84,7 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Receive buffer size: the kernel never builds a netlink datagram larger than
 /// 32 KiB for a reader offering this much (`netlink_recvmsg`, `netlink_dump`).
 const RECV_BUF_LEN: usize = 32 * 1024;
-/// At most this many queued link notifications are read in one look; more means
+/// At most this many queued notifications are read in one look; more means
 /// "changed" all the same.
 const MAX_EVENTS_PER_LOOK: usize = 64;
 /// A dump marked `NLM_F_DUMP_INTR` (the table changed during it) is repeated up to
@@ -679,15 +682,19 @@ pub fn parse(buf: &[u8]) -> Messages<'_> {
 /// replies are matched by sequence number and port id, and anything else on the
 /// socket (such as a late reply to a request that timed out) is skipped.
 ///
-/// Addresses are dumped afresh on every [`AddrBackend::vip_prefixes`]. The link is
-/// read with `RTM_GETLINK` only when it may have changed: a second socket listens
-/// to the kernel's link notifications (`RTMGRP_LINK`), and [`AddrBackend::link`]
-/// answers from its last reading while none has arrived since. Every change of
-/// flags, carrier, address, name or existence of any interface is notified, so the
-/// answer is what a fresh `RTM_GETLINK` would say; a lost notification (the queue
-/// overflowed: `ENOBUFS`), an error, or a socket that could not be opened all mean
-/// "read it". This saves the idle loop the most expensive request it made
-/// (the kernel fills a full `ifinfomsg` with statistics for it).
+/// The kernel is asked (an `RTM_GETLINK`, an `RTM_GETADDR` dump) only when its state
+/// may have changed: a second socket listens to the kernel's notifications of link
+/// and address changes (`RTMGRP_LINK`, `RTMGRP_*_IFADDR`), and [`AddrBackend::link`]
+/// and [`AddrBackend::vip_prefixes`] answer from their last reading while none has
+/// arrived since. The kernel notifies every change of an interface's flags,
+/// carrier, hardware address, name or existence and every address added or
+/// removed (by anyone, vipd included), so such an answer is what a fresh request
+/// would return. A lost notification (the queue overflowed, or the kernel could
+/// not allocate one: the socket then reports `ENOBUFS`), any other error, and a
+/// socket that could not be opened all mean "read it". This is how the idle loop
+/// gets by without its two most expensive requests (the kernel fills a whole
+/// `ifinfomsg` with statistics for `RTM_GETLINK`), and still sees a change made
+/// between two turns at the next one.
 #[derive(Debug)]
 pub struct Kernel {
     nl: Socket,
@@ -695,12 +702,20 @@ pub struct Kernel {
     port: u32,
     seq: u32,
     packet: Option<PacketSocket>,
-    /// Non-blocking, subscribed to `RTMGRP_LINK`; `None` if it could not be opened.
-    link_events: Option<Socket>,
-    /// The last `link()` answer and the name it is for, while still valid.
+    /// Non-blocking, subscribed to link and address changes; `None` if it could not
+    /// be opened.
+    events: Option<Socket>,
+    /// The last `link()` answer and the name it is for.
     link_cache: Option<(String, Option<LinkInfo>)>,
-    /// How many `RTM_GETLINK` requests were sent, see [`Kernel::link_reads`].
+    /// The last `vip_prefixes()` answer and the interface and address it is for.
+    addr_cache: Option<(u32, IpAddr, Vec<u8>)>,
+    /// A change may have happened since the link (addresses) were last read.
+    link_stale: bool,
+    addrs_stale: bool,
+    /// How many `RTM_GETLINK` requests and address dumps were sent, see
+    /// [`Kernel::reads`].
     link_reads: u64,
+    addr_reads: u64,
     /// Label and `noprefixroute` for addresses [`AddrBackend::add`] adds.
     addr_options: AddrOptions,
     req: Vec<u8>,
@@ -753,17 +768,21 @@ impl Kernel {
         }
         nl.bind_netlink(0).map_err(|e| NetError::io(op, &e))?;
         let port = nl.netlink_port().map_err(|e| NetError::io(op, &e))?;
-        let link_events = open_link_events()
-            .map_err(|e| log::debug!("no link notifications, reading the link every turn: {e}"))
+        let events = open_change_events()
+            .map_err(|e| log::debug!("no change notifications, reading the kernel every turn: {e}"))
             .ok();
         Ok(Kernel {
             nl,
             port,
             seq: 0,
             packet: None,
-            link_events,
+            events,
             link_cache: None,
+            addr_cache: None,
+            link_stale: true,
+            addrs_stale: true,
             link_reads: 0,
+            addr_reads: 0,
             addr_options: AddrOptions::default(),
             req: Vec::with_capacity(64),
             buf: vec![0; RECV_BUF_LEN],
@@ -818,10 +837,11 @@ impl Kernel {
         self.addr_options = options;
     }
 
-    /// How many times [`AddrBackend::link`] asked the kernel (`RTM_GETLINK`) rather
-    /// than answering from its last reading.
-    pub fn link_reads(&self) -> u64 {
-        self.link_reads
+    /// How many times [`AddrBackend::link`] and [`AddrBackend::vip_prefixes`] asked
+    /// the kernel (`RTM_GETLINK`, `RTM_GETADDR`) rather than answering from their
+    /// last reading.
+    pub fn reads(&self) -> (u64, u64) {
+        (self.link_reads, self.addr_reads)
     }
 
     /// `RTM_GETLINK` for the interface called `name`; `None` if there is none.
@@ -860,30 +880,39 @@ impl Kernel {
         }))
     }
 
-    /// Whether the link may have changed since the last [`AddrBackend::link`]
-    /// reading: reads (and drops) every queued link notification.
-    fn link_may_have_changed(&mut self) -> bool {
-        let Some(events) = &self.link_events else {
-            return true;
+    /// Reads (and drops) every queued change notification; any at all, or any
+    /// doubt, marks both the link and the addresses for a fresh reading.
+    fn look_for_changes(&mut self) {
+        let Some(events) = &self.events else {
+            self.link_stale = true;
+            self.addrs_stale = true;
+            return;
         };
         let mut changed = false;
+        let mut emptied = false;
         for _ in 0..MAX_EVENTS_PER_LOOK {
             match events.recv_netlink(&mut self.buf) {
-                // From the kernel: a notification (RTM_NEWLINK or RTM_DELLINK).
+                // From the kernel: RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR.
                 Ok((_, 0)) => changed = true,
-                // Nothing sends to this socket but the kernel; ignore others.
+                // Nothing but the kernel sends to this socket; ignore anyone else.
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return changed,
-                // ENOBUFS: notifications were lost. Anything else: don't trust it.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    emptied = true;
+                    break;
+                }
+                // Notifications were lost; read on to empty the queue.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => changed = true,
                 Err(e) => {
-                    if e.raw_os_error() != Some(libc::ENOBUFS) {
-                        log::debug!("reading link notifications: {e}");
-                    }
+                    log::debug!("reading change notifications: {e}");
                     changed = true;
+                    break;
                 }
             }
         }
-        true
+        if changed || !emptied {
+            self.link_stale = true;
+            self.addrs_stale = true;
+        }
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -1000,14 +1029,15 @@ fn timed_out(op: String) -> NetError {
     }
 }
 
-/// A non-blocking `NETLINK_ROUTE` socket subscribed to link notifications.
-fn open_link_events() -> std::io::Result<Socket> {
+/// A non-blocking `NETLINK_ROUTE` socket subscribed to link and address
+/// notifications.
+fn open_change_events() -> std::io::Result<Socket> {
     let events = Socket::new(
         libc::AF_NETLINK,
         libc::SOCK_RAW | libc::SOCK_NONBLOCK,
         libc::NETLINK_ROUTE,
     )?;
-    events.bind_netlink_groups(0, RTMGRP_LINK)?;
+    events.bind_netlink_groups(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)?;
     Ok(events)
 }
 
@@ -1015,24 +1045,38 @@ impl AddrBackend for Kernel {
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
         // Subscribed before the first reading, so any change after a reading is
         // queued by the time of the next look.
-        let changed = self.link_may_have_changed();
+        self.look_for_changes();
         if let Some((cached_name, info)) = &self.link_cache {
-            if !changed && cached_name == name {
+            if !self.link_stale && cached_name == name {
                 return Ok(*info);
             }
         }
         self.link_cache = None;
         let info = self.read_link(name)?;
         self.link_cache = Some((name.to_string(), info));
+        self.link_stale = false;
         Ok(info)
     }
 
     fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
+        self.look_for_changes();
+        if let Some((cached_index, cached_addr, prefixes)) = &self.addr_cache {
+            if !self.addrs_stale && *cached_index == ifindex && *cached_addr == addr {
+                return Ok(prefixes.clone());
+            }
+        }
+        self.addr_cache = None;
+        self.addr_reads += 1;
         let addrs = self.addresses(family_of(addr), ifindex)?;
-        Ok(prefixes_of(&addrs, ifindex, addr))
+        let prefixes = prefixes_of(&addrs, ifindex, addr);
+        self.addr_cache = Some((ifindex, addr, prefixes.clone()));
+        self.addrs_stale = false;
+        Ok(prefixes)
     }
 
     fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError> {
+        // Its notification will say so too; whatever happens, read afresh.
+        self.addrs_stale = true;
         let seq = self.next_seq();
         addr_request_with(
             &mut self.req,
@@ -1052,6 +1096,7 @@ impl AddrBackend for Kernel {
     }
 
     fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
+        self.addrs_stale = true;
         let seq = self.next_seq();
         addr_request(
             &mut self.req,
