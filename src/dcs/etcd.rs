@@ -82,9 +82,16 @@ fn malformed(why: &str) -> ReplyError {
 
 /// Parse the body of a `kv/range` reply for the single key `key`.
 pub fn parse_range(body: &[u8], key: &[u8]) -> Result<Range, ReplyError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ReplyError::Malformed(format!("invalid JSON: {e}")))?;
-    if let Some(err) = error_object(&v) {
+    parse_range_json(&json(body)?, key)
+}
+
+fn json(body: &[u8]) -> Result<Value, ReplyError> {
+    serde_json::from_slice(body).map_err(|e| ReplyError::Malformed(format!("invalid JSON: {e}")))
+}
+
+/// [`parse_range`] of a reply already parsed as JSON.
+fn parse_range_json(v: &Value, key: &[u8]) -> Result<Range, ReplyError> {
+    if let Some(err) = error_object(v) {
         return Err(err);
     }
     let header = v.get("header").ok_or_else(|| malformed("no header"))?;
@@ -343,6 +350,11 @@ pub struct Etcd {
     /// The watch stream, kept open across turns while it is healthy.
     stream: Option<WatchStream>,
     line: Vec<u8>,
+    /// The last range reply, parsed, kept until the next one is: musl's allocator
+    /// gives an emptied group of slots back to the kernel at once, and the maps of
+    /// the only parse tree alive cost an `mmap`, a page fault and a `munmap` on
+    /// every idle turn when they were dropped at the end of it.
+    last_reply: Value,
 }
 
 impl Etcd {
@@ -368,6 +380,7 @@ impl Etcd {
             revision: None,
             stream: None,
             line: Vec::with_capacity(1024),
+            last_reply: Value::Null,
         }
     }
 
@@ -508,7 +521,12 @@ impl Etcd {
             let reply = self.post(i, "/kv/range", &request, deadline);
             self.range_body = request;
             let (status, body) = reply.map_err(Failure::Transport)?;
-            match parse_range(&body, &self.key) {
+            let parsed = json(&body).and_then(|v| {
+                let range = parse_range_json(&v, &self.key);
+                self.last_reply = v;
+                range
+            });
+            match parsed {
                 Ok(range) => return Ok(range),
                 // An expired token (16), or no token where one is now needed
                 // ("user name is empty", 3, after authentication was enabled).
