@@ -43,7 +43,7 @@ pub struct Head {
 
 /// Parse a reply head from the start of `buf`: `Ok(None)` when it is not complete yet.
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(end) = blank_line(buf) else {
         return if buf.len() > MAX_HEAD {
             Err("reply head too large".into())
         } else {
@@ -52,7 +52,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
     };
     let text =
         std::str::from_utf8(&buf[..end]).map_err(|_| "reply head is not text".to_string())?;
-    let mut lines = text.split("\r\n");
+    // CRLF ends a line; a bare LF is taken as one too (RFC 9112 §2.2 allows it).
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
@@ -104,6 +107,20 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         close,
         len: end + 4,
     }))
+}
+
+/// Where the first `\r\n\r\n` in `buf` starts (a scan for line feeds, which the
+/// idle loop runs on every reply).
+fn blank_line(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = buf.get(from..)?.iter().position(|&b| b == b'\n') {
+        let at = from + i;
+        if at >= 3 && buf.get(at - 3..=at) == Some(b"\r\n\r\n") {
+            return Some(at - 3);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Decode a chunked body from `buf`: `Ok(None)` when it is not complete yet,
@@ -167,17 +184,41 @@ fn write_request(
     for piece in path {
         out.extend_from_slice(piece.as_bytes());
     }
-    let _ = write!(
-        out,
-        " HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vipd/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        env!("CARGO_PKG_VERSION"),
-        body.len()
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(
+        concat!(
+            "\r\nUser-Agent: vipd/",
+            env!("CARGO_PKG_VERSION"),
+            "\r\nContent-Type: application/json\r\nContent-Length: "
+        )
+        .as_bytes(),
     );
+    push_decimal(out, body.len());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        let _ = write!(out, "{name}: {value}\r\n");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.as_bytes());
+}
+
+/// Appends `n` in decimal (without the formatting machinery: this runs every turn).
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// One endpoint's kept-alive connection.
@@ -553,6 +594,51 @@ mod tests {
             );
         }
         assert!(parse_head(&vec![b'x'; MAX_HEAD + 1]).is_err());
+    }
+
+    #[test]
+    fn request_bytes() {
+        let mut out = Vec::new();
+        write_request(
+            &mut out,
+            "192.0.2.1:2379",
+            &["/v3", "/kv/range"],
+            &[
+                ("Grpc-Metadata-hasleader", "true"),
+                ("Authorization", "tok"),
+            ],
+            r#"{"key":"a2V5"}"#,
+        );
+        let want = format!(
+            "POST /v3/kv/range HTTP/1.1\r\nHost: 192.0.2.1:2379\r\nUser-Agent: vipd/{}\r\n\
+             Content-Type: application/json\r\nContent-Length: 14\r\n\
+             Grpc-Metadata-hasleader: true\r\nAuthorization: tok\r\n\r\n{{\"key\":\"a2V5\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        for n in [0, 7, 10, 246, 1000, 65_535, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn blank_lines() {
+        assert_eq!(blank_line(b""), None);
+        assert_eq!(blank_line(b"\n\n\n"), None);
+        assert_eq!(blank_line(b"\r\n\r\n"), Some(0));
+        assert_eq!(blank_line(b"a\r\n\r\nb\r\n\r\n"), Some(1));
+        assert_eq!(blank_line(b"a\r\n\r\r\n\r\n"), Some(4));
+        assert_eq!(blank_line(b"a\r\nb\r\n\r"), None);
+        // A bare LF ends a header line too.
+        let h = parse_head(b"HTTP/1.1 200 OK\nContent-Length: 3\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.close),
+            (200, Framing::Length(3), true)
+        );
     }
 
     #[test]
