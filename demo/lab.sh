@@ -272,6 +272,14 @@ lab_up() {
     lab_msg "lab: namespaces ${LAB_PREFIX}{sw,client,node1..node$n}, bridge $LAB_BRIDGE"
     ns=$(lab_sw_ns)
     _lab_netns_add "$ns" || return 1
+    # A plain layer-2 switch: where the host has br_netfilter loaded (Docker does),
+    # bridged frames would otherwise pass the host's iptables hooks, and the
+    # benchmark would measure the host's firewall. Per namespace since Linux 5.3.
+    if [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
+        ip netns exec "$ns" sysctl -q -w net.bridge.bridge-nf-call-iptables=0 \
+            net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0 \
+            >/dev/null 2>&1 || true
+    fi
     ip -n "$ns" link add "$LAB_BRIDGE" type bridge &&
         ip -n "$ns" addr add "$LAB_SW_IP/$LAB_PREFIXLEN" dev "$LAB_BRIDGE" &&
         ip -n "$ns" link set "$LAB_BRIDGE" up || return 1
