@@ -3,7 +3,7 @@
 #
 # Builds the test lab (demo/lab.sh: a bridge, a real etcd, three node namespaces and
 # a client namespace, documentation addresses only), runs the agents on the three
-# nodes, moves the leader key MOVES times and measures each move with
+# nodes (started at random phases of the interval), moves the leader key MOVES times and measures each move with
 # bench/probe.rs (one clock: t0 just before the HTTP write → VIP on the new node,
 # VIP gone from the old one, first gratuitous ARP in the client namespace; windows
 # with the VIP on two nodes or on none). Then IDLE seconds with a stable leader:
@@ -74,6 +74,10 @@ run_set() {
     local pids=()
     lab_put "$KEY" none
     for i in 1 2 3; do
+        # Random phases, as agents started at different times have: the agents that
+        # poll once per interval then see a move at different moments.
+        local ms=$((RANDOM % INTERVAL))
+        sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
         lab_spawn "$(lab_node_ns "$i")" "$LAB_DIR/$label-node$i.log" "$@" --trigger-value "node$i"
         pids+=("$LAB_LAST_PID")
     done
