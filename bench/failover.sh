@@ -3,10 +3,11 @@
 #
 # Builds the test lab (demo/lab.sh: a bridge, a real etcd, three node namespaces and
 # a client namespace, documentation addresses only), runs the agents on the three
-# nodes (started at random phases of the interval), moves the leader key MOVES times and measures each move with
-# bench/probe.rs (one clock: t0 just before the HTTP write → VIP on the new node,
-# VIP gone from the old one, first gratuitous ARP in the client namespace; windows
-# with the VIP on two nodes or on none). Then IDLE seconds with a stable leader:
+# nodes (started at random phases of the interval), moves the leader key MOVES times
+# (each at a random phase too) and measures each move with bench/probe.rs (one
+# clock: t0 just before the HTTP write → VIP on the new node, VIP gone from the old
+# one, first gratuitous ARP in the client namespace; windows with the VIP on two
+# nodes or on none). Then IDLE seconds with a stable leader:
 # CPU time (utime+stime from /proc/PID/stat, and the exact run time from
 # /proc/PID/schedstat) and peak memory (VmHWM) of each agent.
 #
