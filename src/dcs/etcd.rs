@@ -557,12 +557,12 @@ impl Etcd {
         let mut errors = Vec::new();
         for _ in 0..n {
             let i = self.current;
-            let base = self.endpoints[i].base.clone();
-            match self.range_on(i, deadline) {
+            let e = match self.range_on(i, deadline) {
                 Ok(range) => return Ok(range),
-                Err(Failure::Transport(e)) => errors.push(format!("{base}: {e}")),
-                Err(Failure::Reply(e)) => errors.push(format!("{base}: {e}")),
-            }
+                Err(Failure::Transport(e)) => e,
+                Err(Failure::Reply(e)) => e.to_string(),
+            };
+            errors.push(format!("{}: {e}", self.endpoints[i].base));
             self.current = (i + 1) % n;
             if Instant::now() >= deadline {
                 break;
