@@ -59,6 +59,29 @@ impl Netns {
         run("ip", &all)
     }
 
+    /// A veth pair eth0 (with the documentation MAC) / eth1, both up, without IPv6
+    /// link-local addresses: their duplicate address detection ends at a time of its
+    /// own, with a notification that would make an idle look read.
+    fn veth_pair(&self) {
+        self.ip(&[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+        ]);
+        self.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
+        for dev in ["eth0", "eth1"] {
+            self.ip(&["link", "set", dev, "addrgenmode", "none"]);
+            self.ip(&["link", "set", dev, "up"]);
+        }
+    }
+
+    /// The interface index of `dev`, from `ip -o link show`.
+    fn index_of(&self, dev: &str) -> u32 {
+        self.ip(&["-o", "link", "show", dev])
+            .split(':')
+            .next()
+            .and_then(|i| i.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{dev}'s index"))
+    }
+
     /// Runs `f` on a thread that has entered this namespace, so the sockets it
     /// opens belong to the namespace.
     fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
@@ -106,24 +129,9 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
         return;
     }
     let ns = Netns::create(format!("vipdnl{}", std::process::id()));
-    ns.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-    ]);
-    ns.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
-    ns.ip(&["link", "set", "eth0", "up"]);
-    ns.ip(&["link", "set", "eth1", "up"]);
-    let eth0: u32 = ns
-        .ip(&["-o", "link", "show", "eth0"])
-        .split(':')
-        .next()
-        .and_then(|i| i.trim().parse().ok())
-        .expect("eth0's index");
-    let eth1: u32 = ns
-        .ip(&["-o", "link", "show", "eth1"])
-        .split(':')
-        .next()
-        .and_then(|i| i.trim().parse().ok())
-        .expect("eth1's index");
+    ns.veth_pair();
+    let eth0 = ns.index_of("eth0");
+    let eth1 = ns.index_of("eth1");
     let addrs_of = |dev: &str, family: &str| ns.ip(&[family, "-o", "addr", "show", "dev", dev]);
 
     let mut k = ns.run_inside(|| Kernel::open().expect("open"));
@@ -250,31 +258,12 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
         return;
     }
     let ns = Netns::create(format!("vipdlk{}", std::process::id()));
-    let make_pair = || {
-        ns.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-        ]);
-        ns.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
-        // No IPv6 link-local addresses: their DAD ends at a time of its own, with
-        // a notification that would make an idle look read.
-        for dev in ["eth0", "eth1"] {
-            ns.ip(&["link", "set", dev, "addrgenmode", "none"]);
-            ns.ip(&["link", "set", dev, "up"]);
-        }
-    };
-    make_pair();
-    let index_of = |dev: &str| -> u32 {
-        ns.ip(&["-o", "link", "show", dev])
-            .split(':')
-            .next()
-            .and_then(|i| i.trim().parse().ok())
-            .expect("an index")
-    };
+    ns.veth_pair();
     let mut k = ns.run_inside(|| Kernel::open().expect("open"));
 
     let first = k.link("eth0").unwrap().expect("eth0 exists");
     assert!(first.up);
-    assert_eq!(first.index, index_of("eth0"));
+    assert_eq!(first.index, ns.index_of("eth0"));
     let eth0 = first.index;
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
     let idle = k.reads();
@@ -294,7 +283,7 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [32]);
     ns.ip(&["addr", "add", "192.0.2.50/24", "dev", "eth1"]);
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [32]);
-    assert_eq!(k.vip_prefixes(index_of("eth1"), VIP).unwrap(), [24]);
+    assert_eq!(k.vip_prefixes(ns.index_of("eth1"), VIP).unwrap(), [24]);
     k.del(eth0, VIP, 32).unwrap();
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
     ns.ip(&["addr", "add", "2001:db8::50/64", "dev", "eth0", "nodad"]);
@@ -341,9 +330,9 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     ns.ip(&["link", "del", "eth9"]);
     assert_eq!(k.link("eth9").unwrap(), None);
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    make_pair();
+    ns.veth_pair();
     let again = k.link("eth0").unwrap().expect("eth0 again");
-    assert_eq!(again.index, index_of("eth0"));
+    assert_eq!(again.index, ns.index_of("eth0"));
     assert_ne!(again.index, eth0);
     assert_eq!(k.vip_prefixes(again.index, VIP).unwrap(), [] as [u8; 0]);
     let idle = k.reads();

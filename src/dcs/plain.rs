@@ -149,7 +149,7 @@ pub fn dechunk(buf: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, Str
             if rest.starts_with(b"\r\n") {
                 return Ok(Some((body, data + 2)));
             }
-            return match rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            return match blank_line(rest) {
                 Some(end) => Ok(Some((body, data + end + 4))),
                 None if rest.len() > MAX_HEAD => Err("chunk trailers too large".into()),
                 None => Ok(None),

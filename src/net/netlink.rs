@@ -705,13 +705,12 @@ pub struct Kernel {
     /// Non-blocking, subscribed to link and address changes; `None` if it could not
     /// be opened.
     events: Option<Socket>,
-    /// The last `link()` answer and the name it is for.
+    /// The last `link()` answer and the name it is for; dropped when a change may
+    /// have happened since.
     link_cache: Option<(String, Option<LinkInfo>)>,
-    /// The last `vip_prefixes()` answer and the interface and address it is for.
+    /// The last `vip_prefixes()` answer and the interface and address it is for;
+    /// dropped likewise.
     addr_cache: Option<(u32, IpAddr, Vec<u8>)>,
-    /// A change may have happened since the link (addresses) were last read.
-    link_stale: bool,
-    addrs_stale: bool,
     /// How many `RTM_GETLINK` requests and address dumps were sent, see
     /// [`Kernel::reads`].
     link_reads: u64,
@@ -779,8 +778,6 @@ impl Kernel {
             events,
             link_cache: None,
             addr_cache: None,
-            link_stale: true,
-            addrs_stale: true,
             link_reads: 0,
             addr_reads: 0,
             addr_options: AddrOptions::default(),
@@ -881,38 +878,36 @@ impl Kernel {
     }
 
     /// Reads (and drops) every queued change notification; any at all, or any
-    /// doubt, marks both the link and the addresses for a fresh reading.
+    /// doubt, drops the last answers about the link and the addresses.
     fn look_for_changes(&mut self) {
+        if self.may_have_changed() {
+            self.link_cache = None;
+            self.addr_cache = None;
+        }
+    }
+
+    fn may_have_changed(&mut self) -> bool {
         let Some(events) = &self.events else {
-            self.link_stale = true;
-            self.addrs_stale = true;
-            return;
+            return true;
         };
         let mut changed = false;
-        let mut emptied = false;
         for _ in 0..MAX_EVENTS_PER_LOOK {
             match events.recv_netlink(&mut self.buf) {
                 // From the kernel: RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR.
                 Ok((_, 0)) => changed = true,
                 // Nothing but the kernel sends to this socket; ignore anyone else.
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    emptied = true;
-                    break;
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return changed,
                 // Notifications were lost; read on to empty the queue.
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => changed = true,
                 Err(e) => {
                     log::debug!("reading change notifications: {e}");
-                    changed = true;
-                    break;
+                    return true;
                 }
             }
         }
-        if changed || !emptied {
-            self.link_stale = true;
-            self.addrs_stale = true;
-        }
+        // More than the bound queued: changed all the same.
+        true
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -1047,21 +1042,20 @@ impl AddrBackend for Kernel {
         // queued by the time of the next look.
         self.look_for_changes();
         if let Some((cached_name, info)) = &self.link_cache {
-            if !self.link_stale && cached_name == name {
+            if cached_name == name {
                 return Ok(*info);
             }
         }
         self.link_cache = None;
         let info = self.read_link(name)?;
         self.link_cache = Some((name.to_string(), info));
-        self.link_stale = false;
         Ok(info)
     }
 
     fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
         self.look_for_changes();
         if let Some((cached_index, cached_addr, prefixes)) = &self.addr_cache {
-            if !self.addrs_stale && *cached_index == ifindex && *cached_addr == addr {
+            if *cached_index == ifindex && *cached_addr == addr {
                 return Ok(prefixes.clone());
             }
         }
@@ -1070,13 +1064,12 @@ impl AddrBackend for Kernel {
         let addrs = self.addresses(family_of(addr), ifindex)?;
         let prefixes = prefixes_of(&addrs, ifindex, addr);
         self.addr_cache = Some((ifindex, addr, prefixes.clone()));
-        self.addrs_stale = false;
         Ok(prefixes)
     }
 
     fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError> {
         // Its notification will say so too; whatever happens, read afresh.
-        self.addrs_stale = true;
+        self.addr_cache = None;
         let seq = self.next_seq();
         addr_request_with(
             &mut self.req,
@@ -1096,7 +1089,7 @@ impl AddrBackend for Kernel {
     }
 
     fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
-        self.addrs_stale = true;
+        self.addr_cache = None;
         let seq = self.next_seq();
         addr_request(
             &mut self.req,
