@@ -27,64 +27,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::dcs::Settings as DcsSettings;
+use crate::dcs::http::TlsFiles;
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
 use yaml::Value;
 
-/// Which DCS holds the leader key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DcsType {
-    /// `etcd`: etcd's v3 API, or its v2 keys API while only v2 has the key.
-    Etcd,
-    /// `etcd3`: etcd's v3 API only (through the JSON gateway).
-    Etcd3,
-    /// `etcd2`: etcd's v2 keys API only (Patroni's `etcd:` section).
-    Etcd2,
-    /// `consul`: Consul's KV store.
-    Consul,
-    /// `patroni`: Patroni's REST API on this node.
-    Patroni,
-}
-
-impl DcsType {
-    /// The endpoint used when `dcs-endpoints` is not set.
-    pub fn default_endpoint(self) -> &'static str {
-        match self {
-            DcsType::Etcd | DcsType::Etcd3 | DcsType::Etcd2 => "http://127.0.0.1:2379",
-            DcsType::Consul => "http://127.0.0.1:8500",
-            DcsType::Patroni => "http://127.0.0.1:8008",
-        }
-    }
-
-    /// The name as `dcs-type` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            DcsType::Etcd => "etcd",
-            DcsType::Etcd3 => "etcd3",
-            DcsType::Etcd2 => "etcd2",
-            DcsType::Consul => "consul",
-            DcsType::Patroni => "patroni",
-        }
-    }
-
-    fn is_etcd(self) -> bool {
-        matches!(self, DcsType::Etcd | DcsType::Etcd3 | DcsType::Etcd2)
-    }
-}
+pub use crate::dcs::{DcsType, Secret};
 
 /// `trigger-key` and `trigger-value` with `dcs-type patroni`, as vip-manager sets them.
 const PATRONI_TRIGGER_KEY: &str = "/leader";
 const PATRONI_TRIGGER_VALUE: &str = "200";
-
-/// A password or token: never printed, not even by `{:?}`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// The validated configuration the daemon runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1510,10 +1463,34 @@ flags and VIP_ variables; so are keys spelled with '_' for '-' (etcd_user):
     out
 }
 
-#[cfg(test)]
 impl Config {
+    /// The DCS client's settings.
+    pub fn dcs_settings(&self) -> DcsSettings {
+        DcsSettings {
+            dcs_type: self.dcs_type,
+            endpoints: self.endpoints.clone(),
+            key: self.trigger_key.clone(),
+            etcd_user: self.etcd_user.clone(),
+            etcd_password: self.etcd_password.clone(),
+            consul_token: self.consul_token.clone(),
+            interval: self.interval,
+            watch: !self.no_watch,
+            tls: self.tls_files(),
+        }
+    }
+
+    /// The TLS files named (`etcd-ca-file`, `etcd-cert-file`, `etcd-key-file`).
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.etcd_ca_file.clone(),
+            cert: self.etcd_cert_file.clone(),
+            key: self.etcd_key_file.clone(),
+        }
+    }
+
     /// A complete configuration for unit tests: VIP 192.0.2.50/24 on eth0, node "pg1",
     /// etcd on loopback, the defaults for everything else.
+    #[cfg(test)]
     pub fn example() -> Config {
         Config {
             vip: Vip {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use vipd::config::{self, Command, Config};
 use vipd::daemon::{Daemon, Reloaded};
 use vipd::dcs::Dcs;
-use vipd::dcs::http::{Tls, TlsFiles};
+use vipd::dcs::http::Tls;
 use vipd::net::Kernel;
 use vipd::signals::Signals;
 
@@ -32,7 +32,7 @@ fn env(name: &str) -> Option<String> {
 /// The TLS files, loaded and checked: a certificate or key rustls would refuse is a
 /// configuration error (one line naming the file), never a panic inside ureq.
 fn load_tls(cfg: &Config) -> Result<Tls, String> {
-    let files = TlsFiles::from_config(cfg);
+    let files = cfg.tls_files();
     let tls = Tls::load(&files, &cfg.endpoints)?;
     Tls::self_check(&files, &cfg.endpoints)?;
     Ok(tls)
@@ -49,10 +49,11 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
     for w in &loaded.warnings {
         log::warn!("SIGHUP: {w}");
     }
-    let dcs = if vipd::dcs::needs_new_client(current, &config) {
+    let settings = config.dcs_settings();
+    let dcs = if current.dcs_settings().need_new_client(&settings) {
         let tls = load_tls(&config)?;
-        let deadline = vipd::dcs::startup_deadline(&config);
-        Some(vipd::dcs::open(&config, &tls, deadline).map_err(|rejected| rejected.0)?)
+        let deadline = settings.startup_deadline();
+        Some(vipd::dcs::open(&settings, &tls, deadline).map_err(|rejected| rejected.0)?)
     } else {
         None
     };
@@ -118,7 +119,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let dcs = match vipd::dcs::open(&cfg, &tls, vipd::dcs::startup_deadline(&cfg)) {
+    let settings = cfg.dcs_settings();
+    let dcs = match vipd::dcs::open(&settings, &tls, settings.startup_deadline()) {
         Ok(dcs) => dcs,
         Err(rejected) => {
             log::error!("{}", rejected.0);

@@ -1608,3 +1608,22 @@ fn settings_of_another_dcs_are_ignored_with_a_warning() {
     );
     assert!(c.consul_token.is_some());
 }
+
+#[test]
+fn dcs_settings_follow_only_the_client_options() {
+    let old = Config::example();
+    // Settings the client does not use leave its settings as they are.
+    let mut new = Config::example();
+    new.trigger_value = "pg2".into();
+    new.dcs_grace = Grace::Never;
+    new.vip.prefix_len = 32;
+    new.verbose = true;
+    assert_eq!(old.dcs_settings(), new.dcs_settings());
+    // Each option a client is built from reaches its settings.
+    new.no_watch = true;
+    new.etcd_cert_file = Some("/etc/vipd/cert.pem".into());
+    let s = new.dcs_settings();
+    assert!(!s.watch);
+    assert_eq!(s.tls.cert, Some("/etc/vipd/cert.pem".into()));
+    assert_eq!(s.key, old.trigger_key);
+}

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::Secret;
 use super::http::{self, Tls};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
-use crate::config::Secret;
 
 /// Everything [`Consul`] needs from the configuration.
 #[derive(Debug, Clone)]

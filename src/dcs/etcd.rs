@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::Secret;
 use super::http::{self, Tls, describe, remaining};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
-use crate::config::Secret;
 
 /// Replies larger than this are refused (a leader key reply is a few hundred bytes).
 pub const MAX_REPLY: u64 = http::MAX_REPLY;

@@ -10,8 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-
 /// Replies larger than this are refused (a leader key reply is a few hundred bytes).
 pub const MAX_REPLY: u64 = 64 * 1024;
 
@@ -146,12 +144,9 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    pub fn from_config(cfg: &Config) -> TlsFiles {
-        TlsFiles {
-            ca: cfg.etcd_ca_file.clone(),
-            cert: cfg.etcd_cert_file.clone(),
-            key: cfg.etcd_key_file.clone(),
-        }
+    /// Whether any file is named.
+    pub fn any(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
     }
 }
 

@@ -13,10 +13,61 @@ pub mod resolve;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, DcsType};
 use etcd::Rejected;
 use etcd_any::{Api, EtcdAny, Mode};
-use http::Tls;
+use http::{Tls, TlsFiles};
+
+/// Which DCS holds the leader key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DcsType {
+    /// `etcd`: etcd's v3 API, or its v2 keys API while only v2 has the key.
+    Etcd,
+    /// `etcd3`: etcd's v3 API only (through the JSON gateway).
+    Etcd3,
+    /// `etcd2`: etcd's v2 keys API only (Patroni's `etcd:` section).
+    Etcd2,
+    /// `consul`: Consul's KV store.
+    Consul,
+    /// `patroni`: Patroni's REST API on this node.
+    Patroni,
+}
+
+impl DcsType {
+    /// The endpoint used when `dcs-endpoints` is not set.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            DcsType::Etcd | DcsType::Etcd3 | DcsType::Etcd2 => "http://127.0.0.1:2379",
+            DcsType::Consul => "http://127.0.0.1:8500",
+            DcsType::Patroni => "http://127.0.0.1:8008",
+        }
+    }
+
+    /// The name as `dcs-type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DcsType::Etcd => "etcd",
+            DcsType::Etcd3 => "etcd3",
+            DcsType::Etcd2 => "etcd2",
+            DcsType::Consul => "consul",
+            DcsType::Patroni => "patroni",
+        }
+    }
+
+    /// Whether this is one of the etcd types.
+    pub fn is_etcd(self) -> bool {
+        matches!(self, DcsType::Etcd | DcsType::Etcd3 | DcsType::Etcd2)
+    }
+}
+
+/// A password or token: never printed, not even by `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 /// What one look at the leader key found. Only `Leader` and `NoLeader` are facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,23 +126,50 @@ impl<T: Dcs + ?Sized> Dcs for Box<T> {
     }
 }
 
-/// The etcd client settings of a configuration.
-pub fn etcd_settings(cfg: &Config, tls: &Tls) -> etcd::Settings {
-    etcd::Settings {
-        endpoints: cfg.endpoints.clone(),
-        key: cfg.trigger_key.clone(),
-        credentials: match (&cfg.etcd_user, &cfg.etcd_password) {
-            (Some(user), password) => Some(etcd::Credentials {
+/// Everything a DCS client is built from: the configuration hands it down, so that this
+/// module never needs to know the configuration's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub dcs_type: DcsType,
+    /// Base URLs with scheme, without trailing slash.
+    pub endpoints: Vec<String>,
+    /// The trigger key (Patroni REST: the path asked).
+    pub key: String,
+    pub etcd_user: Option<String>,
+    pub etcd_password: Option<Secret>,
+    pub consul_token: Option<Secret>,
+    /// The loop's interval: a turn's wait and the connect timeouts derive from it.
+    pub interval: Duration,
+    /// Wait for changes (etcd watch, Consul blocking query) rather than read once a turn.
+    pub watch: bool,
+    pub tls: TlsFiles,
+}
+
+impl Settings {
+    /// The etcd client's part of these settings.
+    pub fn etcd(&self, tls: &Tls) -> etcd::Settings {
+        etcd::Settings {
+            endpoints: self.endpoints.clone(),
+            key: self.key.clone(),
+            credentials: self.etcd_user.as_ref().map(|user| etcd::Credentials {
                 user: user.clone(),
-                password: password
-                    .clone()
-                    .unwrap_or(crate::config::Secret(String::new())),
+                password: self.etcd_password.clone().unwrap_or(Secret(String::new())),
             }),
-            _ => None,
-        },
-        interval: cfg.interval,
-        watch: !cfg.no_watch,
-        tls: tls.clone(),
+            interval: self.interval,
+            watch: self.watch,
+            tls: tls.clone(),
+        }
+    }
+
+    /// How long start-up may spend on a credential check.
+    pub fn startup_deadline(&self) -> Instant {
+        Instant::now() + self.interval.max(Duration::from_secs(2))
+    }
+
+    /// Whether settings read again (SIGHUP) need a new client: any of them changed, or
+    /// TLS files are in use (they may have been renewed under the same names).
+    pub fn need_new_client(&self, new: &Settings) -> bool {
+        self != new || self.tls.any() || new.tls.any()
     }
 }
 
@@ -99,114 +177,86 @@ pub fn etcd_settings(cfg: &Config, tls: &Tls) -> etcd::Settings {
 /// ([`http::Tls::load`]). Where credentials are configured they are tried once, until
 /// `deadline`: a server that refuses them is a configuration error (vipd exits 2); one
 /// that cannot be reached is not (the loop retries).
-pub fn open(cfg: &Config, tls: &Tls, deadline: Instant) -> Result<Box<dyn Dcs>, Rejected> {
+pub fn open(settings: &Settings, tls: &Tls, deadline: Instant) -> Result<Box<dyn Dcs>, Rejected> {
     let etcd = |mode: Mode| -> Result<Box<dyn Dcs>, Rejected> {
-        let mut client = EtcdAny::new(&etcd_settings(cfg, tls), mode);
+        let mut client = EtcdAny::new(&settings.etcd(tls), mode);
         client.check_credentials(deadline)?;
         Ok(Box::new(client))
     };
-    match cfg.dcs_type {
+    match settings.dcs_type {
         DcsType::Etcd => etcd(Mode::Either),
         DcsType::Etcd3 => etcd(Mode::Only(Api::V3)),
         DcsType::Etcd2 => etcd(Mode::Only(Api::V2)),
         DcsType::Consul => Ok(Box::new(consul::Consul::new(&consul::Settings {
-            endpoints: cfg.endpoints.clone(),
-            key: cfg.trigger_key.clone(),
-            token: cfg.consul_token.clone(),
-            interval: cfg.interval,
-            watch: !cfg.no_watch,
+            endpoints: settings.endpoints.clone(),
+            key: settings.key.clone(),
+            token: settings.consul_token.clone(),
+            interval: settings.interval,
+            watch: settings.watch,
             tls: tls.clone(),
         }))),
         DcsType::Patroni => Ok(Box::new(patroni::Patroni::new(&patroni::Settings {
-            endpoint: cfg.endpoints.first().cloned().unwrap_or_default(),
-            path: cfg.trigger_key.clone(),
-            interval: cfg.interval,
+            endpoint: settings.endpoints.first().cloned().unwrap_or_default(),
+            path: settings.key.clone(),
+            interval: settings.interval,
             tls: tls.clone(),
         }))),
     }
-}
-
-/// Whether a configuration read again (SIGHUP) needs a new DCS client: any setting a
-/// client is built from changed, or TLS files are in use (they may have been renewed
-/// under the same names).
-pub fn needs_new_client(old: &Config, new: &Config) -> bool {
-    let settings = |c: &Config| {
-        (
-            c.dcs_type,
-            c.endpoints.clone(),
-            c.trigger_key.clone(),
-            c.etcd_user.clone(),
-            c.etcd_password.clone(),
-            c.consul_token.clone(),
-            c.interval,
-            c.no_watch,
-        )
-    };
-    let tls_files = |c: &Config| {
-        [&c.etcd_ca_file, &c.etcd_cert_file, &c.etcd_key_file]
-            .iter()
-            .any(|f| f.is_some())
-    };
-    settings(old) != settings(new) || tls_files(old) || tls_files(new)
-}
-
-/// How long start-up may spend on a credential check.
-pub fn startup_deadline(cfg: &Config) -> Instant {
-    Instant::now() + cfg.interval.max(Duration::from_secs(2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
-    use crate::decide::Grace;
 
-    fn config() -> Config {
-        Config::example()
+    fn settings() -> Settings {
+        Settings {
+            dcs_type: DcsType::Etcd,
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            key: "/service/demo/leader".into(),
+            etcd_user: None,
+            etcd_password: None,
+            consul_token: None,
+            interval: Duration::from_secs(1),
+            watch: true,
+            tls: TlsFiles::default(),
+        }
     }
 
     #[test]
-    fn a_new_client_only_for_client_settings_or_tls_files() {
-        let old = config();
-        // Settings the client does not use: keep it.
-        let mut new = config();
-        new.trigger_value = "pg2".into();
-        new.dcs_grace = Grace::Never;
-        new.vip.prefix_len = 32;
-        new.verbose = true;
-        assert!(!needs_new_client(&old, &new));
-        // Each setting it is built from.
-        let changes: [fn(&mut Config); 8] = [
-            |c| c.dcs_type = DcsType::Consul,
-            |c| c.endpoints.push("http://127.0.0.1:3379".into()),
-            |c| c.trigger_key = "/service/other/leader".into(),
-            |c| c.etcd_user = Some("patroni".into()),
-            |c| c.etcd_password = Some(Secret("pw".into())),
-            |c| c.consul_token = Some(Secret("t".into())),
-            |c| c.interval = Duration::from_millis(500),
-            |c| c.no_watch = true,
+    fn a_new_client_only_for_changed_settings_or_tls_files() {
+        let old = settings();
+        assert!(!old.need_new_client(&settings()));
+        let changes: [fn(&mut Settings); 8] = [
+            |s| s.dcs_type = DcsType::Consul,
+            |s| s.endpoints.push("http://127.0.0.1:3379".into()),
+            |s| s.key = "/service/other/leader".into(),
+            |s| s.etcd_user = Some("patroni".into()),
+            |s| s.etcd_password = Some(Secret("pw".into())),
+            |s| s.consul_token = Some(Secret("t".into())),
+            |s| s.interval = Duration::from_millis(500),
+            |s| s.watch = false,
         ];
         for (i, change) in changes.iter().enumerate() {
-            let mut new = config();
+            let mut new = settings();
             change(&mut new);
-            assert!(needs_new_client(&old, &new), "change {i}");
+            assert!(old.need_new_client(&new), "change {i}");
         }
         // TLS files may have been renewed under the same name: always a new client.
-        let mut tls = config();
-        tls.etcd_ca_file = Some("/etc/vipd/ca.pem".into());
-        assert!(needs_new_client(&tls, &tls.clone()));
+        let mut tls = settings();
+        tls.tls.ca = Some("/etc/vipd/ca.pem".into());
+        assert!(tls.need_new_client(&tls.clone()));
     }
 
     #[test]
-    fn etcd_credentials_from_the_configuration() {
-        let mut cfg = config();
-        assert!(etcd_settings(&cfg, &Tls::default()).credentials.is_none());
+    fn etcd_credentials_from_the_settings() {
+        let mut s = settings();
+        assert!(s.etcd(&Tls::default()).credentials.is_none());
         // A user without a password authenticates with an empty one (as warned).
-        cfg.etcd_user = Some("patroni".into());
-        let c = etcd_settings(&cfg, &Tls::default()).credentials.unwrap();
+        s.etcd_user = Some("patroni".into());
+        let c = s.etcd(&Tls::default()).credentials.unwrap();
         assert_eq!((c.user.as_str(), c.password.0.as_str()), ("patroni", ""));
-        cfg.etcd_password = Some(Secret("pw".into()));
-        let c = etcd_settings(&cfg, &Tls::default()).credentials.unwrap();
+        s.etcd_password = Some(Secret("pw".into()));
+        let c = s.etcd(&Tls::default()).credentials.unwrap();
         assert_eq!(c.password, Secret("pw".into()));
     }
 }

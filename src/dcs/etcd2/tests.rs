@@ -146,7 +146,7 @@ fn error_messages_are_bounded_single_lines() {
 fn basic_auth_header() {
     let cred = Credentials {
         user: "patroni".into(),
-        password: crate::config::Secret("secret2".into()),
+        password: crate::dcs::Secret("secret2".into()),
     };
     // `curl -u patroni:secret2` sends the same header.
     assert_eq!(basic_auth(&cred), "Basic cGF0cm9uaTpzZWNyZXQy");
