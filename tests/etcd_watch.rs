@@ -130,8 +130,6 @@ fn start() -> (Arc<Fake>, Sender<String>, String) {
 
 #[test]
 fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
-    // SIGALRM must be caught for the stream to outlive a turn (as in the daemon).
-    let _signals = vipd::signals::Signals::install().expect("signal handlers");
     let (fake, lines, endpoint) = start();
     let mut etcd = Etcd::new(&Settings {
         endpoints: vec![endpoint],

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Secret;
-use super::http::{self, Tls};
+use super::http::conn::Error;
+use super::http::{self, Endpoints, Tls};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
 
@@ -102,11 +103,9 @@ const MIN_BLOCK: Duration = Duration::from_millis(20);
 /// Returns without a change (index bumps from other keys) tolerated in one wait.
 const MAX_RETURNS: u32 = 16;
 
-/// The Consul KV client: one agent, several endpoints, a failed one skipped.
+/// The Consul KV client: several endpoints, a failed one skipped.
 pub struct Consul {
-    agent: ureq::Agent,
-    endpoints: Vec<String>,
-    current: usize,
+    endpoints: Endpoints,
     key: String,
     /// `/v1/kv/service/pg/leader`, percent-encoded.
     path: String,
@@ -124,13 +123,7 @@ impl Consul {
     pub fn new(settings: &Settings) -> Consul {
         let key = consul_key(&settings.key).to_string();
         Consul {
-            agent: http::agent(settings.interval, &settings.tls),
-            endpoints: settings
-                .endpoints
-                .iter()
-                .map(|e| e.trim_end_matches('/').to_string())
-                .collect(),
-            current: 0,
+            endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
             path: format!("/v1/kv/{}", http::encode_path(&key)),
             key,
             token: settings.token.clone(),
@@ -141,54 +134,39 @@ impl Consul {
         }
     }
 
-    /// GET the key on endpoint `i` with `query`, within `timeout` (`None`: unbounded,
-    /// for a caller that armed an alarm, see [`crate::signals::alarm_at`]): status,
-    /// index, body.
+    /// GET the key on endpoint `i` with `query`, until `deadline` (a blocking query
+    /// when `interruptible`): status, index, body.
     fn get(
-        &self,
+        &mut self,
         i: usize,
         query: &str,
-        timeout: Option<Duration>,
-    ) -> Result<(u16, Option<u64>, Vec<u8>), ureq::Error> {
-        let url = format!("{}{}?{query}", self.endpoints[i], self.path);
-        let config = self.agent.get(&url).config();
-        let config = match timeout {
-            Some(t) => config.timeout_global(Some(t)),
-            None => config.timeout_global(None).timeout_connect(None),
-        };
-        let req = config.build();
-        let req = match &self.token {
-            Some(token) => req.header("X-Consul-Token", token.0.as_str()),
-            None => req,
-        };
-        let mut resp = req.call()?;
-        let status = resp.status().as_u16();
-        let index = http::header_u64(&resp, "X-Consul-Index");
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(http::MAX_REPLY)
-            .read_to_vec()?;
-        Ok((status, index, body))
+        deadline: Instant,
+        interruptible: bool,
+    ) -> Result<(u16, Option<u64>, Vec<u8>), Error> {
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| ("X-Consul-Token", t.0.as_str()));
+        let reply =
+            self.endpoints
+                .get(i, &[&self.path, "?", query], token, deadline, interruptible)?;
+        Ok((reply.status, reply.index, reply.body))
     }
 
     /// One consistent read, trying each endpoint at most once from the current one.
     fn read(&mut self, deadline: Instant) -> Result<(Option<String>, Option<u64>), String> {
-        let n = self.endpoints.len();
         let mut errors = Vec::new();
-        for _ in 0..n {
-            let i = self.current;
+        for i in self.endpoints.order() {
             let outcome = self
-                .get(i, "consistent", Some(http::remaining(deadline)))
-                .map_err(|e| http::describe(&e))
+                .get(i, "consistent", deadline, false)
+                .map_err(|e| e.to_string())
                 .and_then(|(status, index, body)| {
                     parse_kv(status, &body, &self.key).map(|v| (v, index))
                 });
             match outcome {
                 Ok(read) => return Ok(read),
-                Err(e) => errors.push(format!("{}: {e}", self.endpoints[i])),
+                Err(e) => self.endpoints.failed(i, e, &mut errors),
             }
-            self.current = (i + 1) % n.max(1);
             if Instant::now() >= deadline {
                 break;
             }
@@ -234,40 +212,28 @@ impl Dcs for Consul {
             // Too short to be worth a request: the caller sleeps it out.
             return None;
         }
-        let i = self.current;
+        let i = self.endpoints.current;
         for _ in 0..MAX_RETURNS {
             let left = deadline.saturating_duration_since(Instant::now());
             if left < MIN_BLOCK {
                 return Some(Wait::Deadline);
             }
             let query = format!("consistent&index={}&wait={}", self.index, wait_param(left));
-            // Consul may add up to wait/16; a little more for the network. The alarm
-            // (or, without one, a timeout) bounds the query; a signal such as SIGTERM
-            // ends it at once.
+            // Consul may add up to wait/16; a little more for the network. A signal such
+            // as SIGTERM ends the query at once.
             let limit = left + left / 16 + Duration::from_millis(250);
-            let alarm = crate::signals::alarm_at(Instant::now() + limit);
-            let timeout = (!alarm.armed()).then_some(limit);
-            let reply = self.get(i, &query, timeout);
-            drop(alarm);
-            let (status, index, body) = match reply {
+            let (status, index, body) = match self.get(i, &query, Instant::now() + limit, true) {
                 Ok(reply) => reply,
-                Err(ureq::Error::Timeout(_)) => return Some(Wait::Deadline),
-                Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
-                    return Some(Wait::Deadline);
-                }
+                Err(Error::TimedOut | Error::Interrupted) => return Some(Wait::Deadline),
                 Err(e) => {
-                    log::debug!(
-                        "blocking query on {}: {}",
-                        self.endpoints[i],
-                        http::describe(&e)
-                    );
+                    log::debug!("blocking query on {}: {e}", self.endpoints.list[i].url);
                     return Some(Wait::Reread);
                 }
             };
             let value = match parse_kv(status, &body, &self.key) {
                 Ok(value) => value,
                 Err(e) => {
-                    log::debug!("blocking query on {}: {e}", self.endpoints[i]);
+                    log::debug!("blocking query on {}: {e}", self.endpoints.list[i].url);
                     self.index = 0;
                     return Some(Wait::Reread);
                 }

@@ -12,8 +12,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::etcd::{Credentials, Rejected, Settings};
-use super::http;
+pub use super::etcd::ReplyError;
+use super::etcd::reply::{json, malformed};
+use super::etcd::{Credentials, Rejected, Settings, status_error};
+use super::http::conn::Error;
+use super::http::{self, Endpoints};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
 
@@ -35,28 +38,6 @@ pub struct Node {
     pub index: Option<u64>,
 }
 
-/// A reply that does not say what the key holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplyError {
-    /// A v2 error object: `errorCode`, `message` and `cause`.
-    Etcd { code: i64, message: String },
-    /// Not what etcd sends.
-    Malformed(String),
-}
-
-impl std::fmt::Display for ReplyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReplyError::Etcd { code, message } => write!(f, "etcd v2 error {code}: {message}"),
-            ReplyError::Malformed(why) => write!(f, "malformed reply: {why}"),
-        }
-    }
-}
-
-fn malformed(why: &str) -> ReplyError {
-    ReplyError::Malformed(why.to_string())
-}
-
 /// A key as etcd's v2 store names it: one leading `/`, no empty segments, no trailing
 /// `/` (etcd cleans the path the same way).
 pub fn clean_key(key: &str) -> String {
@@ -66,8 +47,7 @@ pub fn clean_key(key: &str) -> String {
 
 /// Parse a v2 keys reply (to a read or a wait) for the key `key`.
 pub fn parse_reply(body: &[u8], key: &str) -> Result<Node, ReplyError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ReplyError::Malformed(format!("invalid JSON: {e}")))?;
+    let v = json(body)?;
     let obj = v.as_object().ok_or_else(|| malformed("not an object"))?;
     if let Some(code) = obj.get("errorCode") {
         let code = code
@@ -88,6 +68,7 @@ pub fn parse_reply(body: &[u8], key: &str) -> Result<Node, ReplyError> {
         return Err(ReplyError::Etcd {
             code,
             message: http::server_text(message.as_bytes()),
+            v2: true,
         });
     }
     let action = obj
@@ -131,11 +112,21 @@ enum Failure {
     Reply(ReplyError),
 }
 
-/// The etcd v2 keys client: one agent, several endpoints, a failed one skipped.
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transport(why) | Failure::Reply(ReplyError::Malformed(why)) => {
+                f.write_str(why)
+            }
+            Failure::Rejected(why) => write!(f, "credentials rejected: {why}"),
+            Failure::Reply(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The etcd v2 keys client: several endpoints, a failed one skipped.
 pub struct Etcd2 {
-    agent: ureq::Agent,
-    endpoints: Vec<String>,
-    current: usize,
+    endpoints: Endpoints,
     key: String,
     /// `/v2/keys/service/pg/leader`, percent-encoded.
     path: String,
@@ -156,13 +147,7 @@ impl Etcd2 {
     pub fn new(settings: &Settings) -> Etcd2 {
         let key = clean_key(&settings.key);
         Etcd2 {
-            agent: http::agent(settings.interval, &settings.tls),
-            endpoints: settings
-                .endpoints
-                .iter()
-                .map(|e| e.trim_end_matches('/').to_string())
-                .collect(),
-            current: 0,
+            endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
             path: format!("/v2/keys{}", http::encode_path(&key)),
             key,
             authorization: settings.credentials.as_ref().map(basic_auth),
@@ -172,33 +157,18 @@ impl Etcd2 {
         }
     }
 
-    /// GET `query` on endpoint `i` until `deadline` (`None`: unbounded, for a caller
-    /// that armed an alarm, see [`crate::signals::alarm_at`]): status, `X-Etcd-Index`,
-    /// body.
+    /// GET `query` on endpoint `i` until `deadline` (a wait for a change when
+    /// `interruptible`).
     fn get(
-        &self,
+        &mut self,
         i: usize,
         query: &str,
-        deadline: Option<Instant>,
-    ) -> Result<(u16, Option<u64>, Vec<u8>), ureq::Error> {
-        let url = format!("{}{}?{query}", self.endpoints[i], self.path);
-        let config = self.agent.get(&url).config();
-        let config = match deadline {
-            Some(deadline) => config.timeout_global(Some(http::remaining(deadline))),
-            None => config.timeout_global(None).timeout_connect(None),
-        };
-        let req = config.build();
-        let req = match &self.authorization {
-            Some(auth) => req.header("Authorization", auth.as_str()),
-            None => req,
-        };
-        let mut resp = req.call()?;
-        let status = resp.status().as_u16();
-        let index = http::header_u64(&resp, "X-Etcd-Index");
-        // A wait gets its headers at once and its body at the event: a signal must be
-        // able to end that read.
-        let body = http::read_body_interruptible(&mut resp)?;
-        Ok((status, index, body))
+        deadline: Instant,
+        interruptible: bool,
+    ) -> Result<http::wire::Reply, Error> {
+        let auth = self.authorization.as_deref().map(|a| ("Authorization", a));
+        self.endpoints
+            .get(i, &[&self.path, "?", query], auth, deadline, interruptible)
     }
 
     /// Interpret a reply: the node, or why not.
@@ -208,6 +178,7 @@ impl Etcd2 {
             Err(ReplyError::Etcd {
                 code: CODE_UNAUTHORIZED,
                 message,
+                ..
             }) => Err(Failure::Rejected(match &self.user {
                 Some(user) => format!("etcd-user {user:?}: {message}"),
                 None => format!("{message} (etcd-user is not set)"),
@@ -217,47 +188,32 @@ impl Etcd2 {
                  3.6 removed it)"
                     .into(),
             )),
-            Err(ReplyError::Malformed(why)) if status != 200 => Err(Failure::Transport(format!(
-                "HTTP {status}: {}",
-                if why.starts_with("invalid JSON") {
-                    http::server_text(body)
-                } else {
-                    why
-                }
-            ))),
+            Err(e @ ReplyError::Malformed(_)) if status != 200 => {
+                Err(Failure::Transport(status_error(status, body, &e)))
+            }
             Err(e) => Err(Failure::Reply(e)),
         }
     }
 
     /// One quorum read on endpoint `i`.
-    fn read_on(&self, i: usize, deadline: Instant) -> Result<(Node, Option<u64>), Failure> {
-        let (status, index, body) = self
-            .get(i, "quorum=true", Some(deadline))
-            .map_err(|e| Failure::Transport(http::describe(&e)))?;
-        let node = self.judge(status, &body)?;
+    fn read_on(&mut self, i: usize, deadline: Instant) -> Result<(Node, Option<u64>), Failure> {
+        let reply = self
+            .get(i, "quorum=true", deadline, false)
+            .map_err(|e| Failure::Transport(e.to_string()))?;
+        let node = self.judge(reply.status, &reply.body)?;
         // Wait from the store's index at the read (X-Etcd-Index), else the node's.
-        let index = index.or(node.index);
+        let index = reply.index.or(node.index);
         Ok((node, index))
     }
 
     /// One read, trying each endpoint at most once from the current one.
     pub fn read(&mut self, deadline: Instant) -> Result<(Node, Option<u64>), String> {
-        let n = self.endpoints.len();
         let mut errors = Vec::new();
-        for _ in 0..n {
-            let i = self.current;
-            let base = &self.endpoints[i];
+        for i in self.endpoints.order() {
             match self.read_on(i, deadline) {
                 Ok(read) => return Ok(read),
-                Err(Failure::Transport(e) | Failure::Reply(ReplyError::Malformed(e))) => {
-                    errors.push(format!("{base}: {e}"))
-                }
-                Err(Failure::Rejected(e)) => {
-                    errors.push(format!("{base}: credentials rejected: {e}"))
-                }
-                Err(Failure::Reply(e)) => errors.push(format!("{base}: {e}")),
+                Err(e) => self.endpoints.failed(i, e, &mut errors),
             }
-            self.current = (i + 1) % n.max(1);
             if Instant::now() >= deadline {
                 break;
             }
@@ -271,7 +227,7 @@ impl Etcd2 {
         if self.authorization.is_none() {
             return Ok(());
         }
-        for i in 0..self.endpoints.len() {
+        for i in 0..self.endpoints.list.len() {
             match self.read_on(i, deadline) {
                 Err(Failure::Rejected(text)) => return Err(Rejected(text)),
                 Err(Failure::Transport(_)) => continue,
@@ -284,38 +240,27 @@ impl Etcd2 {
     /// Wait on the endpoint that answered this turn's read for the first change after
     /// `index`, until `deadline`.
     fn wait(&mut self, index: u64, deadline: Instant) -> Wait {
-        let i = self.current;
+        let i = self.endpoints.current;
         let query = format!("wait=true&waitIndex={}", index.saturating_add(1));
-        // The alarm (or, without one, a timeout) ends the wait at the deadline; a
-        // signal such as SIGTERM ends it at once.
-        let alarm = crate::signals::alarm_at(deadline);
-        let bound = (!alarm.armed()).then_some(deadline);
-        let reply = self.get(i, &query, bound);
-        drop(alarm);
-        let (status, body) = match reply {
-            Ok((status, _, body)) => (status, body),
-            Err(ureq::Error::Timeout(_)) => return Wait::Deadline,
-            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
-                return Wait::Deadline;
-            }
+        // The deadline ends the wait, as a signal such as SIGTERM does.
+        let (status, body) = match self.get(i, &query, deadline, true) {
+            Ok(reply) => (reply.status, reply.body),
+            Err(Error::TimedOut | Error::Interrupted) => return Wait::Deadline,
             Err(e) => {
                 if Instant::now() >= deadline {
                     return Wait::Deadline;
                 }
-                log::debug!("v2 wait on {}: {}", self.endpoints[i], http::describe(&e));
+                log::debug!("v2 wait on {}: {e}", self.endpoints.list[i].url);
                 return Wait::Reread;
             }
         };
+        let url = &self.endpoints.list[i].url;
         match self.judge(status, &body) {
             Ok(Node { value: Some(v), .. }) => Wait::Changed(Observation::Leader(v)),
             Ok(Node { value: None, .. }) => Wait::Changed(Observation::NoLeader),
-            Err(Failure::Transport(e) | Failure::Rejected(e)) => {
-                log::debug!("v2 wait on {}: {e}", self.endpoints[i]);
-                Wait::Reread
-            }
-            Err(Failure::Reply(e)) => {
+            Err(e) => {
                 // Error 401: the history no longer reaches back to the index.
-                log::debug!("v2 wait on {}: {e}", self.endpoints[i]);
+                log::debug!("v2 wait on {url}: {e}");
                 Wait::Reread
             }
         }

@@ -1,17 +1,23 @@
-//! What every DCS client shares: the ureq agent's configuration, bounded replies,
-//! secret-free error texts, path encoding, and the TLS files (`etcd-ca-file`,
-//! `etcd-cert-file`, `etcd-key-file`, used for every https:// endpoint, whatever the
-//! DCS), loaded and checked once at start-up.
+//! The one HTTP client of every DCS type ([`conn`] over [`wire`]), the endpoints of one
+//! DCS tried in turn ([`Endpoints`]), bounded replies, secret-free error texts, path
+//! encoding, and the TLS files (`etcd-ca-file`, `etcd-cert-file`, `etcd-key-file`, used
+//! for every https:// endpoint, whatever the DCS), loaded and checked once at start-up.
 //!
 //! Certificate verification is always on: against the CA file when one is named,
 //! otherwise against the Mozilla roots built into the binary. A build without the `tls`
 //! feature refuses https:// endpoints at start-up.
 
+pub mod conn;
+pub mod wire;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use conn::{Connection, Error, Request};
+use wire::Reply;
+
 /// Replies larger than this are refused (a leader key reply is a few hundred bytes).
-pub const MAX_REPLY: u64 = 64 * 1024;
+pub const MAX_REPLY: usize = 64 * 1024;
 
 /// The longest server text quoted in a log line.
 const MAX_TEXT: usize = 200;
@@ -20,87 +26,68 @@ const MAX_TEXT: usize = 200;
 #[cfg(feature = "tls")]
 const MAX_PEM: u64 = 1 << 20;
 
-/// The agent every DCS client uses: status codes are replies (not errors), no
-/// redirects, no proxy from the environment (the DCS is a local service; vip-manager
-/// did not proxy either), a connect timeout derived from the loop's interval, small
-/// buffers, and IP literals resolved without ureq's resolver thread
-/// ([`super::resolve`]).
-pub fn agent(interval: Duration, tls: &Tls) -> ureq::Agent {
-    let connect = (interval / 3).clamp(Duration::from_millis(100), Duration::from_secs(2));
-    let builder = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(connect))
-        .max_redirects(0)
-        .proxy(None)
-        // ureq's 128 KiB defaults are mmap'ed and unmapped with every new connection
-        // (the watch makes one per turn); the DCS replies need far less.
-        .input_buffer_size(16 * 1024)
-        .output_buffer_size(4 * 1024)
-        .max_response_header_size(8 * 1024)
-        .user_agent(concat!("vipd/", env!("CARGO_PKG_VERSION")));
-    #[cfg(feature = "tls")]
-    let builder = match &tls.config {
-        Some(config) => builder.tls_config(config.clone()),
-        None => builder,
-    };
-    #[cfg(not(feature = "tls"))]
-    let _ = tls;
-    super::resolve::agent(builder.build())
+/// One endpoint: its URL as configured (for messages) and its connection.
+pub struct Endpoint {
+    pub url: String,
+    pub conn: Connection,
 }
 
-/// Time left until `deadline`, never less than a small floor so that a request can
-/// still be made when the turn is already late.
-pub fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(50))
+/// The endpoints of one DCS, asked in turn: a failed one is skipped and asked again
+/// later.
+pub struct Endpoints {
+    pub list: Vec<Endpoint>,
+    /// The one asked first (the last that answered).
+    pub current: usize,
 }
 
-/// A short, secret-free description of a transport error (ureq's errors name neither
-/// headers nor bodies; the URLs vipd builds hold no secret).
-pub fn describe(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
-        ureq::Error::BodyExceedsLimit(n) => format!("reply larger than {n} bytes refused"),
-        ureq::Error::Io(io) => io.to_string(),
-        other => other.to_string(),
+impl Endpoints {
+    pub fn new(urls: &[String], interval: Duration, tls: &Tls) -> Endpoints {
+        let list = urls
+            .iter()
+            .map(|url| {
+                let url = url.trim_end_matches('/');
+                Endpoint {
+                    url: url.to_string(),
+                    conn: Connection::new(url, interval, tls),
+                }
+            })
+            .collect();
+        Endpoints { list, current: 0 }
     }
-}
 
-/// Read a reply's body, at most [`MAX_REPLY`] bytes.
-pub fn read_body(resp: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, String> {
-    resp.body_mut()
-        .with_config()
-        .limit(MAX_REPLY)
-        .read_to_vec()
-        .map_err(|e| describe(&e))
-}
-
-/// Read a reply's body, at most [`MAX_REPLY`] bytes, letting a signal interrupt the
-/// read (`ErrorKind::Interrupted`): a long poll whose server sends the headers at once
-/// and the body at the event (etcd's v2 wait) blocks here, and `read_to_end` would
-/// retry an interrupted read.
-pub fn read_body_interruptible(
-    resp: &mut ureq::http::Response<ureq::Body>,
-) -> Result<Vec<u8>, ureq::Error> {
-    let mut reader = resp.body_mut().as_reader();
-    let mut body = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = std::io::Read::read(&mut reader, &mut chunk)?;
-        if n == 0 {
-            return Ok(body);
-        }
-        if (body.len() + n) as u64 > MAX_REPLY {
-            return Err(ureq::Error::BodyExceedsLimit(MAX_REPLY));
-        }
-        body.extend_from_slice(&chunk[..n]);
+    /// The order to ask them in this time: each once, from the current one.
+    pub fn order(&self) -> impl Iterator<Item = usize> + use<> {
+        let (n, first) = (self.list.len(), self.current);
+        (0..n).map(move |k| (first + k) % n)
     }
-}
 
-/// A response header as a number (`X-Consul-Index`, `X-Etcd-Index`).
-pub fn header_u64(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<u64> {
-    resp.headers().get(name)?.to_str().ok()?.trim().parse().ok()
+    /// Endpoint `i` failed: the next turn starts after it; the reason, named by the
+    /// endpoint, joins `errors`.
+    pub fn failed(&mut self, i: usize, why: impl std::fmt::Display, errors: &mut Vec<String>) {
+        errors.push(format!("{}: {why}", self.list[i].url));
+        self.current = (i + 1) % self.list.len();
+    }
+
+    /// GET `path` (pieces: path, query) on endpoint `i` with at most one extra header
+    /// (a token), until `deadline`; `interruptible` for a wait for a change.
+    pub fn get(
+        &mut self,
+        i: usize,
+        path: &[&str],
+        header: Option<(&str, &str)>,
+        deadline: Instant,
+        interruptible: bool,
+    ) -> Result<Reply, Error> {
+        let headers = header.as_slice();
+        let req = Request {
+            method: "GET",
+            path,
+            headers,
+            body: None,
+            interruptible,
+        };
+        self.list[i].conn.request(&req, deadline)
+    }
 }
 
 /// A server's reply text for a log line: the first line, control characters dropped,
@@ -185,6 +172,13 @@ fn named(option: &str, path: &Path) -> String {
 }
 
 impl Tls {
+    /// The rustls configuration for https:// endpoints.
+    // A stand-in until the TLS files are loaded into a rustls configuration directly.
+    #[cfg(feature = "tls")]
+    pub fn client_config(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        None
+    }
+
     /// Load and check the TLS files for `endpoints`. Without an https:// endpoint the
     /// files are not used (the configuration already warned). Errors are one line
     /// naming the option and the file: vipd exits 2 on them.
@@ -388,13 +382,26 @@ pub fn self_check_child() -> Option<u8> {
     std::thread::spawn(move || {
         let _ = listener.accept();
     });
-    let _ = agent(Duration::from_secs(1), &tls)
+    let _ = self_check_agent(&tls)
         .get(format!("https://{addr}/"))
         .config()
         .timeout_global(Some(Duration::from_secs(3)))
         .build()
         .call();
     Some(0)
+}
+
+/// The agent the self-check child makes its one request with.
+fn self_check_agent(tls: &Tls) -> ureq::Agent {
+    let builder = ureq::Agent::config_builder().timeout_connect(Some(Duration::from_secs(1)));
+    #[cfg(feature = "tls")]
+    let builder = match &tls.config {
+        Some(config) => builder.tls_config(config.clone()),
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    ureq::Agent::new_with_config(builder.build())
 }
 
 #[cfg(feature = "tls")]

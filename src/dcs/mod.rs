@@ -7,8 +7,6 @@ pub mod etcd_any;
 pub mod http;
 pub mod patroni;
 pub mod pki;
-pub mod plain;
-pub mod resolve;
 
 use std::fmt;
 use std::time::{Duration, Instant};

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::http::conn::{Connection, Request};
 use super::http::{self, Tls};
 use super::{Dcs, Observation};
 
@@ -56,43 +57,37 @@ pub fn url(endpoint: &str, trigger_key: &str) -> String {
 
 /// The Patroni REST client.
 pub struct Patroni {
-    agent: ureq::Agent,
     endpoint: String,
-    url: String,
+    /// Connected to the check's URL: its path is the request's.
+    conn: Connection,
 }
 
 impl Patroni {
     pub fn new(settings: &Settings) -> Patroni {
+        let url = url(&settings.endpoint, &settings.path);
         Patroni {
-            agent: http::agent(settings.interval, &settings.tls),
             endpoint: settings.endpoint.trim_end_matches('/').to_string(),
-            url: url(&settings.endpoint, &settings.path),
+            conn: Connection::new(&url, settings.interval, &settings.tls),
         }
     }
 }
 
 impl Dcs for Patroni {
     fn observe(&mut self, deadline: Instant) -> Observation {
-        let reply = self
-            .agent
-            .get(&self.url)
-            .config()
-            .timeout_global(Some(http::remaining(deadline)))
-            .build()
-            .call();
-        match reply {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                // Drain (bounded) so the connection can be reused; the body is not
-                // needed.
-                let _ = http::read_body(&mut resp);
-                observation(status)
-            }
+        let req = Request {
+            method: "GET",
+            path: &[],
+            headers: &[],
+            body: None,
+            interruptible: false,
+        };
+        // The body (read, bounded, so that the connection can be reused) is not needed.
+        match self.conn.request(&req, deadline) {
+            Ok(reply) => observation(reply.status),
             Err(e) => Observation::Unknown(format!(
-                "Patroni REST API at {}: {} (is restapi.listen this address? Debian's \
+                "Patroni REST API at {}: {e} (is restapi.listen this address? Debian's \
                  template listens on the host's address, not 127.0.0.1)",
-                self.endpoint,
-                http::describe(&e)
+                self.endpoint
             )),
         }
     }

@@ -65,7 +65,8 @@ fn errors() {
         parse(UNAUTHORIZED),
         Err(ReplyError::Etcd {
             code: CODE_UNAUTHORIZED,
-            message: "The request requires user authentication (Insufficient credentials)".into()
+            message: "The request requires user authentication (Insufficient credentials)".into(),
+            v2: true
         })
     );
     assert!(matches!(
@@ -134,7 +135,9 @@ fn error_messages_are_bounded_single_lines() {
         "x".repeat(5000)
     );
     match parse(&long) {
-        Err(ReplyError::Etcd { code: 300, message }) => {
+        Err(ReplyError::Etcd {
+            code: 300, message, ..
+        }) => {
             assert!(message.chars().count() <= 201, "{}", message.len());
             assert!(!message.contains('\n'));
         }

@@ -1,0 +1,196 @@
+//! etcd's watch: the reply stream of `POST <prefix>/watch` is kept open across turns and
+//! read until a change newer than the turn's range read, its end, or the deadline.
+//! [`parse_watch_line`] is pure, unit-tested (super::tests) and fuzzed.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::reply::{ReplyError, int64, json, kv_key, kv_value, malformed};
+use super::{Etcd, with_headers};
+use crate::base64;
+use crate::dcs::http::conn::{Request, Stream, StreamEnd};
+use crate::dcs::{Observation, Wait};
+
+/// One line of a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchLine {
+    /// The watch is set up.
+    Created,
+    /// Events arrived: the key's state after the last of them (`None`: deleted) and
+    /// that event's `mod_revision` (`i64::MAX` when the server left it out).
+    Changed {
+        value: Option<String>,
+        revision: i64,
+    },
+    /// The server ended the watch (compacted start revision, or another reason).
+    Canceled(String),
+    /// An error object in the stream.
+    Error(String),
+    /// Anything else that is well-formed (progress notifications).
+    Other,
+}
+
+/// Parse one line of a `watch` reply stream for the key `key`.
+pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError> {
+    let v = json(line)?;
+    if let Some(err) = v.get("error") {
+        // Stream errors: {"error":{"grpc_code":14,"http_code":503,"message":…}}; a
+        // unary-shaped error (string + code) may come from a failed create.
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .or_else(|| err.as_str())
+            .unwrap_or("(no message)");
+        return Ok(WatchLine::Error(message.chars().take(200).collect()));
+    }
+    let result = v.get("result").ok_or_else(|| malformed("no result"))?;
+    if result.get("canceled").and_then(Value::as_bool) == Some(true) {
+        let why = match (
+            int64(result.get("compact_revision")),
+            result.get("cancel_reason").and_then(Value::as_str),
+        ) {
+            (Some(rev), _) => format!("start revision compacted (compact_revision {rev})"),
+            (None, Some(reason)) => reason.chars().take(200).collect(),
+            (None, None) => "canceled by the server".to_string(),
+        };
+        return Ok(WatchLine::Canceled(why));
+    }
+    if let Some(events) = result.get("events") {
+        let events = events
+            .as_array()
+            .ok_or_else(|| malformed("events is not a list"))?;
+        let mut state = None;
+        let mut revision = i64::MAX;
+        for ev in events {
+            let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
+            if kv_key(kv)? != key {
+                continue;
+            }
+            let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
+            revision = int64(kv.get("mod_revision")).unwrap_or(i64::MAX);
+            state = Some(if deleted { None } else { Some(kv_value(kv)?) });
+        }
+        return Ok(match state {
+            Some(value) => WatchLine::Changed { value, revision },
+            None => WatchLine::Other,
+        });
+    }
+    if result.get("created").and_then(Value::as_bool) == Some(true) {
+        return Ok(WatchLine::Created);
+    }
+    Ok(WatchLine::Other)
+}
+
+/// The longest watch line accepted (one event for one small key is far below it).
+pub const MAX_WATCH_LINE: usize = 64 * 1024;
+
+/// An open watch stream, kept across turns.
+pub(super) struct WatchStream {
+    stream: Stream,
+    /// The revision it was created from (a range revision + 1).
+    from: i64,
+}
+
+impl Etcd {
+    /// Open a watch of the key from `from` on the endpoint that answered this turn's
+    /// range read.
+    fn open_watch(&mut self, from: i64, deadline: Instant) -> Result<WatchStream, Wait> {
+        let i = self.endpoints.current;
+        let body = format!(
+            "{{\"create_request\":{{\"key\":\"{}\",\"start_revision\":\"{from}\"}}}}",
+            base64::encode(&self.key)
+        );
+        let prefix = self.prefixes[i].unwrap_or("/v3");
+        let endpoint = &self.endpoints.list[i];
+        let stream = with_headers(&self.token, |headers| {
+            let req = Request {
+                method: "POST",
+                path: &[prefix, "/watch"],
+                headers,
+                body: Some(&body),
+                interruptible: true,
+            };
+            endpoint.conn.open_stream(&req, deadline)
+        })
+        .map_err(|e| {
+            log::debug!("watch on {}: {e}", endpoint.url);
+            Wait::Reread
+        })?;
+        self.line.clear();
+        Ok(WatchStream { stream, from })
+    }
+
+    /// Read the open stream until a change newer than `revision` (this turn's range
+    /// read), a broken stream, or the deadline (a signal such as SIGTERM ends the wait
+    /// too). Events at or below `revision` are already reflected in the range read and
+    /// skipped: never act on a stale value.
+    fn read_watch(&mut self, stream: &mut WatchStream, revision: i64, deadline: Instant) -> Wait {
+        loop {
+            // Complete lines first: bytes after a returned event stay for the next call.
+            while let Some(pos) = self.line.iter().position(|&b| b == b'\n') {
+                let outcome = parse_watch_line(&self.line[..pos], &self.key);
+                self.line.drain(..=pos);
+                match outcome {
+                    Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
+                    Ok(WatchLine::Changed { value: Some(v), .. }) => {
+                        return Wait::Changed(Observation::Leader(v));
+                    }
+                    Ok(WatchLine::Changed { value: None, .. }) => {
+                        return Wait::Changed(Observation::NoLeader);
+                    }
+                    Ok(WatchLine::Created | WatchLine::Other) => {}
+                    Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
+                        log::debug!("watch ended: {why}");
+                        return Wait::Reread;
+                    }
+                    Err(e) => {
+                        log::debug!("watch: {e}");
+                        return Wait::Reread;
+                    }
+                }
+            }
+            if self.line.len() > MAX_WATCH_LINE {
+                log::debug!("watch line longer than {MAX_WATCH_LINE} bytes");
+                return Wait::Reread;
+            }
+            match stream.stream.read_into(&mut self.line, deadline) {
+                Ok(()) => {}
+                Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
+                Err(StreamEnd::Closed(why)) => {
+                    log::debug!("watch stream: {why}");
+                    return Wait::Reread;
+                }
+            }
+        }
+    }
+
+    /// [`crate::dcs::Dcs::wait_for_change`]: on the watch stream, opened when needed.
+    pub(super) fn watch(&mut self, deadline: Instant) -> Option<Wait> {
+        if !self.watch {
+            return None;
+        }
+        // Without a successful range read this turn there is nothing to compare with.
+        let revision = self.revision?;
+        let stream = match self.stream.take() {
+            // A stream from ahead of the store (etcd restored or rebuilt behind the same
+            // connection) would miss changes: start again from this read.
+            Some(s) if s.from > revision + 1 => None,
+            other => other,
+        };
+        let mut stream = match stream {
+            Some(s) => s,
+            None => match self.open_watch(revision + 1, deadline) {
+                Ok(s) => s,
+                Err(wait) => return Some(wait),
+            },
+        };
+        let wait = self.read_watch(&mut stream, revision, deadline);
+        // Keep a healthy stream for the next turns: one connection, no new watch per
+        // turn. A broken one is dropped.
+        if wait != Wait::Reread {
+            self.stream = Some(stream);
+        }
+        Some(wait)
+    }
+}

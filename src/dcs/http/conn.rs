@@ -1,0 +1,610 @@
+//! One kept-alive HTTP/1.1 connection to one DCS endpoint, over plain TCP or TLS (rustls,
+//! with the cargo feature `tls`): the transport of every DCS client, `http://` and
+//! `https://` alike.
+//!
+//! One way to bound a wait: the socket is non-blocking and every wait is a `poll(2)` that
+//! ends at the turn's deadline (connect, TLS handshake, request, reply), never a socket
+//! timeout, an alarm or a signal. A signal ends a wait meant to last (a blocking query, a
+//! watch: [`Request::interruptible`], [`Stream::read_into`]); a short one polls on.
+//! Names in endpoints (IP literals are the norm) are looked up on a short-lived thread that
+//! the connect waits for no longer than its deadline. The idle path costs a `write`, a
+//! `poll` and, as a rule, one `read` per request.
+//!
+//! Contract for a caller that waits on several descriptors in one `poll`: wait for `POLLIN`
+//! on [`Transport::poll_fd`] only while [`Transport::has_buffered`] is false. rustls may
+//! hold decrypted bytes it already read from the socket, which no `poll` reports; a read
+//! returns them at once.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use super::wire::{self, Reply};
+use super::{MAX_REPLY, Tls};
+
+/// A request may always take this long, even when the turn is already late.
+const FLOOR: Duration = Duration::from_millis(50);
+
+/// Why a request got no reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The deadline passed.
+    TimedOut,
+    /// A signal ended an interruptible wait.
+    Interrupted,
+    Failed(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::TimedOut => f.write_str("timed out"),
+            Error::Interrupted => f.write_str("interrupted by a signal"),
+            Error::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::TimedOut,
+            io::ErrorKind::Interrupted => Error::Interrupted,
+            _ => Error::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<String> for Error {
+    fn from(why: String) -> Error {
+        Error::Failed(why)
+    }
+}
+
+/// Where an endpoint URL (`http[s]://host[:port][/path]`) points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub https: bool,
+    /// The host without IPv6 brackets: looked up, and the name TLS verifies.
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as written, for the `Host` header.
+    pub authority: String,
+    /// The path (and query) after the authority, without a trailing `/`; requests go below.
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let bad = || format!("endpoint {url:?} is not an http:// or https:// URL");
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let https = match scheme.to_ascii_lowercase().as_str() {
+            "http" => false,
+            "https" => true,
+            _ => return Err(bad()),
+        };
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                (host, Some(port.parse::<u16>().map_err(|_| bad())?))
+            }
+            _ => (authority, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Target {
+            https,
+            host: host.to_string(),
+            port: port.unwrap_or(if https { 443 } else { 80 }),
+            authority: authority.to_string(),
+            path: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// One request. The endpoint's own path goes before `path`, written piece by piece.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a [&'a str],
+    pub headers: &'a [(&'a str, &'a str)],
+    /// A JSON body.
+    pub body: Option<&'a str>,
+    /// A signal ends the wait for the reply (a wait for a change; a read polls on).
+    pub interruptible: bool,
+}
+
+/// The socket of a connection, with TLS or without.
+pub enum Transport {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(sock) => sock,
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => &tls.sock,
+        }
+    }
+
+    /// The descriptor to poll for `POLLIN` (see the module's contract).
+    pub fn poll_fd(&self) -> RawFd {
+        self.socket().as_raw_fd()
+    }
+
+    /// Whether a read returns without the socket: rustls holds decrypted bytes (or the
+    /// peer's close) already.
+    pub fn has_buffered(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => !tls.conn.is_handshaking() && !tls.conn.wants_read(),
+        }
+    }
+
+    /// Read what is there without waiting: `WouldBlock` when nothing is, `Ok(0)` at the end.
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(sock) => sock.read(buf),
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => loop {
+                match tls.conn.reader().read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // The peer closed without close_notify: the end all the same.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    other => return other,
+                }
+                if tls.conn.read_tls(&mut tls.sock)? == 0 {
+                    // The reader now reports the end.
+                    continue;
+                }
+                process(tls)?;
+            },
+        }
+    }
+
+    /// Read at least one byte (`Ok(0)`: the server closed), waiting until `deadline`.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        interruptible: bool,
+    ) -> io::Result<usize> {
+        loop {
+            if !self.has_buffered() {
+                wait(self.socket(), PollFlags::POLLIN, deadline, interruptible)?;
+            }
+            match self.read_now(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && !interruptible => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Write all of `data`, waiting for room until `deadline`.
+    fn write_all(&mut self, data: &[u8], deadline: Instant) -> io::Result<()> {
+        match self {
+            Transport::Plain(sock) => {
+                let mut at = 0;
+                while at < data.len() {
+                    match sock.write(&data[at..]) {
+                        Ok(n) => at += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            wait(sock, PollFlags::POLLOUT, deadline, false)?;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => {
+                tls.conn.writer().write_all(data)?;
+                flush(tls, deadline)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Take in the TLS records read; on a TLS error, send rustls' alert (best effort).
+#[cfg(feature = "tls")]
+fn process(tls: &mut TlsStream) -> io::Result<()> {
+    match tls.conn.process_new_packets() {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = tls.conn.write_tls(&mut tls.sock);
+            Err(io::Error::new(io::ErrorKind::InvalidData, e))
+        }
+    }
+}
+
+/// Send what rustls has queued, waiting for room until `deadline`.
+#[cfg(feature = "tls")]
+fn flush(tls: &mut TlsStream, deadline: Instant) -> io::Result<()> {
+    while tls.conn.wants_write() {
+        match tls.conn.write_tls(&mut tls.sock) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(&tls.sock, PollFlags::POLLOUT, deadline, false)?;
+            }
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The TLS handshake on a connected non-blocking socket, until `deadline`.
+#[cfg(feature = "tls")]
+fn handshake(
+    sock: TcpStream,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    host: &str,
+    deadline: Instant,
+) -> io::Result<Transport> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| invalid(format!("{host:?}: {e}")))?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| invalid(e.to_string()))?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    while tls.conn.is_handshaking() {
+        if tls.conn.wants_write() {
+            flush(&mut tls, deadline)?;
+            continue;
+        }
+        match tls.conn.read_tls(&mut tls.sock) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the server closed the connection during the TLS handshake",
+                ));
+            }
+            Ok(_) => process(&mut tls)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(&tls.sock, PollFlags::POLLIN, deadline, false)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Transport::Tls(Box::new(tls)))
+}
+
+/// Wait with `poll(2)` until `sock` is ready for `events`: `TimedOut` at `deadline`,
+/// `Interrupted` when a signal arrives and `interruptible` (else the wait goes on).
+fn wait(
+    sock: &TcpStream,
+    events: PollFlags,
+    deadline: Instant,
+    interruptible: bool,
+) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // Rounded up to the millisecond: the wait never ends before the deadline.
+        let ms = left.as_micros().div_ceil(1000).min(86_400_000) as u32;
+        let mut fds = [PollFd::new(sock.as_fd(), events)];
+        match nix::poll::poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) if interruptible => {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The addresses of `host`: an IP literal at once; a name looked up on a thread of its
+/// own, waited for until `deadline` (a stuck resolver must not stall the loop; the thread
+/// finishes on its own).
+fn resolve(host: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("vipd-resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(io::Error::other(format!("{host}: no address"))),
+        Ok(Err(e)) => Err(io::Error::other(format!("{host}: {e}"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("looking up {host} timed out"),
+        )),
+    }
+}
+
+/// One endpoint's connection, opened when needed and kept alive between requests.
+pub struct Connection {
+    target: Result<Target, String>,
+    connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    transport: Option<Transport>,
+    /// The reply being read, and the request being sent: kept to be reused.
+    buf: Vec<u8>,
+    request: Vec<u8>,
+}
+
+impl Connection {
+    /// A connection to `url`, with the connect timeout of the loop's `interval` and the
+    /// TLS configuration of `tls` for an `https://` URL.
+    pub fn new(url: &str, interval: Duration, tls: &Tls) -> Connection {
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
+        Connection {
+            target: Target::parse(url),
+            connect_timeout: (interval / 3)
+                .clamp(Duration::from_millis(100), Duration::from_secs(2)),
+            #[cfg(feature = "tls")]
+            tls: tls.client_config(),
+            transport: None,
+            buf: Vec::with_capacity(2048),
+            request: Vec::with_capacity(512),
+        }
+    }
+
+    /// The open connection, if any (see the module's contract for polling it).
+    pub fn transport(&self) -> Option<&Transport> {
+        self.transport.as_ref()
+    }
+
+    /// Send `req` and read the reply (at most [`MAX_REPLY`] bytes of body), until
+    /// `deadline` (or a little later when the turn is already late). A kept-alive
+    /// connection the server closed while idle is replaced once.
+    pub fn request(&mut self, req: &Request, deadline: Instant) -> Result<Reply, Error> {
+        let target = self.target.as_ref().map_err(|e| Error::Failed(e.clone()))?;
+        self.request.clear();
+        wire::write_request(
+            &mut self.request,
+            req.method,
+            &target.authority,
+            (&target.path, req.path),
+            req.headers,
+            req.body,
+        );
+        let deadline = deadline.max(Instant::now() + FLOOR);
+        let reused = self.transport.is_some();
+        let mut result = self.exchange(deadline, req.interruptible);
+        if reused && matches!(result, Err(Retry::Fresh)) {
+            self.transport = None;
+            result = self.exchange(deadline, req.interruptible);
+        }
+        if !matches!(result, Ok(ref reply) if !reply.close) {
+            self.transport = None;
+        }
+        result.map_err(Retry::into_error)
+    }
+
+    fn exchange(&mut self, deadline: Instant, interruptible: bool) -> Result<Reply, Retry> {
+        if self.transport.is_none() {
+            self.transport = Some(self.connect(deadline)?);
+        }
+        let Some(transport) = self.transport.as_mut() else {
+            return Err(Retry::Error(Error::Failed("no connection".into())));
+        };
+        transport
+            .write_all(&self.request, deadline)
+            .map_err(Retry::first)?;
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match transport.read(&mut chunk, deadline, interruptible) {
+                Ok(0) if self.buf.is_empty() => return Err(Retry::Fresh),
+                Ok(n) => n,
+                Err(e) if self.buf.is_empty() => return Err(Retry::first(e)),
+                Err(e) => return Err(Retry::Error(e.into())),
+            };
+            if wire::over_limit(self.buf.len() + n, MAX_REPLY) {
+                return Err(Retry::Error(Error::Failed(wire::too_large(MAX_REPLY))));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            let eof = n == 0;
+            if let Some(reply) =
+                wire::parse_reply(&self.buf, eof, MAX_REPLY).map_err(Retry::text)?
+            {
+                return Ok(reply);
+            }
+            if eof {
+                return Err(Retry::text("connection closed mid-reply".into()));
+            }
+        }
+    }
+
+    /// A new connection (and TLS session), until `deadline` and the connect timeout.
+    fn connect(&self, deadline: Instant) -> io::Result<Transport> {
+        let target = self
+            .target
+            .as_ref()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.clone()))?;
+        let until = deadline.min(Instant::now() + self.connect_timeout);
+        let mut last = io::Error::from(io::ErrorKind::TimedOut);
+        let mut sock = None;
+        for addr in resolve(&target.host, target.port, until)? {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(&addr, left) {
+                Ok(s) => {
+                    sock = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let sock = sock.ok_or(last)?;
+        sock.set_nodelay(true)?;
+        sock.set_nonblocking(true)?;
+        if !target.https {
+            return Ok(Transport::Plain(sock));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(config) = &self.tls {
+            return handshake(sock, config.clone(), &target.host, deadline);
+        }
+        Err(io::Error::other("https:// without a TLS configuration"))
+    }
+
+    /// Send `req` on a connection of its own and read the reply's head: the reply is a
+    /// chunked stream that goes on for as long as the server likes (etcd's watch).
+    pub fn open_stream(&self, req: &Request, deadline: Instant) -> Result<Stream, Error> {
+        let target = self.target.as_ref().map_err(|e| Error::Failed(e.clone()))?;
+        let mut request = Vec::with_capacity(256);
+        let path = (target.path.as_str(), req.path);
+        wire::write_request(
+            &mut request,
+            req.method,
+            &target.authority,
+            path,
+            req.headers,
+            req.body,
+        );
+        let deadline = deadline.max(Instant::now() + FLOOR);
+        let mut transport = self.connect(deadline)?;
+        transport.write_all(&request, deadline)?;
+        let mut raw = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        let head = loop {
+            let n = transport.read(&mut chunk, deadline, req.interruptible)?;
+            if n == 0 {
+                return Err(Error::Failed("connection closed before the reply".into()));
+            }
+            raw.extend_from_slice(&chunk[..n]);
+            if let Some(head) = wire::parse_head(&raw)? {
+                break head;
+            }
+        };
+        if head.status != 200 {
+            return Err(Error::Failed(format!("HTTP {}", head.status)));
+        }
+        if head.framing != wire::Framing::Chunked {
+            return Err(Error::Failed("the stream is not chunked".into()));
+        }
+        raw.drain(..head.len);
+        Ok(Stream {
+            transport,
+            raw,
+            limit: MAX_REPLY,
+        })
+    }
+}
+
+/// Why an exchange failed, and whether a fresh connection may help.
+enum Retry {
+    /// The kept-alive connection was closed by the server before any reply.
+    Fresh,
+    Error(Error),
+}
+
+impl Retry {
+    /// A failure before any byte of the reply: a connection the server closed (or reset)
+    /// is worth one more try on a new one.
+    fn first(e: io::Error) -> Retry {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => Retry::Fresh,
+            _ => Retry::Error(e.into()),
+        }
+    }
+
+    fn text(why: String) -> Retry {
+        Retry::Error(Error::Failed(why))
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Retry::Fresh => Error::Failed("connection closed by the server".into()),
+            Retry::Error(e) => e,
+        }
+    }
+}
+
+impl From<io::Error> for Retry {
+    fn from(e: io::Error) -> Retry {
+        Retry::Error(e.into())
+    }
+}
+
+/// The body of a chunked reply that goes on for as long as the server likes, read in
+/// pieces as they come. A read that reaches its deadline leaves the stream usable.
+pub struct Stream {
+    transport: Transport,
+    /// Received bytes not yet decoded (a chunk header or a chunk not yet complete).
+    raw: Vec<u8>,
+    limit: usize,
+}
+
+/// How reading a stream ended without data.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The deadline passed; the stream is still usable.
+    Deadline,
+    /// A signal interrupted the wait; the stream is still usable.
+    Interrupted,
+    /// The server ended the stream, or it broke: not usable any more.
+    Closed(String),
+}
+
+impl Stream {
+    /// The stream's connection (see the module's contract for polling it).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Append the next decoded body bytes to `out`, waiting until `deadline`. An idle
+    /// turn ends in one `poll`.
+    pub fn read_into(&mut self, out: &mut Vec<u8>, deadline: Instant) -> Result<(), StreamEnd> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if wire::decode_chunks(&mut self.raw, out, self.limit).map_err(StreamEnd::Closed)? {
+                return Ok(());
+            }
+            let n = match self.transport.read(&mut chunk, deadline, true) {
+                Ok(0) => return Err(StreamEnd::Closed("closed by the server".into())),
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(match Error::from(e) {
+                        Error::TimedOut => StreamEnd::Deadline,
+                        Error::Interrupted => StreamEnd::Interrupted,
+                        Error::Failed(why) => StreamEnd::Closed(why),
+                    });
+                }
+            };
+            if self.raw.len() + n > self.limit {
+                return Err(StreamEnd::Closed(format!(
+                    "chunk larger than {} bytes",
+                    self.limit
+                )));
+            }
+            self.raw.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
