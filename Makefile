@@ -1,8 +1,10 @@
 # vipd: build, test, static binaries, Debian package, demo, install.
 #
 #   make build       release build (target/release/vipd)
-#   make test        fmt, clippy, lint (man pages, shell scripts), deb, check-size, then
-#                    every test; the integration tests need root, network namespaces,
+#   make deps        install the Debian packages the tests need when missing (.ci/deps,
+#                    the one list; `make test`, `make demo`, `make bench` and .ci/run use it)
+#   make test        deps, fmt, clippy, lint (man pages, shell scripts), deb, check-size,
+#                    then every test; the integration tests need root, network namespaces,
 #                    Debian's etcd (etcd-server, etcd-client) and runit
 #   make static      static-pie x86_64 musl binaries, with TLS (target/static/vipd) and
 #                    without (target/static/vipd-no-default-features); prints sizes
@@ -62,7 +64,7 @@ endif
 endif
 endif
 
-.PHONY: all build test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
+.PHONY: all build deps test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
 	install clean check-cargo fuzz soak
 
 all: build
@@ -75,9 +77,13 @@ check-cargo:
 build: check-cargo
 	$(CARGO) build --release
 
+deps:
+	@bash .ci/deps test
+
 # The package is built (and checked by lintian) before the tests, which unpack it.
 test: export VIPD_REQUIRE_LINTIAN = 1
-test: check-cargo lint deb check-size
+test: deps check-cargo
+	@$(MAKE) --no-print-directory lint deb check-size
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	@mkdir -p target && : > '$(TEST_REPORT)'
@@ -103,15 +109,7 @@ musl-toolchain:
 	else \
 	    echo "rustup not found: assuming the $(MUSL_TARGET) target is installed"; \
 	fi
-	@if ! command -v musl-gcc >/dev/null 2>&1; then \
-	    if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	        echo "musl-gcc not found: apt-get install musl-tools"; \
-	        DEBIAN_FRONTEND=noninteractive apt-get install -y musl-tools || { \
-	            echo "make static: could not install musl-tools; install it by hand (apt-get install musl-tools)" >&2; exit 1; }; \
-	    else \
-	        echo "make static: musl-gcc not found; install it as root: apt-get install musl-tools" >&2; exit 1; \
-	    fi; \
-	fi
+	@bash .ci/deps static
 
 # Two target directories, so that neither build invalidates the other.
 static: check-cargo musl-toolchain
@@ -148,11 +146,13 @@ lint-scripts:
 	shellcheck $(SCRIPTS)
 
 demo:
+	@bash .ci/deps demo
 	bash demo/demo.sh
 
 # Failover timings and idle cost against Debian's vip-manager when installed
 # (bench/failover.sh; as root; MOVES, INTERVAL, IDLE override the defaults).
 bench: check-cargo
+	@bash .ci/deps bench
 	bash bench/failover.sh
 
 # libFuzzer targets (fuzz/fuzz_targets, checks in fuzz/harness.rs). New corpus entries go to

@@ -31,23 +31,12 @@ MUSL=x86_64-unknown-linux-musl
 die() { echo "bench: $*" >&2; exit 1; }
 [[ $EUID == 0 ]] || die "run as root (network namespaces): sudo env \"PATH=\$PATH\" make bench"
 
-missing=()
-command -v etcd >/dev/null || missing+=(etcd-server)
-command -v etcdctl >/dev/null || missing+=(etcd-client)
-command -v ip >/dev/null || missing+=(iproute2)
-if ((${#missing[@]})); then
-    command -v apt-get >/dev/null || die "please install: ${missing[*]}"
-    echo "bench: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
-fi
+bash .ci/deps bench || die "cannot install the packages the benchmark needs"
 
 echo "bench: building the static vipd and the probe"
 if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
     rustup target add "$MUSL" || die "cannot add the rust target $MUSL"
 fi
-command -v musl-gcc >/dev/null || {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q musl-tools >/dev/null || die "please install musl-tools"
-}
 cargo build --quiet --release --target "$MUSL"
 cargo build --quiet --release --example failover-probe
 VIPD=$PWD/target/$MUSL/release/vipd

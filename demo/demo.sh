@@ -38,28 +38,9 @@ if ((BASH_VERSINFO[0] < 5)); then
     exit 1
 fi
 
+# The packages the demo needs, from the project's one list (installed when missing).
 install_missing() {
-    local -A pkg_of=([etcd]=etcd-server [etcdctl]=etcd-client [ip]=iproute2
-        [tcpdump]=tcpdump [ping]=iputils-ping)
-    local cmd missing=()
-    for cmd in etcd etcdctl ip tcpdump ping; do
-        command -v "$cmd" >/dev/null || missing+=("${pkg_of[$cmd]}")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    if ! command -v apt-get >/dev/null; then
-        say "demo: missing packages: ${missing[*]}" >&2
-        say "demo: apt-get is not available here; install them (etcd 3.4 or newer," >&2
-        say "      etcdctl, iproute2, tcpdump, ping) with your package manager, then retry." >&2
-        exit 1
-    fi
-    say "installing ${missing[*]} (apt-get)..."
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || fail "apt-get update failed"
-    apt-get install -y -qq "${missing[@]}" >/dev/null || fail "apt-get install ${missing[*]} failed"
-    if [[ " ${missing[*]} " == *" etcd-server "* ]]; then
-        say "note: the etcd-server package also started a system etcd service on"
-        say "      127.0.0.1:2379 (the demo does not use it): systemctl disable --now etcd"
-    fi
+    bash "$ROOT/.ci/deps" demo || fail "cannot install the packages the demo needs"
 }
 
 # build_vipd: sets VIPD_BIN.

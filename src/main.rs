@@ -29,13 +29,10 @@ fn env(name: &str) -> Option<String> {
     std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
-/// The TLS files, loaded and checked: a certificate or key rustls would refuse is a
-/// configuration error (one line naming the file), never a panic inside ureq.
+/// The TLS files, loaded and judged by rustls: a certificate or key it refuses is a
+/// configuration error (one line naming the file), never a failure at a connection.
 fn load_tls(cfg: &Config) -> Result<Tls, String> {
-    let files = cfg.tls_files();
-    let tls = Tls::load(&files, &cfg.endpoints)?;
-    Tls::self_check(&files, &cfg.endpoints)?;
-    Ok(tls)
+    Tls::load(&cfg.tls_files(), &cfg.endpoints)
 }
 
 /// SIGHUP: the same arguments and environment, read again; a new DCS client when its
@@ -61,10 +58,6 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
 }
 
 fn main() -> ExitCode {
-    // The TLS self-check child (see Tls::self_check) does only that.
-    if let Some(status) = vipd::dcs::http::self_check_child() {
-        return ExitCode::from(status);
-    }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let loaded = match config::load(args.clone(), &env, &hostname()) {
         Ok(l) => l,

@@ -6,14 +6,14 @@ pub mod etcd2;
 pub mod etcd_any;
 pub mod http;
 pub mod patroni;
-pub mod pki;
+pub mod tls;
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use etcd::Rejected;
 use etcd_any::{Api, EtcdAny, Mode};
-use http::{Tls, TlsFiles};
+use tls::{Tls, TlsFiles};
 
 /// Which DCS holds the leader key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
