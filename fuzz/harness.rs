@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use vipd::config;
 use vipd::dcs::etcd::{self, ReplyError, WatchLine};
+use vipd::dcs::http::wire;
 use vipd::dcs::{consul, etcd2};
 use vipd::net::netlink;
 
@@ -181,6 +182,55 @@ pub fn etcd2(data: &[u8]) {
                 "message of {} chars",
                 message.len()
             )
+        }
+    }
+}
+
+/// The HTTP reply parser, fed as from the network: the first byte picks the body limit and
+/// the size of each read; the reply is parsed after every read, as the client does. Once
+/// complete, it stays the same however much more arrives (unless the connection's end
+/// completes it); a body never exceeds the limit; error texts are short. The rest of the
+/// input also goes through the chunked stream decoder of etcd's watch, bounded the same
+/// way.
+pub fn http_reply(data: &[u8]) {
+    let [pick, reply @ ..] = data else {
+        return;
+    };
+    let limit = 16 << (pick >> 4);
+    let step = usize::from(pick & 15) + 1;
+    let mut complete = None;
+    let mut received = 0;
+    while received < reply.len() {
+        received = (received + step).min(reply.len());
+        match wire::parse_reply(&reply[..received], false, limit) {
+            Ok(Some(r)) => {
+                assert!(r.body.len() <= limit, "body of {} > {limit}", r.body.len());
+                assert!((100..600).contains(&r.status), "status {}", r.status);
+                if let Some(first) = &complete {
+                    assert_eq!(first, &r, "the reply changed after it was complete");
+                }
+                complete = Some(r);
+            }
+            Ok(None) => assert!(complete.is_none(), "a complete reply became incomplete"),
+            Err(e) => {
+                assert!(!e.is_empty() && e.chars().count() <= 800, "error {e:?}");
+                break;
+            }
+        }
+    }
+    if let Ok(Some(r)) = wire::parse_reply(reply, true, limit) {
+        assert!(r.body.len() <= limit && r.body.len() <= reply.len());
+    }
+    let mut raw = reply.to_vec();
+    let mut out = Vec::new();
+    for _ in 0..4 {
+        match wire::decode_chunks(&mut raw, &mut out, limit) {
+            Ok(true) => assert!(out.len() <= reply.len()),
+            Ok(false) => break,
+            Err(e) => {
+                assert!(!e.is_empty() && e.chars().count() <= 800, "error {e:?}");
+                break;
+            }
         }
     }
 }

@@ -88,3 +88,8 @@ fn fuzz_inputs_consul() {
 fn fuzz_inputs_etcd2() {
     replay("etcd2", harness::etcd2);
 }
+
+#[test]
+fn fuzz_inputs_http_reply() {
+    replay("http_reply", harness::http_reply);
+}

@@ -1,8 +1,9 @@
-//! The one HTTP client of every DCS type ([`conn`] over [`wire`]), the endpoints of one
+//! The one HTTP client of every DCS type ([`conn`]: [`wire`] over [`transport`]), the endpoints of one
 //! DCS asked in turn ([`Endpoints`]), bounded replies, secret-free error texts and path
 //! encoding.
 
 pub mod conn;
+pub mod transport;
 pub mod wire;
 
 use std::time::{Duration, Instant};

@@ -1,27 +1,20 @@
-//! One kept-alive HTTP/1.1 connection to one DCS endpoint, over plain TCP or TLS (rustls,
-//! with the cargo feature `tls`): the transport of every DCS client, `http://` and
-//! `https://` alike.
+//! One kept-alive HTTP/1.1 connection to one DCS endpoint, over plain TCP or TLS
+//! ([`Transport`]): the client of every DCS type, `http://` and `https://` alike, and the
+//! long reply stream of etcd's watch ([`Stream`]).
 //!
-//! One way to bound a wait: the socket is non-blocking and every wait is a `poll(2)` that
-//! ends at the turn's deadline (connect, TLS handshake, request, reply), never a socket
-//! timeout, an alarm or a signal. A signal ends a wait meant to last (a blocking query, a
-//! watch: [`Request::interruptible`], [`Stream::read_into`]); a short one polls on.
-//! Names in endpoints (IP literals are the norm) are looked up on a short-lived thread that
-//! the connect waits for no longer than its deadline. The idle path costs a `write`, a
-//! `poll` and, as a rule, one `read` per request.
-//!
-//! Contract for a caller that waits on several descriptors in one `poll`: wait for `POLLIN`
-//! on [`Transport::poll_fd`] only while [`Transport::has_buffered`] is false. rustls may
-//! hold decrypted bytes it already read from the socket, which no `poll` reports; a read
-//! returns them at once.
+//! Every wait ends at the turn's deadline (see [`super::transport`]): the connect (also
+//! bounded by the connect timeout), the TLS handshake, the request and the reply. A signal
+//! ends a wait meant to last (a blocking query, a watch: [`Request::interruptible`],
+//! [`Stream::read_into`]); a short one polls on. Names in endpoints (IP literals are the
+//! norm) are looked up on a short-lived thread that the connect waits for no longer than
+//! its deadline. The idle path costs a `write`, a `poll` and, as a rule, one `read` per
+//! request.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-
+pub use super::transport::Transport;
 use super::wire::{self, Reply};
 use super::{MAX_REPLY, Tls};
 
@@ -117,200 +110,6 @@ pub struct Request<'a> {
     pub body: Option<&'a str>,
     /// A signal ends the wait for the reply (a wait for a change; a read polls on).
     pub interruptible: bool,
-}
-
-/// The socket of a connection, with TLS or without.
-pub enum Transport {
-    Plain(TcpStream),
-    #[cfg(feature = "tls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Transport {
-    fn socket(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(sock) => sock,
-            #[cfg(feature = "tls")]
-            Transport::Tls(tls) => &tls.sock,
-        }
-    }
-
-    /// The descriptor to poll for `POLLIN` (see the module's contract).
-    pub fn poll_fd(&self) -> RawFd {
-        self.socket().as_raw_fd()
-    }
-
-    /// Whether a read returns without the socket: rustls holds decrypted bytes (or the
-    /// peer's close) already.
-    pub fn has_buffered(&self) -> bool {
-        match self {
-            Transport::Plain(_) => false,
-            #[cfg(feature = "tls")]
-            Transport::Tls(tls) => !tls.conn.is_handshaking() && !tls.conn.wants_read(),
-        }
-    }
-
-    /// Read what is there without waiting: `WouldBlock` when nothing is, `Ok(0)` at the end.
-    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(sock) => sock.read(buf),
-            #[cfg(feature = "tls")]
-            Transport::Tls(tls) => loop {
-                match tls.conn.reader().read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    // The peer closed without close_notify: the end all the same.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                    other => return other,
-                }
-                if tls.conn.read_tls(&mut tls.sock)? == 0 {
-                    // The reader now reports the end.
-                    continue;
-                }
-                process(tls)?;
-            },
-        }
-    }
-
-    /// Read at least one byte (`Ok(0)`: the server closed), waiting until `deadline`.
-    pub fn read(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Instant,
-        interruptible: bool,
-    ) -> io::Result<usize> {
-        loop {
-            if !self.has_buffered() {
-                wait(self.socket(), PollFlags::POLLIN, deadline, interruptible)?;
-            }
-            match self.read_now(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted && !interruptible => {}
-                other => return other,
-            }
-        }
-    }
-
-    /// Write all of `data`, waiting for room until `deadline`.
-    fn write_all(&mut self, data: &[u8], deadline: Instant) -> io::Result<()> {
-        match self {
-            Transport::Plain(sock) => {
-                let mut at = 0;
-                while at < data.len() {
-                    match sock.write(&data[at..]) {
-                        Ok(n) => at += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            wait(sock, PollFlags::POLLOUT, deadline, false)?;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            }
-            #[cfg(feature = "tls")]
-            Transport::Tls(tls) => {
-                tls.conn.writer().write_all(data)?;
-                flush(tls, deadline)
-            }
-        }
-    }
-}
-
-#[cfg(feature = "tls")]
-type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// Take in the TLS records read; on a TLS error, send rustls' alert (best effort).
-#[cfg(feature = "tls")]
-fn process(tls: &mut TlsStream) -> io::Result<()> {
-    match tls.conn.process_new_packets() {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let _ = tls.conn.write_tls(&mut tls.sock);
-            Err(io::Error::new(io::ErrorKind::InvalidData, e))
-        }
-    }
-}
-
-/// Send what rustls has queued, waiting for room until `deadline`.
-#[cfg(feature = "tls")]
-fn flush(tls: &mut TlsStream, deadline: Instant) -> io::Result<()> {
-    while tls.conn.wants_write() {
-        match tls.conn.write_tls(&mut tls.sock) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&tls.sock, PollFlags::POLLOUT, deadline, false)?;
-            }
-            Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The TLS handshake on a connected non-blocking socket, until `deadline`.
-#[cfg(feature = "tls")]
-fn handshake(
-    sock: TcpStream,
-    config: std::sync::Arc<rustls::ClientConfig>,
-    host: &str,
-    deadline: Instant,
-) -> io::Result<Transport> {
-    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| invalid(format!("{host:?}: {e}")))?;
-    let conn = rustls::ClientConnection::new(config, name).map_err(|e| invalid(e.to_string()))?;
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    while tls.conn.is_handshaking() {
-        if tls.conn.wants_write() {
-            flush(&mut tls, deadline)?;
-            continue;
-        }
-        match tls.conn.read_tls(&mut tls.sock) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "the server closed the connection during the TLS handshake",
-                ));
-            }
-            Ok(_) => process(&mut tls)?,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&tls.sock, PollFlags::POLLIN, deadline, false)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Transport::Tls(Box::new(tls)))
-}
-
-/// Wait with `poll(2)` until `sock` is ready for `events`: `TimedOut` at `deadline`,
-/// `Interrupted` when a signal arrives and `interruptible` (else the wait goes on).
-fn wait(
-    sock: &TcpStream,
-    events: PollFlags,
-    deadline: Instant,
-    interruptible: bool,
-) -> io::Result<()> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        // Rounded up to the millisecond: the wait never ends before the deadline.
-        let ms = left.as_micros().div_ceil(1000).min(86_400_000) as u32;
-        let mut fds = [PollFd::new(sock.as_fd(), events)];
-        match nix::poll::poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) if interruptible => {
-                return Err(io::ErrorKind::Interrupted.into());
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// The addresses of `host`: an IP literal at once; a name looked up on a thread of its
@@ -466,7 +265,7 @@ impl Connection {
         }
         #[cfg(feature = "tls")]
         if let Some(config) = &self.tls {
-            return handshake(sock, config.clone(), &target.host, deadline);
+            return super::transport::tls(sock, config.clone(), &target.host, deadline);
         }
         Err(io::Error::other("https:// without a TLS configuration"))
     }

@@ -1,6 +1,7 @@
 //! The connection against small servers on loopback.
 
 use super::*;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
