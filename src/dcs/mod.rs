@@ -102,7 +102,8 @@ pub enum Wait {
 /// A source of leader observations.
 pub trait Dcs {
     /// Look at the leader key, returning no later than `deadline` (approximately: a
-    /// request already on the wire may overrun it by its own timeout).
+    /// request made when the turn is already late still gets a few tens of
+    /// milliseconds).
     fn observe(&mut self, deadline: Instant) -> Observation;
 
     /// Block until the key changes after the last [`Dcs::observe`], or until
@@ -172,7 +173,7 @@ impl Settings {
 }
 
 /// The client for the configured `dcs-type`, with the TLS settings already loaded
-/// ([`http::Tls::load`]). Where credentials are configured they are tried once, until
+/// ([`tls::Tls::load`]). Where credentials are configured they are tried once, until
 /// `deadline`: a server that refuses them is a configuration error (vipd exits 2); one
 /// that cannot be reached is not (the loop retries).
 pub fn open(settings: &Settings, tls: &Tls, deadline: Instant) -> Result<Box<dyn Dcs>, Rejected> {
