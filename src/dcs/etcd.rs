@@ -133,14 +133,7 @@ impl Etcd {
         let prefix = self.prefixes[i].unwrap_or("/v3");
         let conn = &mut self.endpoints.list[i].conn;
         with_headers(&self.token, |headers| {
-            let req = Request {
-                method: "POST",
-                path: &[prefix, path],
-                headers,
-                body: Some(body),
-                interruptible: false,
-            };
-            conn.request(&req, deadline)
+            conn.request(&Request::post(&[prefix, path], headers, body), deadline)
         })
     }
 

@@ -71,13 +71,9 @@ impl Endpoints {
         deadline: Instant,
         interruptible: bool,
     ) -> Result<Reply, Error> {
-        let headers = header.as_slice();
         let req = Request {
-            method: "GET",
-            path,
-            headers,
-            body: None,
             interruptible,
+            ..Request::get(path, header.as_slice())
         };
         self.list[i].conn.request(&req, deadline)
     }

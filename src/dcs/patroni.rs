@@ -74,15 +74,8 @@ impl Patroni {
 
 impl Dcs for Patroni {
     fn observe(&mut self, deadline: Instant) -> Observation {
-        let req = Request {
-            method: "GET",
-            path: &[],
-            headers: &[],
-            body: None,
-            interruptible: false,
-        };
         // The body (read, bounded, so that the connection can be reused) is not needed.
-        match self.conn.request(&req, deadline) {
+        match self.conn.request(&Request::get(&[], &[]), deadline) {
             Ok(reply) => observation(reply.status),
             Err(e) => Observation::Unknown(format!(
                 "Patroni REST API at {}: {e} (is restapi.listen this address? Debian's \

@@ -104,14 +104,10 @@ impl Etcd {
         let prefix = self.prefixes[i].unwrap_or("/v3");
         let endpoint = &self.endpoints.list[i];
         let stream = with_headers(&self.token, |headers| {
-            let req = Request {
-                method: "POST",
-                path: &[prefix, "/watch"],
-                headers,
-                body: Some(&body),
-                interruptible: true,
-            };
-            endpoint.conn.open_stream(&req, deadline)
+            endpoint.conn.open_stream(
+                &Request::post(&[prefix, "/watch"], headers, &body),
+                deadline,
+            )
         })
         .map_err(|e| {
             log::debug!("watch on {}: {e}", endpoint.url);

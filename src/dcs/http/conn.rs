@@ -112,6 +112,30 @@ pub struct Request<'a> {
     pub interruptible: bool,
 }
 
+impl<'a> Request<'a> {
+    pub fn get(path: &'a [&'a str], headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+        Request {
+            method: "GET",
+            path,
+            headers,
+            body: None,
+            interruptible: false,
+        }
+    }
+
+    pub fn post(
+        path: &'a [&'a str],
+        headers: &'a [(&'a str, &'a str)],
+        body: &'a str,
+    ) -> Request<'a> {
+        Request {
+            method: "POST",
+            body: Some(body),
+            ..Request::get(path, headers)
+        }
+    }
+}
+
 /// The addresses of `host`: an IP literal at once; a name looked up on a thread of its
 /// own, waited for until `deadline` (a stuck resolver must not stall the loop; the thread
 /// finishes on its own).

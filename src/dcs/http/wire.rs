@@ -123,15 +123,10 @@ pub fn dechunk(buf: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, Str
     let mut body = Vec::new();
     let mut at = 0;
     loop {
-        let Some(eol) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
-            return if buf.len() - at > 32 {
-                Err("malformed chunk size".into())
-            } else {
-                Ok(None)
-            };
+        let Some((size, data)) = chunk_head(&buf[at..])? else {
+            return Ok(None);
         };
-        let size = chunk_size(&buf[at..at + eol])?;
-        let data = at + eol + 2;
+        let data = at + data;
         if size == 0 {
             // Trailer fields (the gRPC gateway sends its status there on errors) up
             // to an empty line; they are not needed and skipped.
@@ -145,19 +140,42 @@ pub fn dechunk(buf: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, Str
                 None => Ok(None),
             };
         }
-        if body.len() + size > limit {
+        if size > limit - body.len() {
             return Err(too_large(limit));
         }
-        let Some(chunk) = buf.get(data..data + size) else {
+        let Some(chunk) = chunk_data(buf, data, size)? else {
             return Ok(None);
         };
-        match buf.get(data + size..data + size + 2) {
-            Some(b"\r\n") => {}
-            Some(_) => return Err("malformed chunk".into()),
-            None => return Ok(None),
-        }
         body.extend_from_slice(chunk);
         at = data + size + 2;
+    }
+}
+
+/// The size of the chunk at the start of `buf` (extensions after `;` ignored) and where
+/// its data starts: `None` while its size line is incomplete.
+fn chunk_head(buf: &[u8]) -> Result<Option<(usize, usize)>, String> {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return if buf.len() > 32 {
+            Err("malformed chunk size".into())
+        } else {
+            Ok(None)
+        };
+    };
+    let size = std::str::from_utf8(&buf[..eol])
+        .ok()
+        .and_then(|t| {
+            usize::from_str_radix(t.split(';').next().unwrap_or_default().trim(), 16).ok()
+        })
+        .ok_or_else(|| "malformed chunk size".to_string())?;
+    Ok(Some((size, eol + 2)))
+}
+
+/// The `size` bytes of a chunk's data at `data`, once they and their line end arrived.
+fn chunk_data(buf: &[u8], data: usize, size: usize) -> Result<Option<&[u8]>, String> {
+    match buf.get(data + size..data + size + 2) {
+        Some(b"\r\n") => Ok(Some(&buf[data..data + size])),
+        Some(_) => Err("malformed chunk".into()),
+        None => Ok(None),
     }
 }
 
@@ -208,41 +226,21 @@ pub fn too_large(limit: usize) -> String {
 /// go on.
 pub fn decode_chunks(raw: &mut Vec<u8>, out: &mut Vec<u8>, limit: usize) -> Result<bool, String> {
     let mut moved = false;
-    loop {
-        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
-            if raw.len() > 32 {
-                return Err("malformed chunk size".into());
-            }
-            return Ok(moved);
-        };
-        let size = chunk_size(&raw[..eol])?;
+    while let Some((size, data)) = chunk_head(raw)? {
         if size == 0 {
             return Err("the server ended the stream".into());
         }
         if size > limit {
             return Err(format!("chunk larger than {limit} bytes"));
         }
-        let data = eol + 2;
-        if raw.len() < data + size + 2 {
-            return Ok(moved);
-        }
-        if &raw[data + size..data + size + 2] != b"\r\n" {
-            return Err("malformed chunk".into());
-        }
-        out.extend_from_slice(&raw[data..data + size]);
+        let Some(chunk) = chunk_data(raw, data, size)? else {
+            break;
+        };
+        out.extend_from_slice(chunk);
         raw.drain(..data + size + 2);
         moved = true;
     }
-}
-
-/// The size on a chunk's first line (extensions after `;` ignored).
-fn chunk_size(line: &[u8]) -> Result<usize, String> {
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|t| {
-            usize::from_str_radix(t.split(';').next().unwrap_or_default().trim(), 16).ok()
-        })
-        .ok_or_else(|| "malformed chunk size".to_string())
+    Ok(moved)
 }
 
 /// A request for `prefix` (the endpoint's own path) followed by `path`, written piece by
@@ -419,6 +417,7 @@ mod tests {
         assert!(dechunk(b"zz\r\n", 100).is_err());
         assert!(dechunk(b"4\r\nWikiXX", 100).is_err());
         assert!(dechunk(b"10\r\n", 8).is_err(), "over the limit");
+        assert!(dechunk(b"1\r\na\r\nffffffffffffffff\r\n", 8).is_err(), "no overflow");
         // The gRPC gateway's error replies end with trailers.
         let with_trailers = b"3\r\nabc\r\n0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n";
         assert_eq!(

@@ -108,14 +108,9 @@ fn client(addr: SocketAddr) -> Connection {
 
 /// A POST of `body` to `path`: status and body.
 fn post(c: &mut Connection, path: &str, body: &str) -> Result<(u16, Vec<u8>), Error> {
-    let req = Request {
-        method: "POST",
-        path: &[path],
-        headers: &[("Grpc-Metadata-hasleader", "true")],
-        body: Some(body),
-        interruptible: false,
-    };
-    c.request(&req, soon()).map(|r| (r.status, r.body))
+    let headers = [("Grpc-Metadata-hasleader", "true")];
+    c.request(&Request::post(&[path], &headers, body), soon())
+        .map(|r| (r.status, r.body))
 }
 
 fn soon() -> Instant {
@@ -204,13 +199,7 @@ fn a_stream_outlives_its_deadlines() {
             let _ = s.write_all(piece);
         }
     });
-    let req = Request {
-        method: "POST",
-        path: &["/v3/watch"],
-        headers: &[],
-        body: Some("{}"),
-        interruptible: true,
-    };
+    let req = Request::post(&["/v3/watch"], &[], "{}");
     let mut stream = client(addr).open_stream(&req, soon()).unwrap();
     assert!(!stream.transport().has_buffered());
     let mut out = Vec::new();
@@ -242,16 +231,12 @@ fn a_silent_server_times_out() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let mut c = client(addr);
-    let req = Request {
-        method: "GET",
-        path: &["/"],
-        headers: &[],
-        body: None,
-        interruptible: false,
-    };
     let t = Instant::now();
     let err = c
-        .request(&req, Instant::now() + Duration::from_millis(100))
+        .request(
+            &Request::get(&["/"], &[]),
+            Instant::now() + Duration::from_millis(100),
+        )
         .unwrap_err();
     assert_eq!(err, Error::TimedOut);
     assert_eq!(err.to_string(), "timed out");
