@@ -1,6 +1,6 @@
 //! The `--help` text, made from the option table.
 
-use super::options::{Kind, OPTIONS, env_name};
+use super::options::{DEBIAN_ENV, Kind, OPTIONS, env_name};
 
 /// `text` wrapped at 80 columns, each line indented by `indent` spaces.
 fn wrap(text: &str, indent: usize) -> String {
@@ -74,10 +74,19 @@ An empty value means unset. Durations are whole milliseconds.
   -V, --version
       The version.
 
-Older vip-manager names are accepted, with a deprecation warning, as YAML keys,
-flags and VIP_ variables; so are keys spelled with '_' for '-' (etcd_user):
 ",
     );
+    out.push_str(&wrap(
+        &format!(
+            "Older vip-manager names are accepted, with a deprecation warning, as YAML \
+             keys, flags and VIP_ variables; so are keys spelled with '_' for '-' \
+             (etcd_user). The variables Debian's /etc/patroni/*.vip files set ({}) \
+             carry no warning. Where an old and a new name are both set, the new one \
+             wins.",
+            DEBIAN_ENV.join(", ")
+        ),
+        0,
+    ));
     for opt in OPTIONS {
         for old in opt.old {
             out.push_str(&format!(

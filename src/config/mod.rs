@@ -6,9 +6,10 @@
 //! `-trigger-key`, with `=value` or the value as the next argument, as Go's `flag` and
 //! `pflag` accept) and its environment variable (`VIP_TRIGGER_KEY`). The older names
 //! vip-manager 0.x and 1.x used (`iface`, `key`, `host`, `nodename`, `mask`, `type`,
-//! `endpoint`, `endpoint_type`, ...), which Debian's `/etc/patroni/*.vip` files still
-//! set, are accepted with a one-line deprecation warning; where one source sets an old
-//! and a new name, the new one wins.
+//! `endpoint`, `endpoint_type`, ...) are accepted with a one-line deprecation warning,
+//! except the variables that Debian's `/etc/patroni/*.vip` files still set, which the
+//! operator cannot change. Where one source sets an old and a new name, the new one
+//! wins; if their values differ, one line names both and the value used.
 //!
 //! An empty value means unset (Debian's unit passes `--netmask="${VIP_MASK}"` even
 //! when the variable is unset). Every bad value is a [`ConfigError`]: one line that

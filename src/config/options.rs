@@ -1,6 +1,6 @@
 //! The option table: every setting's YAML key, flag and `VIP_*` variable, its older
-//! vip-manager names, its kind of value and its `--help` entry; and the lookup of a
-//! name as a flag, variable or key gives.
+//! vip-manager names, its kind of value and its `--help` entry; and the lookup from a
+//! flag name or YAML key to its option.
 
 /// How an option's value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +265,20 @@ pub(super) const OPTIONS: &[Opt] = &[
         help: "Log debug messages. -v is short for --verbose.",
         ..TEXT
     },
+];
+
+/// The old variables that Debian's `/etc/patroni/*.vip` files set: the template
+/// (`/etc/patroni/vip.in` of the vip-manager package, filled in by
+/// `pg_createconfig_patroni`) writes them, alone or beside the new names, and the
+/// units read them. The operator cannot drop them, so they carry no deprecation
+/// warning; a disagreement with the new name is still reported.
+pub(super) const DEBIAN_ENV: &[&str] = &[
+    "VIP_MASK",
+    "VIP_IFACE",
+    "VIP_KEY",
+    "VIP_HOST",
+    "VIP_TYPE",
+    "VIP_ENDPOINT",
 ];
 
 /// How a name relates to its option: a higher rank wins within one source.

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::options::{CONFIG_ENV, Kind, OPTIONS, Opt, Rank, env_name, lookup};
+use super::options::{CONFIG_ENV, DEBIAN_ENV, Kind, OPTIONS, Opt, Rank, env_name, lookup};
 use super::values::{parse_bool, parse_number};
 use super::yaml::{self, Value};
 use super::{ConfigError, Secret};
@@ -65,8 +65,14 @@ impl Layer {
             ));
         } else if prev.origin != s.origin && prev.value != s.value {
             let (winner, loser) = if wins { (&s, prev) } else { (prev, &s) };
+            // The value used, unless it is a password or token.
+            let using = match (&winner.value, opt.kind) {
+                (_, Kind::Secret) => String::new(),
+                (Value::Scalar(v), _) => format!(" (using {v:?})"),
+                (Value::List(items), _) => format!(" (using {items:?})"),
+            };
             warnings.push(format!(
-                "{} is ignored: {} is also set and wins",
+                "{} is ignored: {} is also set and wins{using}",
                 loser.origin, winner.origin
             ));
         }
@@ -106,7 +112,7 @@ pub(super) fn env_layer(env: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec
             }
             let rank = if var == new_var { Rank::New } else { rank };
             if let Some(value) = env(&var).and_then(|v| given(opt.kind, &v)) {
-                if rank == Rank::Old {
+                if rank == Rank::Old && !DEBIAN_ENV.contains(&var.as_str()) {
                     warnings.push(deprecated(&var, &new_var));
                 }
                 layer.set(opt, Setting::named(&var, value, rank), warnings);

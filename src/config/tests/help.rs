@@ -25,4 +25,7 @@ fn help_mentions_every_option() {
         assert!(help.contains(flag), "{flag}");
     }
     assert!(help.contains(env!("CARGO_PKG_VERSION")));
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let debian = format!("files set ({}) carry no warning", DEBIAN_ENV.join(", "));
+    assert!(words.contains(&debian), "{words}");
 }

@@ -8,7 +8,7 @@ mod help;
 mod options;
 mod sources;
 
-use super::options::{OPTIONS, env_name, lookup};
+use super::options::{DEBIAN_ENV, OPTIONS, env_name, lookup};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;

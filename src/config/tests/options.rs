@@ -95,44 +95,92 @@ fn every_option_can_be_set_from_each_source() {
     }
 }
 
-#[test]
-fn debian_patroni_vip_file() {
-    // /etc/patroni/<cluster>.vip as pg_createconfig_patroni writes it (vip.in of
-    // Debian's vip-manager 1.0.2): both the old and the new names, equal.
-    let env = [
-        ("VIP_IP", "192.0.2.50"),
-        ("VIP_MASK", "24"),
-        ("VIP_NETMASK", "24"),
-        ("VIP_IFACE", "eth0"),
-        ("VIP_KEY", "/service/main/leader"),
-        ("VIP_TRIGGER_KEY", "/service/main/leader"),
-        ("VIP_HOST", "pg2"),
-        ("VIP_TRIGGER_VALUE", "pg2"),
-        ("VIP_TYPE", "etcd"),
-        ("VIP_DCS_ENDPOINTS", "http://192.0.2.1:2379"),
-        ("VIP_ENDPOINT", "http://192.0.2.1:2379"),
+/// The variables of a `/etc/patroni/<version>-<cluster>.vip` file: Debian's template,
+/// filled in as `pg_createconfig_patroni` does.
+fn debian_vip_file() -> Vec<(String, String)> {
+    let fields = [
+        ("@VIP_IP@", "192.0.2.50"),
+        ("@VIP_MASK@", "24"),
+        ("@VIP_IFACE@", "eth0"),
+        ("@VIP_KEY@", "/postgresql-common/15-main/leader"),
+        ("@VIP_HOST@", "pg2"),
+        ("@VIP_TYPE@", "etcd"),
+        ("@VIP_ENDPOINT@", "http://192.0.2.1:2379"),
     ];
-    let (c, warnings) = config(&[], &env);
+    let template = include_str!("../../../tests/fixtures/debian-patroni.vip");
+    let lines = template.lines().filter(|l| !l.starts_with('#'));
+    lines
+        .map(|line| {
+            let (name, value) = line.split_once('=').expect("NAME=\"value\"");
+            let field = value.trim_matches('"');
+            let (_, value) = fields.iter().find(|(f, _)| *f == field).expect(field);
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+fn borrowed(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[test]
+fn debian_patroni_vip_file_loads_without_a_warning() {
+    let env = debian_vip_file();
+    assert_eq!(env.len(), 11, "{env:?}");
+    let (c, warnings) = config(&[], &borrowed(&env));
     assert_eq!(c.vip.to_string(), "192.0.2.50/24");
     assert_eq!(c.interface, "eth0");
-    assert_eq!(c.trigger_key, "/service/main/leader");
+    assert_eq!(c.trigger_key, "/postgresql-common/15-main/leader");
     assert_eq!(c.trigger_value, "pg2");
+    assert_eq!(c.dcs_type, DcsType::Etcd);
     assert_eq!(c.endpoints, vec!["http://192.0.2.1:2379".to_string()]);
-    for (old, new) in [
-        ("VIP_MASK", "VIP_NETMASK"),
-        ("VIP_IFACE", "VIP_INTERFACE"),
-        ("VIP_KEY", "VIP_TRIGGER_KEY"),
-        ("VIP_HOST", "VIP_TRIGGER_VALUE"),
-        ("VIP_TYPE", "VIP_DCS_TYPE"),
-        ("VIP_ENDPOINT", "VIP_DCS_ENDPOINTS"),
+    assert_eq!(warnings, Vec::<String>::new());
+
+    // Its old names alone (an older template, or new names removed): no warning either.
+    let old_only: Vec<_> = env
+        .iter()
+        .filter(|(k, _)| k == "VIP_IP" || DEBIAN_ENV.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(old_only.len(), DEBIAN_ENV.len() + 1, "{old_only:?}");
+    let (alone, warnings) = config(&[], &borrowed(&old_only));
+    assert_eq!(alone, c);
+    assert_eq!(warnings, Vec::<String>::new());
+}
+
+#[test]
+fn debian_old_and_new_variables_disagreeing_is_one_line() {
+    // Each old name of the template set to another value than its new name.
+    for (old, other, new, used) in [
+        ("VIP_MASK", "16", "VIP_NETMASK", "24"),
+        ("VIP_IFACE", "eth1", "VIP_INTERFACE", "eth0"),
+        (
+            "VIP_KEY",
+            "/old/leader",
+            "VIP_TRIGGER_KEY",
+            "/postgresql-common/15-main/leader",
+        ),
+        ("VIP_HOST", "pg9", "VIP_TRIGGER_VALUE", "pg2"),
+        ("VIP_TYPE", "etcd2", "VIP_DCS_TYPE", "etcd"),
+        (
+            "VIP_ENDPOINT",
+            "http://192.0.2.9:2379",
+            "VIP_DCS_ENDPOINTS",
+            "http://192.0.2.1:2379",
+        ),
     ] {
-        assert!(
-            warnings.contains(&format!("{old} is deprecated; use {new}")),
-            "{old}: {warnings:?}"
+        let mut env = debian_vip_file();
+        env.retain(|(k, _)| k != old && k != new);
+        env.push((old.to_string(), other.to_string()));
+        env.push((new.to_string(), used.to_string()));
+        let (_, warnings) = config(&[], &borrowed(&env));
+        assert_eq!(
+            warnings,
+            vec![format!(
+                "{old} is ignored: {new} is also set and wins (using {used:?})"
+            )]
         );
     }
-    // Equal values: no conflict notes on top of the deprecations.
-    assert_eq!(warnings.len(), 6, "{warnings:?}");
 }
 
 #[test]
