@@ -1,6 +1,6 @@
 //! The `--help` text, made from the option table.
 
-use super::options::{DEBIAN_ENV, Kind, OPTIONS, env_name};
+use super::options::{DEBIAN_ENV, Kind, OPTIONS, Opt, env_name};
 
 /// `text` wrapped at 80 columns, each line indented by `indent` spaces.
 fn wrap(text: &str, indent: usize) -> String {
@@ -43,20 +43,7 @@ An empty value means unset. Durations are whole milliseconds.
         env!("CARGO_PKG_VERSION")
     );
     for opt in OPTIONS {
-        match opt.kind {
-            Kind::Bool => out.push_str(&format!("  --{}[=BOOL]\n", opt.key)),
-            _ => out.push_str(&format!("  --{} {}\n", opt.key, opt.metavar)),
-        }
-        out.push_str(&wrap(opt.help, 6));
-        out.push_str(&wrap(
-            &format!(
-                "env {}, key {}; default: {}",
-                env_name(opt.key),
-                opt.key,
-                opt.default
-            ),
-            6,
-        ));
+        out.push_str(&option_entry(opt));
     }
     out.push_str(
         "
@@ -87,22 +74,31 @@ An empty value means unset. Durations are whole milliseconds.
         ),
         0,
     ));
-    for opt in OPTIONS {
-        for old in opt.old {
-            out.push_str(&format!(
-                "  {old:<14} {:<18} -> {} / {}\n",
-                env_name(old),
-                opt.key,
-                env_name(opt.key)
-            ));
-        }
-    }
+    out.push_str(&other_names(|opt| opt.old));
     out.push_str("Accepted without a warning:\n");
+    out.push_str(&other_names(|opt| opt.also));
+    out
+}
+
+/// An option's entry: its flag, what it does, its variable, key and default.
+fn option_entry(opt: &Opt) -> String {
+    let flag = match opt.kind {
+        Kind::Bool => format!("  --{}[=BOOL]\n", opt.key),
+        _ => format!("  --{} {}\n", opt.key, opt.metavar),
+    };
+    let (env, key, default) = (env_name(opt.key), opt.key, opt.default);
+    let names = wrap(&format!("env {env}, key {key}; default: {default}"), 6);
+    flag + &wrap(opt.help, 6) + &names
+}
+
+/// One line for each of the options' other names that `names` picks.
+fn other_names(names: impl Fn(&Opt) -> &'static [&'static str]) -> String {
+    let mut out = String::new();
     for opt in OPTIONS {
-        for also in opt.also {
+        for name in names(opt) {
             out.push_str(&format!(
-                "  {also:<14} {:<18} -> {} / {}\n",
-                env_name(also),
+                "  {name:<14} {:<18} -> {} / {}\n",
+                env_name(name),
                 opt.key,
                 env_name(opt.key)
             ));

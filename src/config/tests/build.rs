@@ -125,208 +125,100 @@ fn required_settings() {
     );
 }
 
+/// `ARGUMENTS => ERROR` lines: the arguments are flags and `VIP_NAME=value` variables.
+const VALUE_ERRORS: &str = r#"
+--ip=10.0.0.300 => --ip: "10.0.0.300" is not an IP address
+VIP_IP=db1 => VIP_IP: "db1" is not an IP address
+--ip=192.0.2.50/24 => --ip: "192.0.2.50/24" is not an IP address (give the prefix length in netmask)
+--ip=0.0.0.0 => --ip: "0.0.0.0" is not a unicast address
+--ip=224.0.0.1 => --ip: "224.0.0.1" is not a unicast address
+--ip=ff02::1 => --ip: "ff02::1" is not a unicast address
+--netmask=33 => --netmask: "33" is out of range 1..32 for an IPv4 address
+--netmask=0 => --netmask: "0" is out of range 1..32 for an IPv4 address
+--netmask=-1 => --netmask: "-1" is not a prefix length 1..32
+--ip=2001:db8::5 --netmask=129 => --netmask: "129" is out of range 1..128 for an IPv6 address
+--netmask=255.255.255.0 => --netmask: "255.255.255.0" is not a prefix length 1..32 (write 24 for this mask)
+VIP_MASK=255.0.255.0 => VIP_MASK: "255.0.255.0" is not a prefix length 1..32
+--interface=eth0:1 => --interface: "eth0:1" is not a valid interface name (at most 15 bytes; no '/', ':' or blanks)
+--interface=averyveryverylongname => --interface: "averyveryverylongname" is not a valid interface name (at most 15 bytes; no '/', ':' or blanks)
+--dcs-endpoints=127.0.0.1:2379 => --dcs-endpoints: "127.0.0.1:2379" has no scheme (expected http:// or https://)
+VIP_ENDPOINT=http://a:1,ftp://b => VIP_ENDPOINT: "ftp://b" has an unsupported scheme (expected http:// or https://)
+--dcs-endpoints=http:// => --dcs-endpoints: "http://" has no host
+--dcs-endpoints=http://a:99999 => --dcs-endpoints: "http://a:99999" has an invalid port
+--dcs-endpoints=http://a:x => --dcs-endpoints: "http://a:x" has an invalid port
+--dcs-endpoints=, => --dcs-endpoints: no endpoint given
+--dcs-type=zookeeper => --dcs-type: "zookeeper" is not a known dcs-type (expected etcd, etcd3, etcd2, consul or patroni)
+--interval=0 => --interval: "0" is out of range 10..3600000
+--interval=9 => --interval: "9" is out of range 10..3600000
+--interval=99999999999999999999999 => --interval: "99999999999999999999999" is out of range 10..3600000
+--interval=1s => --interval: "1s" is not a whole number
+--dcs-grace=soon => --dcs-grace: "soon" is not a whole number of milliseconds or "never"
+--dcs-grace=86400001 => --dcs-grace: "86400001" is out of range 0..86400000
+--announce-count=101 => --announce-count: "101" is out of range 0..100
+--announce-interval=-5 => --announce-interval: "-5" is not a whole number
+--announce-mode=gratuitous => --announce-mode: "gratuitous" is not an announce-mode (expected request, reply or both)
+VIP_NO_WATCH=perhaps => VIP_NO_WATCH: "perhaps" is not a boolean (expected true or false)
+--etcd-password=pw => --etcd-password: set, but etcd-user is not
+"#;
+
 #[test]
 fn value_errors_name_source_key_and_value() {
-    let cases: &[(&[&str], Env, &str)] = &[
-        (
-            &["--ip=10.0.0.300"],
-            &[],
-            "--ip: \"10.0.0.300\" is not an IP address",
-        ),
-        (
-            &[],
-            &[("VIP_IP", "db1")],
-            "VIP_IP: \"db1\" is not an IP address",
-        ),
-        (
-            &["--ip=192.0.2.50/24"],
-            &[],
-            "--ip: \"192.0.2.50/24\" is not an IP address (give the prefix length in netmask)",
-        ),
-        (
-            &["--ip=0.0.0.0"],
-            &[],
-            "--ip: \"0.0.0.0\" is not a unicast address",
-        ),
-        (
-            &["--ip=224.0.0.1"],
-            &[],
-            "--ip: \"224.0.0.1\" is not a unicast address",
-        ),
-        (
-            &["--ip=ff02::1"],
-            &[],
-            "--ip: \"ff02::1\" is not a unicast address",
-        ),
-        (
-            &["--netmask=33"],
-            &[],
-            "--netmask: \"33\" is out of range 1..32 for an IPv4 address",
-        ),
-        (
-            &["--netmask=0"],
-            &[],
-            "--netmask: \"0\" is out of range 1..32 for an IPv4 address",
-        ),
-        (
-            &["--netmask=-1"],
-            &[],
-            "--netmask: \"-1\" is not a prefix length 1..32",
-        ),
-        (
-            &["--ip=2001:db8::5", "--netmask=129"],
-            &[],
-            "--netmask: \"129\" is out of range 1..128 for an IPv6 address",
-        ),
-        (
-            &["--netmask=255.255.255.0"],
-            &[],
-            "--netmask: \"255.255.255.0\" is not a prefix length 1..32 (write 24 for this mask)",
-        ),
-        (
-            &[],
-            &[("VIP_MASK", "255.0.255.0")],
-            "VIP_MASK: \"255.0.255.0\" is not a prefix length 1..32",
-        ),
-        (
-            &["--interface=eth0:1"],
-            &[],
-            "--interface: \"eth0:1\" is not a valid interface name (at most 15 bytes; no '/', ':' or blanks)",
-        ),
-        (
-            &["--interface=averyveryverylongname"],
-            &[],
-            "--interface: \"averyveryverylongname\" is not a valid interface name (at most 15 bytes; no '/', ':' or blanks)",
-        ),
-        (
-            &["--dcs-endpoints=127.0.0.1:2379"],
-            &[],
-            "--dcs-endpoints: \"127.0.0.1:2379\" has no scheme (expected http:// or https://)",
-        ),
-        (
-            &[],
-            &[("VIP_ENDPOINT", "http://a:1,ftp://b")],
-            "VIP_ENDPOINT: \"ftp://b\" has an unsupported scheme (expected http:// or https://)",
-        ),
-        (
-            &["--dcs-endpoints=http://"],
-            &[],
-            "--dcs-endpoints: \"http://\" has no host",
-        ),
-        (
-            &["--dcs-endpoints=http://a:99999"],
-            &[],
-            "--dcs-endpoints: \"http://a:99999\" has an invalid port",
-        ),
-        (
-            &["--dcs-endpoints=http://a:x"],
-            &[],
-            "--dcs-endpoints: \"http://a:x\" has an invalid port",
-        ),
+    let header = "the token contains characters an HTTP header cannot carry \
+                  (control or non-ASCII characters, or blanks at either end)";
+    // Values with blanks, which the table's lines cannot hold.
+    let blanks: &[(&[&str], Env, String)] = &[
         (
             &["--dcs-endpoints=http://a b:1"],
             &[],
-            "--dcs-endpoints: \"http://a b:1\" contains blanks",
-        ),
-        (
-            &["--dcs-endpoints=,"],
-            &[],
-            "--dcs-endpoints: no endpoint given",
+            "--dcs-endpoints: \"http://a b:1\" contains blanks".into(),
         ),
         (
             &["--dcs-type=consul", "--consul-token=a\tb"],
             &[],
-            "--consul-token: the token contains characters an HTTP header cannot carry \
-             (control or non-ASCII characters, or blanks at either end)",
+            format!("--consul-token: {header}"),
         ),
         (
             &[],
             &[("VIP_TYPE", "consul"), ("VIP_CONSUL_TOKEN", " t")],
-            "VIP_CONSUL_TOKEN: the token contains characters an HTTP header cannot carry \
-             (control or non-ASCII characters, or blanks at either end)",
-        ),
-        (
-            &["--dcs-type=zookeeper"],
-            &[],
-            "--dcs-type: \"zookeeper\" is not a known dcs-type (expected etcd, etcd3, etcd2, consul or patroni)",
-        ),
-        (
-            &["--interval=0"],
-            &[],
-            "--interval: \"0\" is out of range 10..3600000",
-        ),
-        (
-            &["--interval=9"],
-            &[],
-            "--interval: \"9\" is out of range 10..3600000",
-        ),
-        (
-            &["--interval=99999999999999999999999"],
-            &[],
-            "--interval: \"99999999999999999999999\" is out of range 10..3600000",
-        ),
-        (
-            &["--interval=1s"],
-            &[],
-            "--interval: \"1s\" is not a whole number",
-        ),
-        (
-            &["--dcs-grace=soon"],
-            &[],
-            "--dcs-grace: \"soon\" is not a whole number of milliseconds or \"never\"",
-        ),
-        (
-            &["--dcs-grace=86400001"],
-            &[],
-            "--dcs-grace: \"86400001\" is out of range 0..86400000",
-        ),
-        (
-            &["--announce-count=101"],
-            &[],
-            "--announce-count: \"101\" is out of range 0..100",
-        ),
-        (
-            &["--announce-interval=-5"],
-            &[],
-            "--announce-interval: \"-5\" is not a whole number",
-        ),
-        (
-            &["--announce-mode=gratuitous"],
-            &[],
-            "--announce-mode: \"gratuitous\" is not an announce-mode (expected request, reply or both)",
-        ),
-        (
-            &[],
-            &[("VIP_NO_WATCH", "perhaps")],
-            "VIP_NO_WATCH: \"perhaps\" is not a boolean (expected true or false)",
-        ),
-        (
-            &["--etcd-password=pw"],
-            &[],
-            "--etcd-password: set, but etcd-user is not",
+            format!("VIP_CONSUL_TOKEN: {header}"),
         ),
     ];
-    for (flags, env, want) in cases {
-        // The required flags, minus those the case sets itself (flags beat env).
-        let set_by_env: Vec<&str> = env
-            .iter()
-            .filter_map(|(var, _)| {
-                let name = var
-                    .strip_prefix("VIP_")?
-                    .to_ascii_lowercase()
-                    .replace('_', "-");
-                lookup(&name).map(|(opt, _)| opt.key)
-            })
-            .collect();
-        let mut all: Vec<&str> = Vec::new();
-        for pair in BASE.chunks(2) {
-            if !set_by_env.iter().any(|k| pair[0] == format!("--{k}")) {
-                all.extend(pair);
-            }
-        }
-        all.extend(flags.iter());
-        assert_eq!(&error(&all, env), want, "{flags:?} {env:?}");
+    for (flags, env, want) in blanks {
+        assert_eq!(
+            &error(&with_required(flags, env), env),
+            want,
+            "{flags:?} {env:?}"
+        );
     }
+    for line in VALUE_ERRORS.lines().filter(|l| !l.is_empty()) {
+        let (arguments, want) = line.split_once(" => ").expect(line);
+        let (vars, flags): (Vec<&str>, Vec<&str>) =
+            arguments.split(' ').partition(|a| a.starts_with("VIP_"));
+        let env: Vec<EnvVar> = vars.iter().filter_map(|v| v.split_once('=')).collect();
+        assert_eq!(error(&with_required(&flags, &env), &env), want, "{line}");
+    }
+}
+
+/// `flags` after the required flags, minus those the variables set (flags beat env).
+fn with_required<'a>(flags: &[&'a str], env: Env) -> Vec<&'a str> {
+    let set_by_env: Vec<&str> = env
+        .iter()
+        .filter_map(|(var, _)| {
+            let name = var
+                .strip_prefix("VIP_")?
+                .to_ascii_lowercase()
+                .replace('_', "-");
+            lookup(&name).map(|(opt, _)| opt.key)
+        })
+        .collect();
+    let mut all: Vec<&str> = Vec::new();
+    for pair in BASE.chunks(2) {
+        if !set_by_env.iter().any(|k| pair[0] == format!("--{k}")) {
+            all.extend(pair);
+        }
+    }
+    all.extend(flags.iter());
+    all
 }
 
 #[test]

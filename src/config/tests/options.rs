@@ -3,71 +3,67 @@
 
 use super::*;
 
+/// A valid value for `key`, chosen to differ from its default where it can; `file`
+/// for the keys that name one.
+fn valid_value(key: &str, file: &str) -> String {
+    let value = match key {
+        "ip" => "192.0.2.60",
+        "netmask" => "25",
+        "interface" => "eth9",
+        "trigger-key" => "/x/leader",
+        "trigger-value" => "n9",
+        "dcs-type" => "etcd3",
+        "dcs-endpoints" => "http://192.0.2.9:2379",
+        "etcd-user" => "u9",
+        "etcd-password" => "p9",
+        "consul-token" => "t9",
+        "interval" | "announce-interval" | "dcs-grace" | "retry-after" => "123",
+        "announce-count" | "retry-num" => "7",
+        "announce-mode" => "reply",
+        "manager-type" => "basic",
+        "verbose" | "keep-on-exit" | "no-watch" => "true",
+        _ if key.ends_with("-file") => file,
+        other => panic!("no test value for {other}"),
+    };
+    value.to_string()
+}
+
+/// The required settings except `key`, and the companions `key` needs, as flags.
+fn flags_around(key: &str, pem: &str) -> Vec<String> {
+    let mut flags: Vec<String> = BASE
+        .chunks(2)
+        .filter(|pair| pair[0] != format!("--{key}"))
+        .map(|pair| format!("{}={}", pair[0], pair[1]))
+        .collect();
+    if key.starts_with("etcd-password") {
+        flags.push("--etcd-user=u".into());
+    }
+    if key.starts_with("etcd-") && key.ends_with("-file") && key != "etcd-password-file" {
+        flags.push("--dcs-endpoints=https://192.0.2.9:2379".into());
+        match key {
+            "etcd-cert-file" => flags.push(format!("--etcd-key-file={pem}")),
+            "etcd-key-file" => flags.push(format!("--etcd-cert-file={pem}")),
+            _ => {}
+        }
+    }
+    flags
+}
+
 #[test]
 fn every_option_can_be_set_from_each_source() {
     // Each key round-trips through its flag, its variable and its YAML key (values
     // chosen valid for every key), so a typo in the table cannot hide.
-    let valid = |key: &str| -> &'static str {
-        match key {
-            "ip" => "192.0.2.60",
-            "netmask" => "25",
-            "interface" => "eth9",
-            "trigger-key" => "/x/leader",
-            "trigger-value" => "n9",
-            "dcs-type" => "etcd3",
-            "dcs-endpoints" => "http://192.0.2.9:2379",
-            "etcd-user" => "u9",
-            "etcd-password" => "p9",
-            "consul-token" => "t9",
-            "interval" | "announce-interval" | "dcs-grace" | "retry-after" => "123",
-            "announce-count" | "retry-num" => "7",
-            "announce-mode" => "reply",
-            "manager-type" => "basic",
-            "verbose" | "keep-on-exit" | "no-watch" => "true",
-            other => panic!("no test value for {other}"),
-        }
-    };
     let secret_file = TempFile::new("each-secret", b"s9\n");
     let pem = TempFile::new("each-pem", b"x");
-    let file_value = |key: &str| match key {
-        "etcd-password-file" | "consul-token-file" => secret_file.path().to_string(),
-        _ => pem.path().to_string(),
-    };
     let (default, _) = config(BASE, &[]);
     for opt in OPTIONS {
-        let value = if opt.key.ends_with("-file") {
-            file_value(opt.key)
-        } else {
-            valid(opt.key).to_string()
+        let file = match opt.key {
+            "etcd-password-file" | "consul-token-file" => secret_file.path(),
+            _ => pem.path(),
         };
-        // The required settings as flags, except the one under test.
-        let mut required: Vec<String> = Vec::new();
-        for pair in BASE.chunks(2) {
-            if pair[0] != format!("--{}", opt.key) {
-                required.push(format!("{}={}", pair[0], pair[1]));
-            }
-        }
-        // Companions some keys need.
-        let mut extra: Vec<(&str, &str)> = Vec::new();
-        if opt.key.starts_with("etcd-password") {
-            extra.push(("etcd-user", "u"));
-        }
-        if opt.key.starts_with("etcd-")
-            && opt.key.ends_with("-file")
-            && opt.key != "etcd-password-file"
-        {
-            extra.push(("dcs-endpoints", "https://192.0.2.9:2379"));
-            if opt.key == "etcd-cert-file" {
-                extra.push(("etcd-key-file", pem.path()));
-            }
-            if opt.key == "etcd-key-file" {
-                extra.push(("etcd-cert-file", pem.path()));
-            }
-        }
-        let extra_flags: Vec<String> = extra.iter().map(|(k, v)| format!("--{k}={v}")).collect();
-
-        let mut flags: Vec<&str> = required.iter().map(String::as_str).collect();
-        flags.extend(extra_flags.iter().map(String::as_str));
+        let value = valid_value(opt.key, file);
+        let around = flags_around(opt.key, pem.path());
+        let mut flags: Vec<&str> = around.iter().map(String::as_str).collect();
         let from_env = config(&flags, &[(env_name(opt.key).as_str(), value.as_str())]).0;
 
         let file = TempFile::new("each.yml", format!("{}: '{value}'\n", opt.key).as_bytes());
