@@ -222,7 +222,8 @@ pub(super) const OPTIONS: &[Opt] = &[
         key: "status-file",
         metavar: "FILE",
         default: "(none)",
-        help: "Keep the current state in FILE as one JSON object, rewritten atomically on every change (for monitoring without a metrics server).",
+        help: "Keep the current state in FILE as one JSON object, rewritten atomically on \
+               every change (for monitoring without a metrics server).",
         ..TEXT
     },
     Opt {

@@ -42,14 +42,7 @@ fn defaults() {
 #[test]
 fn missing_netmask_is_a_host_address_with_a_warning() {
     let (c, warnings) = config(
-        &[
-            "--ip",
-            "192.0.2.50",
-            "--interface",
-            "eth0",
-            "--trigger-key",
-            "/k",
-        ],
+        &words("--ip 192.0.2.50 --interface eth0 --trigger-key /k"),
         &[],
     );
     assert_eq!(c.vip.prefix_len, 32);
@@ -57,14 +50,7 @@ fn missing_netmask_is_a_host_address_with_a_warning() {
     assert!(warnings[0].starts_with("netmask: not set; adding 192.0.2.50/32"));
 
     let (c, warnings) = config(
-        &[
-            "--ip",
-            "2001:db8::50",
-            "--interface",
-            "eth0",
-            "--trigger-key",
-            "/k",
-        ],
+        &words("--ip 2001:db8::50 --interface eth0 --trigger-key /k"),
         &[],
     );
     assert_eq!(c.vip.prefix_len, 128);
@@ -74,16 +60,10 @@ fn missing_netmask_is_a_host_address_with_a_warning() {
 #[test]
 fn new_options_parse() {
     let (c, _) = config(
-        &base_with(&[
-            "--dcs-grace=never",
-            "--keep-on-exit",
-            "--announce-count=0",
-            "--announce-interval",
-            "250",
-            "--announce-mode=both",
-            "--no-watch",
-            "--interval=10",
-        ]),
+        &base_with(&words(
+            "--dcs-grace=never --keep-on-exit --announce-count=0 --announce-interval 250 \
+             --announce-mode=both --no-watch --interval=10",
+        )),
         &[],
     );
     assert_eq!(c.dcs_grace, Grace::Never);
@@ -352,11 +332,9 @@ fn patroni_uses_the_first_endpoint_only() {
 #[test]
 fn settings_of_another_dcs_are_ignored_with_a_warning() {
     let (c, warnings) = config(
-        &base_with(&[
-            "--dcs-type=consul",
-            "--consul-token=abc-123",
-            "--etcd-user=u",
-        ]),
+        &base_with(&words(
+            "--dcs-type=consul --consul-token=abc-123 --etcd-user=u",
+        )),
         &[("VIP_ETCD_PASSWORD", "pw")],
     );
     assert_eq!(c.consul_token, Some(Secret("abc-123".into())));

@@ -100,6 +100,11 @@ fn leak(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
 }
 
+/// Arguments written as one line (none of them contains a blank).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 fn has_warning(warnings: &[String], needle: &str) -> bool {
     warnings.iter().any(|w| w.contains(needle))
 }

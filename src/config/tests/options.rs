@@ -193,15 +193,11 @@ fn debian_default_file_with_unit_flags() {
         ("VIP_HOSTINGTYPE", "basic"),
     ];
     let (c, warnings) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--interface=eth0",
-            "--trigger-key=/service/b/leader",
-            "--trigger-value=pg3",
-            "--dcs-type=etcd",
-            "--dcs-endpoints=http://192.0.2.1:2379",
-            "--netmask=",
-        ],
+        &words(
+            "--ip=192.0.2.50 --interface=eth0 --trigger-key=/service/b/leader \
+             --trigger-value=pg3 --dcs-type=etcd --dcs-endpoints=http://192.0.2.1:2379 \
+             --netmask=",
+        ),
         &env,
     );
     assert_eq!(c.vip.to_string(), "192.0.2.50/32");
@@ -217,24 +213,11 @@ fn debian_default_file_with_unit_flags() {
 fn old_single_dash_flags_of_vip_manager_0x() {
     // vip-manager 0.x used Go's flag package: -ip=... -iface ... -key -host -endpoint.
     let (c, warnings) = config(
-        &[
-            "-ip=192.0.2.50",
-            "-mask",
-            "24",
-            "-iface",
-            "eth0",
-            "-key=/service/b/leader",
-            "-host",
-            "pg1",
-            "-type=etcd",
-            "-endpoint",
-            "http://192.0.2.1:2379,http://192.0.2.2:2379/",
-            "-etcd_user=patroni",
-            "-etcd_password",
-            "s3cret",
-            "-hostingtype=basic",
-            "-interval=500",
-        ],
+        &words(
+            "-ip=192.0.2.50 -mask 24 -iface eth0 -key=/service/b/leader -host pg1 -type=etcd \
+             -endpoint http://192.0.2.1:2379,http://192.0.2.2:2379/ -etcd_user=patroni \
+             -etcd_password s3cret -hostingtype=basic -interval=500",
+        ),
         &[],
     );
     assert_eq!(c.vip.to_string(), "192.0.2.50/24");
@@ -322,12 +305,7 @@ fn old_and_new_name_in_one_source_new_wins() {
     }
     // An old name in a higher source still beats a new name in a lower one.
     let (c, _) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--trigger-key=/k",
-            "--netmask=24",
-            "--iface=eth2",
-        ],
+        &words("--ip=192.0.2.50 --trigger-key=/k --netmask=24 --iface=eth2"),
         &[("VIP_INTERFACE", "eth0")],
     );
     assert_eq!(c.interface, "eth2");

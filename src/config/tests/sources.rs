@@ -48,14 +48,7 @@ fn config_file_from_environment() {
     let file = TempFile::new("env.yml", b"ip: 192.0.2.7\n");
     let f = file.path();
     let (c, _) = config(
-        &[
-            "--interface",
-            "eth0",
-            "--trigger-key",
-            "/k",
-            "--netmask",
-            "24",
-        ],
+        &words("--interface eth0 --trigger-key /k --netmask 24"),
         &[("VIP_CONFIG", f)],
     );
     assert_eq!(c.vip.addr, "192.0.2.7".parse::<IpAddr>().unwrap());
@@ -78,15 +71,10 @@ fn config_file_from_environment() {
 fn empty_value_means_unset() {
     // Debian's unit passes every flag, empty when its variable is unset.
     let (c, warnings) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--interface=eth0",
-            "--trigger-key=/service/pg/leader",
-            "--trigger-value=",
-            "--dcs-type=",
-            "--dcs-endpoints=",
-            "--netmask=",
-        ],
+        &words(
+            "--ip=192.0.2.50 --interface=eth0 --trigger-key=/service/pg/leader --trigger-value= \
+             --dcs-type= --dcs-endpoints= --netmask=",
+        ),
         &[("VIP_NETMASK", "16")],
     );
     assert_eq!(c.vip.prefix_len, 16, "the empty flag must not hide the env");
