@@ -203,7 +203,7 @@ impl Config {
     }
 
     /// A complete configuration for unit tests: VIP 192.0.2.50/24 on eth0, node "pg1",
-    /// etcd on loopback, the defaults for everything else.
+    /// etcd on loopback, the defaults for everything else (a test holds it to them).
     #[cfg(test)]
     pub fn example() -> Config {
         Config {

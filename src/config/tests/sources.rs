@@ -145,58 +145,42 @@ foo: bar
 
 #[test]
 fn file_errors_name_path_and_line() {
-    let file = TempFile::new(
-        "bad-ip.yml",
-        b"# vipd\ninterface: eth0\nip: \"10.0.0.300\"\n",
-    );
-    let f = file.path();
-    assert_eq!(
-        error(&["--config", f, "--trigger-key=/k"], &[]),
-        format!("{f}:3: ip: \"10.0.0.300\" is not an IP address")
-    );
-
-    let file = TempFile::new("bad-mask.yml", b"ip: 192.0.2.1\nmask: 40\n");
-    let f = file.path();
-    assert_eq!(
-        error(
-            &["--config", f, "--interface=eth0", "--trigger-key=/k"],
-            &[]
+    let base = BASE.join(" ");
+    let cases: [(&[u8], &str, &str); 6] = [
+        (
+            b"# vipd\ninterface: eth0\nip: \"10.0.0.300\"\n",
+            "--trigger-key=/k",
+            "{f}:3: ip: \"10.0.0.300\" is not an IP address",
         ),
-        format!("{f}:2: mask: \"40\" is out of range 1..32 for an IPv4 address")
-    );
-
-    let file = TempFile::new(
-        "bad-ep.yml",
-        b"dcs-endpoints:\n  - http://a:1\n  - 127.0.0.1:2379\n",
-    );
-    let f = file.path();
-    assert_eq!(
-        error(&base_with(&["--config", f]), &[]),
-        format!(
-            "{f}:1: dcs-endpoints: \"127.0.0.1:2379\" has no scheme (expected http:// or https://)"
-        )
-    );
-
-    let file = TempFile::new("list.yml", b"interval: [1, 2]\n");
-    let f = file.path();
-    assert_eq!(
-        error(&base_with(&["--config", f]), &[]),
-        format!("{f}:1: interval: expects a single value, not a list")
-    );
-
-    let file = TempFile::new("syntax.yml", b"ip: 192.0.2.1\ninterface:\n  name: eth0\n");
-    let f = file.path();
-    assert_eq!(
-        error(&base_with(&["--config", f]), &[]),
-        format!("{f}:3: nested mappings are not supported (only flat 'key: value')")
-    );
-
-    let file = TempFile::new("binary.yml", &[b'i', b'p', b':', b' ', 0xff, b'\n']);
-    let f = file.path();
-    assert_eq!(
-        error(&base_with(&["--config", f]), &[]),
-        format!("--config: {f:?} is not UTF-8 text")
-    );
+        (
+            b"ip: 192.0.2.1\nmask: 40\n",
+            "--interface=eth0 --trigger-key=/k",
+            "{f}:2: mask: \"40\" is out of range 1..32 for an IPv4 address",
+        ),
+        (
+            b"dcs-endpoints:\n  - http://a:1\n  - 127.0.0.1:2379\n",
+            &base,
+            "{f}:1: dcs-endpoints: \"127.0.0.1:2379\" has no scheme (expected http:// or https://)",
+        ),
+        (
+            b"interval: [1, 2]\n",
+            &base,
+            "{f}:1: interval: expects a single value, not a list",
+        ),
+        (
+            b"ip: 192.0.2.1\ninterface:\n  name: eth0\n",
+            &base,
+            "{f}:3: nested mappings are not supported (only flat 'key: value')",
+        ),
+        (b"ip: \xff\n", &base, "--config: \"{f}\" is not UTF-8 text"),
+    ];
+    for (content, flags, want) in cases {
+        let file = TempFile::new("bad.yml", content);
+        let f = file.path();
+        let mut all = words(flags);
+        all.extend(["--config", f]);
+        assert_eq!(error(&all, &[]), want.replace("{f}", f));
+    }
 
     let missing = std::env::temp_dir().join(format!(
         "vipd-config-test-{}-missing.yml",
@@ -261,36 +245,17 @@ fn secret_files() {
     );
 
     // Errors name the file, never its content.
-    let empty = TempFile::new("empty-pw", b"\n");
-    assert_eq!(
-        error(
-            &base_with(&["--etcd-user=u", "--etcd-password-file", empty.path()]),
-            &[]
-        ),
-        format!("--etcd-password-file: {:?} is empty", empty.path())
-    );
-    let binary = TempFile::new("bin-pw", &[0xfe, 0xff, b'x']);
-    assert_eq!(
-        error(
-            &base_with(&["--etcd-user=u", "--etcd-password-file", binary.path()]),
-            &[]
-        ),
-        format!(
-            "--etcd-password-file: {:?} is not UTF-8 text",
-            binary.path()
-        )
-    );
-    let big = TempFile::new("big-pw", &vec![b'a'; 70_000]);
-    assert_eq!(
-        error(
-            &base_with(&["--etcd-user=u", "--etcd-password-file", big.path()]),
-            &[]
-        ),
-        format!(
-            "--etcd-password-file: {:?} is larger than 64 KiB",
-            big.path()
-        )
-    );
+    let big = vec![b'a'; 70_000];
+    for (content, why) in [
+        (&b"\n"[..], "is empty"),
+        (&[0xfe, 0xff, b'x'][..], "is not UTF-8 text"),
+        (&big[..], "is larger than 64 KiB"),
+    ] {
+        let file = TempFile::new("bad-pw", content);
+        let flags = base_with(&["--etcd-user=u", "--etcd-password-file", file.path()]);
+        let want = format!("--etcd-password-file: {:?} {why}", file.path());
+        assert_eq!(error(&flags, &[]), want);
+    }
     let missing = format!("{}-gone", pw.path());
     let e = error(
         &base_with(&["--etcd-user=u", "--etcd-password-file", &missing]),
