@@ -30,7 +30,7 @@ fn missing_netmask_is_a_host_address_with_a_warning() {
         &[],
     );
     assert_eq!(c.vip.prefix_len, 128);
-    assert!(has_warning(&warnings, "2001:db8::50/128"));
+    assert_warns(&warnings, "2001:db8::50/128");
 }
 
 #[test]
@@ -422,10 +422,10 @@ fn certificate_files_must_be_readable() {
     );
     let (c, warnings) = config(&base_with(&["--config", yaml.path()]), &[]);
     assert_eq!(c.etcd_cert_file.as_deref(), Some(Path::new(cert.path())));
-    assert!(has_warning(
+    assert_warns(
         &warnings,
-        "etcd_cert_file is deprecated; use etcd-cert-file"
-    ));
+        "etcd_cert_file is deprecated; use etcd-cert-file",
+    );
 }
 
 #[test]

@@ -105,6 +105,10 @@ fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
-fn has_warning(warnings: &[String], needle: &str) -> bool {
-    warnings.iter().any(|w| w.contains(needle))
+/// Assert that one of `warnings` contains `needle`.
+fn assert_warns(warnings: &[String], needle: &str) {
+    assert!(
+        warnings.iter().any(|w| w.contains(needle)),
+        "no {needle:?} in {warnings:?}"
+    );
 }

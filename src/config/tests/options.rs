@@ -202,11 +202,11 @@ fn debian_default_file_with_unit_flags() {
     );
     assert_eq!(c.vip.to_string(), "192.0.2.50/32");
     assert_eq!(c.trigger_value, "pg3");
-    assert!(has_warning(
+    assert_warns(
         &warnings,
-        "VIP_HOSTINGTYPE is deprecated; use VIP_MANAGER_TYPE"
-    ));
-    assert!(has_warning(&warnings, "netmask: not set"));
+        "VIP_HOSTINGTYPE is deprecated; use VIP_MANAGER_TYPE",
+    );
+    assert_warns(&warnings, "netmask: not set");
 }
 
 #[test]
@@ -264,14 +264,11 @@ fn old_and_new_name_in_one_source_new_wins() {
         all.extend(["--ip=192.0.2.50", "--interface=eth0", "--trigger-key=/k"]);
         let (c, warnings) = config(&all, &[]);
         assert_eq!(c.vip.prefix_len, 24, "{list:?}");
-        assert!(has_warning(
+        assert_warns(&warnings, "--mask is deprecated; use --netmask");
+        assert_warns(
             &warnings,
-            "--mask is deprecated; use --netmask"
-        ));
-        assert!(has_warning(
-            &warnings,
-            "--mask is ignored: --netmask is also set and wins"
-        ));
+            "--mask is ignored: --netmask is also set and wins",
+        );
     }
     // Environment.
     let (c, warnings) = config(
@@ -279,10 +276,10 @@ fn old_and_new_name_in_one_source_new_wins() {
         &[("VIP_IFACE", "eth1"), ("VIP_INTERFACE", "eth0")],
     );
     assert_eq!(c.interface, "eth0");
-    assert!(has_warning(
+    assert_warns(
         &warnings,
-        "VIP_IFACE is ignored: VIP_INTERFACE is also set and wins"
-    ));
+        "VIP_IFACE is ignored: VIP_INTERFACE is also set and wins",
+    );
     // File, both orders.
     for text in [
         "iface: eth1\ninterface: eth0\n",
@@ -300,8 +297,8 @@ fn old_and_new_name_in_one_source_new_wins() {
             &[],
         );
         assert_eq!(c.interface, "eth0", "{text:?}");
-        assert!(has_warning(&warnings, "iface is deprecated; use interface"));
-        assert!(has_warning(&warnings, "is ignored"));
+        assert_warns(&warnings, "iface is deprecated; use interface");
+        assert_warns(&warnings, "is ignored");
     }
     // An old name in a higher source still beats a new name in a lower one.
     let (c, _) = config(
@@ -366,10 +363,10 @@ retry_after: 250  #in milliseconds
     assert!(warnings.contains(&format!(
         "{f}:15: retry_num is ignored: vipd retries the DCS every interval"
     )));
-    assert!(has_warning(
+    assert_warns(
         &warnings,
-        "consul_token is ignored: it is used only with dcs-type consul"
-    ));
+        "consul_token is ignored: it is used only with dcs-type consul",
+    );
     assert!(
         !warnings.iter().any(|w| w.contains("secret")),
         "{warnings:?}"

@@ -111,7 +111,7 @@ fn empty_value_means_unset() {
         &[],
     );
     assert_eq!(c.vip.prefix_len, 32);
-    assert!(has_warning(&warnings, "netmask: not set"));
+    assert_warns(&warnings, "netmask: not set");
 }
 
 #[test]
