@@ -18,8 +18,8 @@ use super::sources::{Layer, Setting, deprecated, given};
 #[derive(Debug, Default)]
 pub(super) struct Cli {
     pub(super) layer: Layer,
-    /// `--config`, the YAML file.
-    pub(super) config: Option<Setting>,
+    /// `--config`: the YAML file's path, and the flag as written.
+    pub(super) config: Option<(String, String)>,
     pub(super) once: bool,
     pub(super) dry_run: bool,
     pub(super) json: bool,
@@ -124,16 +124,15 @@ impl Cli {
         let Some(value) = given(kind, &value) else {
             return Ok(());
         };
-        let setting = Setting::named(&shown, value, rank);
-        match opt {
-            None => self.config = Some(setting),
-            Some(opt) => {
-                if rank == Rank::Old {
-                    warnings.push(deprecated(&shown, &format!("--{}", opt.key)));
-                }
-                self.layer.set(opt, setting, warnings);
-            }
+        let Some(opt) = opt else {
+            self.config = Some((value, shown));
+            return Ok(());
+        };
+        if rank == Rank::Old {
+            warnings.push(deprecated(&shown, &format!("--{}", opt.key)));
         }
+        self.layer
+            .set(opt, Setting::named(&shown, value, rank), warnings);
         Ok(())
     }
 }

@@ -38,9 +38,8 @@ use crate::dcs::Settings as DcsSettings;
 use crate::dcs::http::TlsFiles;
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
-use options::{CONFIG_ENV, Kind, Rank};
-use sources::{Layer, Setting, Sources, env_layer, file_layer, given};
-use yaml::Value;
+use options::{CONFIG_ENV, Kind};
+use sources::{Layer, Sources, env_layer, file_layer, given};
 
 pub use crate::dcs::{DcsType, Secret};
 pub use help::help_text;
@@ -146,24 +145,18 @@ pub fn load(
         return Err(ConfigError("--json: only valid with --once".into()));
     }
     let env_layer = env_layer(env, &mut warnings);
-    let config_setting = cli.config.clone().or_else(|| {
+    let config_file = cli.config.clone().or_else(|| {
         let path = env(CONFIG_ENV).and_then(|v| given(Kind::Text, &v))?;
-        Some(Setting::named(CONFIG_ENV, path, Rank::New))
+        Some((path, CONFIG_ENV.to_string()))
     });
-    let (file_layer, config_file) = match &config_setting {
-        Some(Setting {
-            value: Value::Scalar(path),
-            origin,
-            ..
-        }) => (
-            file_layer(path, origin, &mut warnings)?,
-            Some(PathBuf::from(path)),
-        ),
-        _ => (Layer::default(), None),
+    let file_layer = match &config_file {
+        Some((path, origin)) => file_layer(path, origin, &mut warnings)?,
+        None => Layer::default(),
     };
     let sources = Sources {
         layers: [&cli.layer, &env_layer, &file_layer],
     };
+    let config_file = config_file.map(|(path, _)| PathBuf::from(path));
     let config = build::build(&sources, hostname, config_file, &mut warnings)?;
     let command = if cli.once {
         Command::Once {
