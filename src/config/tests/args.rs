@@ -134,11 +134,10 @@ fn argv_errors() {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStringExt;
-        let mut a = args(BASE);
+        let mut a = argv(BASE);
         a.push(OsString::from_vec(vec![b'-', b'-', 0xff]));
-        let map: HashMap<String, String> = HashMap::new();
         assert_eq!(
-            load(a, &|k| map.get(k).cloned(), HOST),
+            load(a, &|_| None, HOST),
             Err(ConfigError("argument 9 is not valid UTF-8".into()))
         );
     }

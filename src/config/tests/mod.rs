@@ -1,7 +1,6 @@
 //! Tests of the configuration, one file per module of it, and the helpers they share:
 //! most tests load a whole configuration, as vipd does, and look at the result.
 
-use super::*;
 mod args;
 mod build;
 mod help;
@@ -9,6 +8,7 @@ mod options;
 mod sources;
 
 use super::options::{DEBIAN_ENV, OPTIONS, env_name, lookup};
+use super::*;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -46,7 +46,7 @@ impl Drop for TempFile {
     }
 }
 
-fn args(list: &[&str]) -> Vec<OsString> {
+fn argv(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()
 }
 
@@ -55,7 +55,7 @@ fn run(list: &[&str], env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    load(args(list), &|k| map.get(k).cloned(), HOST)
+    load(argv(list), &|k| map.get(k).cloned(), HOST)
 }
 
 /// The configuration of a `Run` command and the warnings.

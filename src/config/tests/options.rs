@@ -396,7 +396,7 @@ fn unknown_environment_variables() {
     // Every variable that load() reads is known.
     let read = std::cell::RefCell::new(Vec::new());
     let _ = load(
-        args(&[]),
+        argv(&[]),
         &|k| {
             read.borrow_mut().push(k.to_string());
             None
