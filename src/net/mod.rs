@@ -66,6 +66,15 @@ impl NetError {
         }
     }
 
+    /// With an explanation where the errno alone would not say enough (the kernel's
+    /// extended-ack text, or what vipd found wrong).
+    pub fn with_text(op: impl Into<String>, errno: i32, text: impl Into<String>) -> Self {
+        NetError {
+            extack: Some(text.into()),
+            ..NetError::new(op, errno)
+        }
+    }
+
     /// From `io::Error::last_os_error()` (or any io::Error), keeping its errno.
     pub fn io(op: impl Into<String>, err: &std::io::Error) -> Self {
         NetError::new(op, err.raw_os_error().unwrap_or(libc::EIO))
