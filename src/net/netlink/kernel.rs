@@ -143,7 +143,7 @@ impl Kernel {
         })
     }
 
-    /// Every address of `family` ([`FAMILY_INET`], [`FAMILY_INET6`],
+    /// Every address of `family` ([`super::FAMILY_INET`], [`super::FAMILY_INET6`],
     /// [`FAMILY_UNSPEC`]) on interface `ifindex`, or on all interfaces when
     /// `ifindex` is 0 (one `RTM_GETADDR` dump).
     pub fn addresses(&mut self, family: u8, ifindex: u32) -> Result<Vec<AddrMsg>, NetError> {
