@@ -108,14 +108,9 @@ impl Socket {
         Ok(())
     }
 
-    /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one) with
-    /// no multicast groups.
-    pub fn bind_netlink(&self, port: u32) -> io::Result<()> {
-        self.bind_netlink_groups(port, 0)
-    }
-
-    /// `bind(2)` a netlink socket to port id `port`, subscribed to the multicast
-    /// `groups` (a bit mask of `RTMGRP_*`), to hear of changes as they happen.
+    /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one),
+    /// subscribed to the multicast `groups` (a bit mask of `RTMGRP_*`, 0 for none), to
+    /// hear of changes as they happen.
     pub fn bind_netlink_groups(&self, port: u32, groups: u32) -> io::Result<()> {
         let mut addr = netlink_addr(port);
         addr.nl_groups = groups;
@@ -314,7 +309,7 @@ mod tests {
     fn netlink_socket_binds_and_times_out() {
         // Needs no privileges: any user may open NETLINK_ROUTE and wait on it.
         let sock = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE).unwrap();
-        sock.bind_netlink(0).unwrap();
+        sock.bind_netlink_groups(0, 0).unwrap();
         assert_ne!(
             sock.netlink_port().unwrap(),
             0,

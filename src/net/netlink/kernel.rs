@@ -106,24 +106,7 @@ impl Kernel {
     /// announce (listing needs no privileges); [`AddrBackend::announce`] then fails
     /// with `EBADF`.
     pub fn open_without_announce() -> Result<Kernel, NetError> {
-        let op = "open netlink socket";
-        let nl = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
-            .map_err(|e| NetError::io(op, &e))?;
-        nl.set_recv_timeout(REPLY_TIMEOUT)
-            .map_err(|e| NetError::io(op, &e))?;
-        // Optional: kernels before 4.12 (EXT_ACK), 4.2 (CAP_ACK) and 4.20
-        // (GET_STRICT_CHK) lack them, and everything works without.
-        for opt in [
-            libc::NETLINK_EXT_ACK,
-            libc::NETLINK_CAP_ACK,
-            libc::NETLINK_GET_STRICT_CHK,
-        ] {
-            if let Err(e) = nl.set_int_option(libc::SOL_NETLINK, opt, 1) {
-                log::debug!("netlink socket option {opt} not set: {e}");
-            }
-        }
-        nl.bind_netlink(0).map_err(|e| NetError::io(op, &e))?;
-        let port = nl.netlink_port().map_err(|e| NetError::io(op, &e))?;
+        let (nl, port) = open_requests().map_err(|e| NetError::io("open netlink socket", &e))?;
         let events = open_change_events()
             .map_err(|e| log::debug!("no change notifications, reading the kernel every turn: {e}"))
             .ok();
@@ -209,24 +192,21 @@ impl Kernel {
                 link = Some(*l);
             }
         });
-        match result {
-            Ok(_) => {}
-            Err(e) if e.errno == libc::ENODEV => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let Some(link) = link else {
-            return Err(NetError::with_text(
+        match (result, link) {
+            (Err(e), _) if e.errno == libc::ENODEV => Ok(None),
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err(NetError::with_text(
                 op(),
                 libc::EBADMSG,
                 "the kernel's reply is not RTM_NEWLINK",
-            ));
-        };
-        Ok(Some(LinkInfo {
-            index: link.index,
-            up: link.is_up(),
-            mac: link.mac.unwrap_or([0; 6]),
-            carrier_changes: link.carrier_changes,
-        }))
+            )),
+            (Ok(_), Some(link)) => Ok(Some(LinkInfo {
+                index: link.index,
+                up: link.is_up(),
+                mac: link.mac.unwrap_or([0; 6]),
+                carrier_changes: link.carrier_changes,
+            })),
+        }
     }
 
     /// Reads (and drops) every queued change notification; any at all, or any
@@ -388,6 +368,27 @@ fn timed_out(op: String) -> NetError {
     )
 }
 
+/// The `NETLINK_ROUTE` socket requests go over (receive timeout [`REPLY_TIMEOUT`],
+/// extended acks and strict checking where the kernel has them), and its port id.
+fn open_requests() -> std::io::Result<(Socket, u32)> {
+    let nl = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
+    nl.set_recv_timeout(REPLY_TIMEOUT)?;
+    // Optional: kernels before 4.12 (EXT_ACK), 4.2 (CAP_ACK) and 4.20
+    // (GET_STRICT_CHK) lack them, and everything works without.
+    for opt in [
+        libc::NETLINK_EXT_ACK,
+        libc::NETLINK_CAP_ACK,
+        libc::NETLINK_GET_STRICT_CHK,
+    ] {
+        if let Err(e) = nl.set_int_option(libc::SOL_NETLINK, opt, 1) {
+            log::debug!("netlink socket option {opt} not set: {e}");
+        }
+    }
+    nl.bind_netlink_groups(0, 0)?;
+    let port = nl.netlink_port()?;
+    Ok((nl, port))
+}
+
 /// A non-blocking `NETLINK_ROUTE` socket subscribed to link and address
 /// notifications.
 fn open_change_events() -> std::io::Result<Socket> {
@@ -405,10 +406,8 @@ impl AddrBackend for Kernel {
         // Subscribed before the first reading, so any change after a reading is
         // queued by the time of the next look.
         self.look_for_changes();
-        if let Some((cached_name, info)) = &self.link_cache {
-            if cached_name == name {
-                return Ok(*info);
-            }
+        if let Some((_, info)) = self.link_cache.as_ref().filter(|(n, _)| n == name) {
+            return Ok(*info);
         }
         self.link_cache = None;
         let info = self.read_link(name)?;
@@ -418,10 +417,9 @@ impl AddrBackend for Kernel {
 
     fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
         self.look_for_changes();
-        if let Some((cached_index, cached_addr, prefixes)) = &self.addr_cache {
-            if *cached_index == ifindex && *cached_addr == addr {
-                return Ok(prefixes.clone());
-            }
+        let cached = self.addr_cache.as_ref();
+        if let Some((.., prefixes)) = cached.filter(|(i, a, _)| (*i, *a) == (ifindex, addr)) {
+            return Ok(prefixes.clone());
         }
         self.addr_cache = None;
         self.addr_reads += 1;

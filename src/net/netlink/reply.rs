@@ -167,12 +167,20 @@ fn extack_msg(tlvs: &[u8]) -> Option<String> {
     None
 }
 
-/// Turns a netlink error code (negative errno) into a positive errno.
-fn errno_of(error: i32) -> i32 {
-    match error.checked_neg() {
+/// The failure a netlink error code (a negative errno) reports, with the
+/// `NLMSGERR_ATTR_MSG` text of the extended-ack attributes found in `p` from
+/// `tlvs_at` on when `flags` has `NLM_F_ACK_TLVS`.
+fn failure(error: i32, flags: u16, p: &[u8], tlvs_at: usize) -> Payload {
+    let errno = match error.checked_neg() {
         Some(e) if e > 0 => e,
         _ => libc::EPROTO,
-    }
+    };
+    let extack = if flags & NLM_F_ACK_TLVS != 0 {
+        p.get(tlvs_at..).and_then(extack_msg)
+    } else {
+        None
+    };
+    Payload::Error { errno, extack }
 }
 
 /// Parses an `NLMSG_ERROR` payload: `i32 error`, the echoed request's header (and
@@ -182,38 +190,19 @@ fn parse_error(flags: u16, p: &[u8]) -> Option<Payload> {
     if error == 0 {
         return Some(Payload::Ack);
     }
-    let mut extack = None;
-    if flags & NLM_F_ACK_TLVS != 0 {
-        let echoed = if flags & NLM_F_CAPPED != 0 {
-            NLMSG_HDRLEN
-        } else {
-            u32_at(p, 4).map_or(NLMSG_HDRLEN, |l| align4(l as usize))
-        };
-        if let Some(tlvs) = p.get(4usize.saturating_add(echoed)..) {
-            extack = extack_msg(tlvs);
-        }
-    }
-    Some(Payload::Error {
-        errno: errno_of(error),
-        extack,
-    })
+    let echoed = if flags & NLM_F_CAPPED != 0 {
+        NLMSG_HDRLEN
+    } else {
+        u32_at(p, 4).map_or(NLMSG_HDRLEN, |l| align4(l as usize))
+    };
+    Some(failure(error, flags, p, 4usize.saturating_add(echoed)))
 }
 
 /// Parses an `NLMSG_DONE` payload: `i32 error` (0 on success; older kernels may send
 /// nothing), then with `NLM_F_ACK_TLVS` the extended ack.
 fn parse_done(flags: u16, p: &[u8]) -> Payload {
     match i32_at(p, 0) {
-        Some(error) if error != 0 => {
-            let extack = if flags & NLM_F_ACK_TLVS != 0 {
-                p.get(4..).and_then(extack_msg)
-            } else {
-                None
-            };
-            Payload::Error {
-                errno: errno_of(error),
-                extack,
-            }
-        }
+        Some(error) if error != 0 => failure(error, flags, p, 4),
         _ => Payload::Done,
     }
 }
@@ -302,6 +291,17 @@ fn parse_payload(header: &Header, p: &[u8]) -> Result<Payload, ParseError> {
     })
 }
 
+/// The `nlmsghdr` at `at` in `b`, if `b` holds one there.
+fn header_at(b: &[u8], at: usize) -> Option<Header> {
+    Some(Header {
+        len: u32_at(b, at)?,
+        kind: u16_at(b, at + 4)?,
+        flags: u16_at(b, at + 6)?,
+        seq: u32_at(b, at + 8)?,
+        port: u32_at(b, at + 12)?,
+    })
+}
+
 /// An iterator over the messages in a received buffer; see [`parse`].
 #[derive(Debug, Clone)]
 pub struct Messages<'a> {
@@ -320,23 +320,10 @@ impl Iterator for Messages<'_> {
         // Whatever happens, a malformed message ends the iteration.
         self.at = self.buf.len();
         let bad = |what| Some(Err(ParseError { offset: at, what }));
-        let (Some(len), Some(kind), Some(flags), Some(seq), Some(port)) = (
-            u32_at(self.buf, at),
-            u16_at(self.buf, at + 4),
-            u16_at(self.buf, at + 6),
-            u32_at(self.buf, at + 8),
-            u32_at(self.buf, at + 12),
-        ) else {
+        let Some(header) = header_at(self.buf, at) else {
             return bad("truncated message header");
         };
-        let header = Header {
-            len,
-            kind,
-            flags,
-            seq,
-            port,
-        };
-        let len = len as usize;
+        let len = header.len as usize;
         if len < NLMSG_HDRLEN {
             return bad("message length shorter than its header");
         }
