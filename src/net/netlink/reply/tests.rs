@@ -6,62 +6,38 @@ use crate::net::netlink::captures::*;
 use crate::net::netlink::request::push_attr;
 
 #[test]
-fn parses_the_ack_of_ip_addr_add() {
-    let c = calls(ADD);
-    let req = call(&c, "sendmsg(3", "RTM_NEWADDR");
-    let reply = call(&c, "recvmsg(3", "NLMSG_ERROR");
-    let msgs = parse_all(&reply.bytes).unwrap();
-    assert_eq!(msgs.len(), 1);
-    assert_eq!(msgs[0].payload, Payload::Ack);
-    assert_eq!(msgs[0].header.seq, seq_of(&req.bytes));
-    assert_eq!(msgs[0].header.kind, NLMSG_ERROR);
-}
-
-#[test]
-fn parses_eexist_with_extack() {
-    let c = calls(ADD_EEXIST);
-    let req = call(&c, "sendmsg(3", "RTM_NEWADDR");
-    let reply = call(&c, "recvmsg(3", "NLMSG_ERROR");
-    let msgs = parse_all(&reply.bytes).unwrap();
-    assert_eq!(msgs.len(), 1);
-    assert_eq!(msgs[0].header.seq, seq_of(&req.bytes));
-    assert_eq!(
-        msgs[0].payload,
-        Payload::Error {
-            errno: libc::EEXIST,
-            extack: Some("ipv4: Address already assigned".to_string()),
-        }
-    );
+fn parses_the_ack_and_errors_with_and_without_extack() {
+    let error = |errno, text: Option<&str>| Payload::Error {
+        errno,
+        extack: text.map(String::from),
+    };
+    for (capture, fd, request, want) in [
+        (ADD, 3, "RTM_NEWADDR", Payload::Ack),
+        (
+            ADD_EEXIST,
+            3,
+            "RTM_NEWADDR",
+            error(libc::EEXIST, Some("ipv4: Address already assigned")),
+        ),
+        (
+            DEL_ABSENT,
+            3,
+            "RTM_DELADDR",
+            error(libc::EADDRNOTAVAIL, Some("ipv4: Address not found")),
+        ),
+        (LINK_ABSENT, 4, "RTM_GETLINK", error(libc::ENODEV, None)),
+    ] {
+        let c = calls(capture);
+        let req = call(&c, &format!("sendmsg({fd}"), request);
+        let reply = call(&c, &format!("recvmsg({fd}"), "NLMSG_ERROR");
+        let msgs = parse_all(&reply.bytes).unwrap();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].payload, want);
+        assert_eq!(msgs[0].header.seq, seq_of(&req.bytes));
+        assert_eq!(msgs[0].header.kind, NLMSG_ERROR);
+    }
     // The command's output shows the same text (iproute2 adds a full stop).
     assert!(ADD_EEXIST.contains("Error: ipv4: Address already assigned."));
-}
-
-#[test]
-fn parses_eaddrnotavail_with_extack() {
-    let c = calls(DEL_ABSENT);
-    let reply = call(&c, "recvmsg(3", "NLMSG_ERROR");
-    let msgs = parse_all(&reply.bytes).unwrap();
-    assert_eq!(
-        msgs[0].payload,
-        Payload::Error {
-            errno: libc::EADDRNOTAVAIL,
-            extack: Some("ipv4: Address not found".to_string()),
-        }
-    );
-}
-
-#[test]
-fn parses_enodev_without_extack() {
-    let c = calls(LINK_ABSENT);
-    let reply = call(&c, "recvmsg(4", "NLMSG_ERROR");
-    let msgs = parse_all(&reply.bytes).unwrap();
-    assert_eq!(
-        msgs[0].payload,
-        Payload::Error {
-            errno: libc::ENODEV,
-            extack: None,
-        }
-    );
 }
 
 #[test]
@@ -89,6 +65,16 @@ fn parses_the_link_of_ip_link_show() {
     assert!(LINK.contains("link/ether 02:00:00:00:00:01"));
 }
 
+/// The addresses among `msgs`.
+fn addrs_in(msgs: &[Message]) -> Vec<AddrMsg> {
+    msgs.iter()
+        .filter_map(|m| match m.payload {
+            Payload::NewAddr(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The messages answering the `RTM_GETADDR` dump in `capture`, over every datagram.
 fn dump_reply(capture: &str) -> Vec<Message> {
     let c = calls(capture);
@@ -104,13 +90,7 @@ fn dump_reply(capture: &str) -> Vec<Message> {
 #[test]
 fn parses_a_multipart_dump_ending_in_done() {
     let msgs = dump_reply(SHOW);
-    let addrs: Vec<AddrMsg> = msgs
-        .iter()
-        .filter_map(|m| match m.payload {
-            Payload::NewAddr(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let addrs = addrs_in(&msgs);
     assert_eq!(msgs.len(), addrs.len() + 1);
     assert_eq!(msgs.last().unwrap().payload, Payload::Done);
     let v4 = |a, b, c, d| Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)));
@@ -134,13 +114,7 @@ fn parses_a_multipart_dump_ending_in_done() {
 
 #[test]
 fn prefixes_match_address_and_interface_exactly() {
-    let addrs: Vec<AddrMsg> = dump_reply(SHOW)
-        .iter()
-        .filter_map(|m| match m.payload {
-            Payload::NewAddr(a) => Some(a),
-            _ => None,
-        })
-        .collect();
+    let addrs = addrs_in(&dump_reply(SHOW));
     let eth0 = eth0_index(SHOW);
     let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
     assert_eq!(prefixes_of(&addrs, eth0, VIP4), [24, 32]);
@@ -350,9 +324,8 @@ fn address_prefers_ifa_local_over_the_peer_address() {
     let mut p = vec![FAMILY_INET, 32, 0, 0, 4, 0, 0, 0];
     push_attr(&mut p, IFA_ADDRESS, &[198, 51, 100, 1]);
     push_attr(&mut p, IFA_LOCAL, &[192, 0, 2, 50]);
-    let msgs = parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap();
-    let Payload::NewAddr(a) = msgs[0].payload else {
-        panic!("{:?}", msgs[0]);
+    let [a] = addrs_in(&parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap())[..] else {
+        panic!("not one address");
     };
     assert_eq!(a.address, Some(VIP4));
     assert_eq!((a.ifindex, a.prefix_len), (4, 32));
@@ -360,9 +333,8 @@ fn address_prefers_ifa_local_over_the_peer_address() {
     let mut p = vec![FAMILY_INET6, 64, 0, 0, 4, 0, 0, 0];
     let IpAddr::V6(v6) = VIP6 else { unreachable!() };
     push_attr(&mut p, IFA_ADDRESS, &v6.octets());
-    let msgs = parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap();
-    let Payload::NewAddr(a) = msgs[0].payload else {
-        panic!("{:?}", msgs[0]);
+    let [a] = addrs_in(&parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap())[..] else {
+        panic!("not one address");
     };
     assert_eq!(a.address, Some(VIP6));
 }

@@ -21,42 +21,26 @@ fn built_addr(change: AddrChange, ifindex: u32, addr: IpAddr, prefix_len: u8) ->
 }
 
 #[test]
-fn add_request_matches_ip_addr_add() {
-    let c = calls(ADD);
-    let captured = &call(&c, "sendmsg(3", "RTM_NEWADDR").bytes;
-    let built = built_addr(AddrChange::Add, eth0_index(ADD), VIP4, 24);
-    assert_eq!(built, masked(captured));
-    assert_eq!(built.len(), captured.len());
-}
-
-#[test]
-fn del_request_matches_ip_addr_del() {
-    let c = calls(DEL);
-    let captured = &call(&c, "sendmsg(3", "RTM_DELADDR").bytes;
-    let built = built_addr(AddrChange::Del, eth0_index(DEL), VIP4, 24);
-    assert_eq!(built, masked(captured));
-    assert_eq!(built.len(), captured.len());
-}
-
-#[test]
-fn ipv6_add_request_matches_ip_addr_add_nodad() {
+fn plain_requests_match_ip_addr_add_and_del() {
+    for (capture, kind, change, addr, len) in [
+        (ADD, "RTM_NEWADDR", AddrChange::Add, VIP4, 24),
+        (DEL, "RTM_DELADDR", AddrChange::Del, VIP4, 24),
+        (ADD6, "RTM_NEWADDR", AddrChange::Add, VIP6, 64),
+        (DEL6, "RTM_DELADDR", AddrChange::Del, VIP6, 64),
+    ] {
+        let c = calls(capture);
+        let captured = &call(&c, "sendmsg(3", kind).bytes;
+        let built = built_addr(change, eth0_index(capture), addr, len);
+        assert_eq!(built, masked(captured), "{kind} {addr}/{len}");
+        assert_eq!(built.len(), captured.len());
+    }
+    // The IPv6 add was made with `ip -6 addr add ... nodad`.
     let c = calls(ADD6);
-    let captured = &call(&c, "sendmsg(3", "RTM_NEWADDR").bytes;
     assert!(
         call(&c, "sendmsg(3", "RTM_NEWADDR")
             .line
             .contains("IFA_F_NODAD")
     );
-    let built = built_addr(AddrChange::Add, eth0_index(ADD6), VIP6, 64);
-    assert_eq!(built, masked(captured));
-}
-
-#[test]
-fn ipv6_del_request_matches_ip_addr_del() {
-    let c = calls(DEL6);
-    let captured = &call(&c, "sendmsg(3", "RTM_DELADDR").bytes;
-    let built = built_addr(AddrChange::Del, eth0_index(DEL6), VIP6, 64);
-    assert_eq!(built, masked(captured));
 }
 
 #[test]
