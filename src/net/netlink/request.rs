@@ -9,7 +9,7 @@ use crate::net::Vip;
 
 /// Starts a message in `buf` (cleared first): a header whose length
 /// [`finish`] fills in, with port id 0 (the kernel fills in the sender's).
-fn begin(buf: &mut Vec<u8>, kind: u16, flags: u16, seq: u32) {
+pub(super) fn begin(buf: &mut Vec<u8>, kind: u16, flags: u16, seq: u32) {
     buf.clear();
     buf.extend_from_slice(&0u32.to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());
@@ -29,7 +29,7 @@ pub(super) fn push_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
 }
 
 /// Writes the message length into the header [`begin`] wrote.
-fn finish(buf: &mut [u8]) {
+pub(super) fn finish(buf: &mut [u8]) {
     let len = u32::try_from(buf.len()).unwrap_or(u32::MAX).to_ne_bytes();
     if let Some(field) = buf.get_mut(..4) {
         field.copy_from_slice(&len);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::net::netlink::captures::*;
-use crate::net::netlink::request::push_attr;
+use crate::net::netlink::request::{begin, finish, push_attr};
 
 #[test]
 fn parses_the_ack_and_errors_with_and_without_extack() {
@@ -224,12 +224,10 @@ fn garbage_and_corrupted_replies_never_panic() {
 /// A message of type `kind` with `flags`, sequence 9, port 77 and `payload`.
 fn message(kind: u16, flags: u16, payload: &[u8]) -> Vec<u8> {
     let mut m = Vec::new();
-    m.extend_from_slice(&((NLMSG_HDRLEN + payload.len()) as u32).to_ne_bytes());
-    m.extend_from_slice(&kind.to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&9u32.to_ne_bytes());
-    m.extend_from_slice(&77u32.to_ne_bytes());
+    begin(&mut m, kind, flags, 9);
+    m[12..16].copy_from_slice(&77u32.to_ne_bytes());
     m.extend_from_slice(payload);
+    finish(&mut m);
     m
 }
 
