@@ -1,7 +1,8 @@
-//! rtnetlink over a raw `NETLINK_ROUTE` socket, in three parts: [`request`] builds
-//! the requests and [`reply`] parses the kernel's answers (pure functions on bytes,
-//! the wire format), [`kernel`] holds [`Kernel`], the [`AddrBackend`](super::AddrBackend)
-//! that sends them over its sockets. This file holds the kernel's constants they share.
+//! rtnetlink over a raw `NETLINK_ROUTE` socket, in three parts: `request` builds
+//! the requests and `reply` parses the kernel's answers (the wire format: pure
+//! functions on bytes), `kernel` holds [`Kernel`], the
+//! [`AddrBackend`](super::AddrBackend) that sends them over its sockets. This file
+//! holds the kernel's constants they share; everything public is re-exported here.
 //!
 //! The builders produce what iproute2 sends (the unit tests compare them with
 //! captures of `ip addr add/del`, see `tests/fixtures/netlink/`); the parser never
@@ -14,9 +15,9 @@
 
 use std::net::IpAddr;
 
-pub mod kernel;
-pub mod reply;
-pub mod request;
+mod kernel;
+mod reply;
+mod request;
 
 #[cfg(test)]
 mod captures;
