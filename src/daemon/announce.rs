@@ -1,0 +1,133 @@
+//! Announcements of the VIP (gratuitous ARP or unsolicited neighbour advertisements):
+//! a burst of `announce-count` at fixed deadlines after each add, never more than
+//! `announce-count` in any second however fast the leader key flaps.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::Daemon;
+use crate::dcs::Dcs;
+use crate::net::{AddrBackend, LinkInfo};
+
+/// The window of the announcement rate limit: at most `announce-count` per window.
+const ANNOUNCE_RATE_WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+struct Burst {
+    remaining: u32,
+    next: Instant,
+}
+
+/// The running burst, and when the last announcements went out (at most
+/// `announce-count` of them, for the rate limit).
+#[derive(Debug, Default)]
+pub(super) struct Pacing {
+    burst: Option<Burst>,
+    sent: VecDeque<Instant>,
+}
+
+impl Pacing {
+    pub fn stop(&mut self) {
+        self.burst = None;
+    }
+
+    /// When the next announcement of the burst is due, if one is.
+    fn next(&self) -> Option<Instant> {
+        self.burst.map(|b| b.next)
+    }
+
+    /// Whether the rate limit holds the due announcement back; if so, it is
+    /// postponed to when the window allows it.
+    fn held_back(&mut self, now: Instant, count: usize) -> bool {
+        let (Some(&oldest), Some(burst)) = (self.sent.front(), self.burst.as_mut()) else {
+            return false;
+        };
+        let allowed = oldest + ANNOUNCE_RATE_WINDOW;
+        if self.sent.len() >= count && now < allowed {
+            burst.next = allowed;
+            return true;
+        }
+        false
+    }
+
+    /// Record an announcement sent at `at`, due at `now`; returns how many are left.
+    fn sent(&mut self, at: Instant, now: Instant, count: usize, interval: Duration) -> u32 {
+        self.sent.push_back(at);
+        while self.sent.len() > count {
+            self.sent.pop_front();
+        }
+        let Some(mut burst) = self.burst else {
+            return 0;
+        };
+        burst.remaining -= 1;
+        // Fixed deadlines from the first announcement, so the spacing does not drift
+        // by the loop's lateness; never in the past, so a late loop does not burst.
+        burst.next = (burst.next + interval).max(now);
+        self.burst = (burst.remaining > 0).then_some(burst);
+        burst.remaining
+    }
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    /// Start a burst of announcements: the first one now.
+    pub(super) fn start_announcing(&mut self, now: Instant, link: &LinkInfo) {
+        self.pacing.burst = (self.cfg.announce_count > 0).then_some(Burst {
+            remaining: self.cfg.announce_count,
+            next: now,
+        });
+        self.announce_due(now, Some(link));
+    }
+
+    /// When the next announcement is due, if one is.
+    pub(super) fn next_announcement(&self) -> Option<Instant> {
+        self.pacing.next()
+    }
+
+    /// Send the announcement that is due at `now`, if any. `link` saves a lookup when
+    /// the caller has just read it. A link that is down postpones the burst (it is
+    /// started again when the link comes up).
+    pub(super) fn announce_due(&mut self, now: Instant, link: Option<&LinkInfo>) {
+        if self.pacing.next().is_none_or(|next| now < next) {
+            return;
+        }
+        let Some(link) = link.copied().or_else(|| self.link_to_announce_on()) else {
+            self.pacing.stop();
+            return;
+        };
+        if !link.up {
+            log::debug!(
+                "{} is down: announcements stop until it is up",
+                self.cfg.interface
+            );
+            self.pacing.stop();
+            return;
+        }
+        // A flapping leader key restarts the burst on every add: the rate limit
+        // postpones this one if needed.
+        let count = self.cfg.announce_count as usize;
+        if self.pacing.held_back(now, count) {
+            return;
+        }
+        let vip = self.cfg.vip;
+        let sent = self.net.announce(&link, vip, self.cfg.announce_mode);
+        // The send time, never earlier than the clock: a caller's `now` taken before
+        // a slow turn must not let one more announcement into the window.
+        let at = now.max(Instant::now());
+        let left = self.pacing.sent(at, now, count, self.cfg.announce_interval);
+        match sent {
+            Ok(()) => log::debug!("announced {} ({left} left)", vip.addr),
+            Err(e) => log::warn!("announcing {}: {e}", vip.addr),
+        }
+    }
+
+    /// The link to announce on, read again; `None` when it cannot be.
+    fn link_to_announce_on(&mut self) -> Option<LinkInfo> {
+        match self.net.link(&self.cfg.interface) {
+            Ok(link) => link, // Gone: the turn reports it; a new burst starts when it is back.
+            Err(e) => {
+                log::warn!("announcing {}: {e}", self.cfg.vip.addr);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Reconciling the kernel with the decision: read what the interface holds, plan the
+//! change (a pure function), then apply the plan — or, in a dry run, only report it.
+
+use std::time::Instant;
+
+use super::{Daemon, Report};
+use crate::dcs::{Dcs, Observation};
+use crate::decide::{Desired, Reason};
+use crate::net::{AddrBackend, LinkInfo, NetError};
+
+/// What reconciling did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Added,
+    /// Removed this many copies (prefix lengths) of the VIP.
+    Removed(usize),
+    /// The link came back up with the VIP on it: announcing again.
+    Reannounced,
+    WouldAdd,
+    WouldRemove,
+    InterfaceMissing,
+    Failed(NetError),
+}
+
+/// The interface as the kernel has it, with the prefix lengths the VIP has on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OnLink {
+    pub link: LinkInfo,
+    pub prefixes: Vec<u8>,
+}
+
+/// The link's state at a turn: up, and its carrier-change count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LinkSeen {
+    up: bool,
+    carrier_changes: u32,
+}
+
+impl LinkSeen {
+    pub fn of(link: &LinkInfo) -> Self {
+        LinkSeen {
+            up: link.up,
+            carrier_changes: link.carrier_changes,
+        }
+    }
+}
+
+/// What to do to make the kernel match the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// The interface does not exist: wait for it.
+    WaitForInterface,
+    /// The kernel already matches.
+    Keep,
+    /// The kernel already matches, and no VIP is wanted here: stop announcing.
+    StopAnnouncing,
+    Add(LinkInfo),
+    /// The link came back up with the VIP on it: announce it again.
+    Reannounce(LinkInfo),
+    /// Remove every copy (these prefix lengths) of the VIP from the interface.
+    Remove {
+        ifindex: u32,
+        prefixes: Vec<u8>,
+    },
+}
+
+/// Plan the change from the decision, the kernel's state (`None`: no such interface)
+/// and the link as it was at the previous turn.
+pub(super) fn plan(desired: Desired, actual: Option<&OnLink>, seen: Option<LinkSeen>) -> Plan {
+    let Some(OnLink { link, prefixes }) = actual else {
+        return Plan::WaitForInterface;
+    };
+    let present = !prefixes.is_empty();
+    // Up now, and down at the last turn or flapped since (the carrier count moved).
+    let came_up =
+        link.up && seen.is_some_and(|s| !s.up || s.carrier_changes != link.carrier_changes);
+    match desired {
+        Desired::Present if !present => Plan::Add(*link),
+        Desired::Present if came_up => Plan::Reannounce(*link),
+        Desired::Absent if present => Plan::Remove {
+            ifindex: link.index,
+            prefixes: prefixes.clone(),
+        },
+        Desired::Absent => Plan::StopAnnouncing,
+        _ => Plan::Keep,
+    }
+}
+
+impl Plan {
+    /// What a dry run reports for this plan (nothing is changed).
+    fn preview(&self) -> Action {
+        match self {
+            Plan::WaitForInterface => Action::InterfaceMissing,
+            Plan::Add(_) => Action::WouldAdd,
+            Plan::Remove { .. } => Action::WouldRemove,
+            Plan::Keep | Plan::StopAnnouncing | Plan::Reannounce(_) => Action::None,
+        }
+    }
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    /// Reconcile the kernel with `desired`; the first announcement after an add is sent
+    /// here, before anything is logged.
+    pub(super) fn reconcile(
+        &mut self,
+        observation: Observation,
+        (desired, reason): (Desired, Reason),
+        now: Instant,
+        dry_run: bool,
+    ) -> Report {
+        let (present_before, action) = match self.read_kernel() {
+            Err(e) => (None, Action::Failed(e)),
+            Ok(actual) => {
+                let present = actual.as_ref().map(|a| !a.prefixes.is_empty());
+                let plan = plan(desired, actual.as_ref(), self.link_seen);
+                if dry_run {
+                    (present, plan.preview())
+                } else {
+                    self.link_seen = actual.map(|a| LinkSeen::of(&a.link));
+                    (present, self.apply(plan, now))
+                }
+            }
+        };
+        Report {
+            observation,
+            desired,
+            reason,
+            present_before,
+            action,
+        }
+    }
+
+    /// The interface and the VIP's prefix lengths on it (`None`: no such interface).
+    pub(super) fn read_kernel(&mut self) -> Result<Option<OnLink>, NetError> {
+        let Some(link) = self.net.link(&self.cfg.interface)? else {
+            return Ok(None);
+        };
+        let prefixes = self.net.vip_prefixes(link.index, self.cfg.vip.addr)?;
+        Ok(Some(OnLink { link, prefixes }))
+    }
+
+    fn apply(&mut self, plan: Plan, now: Instant) -> Action {
+        match plan {
+            Plan::WaitForInterface => Action::InterfaceMissing,
+            Plan::Keep => Action::None,
+            Plan::StopAnnouncing => {
+                self.pacing.stop();
+                Action::None
+            }
+            Plan::Add(link) => match self.net.add(link.index, self.cfg.vip) {
+                Ok(()) => {
+                    self.start_announcing(now, &link);
+                    Action::Added
+                }
+                Err(e) => Action::Failed(e),
+            },
+            Plan::Reannounce(link) => {
+                self.start_announcing(now, &link);
+                Action::Reannounced
+            }
+            Plan::Remove { ifindex, prefixes } => {
+                self.pacing.stop();
+                match self.remove(ifindex, &prefixes) {
+                    Ok(n) => Action::Removed(n),
+                    Err(e) => Action::Failed(e),
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, ifindex: u32, prefixes: &[u8]) -> Result<usize, NetError> {
+        for &len in prefixes {
+            self.net.del(ifindex, self.cfg.vip.addr, len)?;
+        }
+        Ok(prefixes.len())
+    }
+
+    /// Remove the VIP from the interface, wherever it is: how many copies went.
+    pub(super) fn release(&mut self) -> Result<usize, NetError> {
+        match self.read_kernel()? {
+            Some(OnLink { link, prefixes }) => self.remove(link.index, &prefixes),
+            None => Ok(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(up: bool, carrier_changes: u32) -> LinkInfo {
+        LinkInfo {
+            index: 7,
+            up,
+            mac: [2, 0, 0, 0, 0, 1],
+            carrier_changes,
+        }
+    }
+
+    fn on_link(up: bool, prefixes: &[u8]) -> OnLink {
+        OnLink {
+            link: link(up, 1),
+            prefixes: prefixes.to_vec(),
+        }
+    }
+
+    fn seen(up: bool, carrier_changes: u32) -> Option<LinkSeen> {
+        Some(LinkSeen::of(&link(up, carrier_changes)))
+    }
+
+    #[test]
+    fn a_missing_interface_is_waited_for_whatever_is_wanted() {
+        for desired in [Desired::Present, Desired::Absent, Desired::Unchanged] {
+            assert_eq!(plan(desired, None, seen(true, 1)), Plan::WaitForInterface);
+        }
+    }
+
+    #[test]
+    fn present_wanted() {
+        let absent = on_link(true, &[]);
+        assert_eq!(
+            plan(Desired::Present, Some(&absent), None),
+            Plan::Add(link(true, 1))
+        );
+        // Added even on a link that is down: announcements wait for it to come up.
+        let down = on_link(false, &[]);
+        assert_eq!(
+            plan(Desired::Present, Some(&down), None),
+            Plan::Add(link(false, 1))
+        );
+        let present = on_link(true, &[24]);
+        assert_eq!(plan(Desired::Present, Some(&present), None), Plan::Keep);
+        assert_eq!(
+            plan(Desired::Present, Some(&present), seen(true, 1)),
+            Plan::Keep
+        );
+    }
+
+    #[test]
+    fn a_link_that_came_up_or_flapped_is_announced_again() {
+        let present = on_link(true, &[24]);
+        let again = Plan::Reannounce(link(true, 1));
+        assert_eq!(
+            plan(Desired::Present, Some(&present), seen(false, 1)),
+            again
+        );
+        assert_eq!(plan(Desired::Present, Some(&present), seen(true, 0)), again);
+        // Still down: nothing to announce on.
+        let down = on_link(false, &[24]);
+        assert_eq!(
+            plan(Desired::Present, Some(&down), seen(false, 0)),
+            Plan::Keep
+        );
+    }
+
+    #[test]
+    fn absent_wanted() {
+        let copies = on_link(true, &[24, 32]);
+        assert_eq!(
+            plan(Desired::Absent, Some(&copies), None),
+            Plan::Remove {
+                ifindex: 7,
+                prefixes: vec![24, 32]
+            }
+        );
+        let absent = on_link(true, &[]);
+        assert_eq!(
+            plan(Desired::Absent, Some(&absent), None),
+            Plan::StopAnnouncing
+        );
+    }
+
+    #[test]
+    fn unchanged_keeps_the_kernel_as_it_is() {
+        for prefixes in [&[][..], &[24]] {
+            let actual = on_link(true, prefixes);
+            assert_eq!(
+                plan(Desired::Unchanged, Some(&actual), seen(false, 0)),
+                Plan::Keep
+            );
+        }
+    }
+
+    #[test]
+    fn a_dry_run_reports_only_changes_to_the_addresses() {
+        let l = link(true, 1);
+        let remove = Plan::Remove {
+            ifindex: 7,
+            prefixes: vec![24],
+        };
+        let cases = [
+            (Plan::WaitForInterface, Action::InterfaceMissing),
+            (Plan::Keep, Action::None),
+            (Plan::StopAnnouncing, Action::None),
+            (Plan::Add(l), Action::WouldAdd),
+            (Plan::Reannounce(l), Action::None),
+            (remove, Action::WouldRemove),
+        ];
+        for (plan, action) in cases {
+            assert_eq!(plan.preview(), action, "{plan:?}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! A turn's outcome and its log lines: each change (action, leader, grace decision,
+//! error, missing interface) is logged once, not at every turn.
+
+use super::{Action, Daemon};
+use crate::dcs::{Dcs, Observation};
+use crate::decide::{Desired, Grace, Reason};
+use crate::net::AddrBackend;
+
+/// One turn's outcome, for the log and for `--once`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub observation: Observation,
+    pub desired: Desired,
+    pub reason: Reason,
+    /// Whether the VIP was on the interface before acting (`None`: could not tell).
+    pub present_before: Option<bool>,
+    pub action: Action,
+}
+
+/// What was last logged, so each state change is logged once, not every tick.
+#[derive(Default)]
+pub(super) struct Logged {
+    leader: Option<Observation>,
+    decision: Option<(Desired, Reason)>,
+    error: Option<String>,
+    interface_missing: bool,
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    pub(super) fn log_report(&mut self, r: &Report) {
+        // Actions first: they are what changed on this host.
+        self.log_action(r);
+        self.log_observation(&r.observation);
+        self.log_decision(r);
+    }
+
+    fn log_action(&mut self, r: &Report) {
+        let vip = self.cfg.vip;
+        let iface = &self.cfg.interface;
+        let reason = reason_text(r.reason);
+        match &r.action {
+            Action::Added => log::info!("added {vip} to {iface} ({reason}); announcing"),
+            Action::Removed(n) => {
+                log::info!("removed {} from {iface} ({n} removed; {reason})", vip.addr)
+            }
+            Action::Reannounced => log::info!("{iface} is up again with {vip}: announcing"),
+            Action::Failed(e) => {
+                let text = e.to_string();
+                if self.logged.error.as_ref() != Some(&text) {
+                    let every = self.cfg.interval.as_millis();
+                    log::error!("{text}; retrying every {every} ms");
+                    self.logged.error = Some(text);
+                }
+            }
+            Action::InterfaceMissing => {
+                if !self.logged.interface_missing {
+                    log::warn!("interface {iface:?} not found; waiting for it to appear");
+                    self.logged.interface_missing = true;
+                }
+            }
+            Action::None | Action::WouldAdd | Action::WouldRemove => {}
+        }
+        if !matches!(r.action, Action::Failed(_)) {
+            self.logged.error = None;
+        }
+        if r.action != Action::InterfaceMissing && self.logged.interface_missing {
+            log::info!("interface {iface:?} found");
+            self.logged.interface_missing = false;
+        }
+    }
+
+    /// What the DCS says, once per change.
+    fn log_observation(&mut self, obs: &Observation) {
+        let changed = match (&self.logged.leader, obs) {
+            (Some(Observation::Unknown(_)), Observation::Unknown(_)) => false,
+            (prev, now) => prev.as_ref() != Some(now),
+        };
+        if !changed {
+            if let Observation::Unknown(e) = obs {
+                log::debug!("DCS still unreachable: {e}");
+            }
+            return;
+        }
+        match obs {
+            Observation::Leader(name) => log::info!(
+                "leader is {name:?} (this node is {:?})",
+                self.cfg.trigger_value
+            ),
+            Observation::NoLeader => {
+                log::info!("no leader: key {} is absent", self.cfg.trigger_key)
+            }
+            Observation::Unknown(e) => log::warn!("DCS unreachable: {e}"),
+        }
+        self.logged.leader = Some(obs.clone());
+    }
+
+    /// The grace policy's decisions, once per change.
+    fn log_decision(&mut self, r: &Report) {
+        if self.logged.decision == Some((r.desired, r.reason)) {
+            return;
+        }
+        let addr = self.cfg.vip.addr;
+        let grace = grace_text(self.cfg.dcs_grace);
+        match r.reason {
+            Reason::GraceHolding => {
+                log::warn!("keeping {addr} while the DCS is unreachable ({grace})")
+            }
+            Reason::GraceExpired if r.present_before == Some(true) => log::warn!(
+                "DCS unreachable for longer than the grace period ({grace}): releasing {addr}"
+            ),
+            _ => {}
+        }
+        self.logged.decision = Some((r.desired, r.reason));
+    }
+}
+
+fn reason_text(r: Reason) -> &'static str {
+    match r {
+        Reason::ThisNodeLeads => "this node leads",
+        Reason::OtherNodeLeads => "another node leads",
+        Reason::NoLeader => "no leader",
+        Reason::GraceHolding => "DCS unreachable, within grace",
+        Reason::GraceExpired => "DCS unreachable, grace expired",
+        Reason::UnknownNotLeading => "DCS unreachable, this node did not lead",
+        Reason::UnknownNoHistory => "DCS unreachable since start",
+    }
+}
+
+fn grace_text(g: Grace) -> String {
+    match g {
+        Grace::Never => "dcs-grace never".into(),
+        Grace::After(d) => format!("dcs-grace {} ms", d.as_millis()),
+    }
+}
