@@ -1,12 +1,11 @@
 //! The daemon: observe → decide → reconcile, turn after turn. The loop and reloads
 //! live in `run`, kernel changes in `reconcile`, announcement pacing in `announce`,
-//! log lines in `report`, and the `--once` line, JSON and status file in `status`.
+//! and log lines, the `--once` output and the status file in `report`.
 
 mod announce;
 mod reconcile;
 mod report;
 mod run;
-mod status;
 #[cfg(test)]
 mod tests;
 
@@ -15,10 +14,9 @@ use std::time::{Instant, SystemTime};
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation};
 use crate::decide::{Desired, LastFact, Reason, decide};
-use crate::net::AddrBackend;
+use crate::net::{AddrBackend, LinkInfo};
 use announce::Pacing;
 pub use reconcile::Action;
-use reconcile::LinkSeen;
 use report::Logged;
 pub use report::Report;
 
@@ -41,7 +39,7 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     last_fact: Option<(bool, Instant)>,
     pacing: Pacing,
     /// The link at the last turn, to see it come up again or flap.
-    link_seen: Option<LinkSeen>,
+    link_seen: Option<LinkInfo>,
     logged: Logged,
     /// When the DCS last answered (for the status file).
     last_dcs_ok: Option<SystemTime>,

@@ -30,22 +30,6 @@ pub(super) struct OnLink {
     pub prefixes: Vec<u8>,
 }
 
-/// The link's state at a turn: up, and its carrier-change count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct LinkSeen {
-    up: bool,
-    carrier_changes: u32,
-}
-
-impl LinkSeen {
-    pub fn of(link: &LinkInfo) -> Self {
-        LinkSeen {
-            up: link.up,
-            carrier_changes: link.carrier_changes,
-        }
-    }
-}
-
 /// What to do to make the kernel match the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Plan {
@@ -67,7 +51,7 @@ pub(super) enum Plan {
 
 /// Plan the change from the decision, the kernel's state (`None`: no such interface)
 /// and the link as it was at the previous turn.
-pub(super) fn plan(desired: Desired, actual: Option<&OnLink>, seen: Option<LinkSeen>) -> Plan {
+pub(super) fn plan(desired: Desired, actual: Option<&OnLink>, seen: Option<LinkInfo>) -> Plan {
     let Some(OnLink { link, prefixes }) = actual else {
         return Plan::WaitForInterface;
     };
@@ -117,7 +101,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 if dry_run {
                     (present, plan.preview())
                 } else {
-                    self.link_seen = actual.map(|a| LinkSeen::of(&a.link));
+                    self.link_seen = actual.map(|a| a.link);
                     (present, self.apply(plan, now))
                 }
             }
@@ -190,101 +174,57 @@ mod tests {
     use super::*;
 
     fn link(up: bool, carrier_changes: u32) -> LinkInfo {
+        let mac = [2, 0, 0, 0, 0, 1];
         LinkInfo {
             index: 7,
             up,
-            mac: [2, 0, 0, 0, 0, 1],
+            mac,
             carrier_changes,
         }
     }
 
-    fn on_link(up: bool, prefixes: &[u8]) -> OnLink {
-        OnLink {
-            link: link(up, 1),
-            prefixes: prefixes.to_vec(),
-        }
-    }
-
-    fn seen(up: bool, carrier_changes: u32) -> Option<LinkSeen> {
-        Some(LinkSeen::of(&link(up, carrier_changes)))
-    }
-
     #[test]
-    fn a_missing_interface_is_waited_for_whatever_is_wanted() {
-        for desired in [Desired::Present, Desired::Absent, Desired::Unchanged] {
-            assert_eq!(plan(desired, None, seen(true, 1)), Plan::WaitForInterface);
-        }
-    }
-
-    #[test]
-    fn present_wanted() {
-        let absent = on_link(true, &[]);
-        assert_eq!(
-            plan(Desired::Present, Some(&absent), None),
-            Plan::Add(link(true, 1))
-        );
-        // Added even on a link that is down: announcements wait for it to come up.
-        let down = on_link(false, &[]);
-        assert_eq!(
-            plan(Desired::Present, Some(&down), None),
-            Plan::Add(link(false, 1))
-        );
-        let present = on_link(true, &[24]);
-        assert_eq!(plan(Desired::Present, Some(&present), None), Plan::Keep);
-        assert_eq!(
-            plan(Desired::Present, Some(&present), seen(true, 1)),
-            Plan::Keep
-        );
-    }
-
-    #[test]
-    fn a_link_that_came_up_or_flapped_is_announced_again() {
-        let present = on_link(true, &[24]);
-        let again = Plan::Reannounce(link(true, 1));
-        assert_eq!(
-            plan(Desired::Present, Some(&present), seen(false, 1)),
-            again
-        );
-        assert_eq!(plan(Desired::Present, Some(&present), seen(true, 0)), again);
-        // Still down: nothing to announce on.
-        let down = on_link(false, &[24]);
-        assert_eq!(
-            plan(Desired::Present, Some(&down), seen(false, 0)),
-            Plan::Keep
-        );
-    }
-
-    #[test]
-    fn absent_wanted() {
-        let copies = on_link(true, &[24, 32]);
-        assert_eq!(
-            plan(Desired::Absent, Some(&copies), None),
-            Plan::Remove {
-                ifindex: 7,
-                prefixes: vec![24, 32]
-            }
-        );
-        let absent = on_link(true, &[]);
-        assert_eq!(
-            plan(Desired::Absent, Some(&absent), None),
-            Plan::StopAnnouncing
-        );
-    }
-
-    #[test]
-    fn unchanged_keeps_the_kernel_as_it_is() {
-        for prefixes in [&[][..], &[24]] {
-            let actual = on_link(true, prefixes);
-            assert_eq!(
-                plan(Desired::Unchanged, Some(&actual), seen(false, 0)),
-                Plan::Keep
-            );
+    fn the_plan_for_each_decision_and_kernel_state() {
+        use Desired::{Absent, Present, Unchanged};
+        let (up, down, flapped) = (link(true, 1), link(false, 1), link(true, 0));
+        let on = |link, prefixes: &[u8]| {
+            Some(OnLink {
+                link,
+                prefixes: prefixes.to_vec(),
+            })
+        };
+        let remove = Plan::Remove {
+            ifindex: 7,
+            prefixes: vec![24, 32],
+        };
+        // (wanted, the kernel now, the link at the last turn, the plan)
+        let cases = [
+            (Present, None, Some(up), Plan::WaitForInterface),
+            (Absent, None, Some(up), Plan::WaitForInterface),
+            (Unchanged, None, None, Plan::WaitForInterface),
+            (Present, on(up, &[]), None, Plan::Add(up)),
+            // Added even on a link that is down: announcements wait for it to be up.
+            (Present, on(down, &[]), None, Plan::Add(down)),
+            (Present, on(up, &[24]), None, Plan::Keep),
+            (Present, on(up, &[24]), Some(up), Plan::Keep),
+            // Up again since the last turn, or flapped (the carrier count moved).
+            (Present, on(up, &[24]), Some(down), Plan::Reannounce(up)),
+            (Present, on(up, &[24]), Some(flapped), Plan::Reannounce(up)),
+            // Still down: nothing to announce on.
+            (Present, on(down, &[24]), Some(link(false, 0)), Plan::Keep),
+            (Absent, on(up, &[24, 32]), None, remove),
+            (Absent, on(up, &[]), None, Plan::StopAnnouncing),
+            (Unchanged, on(up, &[]), Some(down), Plan::Keep),
+            (Unchanged, on(up, &[24]), Some(down), Plan::Keep),
+        ];
+        for (desired, actual, seen, want) in cases {
+            let got = plan(desired, actual.as_ref(), seen);
+            assert_eq!(got, want, "{desired:?} {actual:?} {seen:?}");
         }
     }
 
     #[test]
     fn a_dry_run_reports_only_changes_to_the_addresses() {
-        let l = link(true, 1);
         let remove = Plan::Remove {
             ifindex: 7,
             prefixes: vec![24],
@@ -293,8 +233,8 @@ mod tests {
             (Plan::WaitForInterface, Action::InterfaceMissing),
             (Plan::Keep, Action::None),
             (Plan::StopAnnouncing, Action::None),
-            (Plan::Add(l), Action::WouldAdd),
-            (Plan::Reannounce(l), Action::None),
+            (Plan::Add(link(true, 1)), Action::WouldAdd),
+            (Plan::Reannounce(link(true, 1)), Action::None),
             (remove, Action::WouldRemove),
         ];
         for (plan, action) in cases {

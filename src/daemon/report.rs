@@ -1,5 +1,9 @@
-//! A turn's outcome and its log lines: each change (action, leader, grace decision,
-//! error, missing interface) is logged once, not at every turn.
+//! A turn's outcome and how it is told: log lines (each change logged once, not at
+//! every turn), the `--once` line, the `--once --json` document and the status file.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
 
 use super::{Action, Daemon};
 use crate::dcs::{Dcs, Observation};
@@ -112,6 +116,104 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         self.logged.decision = Some((r.desired, r.reason));
     }
+
+    /// The state of a turn as JSON: what `--once --json` prints and the status file
+    /// holds.
+    pub(super) fn status(&self, r: &Report) -> Value {
+        let (leader, dcs) = match &r.observation {
+            Observation::Leader(name) => (Value::from(name.as_str()), "leader"),
+            Observation::NoLeader => (Value::Null, "no-leader"),
+            Observation::Unknown(_) => (Value::Null, "unknown"),
+        };
+        let (desired, actual, action) = state_words(r);
+        serde_json::json!({
+            "leader": leader,
+            "dcs": dcs,
+            "node": self.cfg.trigger_value,
+            "vip": self.cfg.vip.to_string(),
+            "interface": self.cfg.interface,
+            "desired": desired,
+            "actual": actual,
+            "action": action,
+            "error": self.error_text(r),
+        })
+    }
+
+    /// The `--once` line: `leader="pg1" node="pg1" desired=present actual=absent action=added …`.
+    pub(super) fn summary(&self, r: &Report) -> String {
+        let leader = match &r.observation {
+            Observation::Leader(name) => format!("{name:?}"),
+            Observation::NoLeader => "none".into(),
+            Observation::Unknown(_) => "unknown".into(),
+        };
+        let (desired, actual, action) = state_words(r);
+        let mut line = format!(
+            "leader={leader} node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
+            self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
+        );
+        if let Some(e) = self.error_text(r) {
+            line.push_str(&format!(" error={e:?}"));
+        }
+        line
+    }
+
+    /// The error of a turn, if any: kernel, missing interface or DCS.
+    fn error_text(&self, r: &Report) -> Option<String> {
+        match (&r.observation, &r.action) {
+            (_, Action::Failed(e)) => Some(e.to_string()),
+            (_, Action::InterfaceMissing) => {
+                Some(format!("interface {:?} not found", self.cfg.interface))
+            }
+            (Observation::Unknown(e), _) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Rewrite the status file (temporary file, then rename) when the state changed.
+    pub(super) fn write_status(&mut self, r: &Report) {
+        let Some(path) = self.cfg.status_file.clone() else {
+            return;
+        };
+        let state = self.status(r);
+        if self.status_written.as_ref() == Some(&state) {
+            return;
+        }
+        let mut doc = state.clone();
+        doc["last_dcs_success"] = self.last_dcs_ok.map(crate::logger::timestamp).into();
+        doc["updated"] = crate::logger::timestamp(SystemTime::now()).into();
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let written =
+            std::fs::write(&tmp, format!("{doc}\n")).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => self.status_written = Some(state),
+            Err(e) => log::warn!("status-file {}: {e}", path.display()),
+        }
+    }
+}
+
+/// The words for a turn's desired state, actual state before acting, and action.
+fn state_words(r: &Report) -> (&'static str, &'static str, &'static str) {
+    let desired = match r.desired {
+        Desired::Present => "present",
+        Desired::Absent => "absent",
+        Desired::Unchanged => "unchanged",
+    };
+    let actual = match r.present_before {
+        Some(true) => "present",
+        Some(false) => "absent",
+        None => "unknown",
+    };
+    let action = match &r.action {
+        Action::None | Action::InterfaceMissing => "none",
+        Action::Added => "added",
+        Action::Removed(_) => "removed",
+        Action::Reannounced => "announced",
+        Action::WouldAdd => "would-add",
+        Action::WouldRemove => "would-remove",
+        Action::Failed(_) => "failed",
+    };
+    (desired, actual, action)
 }
 
 fn reason_text(r: Reason) -> &'static str {
