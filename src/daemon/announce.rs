@@ -30,42 +30,6 @@ impl Pacing {
     pub fn stop(&mut self) {
         self.burst = None;
     }
-
-    /// When the next announcement of the burst is due, if one is.
-    fn next(&self) -> Option<Instant> {
-        self.burst.map(|b| b.next)
-    }
-
-    /// Whether the rate limit holds the due announcement back; if so, it is
-    /// postponed to when the window allows it.
-    fn held_back(&mut self, now: Instant, count: usize) -> bool {
-        let (Some(&oldest), Some(burst)) = (self.sent.front(), self.burst.as_mut()) else {
-            return false;
-        };
-        let allowed = oldest + ANNOUNCE_RATE_WINDOW;
-        if self.sent.len() >= count && now < allowed {
-            burst.next = allowed;
-            return true;
-        }
-        false
-    }
-
-    /// Record an announcement sent at `at`, due at `now`; returns how many are left.
-    fn sent(&mut self, at: Instant, now: Instant, count: usize, interval: Duration) -> u32 {
-        self.sent.push_back(at);
-        while self.sent.len() > count {
-            self.sent.pop_front();
-        }
-        let Some(mut burst) = self.burst else {
-            return 0;
-        };
-        burst.remaining -= 1;
-        // Fixed deadlines from the first announcement, so the spacing does not drift
-        // by the loop's lateness; never in the past, so a late loop does not burst.
-        burst.next = (burst.next + interval).max(now);
-        self.burst = (burst.remaining > 0).then_some(burst);
-        burst.remaining
-    }
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -80,16 +44,16 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 
     /// When the next announcement is due, if one is.
     pub(super) fn next_announcement(&self) -> Option<Instant> {
-        self.pacing.next()
+        self.pacing.burst.map(|b| b.next)
     }
 
     /// Send the announcement that is due at `now`, if any. `link` saves a lookup when
     /// the caller has just read it. A link that is down postpones the burst (it is
     /// started again when the link comes up).
     pub(super) fn announce_due(&mut self, now: Instant, link: Option<&LinkInfo>) {
-        if self.pacing.next().is_none_or(|next| now < next) {
+        let Some(mut burst) = self.pacing.burst.filter(|b| now >= b.next) else {
             return;
-        }
+        };
         let Some(link) = link.copied().or_else(|| self.link_to_announce_on()) else {
             self.pacing.stop();
             return;
@@ -105,25 +69,38 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         // A flapping leader key restarts the burst on every add: the rate limit
         // postpones this one if needed.
         let count = self.cfg.announce_count as usize;
-        if self.pacing.held_back(now, count) {
-            return;
+        let sent = &mut self.pacing.sent;
+        if let Some(&oldest) = sent.front().filter(|_| sent.len() >= count) {
+            let allowed = oldest + ANNOUNCE_RATE_WINDOW;
+            if now < allowed {
+                burst.next = allowed;
+                self.pacing.burst = Some(burst);
+                return;
+            }
         }
         let vip = self.cfg.vip;
-        let sent = self.net.announce(&link, vip, self.cfg.announce_mode);
-        // The send time, never earlier than the clock: a caller's `now` taken before
-        // a slow turn must not let one more announcement into the window.
-        let at = now.max(Instant::now());
-        let left = self.pacing.sent(at, now, count, self.cfg.announce_interval);
-        match sent {
-            Ok(()) => log::debug!("announced {} ({left} left)", vip.addr),
+        match self.net.announce(&link, vip, self.cfg.announce_mode) {
+            Ok(()) => log::debug!("announced {} ({} left)", vip.addr, burst.remaining - 1),
             Err(e) => log::warn!("announcing {}: {e}", vip.addr),
         }
+        // The send time, never earlier than the clock: a caller's `now` taken before
+        // a slow turn must not let one more announcement into the window.
+        sent.push_back(now.max(Instant::now()));
+        while sent.len() > count {
+            sent.pop_front();
+        }
+        burst.remaining -= 1;
+        // Fixed deadlines from the first announcement, so the spacing does not drift
+        // by the loop's lateness; never in the past, so a late loop does not burst.
+        burst.next = (burst.next + self.cfg.announce_interval).max(now);
+        self.pacing.burst = (burst.remaining > 0).then_some(burst);
     }
 
     /// The link to announce on, read again; `None` when it cannot be.
     fn link_to_announce_on(&mut self) -> Option<LinkInfo> {
         match self.net.link(&self.cfg.interface) {
-            Ok(link) => link, // Gone: the turn reports it; a new burst starts when it is back.
+            // Gone: the turn reports it; a new burst starts when it is back.
+            Ok(link) => link,
             Err(e) => {
                 log::warn!("announcing {}: {e}", self.cfg.vip.addr);
                 None

@@ -174,11 +174,10 @@ mod tests {
     use super::*;
 
     fn link(up: bool, carrier_changes: u32) -> LinkInfo {
-        let mac = [2, 0, 0, 0, 0, 1];
         LinkInfo {
             index: 7,
             up,
-            mac,
+            mac: [2, 0, 0, 0, 0, 1],
             carrier_changes,
         }
     }
