@@ -16,9 +16,9 @@ use crate::dcs::{Dcs, Observation};
 use crate::decide::{Desired, LastFact, Reason, decide};
 use crate::net::{AddrBackend, LinkInfo};
 use announce::Pacing;
-pub use reconcile::Action;
+use reconcile::Action;
 use report::Logged;
-pub use report::Report;
+use report::Report;
 
 /// A configuration read again on SIGHUP, with a new DCS client when the DCS
 /// settings changed (`None`: keep the current one).
@@ -86,10 +86,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// One full turn: observe until `deadline` (unless the watch already saw the
     /// change), decide, reconcile, log.
     fn turn(&mut self, seen: Option<Observation>, deadline: Instant) -> Report {
-        let obs = match seen {
-            Some(obs) => obs,
-            None => self.dcs.observe(deadline),
-        };
+        let obs = seen.unwrap_or_else(|| self.dcs.observe(deadline));
         let now = Instant::now();
         let decision = self.decide_now(&obs, now);
         let report = self.reconcile(obs, decision, now, false);

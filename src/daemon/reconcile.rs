@@ -23,16 +23,16 @@ pub enum Action {
     Failed(NetError),
 }
 
-/// The interface as the kernel has it, with the prefix lengths the VIP has on it.
+/// What the kernel holds: the interface, and the prefix lengths the VIP has on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct OnLink {
-    pub link: LinkInfo,
-    pub prefixes: Vec<u8>,
+struct Actual {
+    link: LinkInfo,
+    prefixes: Vec<u8>,
 }
 
 /// What to do to make the kernel match the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Plan {
+enum Plan {
     /// The interface does not exist: wait for it.
     WaitForInterface,
     /// The kernel already matches.
@@ -51,8 +51,8 @@ pub(super) enum Plan {
 
 /// Plan the change from the decision, the kernel's state (`None`: no such interface)
 /// and the link as it was at the previous turn.
-pub(super) fn plan(desired: Desired, actual: Option<&OnLink>, seen: Option<LinkInfo>) -> Plan {
-    let Some(OnLink { link, prefixes }) = actual else {
+fn plan(desired: Desired, actual: Option<&Actual>, seen: Option<LinkInfo>) -> Plan {
+    let Some(Actual { link, prefixes }) = actual else {
         return Plan::WaitForInterface;
     };
     let present = !prefixes.is_empty();
@@ -116,14 +116,15 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     }
 
     /// The interface and the VIP's prefix lengths on it (`None`: no such interface).
-    pub(super) fn read_kernel(&mut self) -> Result<Option<OnLink>, NetError> {
+    fn read_kernel(&mut self) -> Result<Option<Actual>, NetError> {
         let Some(link) = self.net.link(&self.cfg.interface)? else {
             return Ok(None);
         };
         let prefixes = self.net.vip_prefixes(link.index, self.cfg.vip.addr)?;
-        Ok(Some(OnLink { link, prefixes }))
+        Ok(Some(Actual { link, prefixes }))
     }
 
+    /// Carry out the plan: change the kernel, start or stop the announcements.
     fn apply(&mut self, plan: Plan, now: Instant) -> Action {
         match plan {
             Plan::WaitForInterface => Action::InterfaceMissing,
@@ -163,7 +164,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// Remove the VIP from the interface, wherever it is: how many copies went.
     pub(super) fn release(&mut self) -> Result<usize, NetError> {
         match self.read_kernel()? {
-            Some(OnLink { link, prefixes }) => self.remove(link.index, &prefixes),
+            Some(Actual { link, prefixes }) => self.remove(link.index, &prefixes),
             None => Ok(0),
         }
     }
@@ -187,7 +188,7 @@ mod tests {
         use Desired::{Absent, Present, Unchanged};
         let (up, down, flapped) = (link(true, 1), link(false, 1), link(true, 0));
         let on = |link, prefixes: &[u8]| {
-            Some(OnLink {
+            Some(Actual {
                 link,
                 prefixes: prefixes.to_vec(),
             })

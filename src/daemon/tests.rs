@@ -89,12 +89,8 @@ impl Dcs for FakeDcs {
     }
 }
 
-fn config() -> Config {
-    Config::example()
-}
-
 fn daemon() -> Daemon<FakeDcs, FakeNet> {
-    Daemon::new(config(), FakeDcs(VecDeque::new()), FakeNet::new())
+    Daemon::new(Config::example(), FakeDcs(VecDeque::new()), FakeNet::new())
 }
 
 fn leader(name: &str) -> Observation {
@@ -302,7 +298,7 @@ fn dry_run_changes_nothing() {
 #[test]
 fn once_exit_statuses() {
     let run = |obs: Observation, addrs: Vec<(IpAddr, u8)>, dry: bool| {
-        let mut cfg = config();
+        let mut cfg = Config::example();
         cfg.announce_count = 1;
         cfg.dcs_grace = Grace::After(Duration::ZERO);
         let mut net = FakeNet::new();
