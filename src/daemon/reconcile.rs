@@ -173,15 +173,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn link(up: bool, carrier_changes: u32) -> LinkInfo {
-        LinkInfo {
-            index: 7,
-            up,
-            mac: [2, 0, 0, 0, 0, 1],
-            carrier_changes,
-        }
-    }
+    use crate::daemon::tests::link;
 
     #[test]
     fn the_plan_for_each_decision_and_kernel_state() {

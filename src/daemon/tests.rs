@@ -44,12 +44,7 @@ impl FakeNet {
 impl AddrBackend for FakeNet {
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
         assert_eq!(name, "eth0");
-        Ok(self.exists.then_some(LinkInfo {
-            index: 7,
-            up: self.up,
-            mac: [2, 0, 0, 0, 0, 1],
-            carrier_changes: self.carrier_changes,
-        }))
+        Ok(self.exists.then_some(link(self.up, self.carrier_changes)))
     }
     fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError> {
         assert_eq!(ifindex, 7);
@@ -77,6 +72,16 @@ impl AddrBackend for FakeNet {
         assert!(link.up);
         self.ops.push(Op::Announce);
         Ok(())
+    }
+}
+
+/// The fake kernel's interface (index 7) in this state.
+pub(super) fn link(up: bool, carrier_changes: u32) -> LinkInfo {
+    LinkInfo {
+        index: 7,
+        up,
+        mac: [2, 0, 0, 0, 0, 1],
+        carrier_changes,
     }
 }
 
