@@ -2,9 +2,7 @@
 //! the lab (tests/common). Every test is gated: it needs root and Debian's etcd; see
 //! `common::require_root_and_etcd`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::thread;
 use std::time::{Duration, SystemTime};
 

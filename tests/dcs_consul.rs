@@ -4,15 +4,11 @@
 //! The client tests need nothing but loopback. The daemon tests run vipd and the fake
 //! in a network namespace the test makes (root; skipped only with VIPD_ALLOW_SKIP=1).
 
-mod common;
-mod dcs_lab;
-mod fakes;
-
 use std::time::{Duration, Instant};
 
-use common::Netns;
-use dcs_lab::*;
-use fakes::{FakeConsul, go_duration};
+use crate::common::Netns;
+use crate::dcs_lab::*;
+use crate::fakes::{FakeConsul, go_duration};
 use vipd::config::Secret;
 use vipd::dcs::consul::{Consul, Settings};
 use vipd::dcs::http::Tls;
@@ -237,7 +233,7 @@ fn index_rules() {
 
 /// A namespace with the fake Consul on its loopback, port 8500 (vipd's default).
 fn lab(test: &str) -> Option<(Lab, Netns, FakeConsul)> {
-    if !common::require_root(test) {
+    if !crate::common::require_root(test) {
         return None;
     }
     let lab = Lab::new("consul");

@@ -7,14 +7,10 @@
 //! Every test needs root and etcd (the common lab's gate: it fails without them, unless
 //! VIPD_ALLOW_SKIP=1); the TLS tests need openssl too.
 
-mod common;
-mod dcs_lab;
-mod fakes;
-
 use std::time::{Duration, Instant};
 
-use common::{Netns, Proc, vipd_bin};
-use dcs_lab::*;
+use crate::common::{Netns, Proc, vipd_bin};
+use crate::dcs_lab::*;
 use vipd::config::Secret;
 use vipd::dcs::etcd::{Credentials, Settings};
 use vipd::dcs::etcd_any::{Api, EtcdAny, Mode};
@@ -408,10 +404,10 @@ fn secrets_stay_out_of_the_output() {
     let etcd_out = output(&etcd_vipd);
 
     // Consul: ACL denials and a lost leader; the password in the environment too.
-    let consul = inside(&ns, || fakes::FakeConsul::start(8500));
+    let consul = inside(&ns, || crate::fakes::FakeConsul::start(8500));
     consul.put("service/demo/leader", "pg1", Some("s1"));
     consul.require_token(Some(TOKEN));
-    let mut cmd = std::process::Command::new(common::tool("ip"));
+    let mut cmd = std::process::Command::new(crate::common::tool("ip"));
     cmd.args(["netns", "exec", &ns.name])
         .arg(vipd_bin())
         .env("VIP_ETCD_PASSWORD", PASSWORD)
@@ -473,7 +469,7 @@ mod tls {
 
     impl Pki<'_> {
         fn openssl(&self, args: &[&str]) {
-            let mut cmd = std::process::Command::new(common::tool("openssl"));
+            let mut cmd = std::process::Command::new(crate::common::tool("openssl"));
             cmd.current_dir(&self.lab.dir.path).args(args);
             let out = Proc::spawn("openssl", cmd, true).finish(Duration::from_secs(30));
             assert!(out.status.success(), "openssl {args:?}: {out:?}");
@@ -578,7 +574,7 @@ mod tls {
         etcd
     }
 
-    fn once_with(ns: &Netns, ca: &str, cert: Option<(&str, &str)>) -> common::Outcome {
+    fn once_with(ns: &Netns, ca: &str, cert: Option<(&str, &str)>) -> crate::common::Outcome {
         let mut args = vec![
             "--once",
             "--dry-run",

@@ -3,14 +3,10 @@
 //! test runs in a network namespace the test makes (root; skipped only with
 //! VIPD_ALLOW_SKIP=1).
 
-mod common;
-mod dcs_lab;
-mod fakes;
-
 use std::time::{Duration, Instant};
 
-use dcs_lab::*;
-use fakes::FakePatroni;
+use crate::dcs_lab::*;
+use crate::fakes::FakePatroni;
 use vipd::dcs::http::Tls;
 use vipd::dcs::patroni::{Patroni, Settings};
 use vipd::dcs::{Dcs, Observation};
@@ -63,7 +59,7 @@ fn connection_errors_are_unknown_and_name_the_endpoint() {
 
 #[test]
 fn once_compares_the_status_with_the_trigger_value() {
-    if !common::require_root("once_compares_the_status_with_the_trigger_value") {
+    if !crate::common::require_root("once_compares_the_status_with_the_trigger_value") {
         return;
     }
     let lab = Lab::new("patroni");
@@ -108,7 +104,7 @@ fn once_compares_the_status_with_the_trigger_value() {
 
 #[test]
 fn daemon_holds_the_vip_while_patroni_says_200() {
-    if !common::require_root("daemon_holds_the_vip_while_patroni_says_200") {
+    if !crate::common::require_root("daemon_holds_the_vip_while_patroni_says_200") {
         return;
     }
     let lab = Lab::new("patroni");
@@ -163,13 +159,13 @@ fn daemon_holds_the_vip_while_patroni_says_200() {
 /// SIGHUP with another DCS type in the file: a new client, of that type, takes over.
 #[test]
 fn sighup_switches_to_another_dcs_type() {
-    if !common::require_root("sighup_switches_to_another_dcs_type") {
+    if !crate::common::require_root("sighup_switches_to_another_dcs_type") {
         return;
     }
     let lab = Lab::new("patroni");
     let ns = lab.netns();
     // Consul says another node leads; this node's Patroni says it leads.
-    let consul = inside(&ns, || fakes::FakeConsul::start(8500));
+    let consul = inside(&ns, || crate::fakes::FakeConsul::start(8500));
     consul.put("service/demo/leader", "pg2", Some("s1"));
     let patroni = inside(&ns, || FakePatroni::start(8008, 200));
     let base = "ip: 192.0.2.50\nnetmask: 24\ninterface: eth0\ninterval: 100\n";

@@ -7,11 +7,9 @@
 //! flapping leader key; SIGTERM at awkward moments; least privilege. The soak (1,000 moves)
 //! is in tests/faults_soak.rs, the fuzz inputs in tests/faults_fuzz_inputs.rs.
 
-mod common;
-
-use common::etcd_proxy::EtcdProxy;
-use common::fake_etcd::{FakeEtcd, Mode};
-use common::*;
+use crate::common::etcd_proxy::EtcdProxy;
+use crate::common::fake_etcd::{FakeEtcd, Mode};
+use crate::common::*;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 

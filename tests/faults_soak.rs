@@ -3,9 +3,7 @@
 //! both vipd are the same at move 10 and move 1,000, and their VmRSS grows by less than 64 KiB.
 //! Gated: root and etcd.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vipd::net::{AddrBackend, Kernel};

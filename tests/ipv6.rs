@@ -9,8 +9,6 @@
 //! The lab turns IPv6 off in its namespaces; these tests turn it on for the interfaces
 //! they use.
 
-mod common;
-
 use std::fs::File;
 use std::net::Ipv6Addr;
 use std::os::fd::AsFd;
@@ -18,7 +16,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use vipd::net::ndisc::{ALL_NODES, ALL_NODES_MAC, na_frame};
 use vipd::net::netlink::AddrOptions;
 use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};

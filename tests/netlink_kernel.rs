@@ -10,8 +10,6 @@ use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-
 use vipd::net::netlink::FAMILY_INET;
 use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};
 
@@ -125,7 +123,7 @@ fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
 
 #[test]
 fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
-    if !common::require_root("kernel_adds_lists_deletes_and_announces_in_a_namespace") {
+    if !crate::common::require_root("kernel_adds_lists_deletes_and_announces_in_a_namespace") {
         return;
     }
     let ns = Netns::create(format!("vipdnl{}", std::process::id()));
@@ -254,7 +252,9 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
 /// while nothing changed.
 #[test]
 fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
-    if !common::require_root("kernel_answers_follow_every_change_and_cost_nothing_while_idle") {
+    if !crate::common::require_root(
+        "kernel_answers_follow_every_change_and_cost_nothing_while_idle",
+    ) {
         return;
     }
     let ns = Netns::create(format!("vipdlk{}", std::process::id()));

@@ -2,9 +2,7 @@
 //! etcd), configuration errors (exit 2, no root needed), and self-tests of the lab's pcap
 //! reader and ARP decoder.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::Command;

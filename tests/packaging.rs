@@ -9,9 +9,7 @@
 //! root tests also start-stop-daemon and Debian's /lib/lsb/init-functions (sysvinit) and
 //! runit's runsv, sv and svlogd. A missing tool fails the test, unless VIPD_ALLOW_SKIP=1.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
 use std::fs::{self, OpenOptions};

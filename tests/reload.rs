@@ -2,9 +2,7 @@
 //! configuration kept; a changed VIP or interface moves the address cleanly. Real
 //! etcd and kernel, in the lab's namespaces (tests/common); gated like every lab test.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::Path;
