@@ -123,9 +123,7 @@ fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
 
 #[test]
 fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
-    if !crate::common::require_root("kernel_adds_lists_deletes_and_announces_in_a_namespace") {
-        return;
-    }
+    gate!(Root);
     let ns = Netns::create(format!("vipdnl{}", std::process::id()));
     ns.veth_pair();
     let eth0 = ns.index_of("eth0");
@@ -252,11 +250,7 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
 /// while nothing changed.
 #[test]
 fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
-    if !crate::common::require_root(
-        "kernel_answers_follow_every_change_and_cost_nothing_while_idle",
-    ) {
-        return;
-    }
+    gate!(Root);
     let ns = Netns::create(format!("vipdlk{}", std::process::id()));
     ns.veth_pair();
     let mut k = ns.run_inside(|| Kernel::open().expect("open"));

@@ -12,8 +12,7 @@
 use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,35 +25,6 @@ fn repo() -> PathBuf {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-/// The tools a test needs, found in PATH or sbin; `None` when one is missing and
-/// VIPD_ALLOW_SKIP=1 (the skip is recorded for `make test`), a failure otherwise.
-fn tools(test: &str, wanted: &[(&str, &str)]) -> Option<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for (name, package) in wanted {
-        match find_tool(name) {
-            Some(p) => found.push(p),
-            None => missing.push(format!("{name} (apt-get install {package})")),
-        }
-    }
-    if missing.is_empty() {
-        return Some(found);
-    }
-    let what = missing.join(", ");
-    if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: missing {what} (VIPD_ALLOW_SKIP=1)");
-        if let Some(report) = env::var_os("VIPD_TEST_REPORT").filter(|p| !p.is_empty()) {
-            let _ = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(report)
-                .and_then(|mut f| writeln!(f, "skipped {test}"));
-        }
-        return None;
-    }
-    panic!("{test} needs {what}; install it, or set VIPD_ALLOW_SKIP=1 to skip this test");
 }
 
 /// Runs a command to completion (bounded), with `dir` as working directory.
@@ -279,10 +249,6 @@ fn default_mismatch(help_default: &str, body: &str) -> Option<String> {
     }
 }
 
-fn mandoc_tool(test: &str) -> Option<PathBuf> {
-    tools(test, &[("mandoc", "mandoc")]).map(|mut t| t.remove(0))
-}
-
 fn help_text() -> String {
     let out = vipd_output(&["--help"]);
     expect_success(&out, "vipd --help");
@@ -291,9 +257,7 @@ fn help_text() -> String {
 
 #[test]
 fn man_page_documents_every_option_of_help_and_no_other() {
-    let Some(mandoc) = mandoc_tool("man_page_documents_every_option_of_help_and_no_other") else {
-        return;
-    };
+    let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
     assert!(
@@ -301,7 +265,7 @@ fn man_page_documents_every_option_of_help_and_no_other() {
         "parsed only {} options from --help:\n{help}",
         options.len()
     );
-    let page = render(&mandoc, &repo().join("man/vipd.8"));
+    let page = render(mandoc, &repo().join("man/vipd.8"));
     let entries = tagged_entries(&section(&page, "OPTIONS"), |t| t.starts_with('-'));
     let mut problems = Vec::new();
 
@@ -375,13 +339,10 @@ fn man_page_documents_every_option_of_help_and_no_other() {
 
 #[test]
 fn config_page_documents_every_yaml_key_of_help_and_no_other() {
-    let Some(mandoc) = mandoc_tool("config_page_documents_every_yaml_key_of_help_and_no_other")
-    else {
-        return;
-    };
+    let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
-    let page = render(&mandoc, &repo().join("man/vipd.conf.5"));
+    let page = render(mandoc, &repo().join("man/vipd.conf.5"));
     let is_key = |t: &str| {
         !t.is_empty()
             && t.chars()
@@ -432,11 +393,9 @@ fn config_page_documents_every_yaml_key_of_help_and_no_other() {
 
 #[test]
 fn man_pages_lint_without_warnings() {
-    let Some(mandoc) = mandoc_tool("man_pages_lint_without_warnings") else {
-        return;
-    };
+    let mandoc = &gate!(Tools, "mandoc")[0];
     for page in ["man/vipd.8", "man/vipd.conf.5"] {
-        let out = run_in(&repo(), &mandoc, &["-T", "lint", "-W", "warning", page]);
+        let out = run_in(&repo(), mandoc, &["-T", "lint", "-W", "warning", page]);
         assert!(
             out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
             "mandoc -T lint -W warning {page} ({}):\n{}{}",
@@ -484,12 +443,7 @@ fn packaging_scripts() -> Vec<PathBuf> {
 
 #[test]
 fn packaging_scripts_pass_shellcheck() {
-    let Some(t) = tools(
-        "packaging_scripts_pass_shellcheck",
-        &[("shellcheck", "shellcheck")],
-    ) else {
-        return;
-    };
+    let t = gate!(Tools, "shellcheck");
     let scripts = packaging_scripts();
     let names: Vec<String> = scripts
         .iter()
@@ -723,12 +677,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn make_install_honours_prefix_and_destdir() {
-    let Some(t) = tools(
-        "make_install_honours_prefix_and_destdir",
-        &[("make", "make")],
-    ) else {
-        return;
-    };
+    let t = gate!(Tools, "make");
     let dest = TempDir::new(&lab_id(), "destdir");
     let bin = vipd_bin();
     let bin = bin.to_string_lossy();
@@ -825,11 +774,20 @@ fn static_pie(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn deb_path() -> PathBuf {
-    repo().join(format!(
-        "target/deb/vipd_{}_amd64.deb",
-        env!("CARGO_PKG_VERSION")
-    ))
+/// The package `make deb` built; None (the test skips) when it is missing and
+/// VIPD_ALLOW_SKIP=1, a failure otherwise.
+fn built_deb() -> Option<String> {
+    let version = env!("CARGO_PKG_VERSION");
+    let deb = repo().join(format!("target/deb/vipd_{version}_amd64.deb"));
+    if deb.is_file() {
+        return Some(deb.to_string_lossy().into_owned());
+    }
+    let deb = deb.display();
+    if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: {deb} not built (make deb)");
+        return None;
+    }
+    panic!("{deb} not found: run `make deb` (make test does)");
 }
 
 /// The control fields of a package (`dpkg-deb -f`), continuation lines joined.
@@ -864,31 +822,11 @@ fn gunzip(gzip: &Path, file: &Path) -> Vec<u8> {
 
 #[test]
 fn deb_package_is_a_static_drop_in_for_vip_manager() {
-    let test = "deb_package_is_a_static_drop_in_for_vip_manager";
-    let Some(t) = tools(
-        test,
-        &[
-            ("dpkg-deb", "dpkg"),
-            ("md5sum", "coreutils"),
-            ("gzip", "gzip"),
-            ("systemd-analyze", "systemd"),
-        ],
-    ) else {
+    let t = gate!(Tools, "dpkg-deb", "md5sum", "gzip", "systemd-analyze");
+    let (dpkg_deb, md5sum, gzip, analyze) = (&t[0], &t[1], &t[2], &t[3]);
+    let Some(deb_s) = built_deb() else {
         return;
     };
-    let (dpkg_deb, md5sum, gzip, analyze) = (&t[0], &t[1], &t[2], &t[3]);
-    let deb = deb_path();
-    if !deb.is_file() {
-        if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-            eprintln!("SKIPPED {test}: {} not built (make deb)", deb.display());
-            return;
-        }
-        panic!(
-            "{} not found: run `make deb` (make test does)",
-            deb.display()
-        );
-    }
-    let deb_s = deb.to_string_lossy().into_owned();
     let version = env!("CARGO_PKG_VERSION");
 
     // Control fields.
@@ -1147,32 +1085,11 @@ fn dpkg_in(dpkg: &Path, root: &Path, args: &[&str]) -> Outcome {
 
 #[test]
 fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
-    let test = "deb_installs_upgrades_removes_and_purges_in_a_scratch_root";
-    if !require_root(test) {
-        return;
-    }
-    let Some(t) = tools(
-        test,
-        &[
-            ("dpkg", "dpkg"),
-            ("deb-systemd-helper", "init-system-helpers"),
-        ],
-    ) else {
+    let t = gate!(Root, "dpkg", "deb-systemd-helper");
+    let dpkg = &t[0];
+    let Some(deb_s) = built_deb() else {
         return;
     };
-    let dpkg = &t[0];
-    let deb = deb_path();
-    if !deb.is_file() {
-        if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-            eprintln!("SKIPPED {test}: {} not built (make deb)", deb.display());
-            return;
-        }
-        panic!(
-            "{} not found: run `make deb` (make test does)",
-            deb.display()
-        );
-    }
-    let deb_s = deb.to_string_lossy().into_owned();
     let scratch = TempDir::new(&lab_id(), "dpkg-root");
     let root = scratch.path.clone();
     for d in [
@@ -1372,20 +1289,14 @@ impl SysV<'_> {
 
 #[test]
 fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
-    let test = "sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file";
-    if !require_root_and_etcd(test) {
-        return;
-    }
-    if tools(test, &[("start-stop-daemon", "dpkg")]).is_none() {
-        return;
-    }
+    gate!(Etcd, "start-stop-daemon");
     assert!(
         Path::new("/lib/lsb/init-functions").is_file(),
         "/lib/lsb/init-functions missing (apt-get install sysvinit-utils)"
     );
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let dir = TempDir::new(&lab.lab, "sysvinit");
+    let dir = lab.dir("sysvinit");
     let confdir = dir.path.join("etc/vipd");
     let rundir = dir.path.join("run");
     let logdir = dir.path.join("log");
@@ -1599,20 +1510,11 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
 #[test]
 fn runit_service_runs_vipd_under_runsv_with_svlogd() {
-    let test = "runit_service_runs_vipd_under_runsv_with_svlogd";
-    if !require_root_and_etcd(test) {
-        return;
-    }
-    let Some(t) = tools(
-        test,
-        &[("runsv", "runit"), ("sv", "runit"), ("svlogd", "runit")],
-    ) else {
-        return;
-    };
+    let t = gate!(Etcd, "runsv", "sv", "svlogd");
     let sv = &t[1];
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let dir = TempDir::new(&lab.lab, "runit");
+    let dir = lab.dir("runit");
     let service = dir.path.join("sv/vipd");
     let logdir = dir.path.join("log");
     fs::create_dir_all(service.join("log")).expect("mkdir service");
@@ -1641,7 +1543,7 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
         run_in(&dir.path, sv, &all)
     };
 
-    let mut runsv = Proc::spawn_in(&lab.node.name, &tool("runsv"), std::slice::from_ref(&svc));
+    let mut runsv = Proc::spawn_in(&lab.node.name, &t[0], std::slice::from_ref(&svc), true);
     assert!(
         wait_addr(&lab, VIP, true, ms(5000)),
         "the VIP did not appear under runsv\n{}",

@@ -1,8 +1,8 @@
-//! The integration tests, in one binary: the lab and the fake servers first, then the tests
-//! by subject.
+//! The integration tests, in one binary: the lab (`common`: the gate, processes, namespaces,
+//! etcd, captures) and the fake servers first, then the tests by subject.
 
+#[macro_use]
 mod common;
-mod dcs_lab;
 mod fakes;
 
 mod architecture;
