@@ -546,12 +546,8 @@ fn dead_stderr_pipe_does_not_stop_the_daemon() {
     let interval = ms(500);
     lab.etcd.put(KEY, NODE_NAME);
     // stderr's read end is closed at once: every log line vipd writes fails with EPIPE.
-    let args = vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &lab.etcd.endpoint,
-        "--interval 500 --announce-count 1 -v",
-    );
+    let extra = "--interval 500 --announce-count 1 -v";
+    let args = vipd_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint, extra);
     let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args, false);
     assert!(
         wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
@@ -573,11 +569,6 @@ fn dead_stderr_pipe_does_not_stop_the_daemon() {
         "vipd died with a dead stderr: {:?}",
         vipd.try_status()
     );
-    vipd.signal("TERM");
-    let status = vipd.wait_timeout(Duration::from_secs(5));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "exit after SIGTERM: {status:?}"
-    );
+    let code = vipd.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "exit after SIGTERM: {code:?}");
 }

@@ -296,13 +296,8 @@ fn compacted_watch_revision_is_followed_by_a_fresh_read() {
     lab.etcd.put(KEY, NODE_NAME);
     let proxy = EtcdProxy::start(&lab.node.name, "127.0.0.2", "127.0.0.1:2379");
     proxy.hold_next_watch();
-    let args = vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &proxy.endpoint,
-        "--interval 5000 --announce-count 1 --dcs-grace 20000 -v",
-    );
-    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args, true);
+    let extra = "--interval 5000 --announce-count 1 --dcs-grace 20000 -v";
+    let mut vipd = lab.net.vipd(&proxy.endpoint, extra);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     assert!(
         proxy.wait_held(ms(3000)),
@@ -562,13 +557,10 @@ fn missing_interface_at_start_is_waited_for_and_used_when_it_appears() {
     let interval = ms(300);
     let iface = "late0";
     lab.etcd.put(KEY, NODE_NAME);
-    let args = vipd_args(
-        iface,
-        NODE_NAME,
-        &lab.etcd.endpoint,
-        "--interval 300 --announce-count 1",
-    );
-    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args, true);
+    let extra = "--interval 300 --announce-count 1";
+    let mut vipd = lab
+        .node
+        .vipd(&vipd_args(iface, NODE_NAME, &lab.etcd.endpoint, extra));
     let waiting = format!("interface \"{iface}\" not found; waiting for it to appear");
     assert!(
         wait_logged(&vipd, &waiting, 1, ms(3000)),
@@ -653,12 +645,8 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
     let server = FakeEtcd::start(&lab.node.name, "127.0.0.2", NODE_NAME);
     let interval = ms(300);
     let (bin, release) = memory_bin();
-    let args = vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &server.endpoint,
-        "--interval 300 --announce-count 1 --dcs-grace 60000",
-    );
+    let extra = "--interval 300 --announce-count 1 --dcs-grace 60000";
+    let args = vipd_args(NODE_IF, NODE_NAME, &server.endpoint, extra);
     let mut vipd = Proc::spawn_in(&lab.node.name, &bin, &args, true);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let pid = vipd.pid();
@@ -1089,13 +1077,7 @@ fn capabilities_after_start_are_net_admin_and_net_raw_only() {
         field("CapBnd"),
         field("NoNewPrivs")
     );
-    vipd.signal("TERM");
-    assert_eq!(
-        vipd.wait_timeout(ms(3000)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        vipd.log()
-    );
+    assert_eq!(vipd.terminate(ms(3000)), Some(0), "{}", vipd.log());
     assert!(!lab.has_vip(), "not released at exit\n{}", vipd.log());
 }
 
@@ -1117,23 +1099,13 @@ fn unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them() {
     for (p, mode) in [(&dir.path, 0o755), (&bin, 0o755)] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
-    let mut args: Vec<String> = [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=+net_admin,+net_raw",
-        "--ambient-caps=+net_admin,+net_raw",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(bin.to_string_lossy().into_owned());
-    args.extend(vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &lab.etcd.endpoint,
-        "--interval 300 --announce-count 1 -v",
+    let mut args = args(&format!(
+        "--reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin,+net_raw \
+         --ambient-caps=+net_admin,+net_raw {}",
+        bin.display()
     ));
+    let extra = "--interval 300 --announce-count 1 -v";
+    args.extend(vipd_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint, extra));
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
     let mut vipd = Proc::spawn_in(&lab.node.name, &tool("setpriv"), &args, true);
     wait_vip(|| lab.has_vip(), &vipd, "start as uid 65534");
@@ -1170,12 +1142,6 @@ fn unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them() {
         field("CapBnd"),
         field("NoNewPrivs")
     );
-    vipd.signal("TERM");
-    assert_eq!(
-        vipd.wait_timeout(ms(3000)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        vipd.log()
-    );
+    assert_eq!(vipd.terminate(ms(3000)), Some(0), "{}", vipd.log());
     assert!(!lab.has_vip(), "not released at exit\n{}", vipd.log());
 }

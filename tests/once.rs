@@ -601,11 +601,11 @@ fn once_json_and_the_daemons_status_file_describe_the_state() {
         "{v}"
     );
     assert!(lab.has_vip());
-    vipd.signal("TERM");
     assert_eq!(
-        vipd.wait_timeout(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
+        vipd.terminate(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        vipd.log()
     );
 }
 

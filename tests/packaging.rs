@@ -35,16 +35,6 @@ fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Outcome {
     Proc::spawn(&what, cmd, true).finish(Duration::from_secs(120))
 }
 
-fn expect_success(out: &Outcome, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-}
-
 /// `vipd ARGS` (the binary under test) to completion.
 fn vipd_output(args: &[&str]) -> Outcome {
     run_in(&repo(), &vipd_bin(), args)
@@ -172,7 +162,7 @@ fn render(mandoc: &Path, page: &Path) -> String {
         mandoc,
         &["-T", "ascii", "-O", "width=1000", &page.to_string_lossy()],
     );
-    expect_success(&out, &format!("mandoc {}", page.display()));
+    out.expect(0, &format!("mandoc {}", page.display()));
     strip_overstrike(&out.stdout)
 }
 
@@ -251,7 +241,7 @@ fn default_mismatch(help_default: &str, body: &str) -> Option<String> {
 
 fn help_text() -> String {
     let out = vipd_output(&["--help"]);
-    expect_success(&out, "vipd --help");
+    out.expect(0, "vipd --help");
     out.stdout
 }
 
@@ -602,33 +592,21 @@ fn check_size_script_passes_within_and_fails_over_budget() {
         run_in(&dir.path, &sh, &all)
     };
     let ok = run(&["exact", "1.0", "over", "1.5"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "within budget: {}{}",
-        ok.stdout,
-        ok.stderr
-    );
+    ok.expect(0, "within budget");
     assert!(
         ok.stdout.contains("OK   exact: 1048576 bytes") && ok.stdout.contains("OK   over:"),
         "{}",
         ok.stdout
     );
     let bad = run(&["exact", "1.0", "over", "1.0"]);
-    assert_eq!(
-        bad.code(),
-        Some(1),
-        "over budget: {}{}",
-        bad.stdout,
-        bad.stderr
-    );
+    bad.expect(1, "over budget");
     assert!(
         bad.stdout.contains("OVER over: 1048577 bytes"),
         "{}",
         bad.stdout
     );
     let missing = run(&["absent", "1.0"]);
-    assert_eq!(missing.code(), Some(1), "{}", missing.stdout);
+    missing.expect(1, "a missing file");
     assert!(
         missing.stdout.contains("MISSING absent"),
         "{}",
@@ -692,7 +670,7 @@ fn make_install_honours_prefix_and_destdir() {
         cmd.env_remove(var);
     }
     let out = Proc::spawn("make install", cmd, true).finish(Duration::from_secs(60));
-    expect_success(&out, "make install");
+    out.expect(0, "make install");
     let got = tree(&dest.path);
     let want: BTreeMap<String, String> = [
         ("opt/vipd/sbin/vipd", "file 0755"),
@@ -831,7 +809,7 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
 
     // Control fields.
     let out = run_in(&repo(), dpkg_deb, &["-f", &deb_s]);
-    expect_success(&out, "dpkg-deb -f");
+    out.expect(0, "dpkg-deb -f");
     let f = control_fields(&out.stdout);
     let field = |k: &str| f.get(k).cloned().unwrap_or_default();
     assert_eq!(field("Package"), "vipd");
@@ -868,18 +846,13 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
     let scratch = TempDir::new(&lab, "deb");
     let root = scratch.path.join("root");
     let control = scratch.path.join("control");
-    expect_success(
-        &run_in(&repo(), dpkg_deb, &["-x", &deb_s, &root.to_string_lossy()]),
-        "dpkg-deb -x",
-    );
-    expect_success(
-        &run_in(
-            &repo(),
-            dpkg_deb,
-            &["-e", &deb_s, &control.to_string_lossy()],
-        ),
-        "dpkg-deb -e",
-    );
+    run_in(&repo(), dpkg_deb, &["-x", &deb_s, &root.to_string_lossy()]).expect(0, "dpkg-deb -x");
+    run_in(
+        &repo(),
+        dpkg_deb,
+        &["-e", &deb_s, &control.to_string_lossy()],
+    )
+    .expect(0, "dpkg-deb -e");
     let got = tree(&root);
     let doc = "usr/share/doc/vipd";
     let want: BTreeMap<String, String> = [
@@ -1002,7 +975,7 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
             &control.join("md5sums").to_string_lossy(),
         ],
     );
-    expect_success(&check, "md5sum --check of the package's md5sums");
+    check.expect(0, "md5sum --check of the package's md5sums");
     for script in ["postinst", "prerm", "postrm"] {
         let path = control.join(script);
         assert!(
@@ -1022,11 +995,11 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
     let version_line = format!("vipd {version}");
     for program in [binary.clone(), root.join("usr/bin/vip-manager")] {
         let out = run_in(&root, &program, &["--version"]);
-        expect_success(&out, &format!("{} --version", program.display()));
+        out.expect(0, &format!("{} --version", program.display()));
         assert_eq!(out.stdout.trim(), version_line, "{}", program.display());
     }
     let packaged_help = run_in(&root, &binary, &["--help"]);
-    expect_success(&packaged_help, "packaged vipd --help");
+    packaged_help.expect(0, "packaged vipd --help");
     assert!(
         packaged_help.stdout == help_text(),
         "the packaged vipd --help differs from the tested build's: the package is stale \
@@ -1115,7 +1088,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
 
     // Install: the files, the conffiles registered, vipd.service enabled.
     let out = dpkg_in(dpkg, &root, &["--install", &deb_s]);
-    expect_success(&out, "dpkg --install");
+    out.expect(0, "dpkg --install");
     assert_eq!(status(&root), "install ok installed");
     assert!(root.join("usr/sbin/vipd").is_file());
     assert_eq!(
@@ -1144,7 +1117,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
     // admin edited a conffile: kept, no prompt (stdin is /dev/null).
     fs::write(root.join("etc/default/vipd"), "VIPD_OPTS=\"--verbose\"\n").expect("edit");
     let out = dpkg_in(dpkg, &root, &["--install", &deb_s]);
-    expect_success(&out, "dpkg --install (upgrade)");
+    out.expect(0, "dpkg --install (upgrade)");
     assert_eq!(status(&root), "install ok installed");
     assert_eq!(
         read(&root.join("etc/default/vipd")),
@@ -1154,7 +1127,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
 
     // Remove: the program goes, the configuration stays, the unit stays enabled.
     let out = dpkg_in(dpkg, &root, &["--remove", "vipd"]);
-    expect_success(&out, "dpkg --remove");
+    out.expect(0, "dpkg --remove");
     assert_eq!(status(&root), "deinstall ok config-files");
     assert!(
         !root.join("usr/sbin/vipd").exists(),
@@ -1173,7 +1146,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
     fs::create_dir_all(root.join("var/log/vipd")).expect("mkdir log");
     fs::write(root.join("var/log/vipd/main.log"), "x\n").expect("write log");
     let out = dpkg_in(dpkg, &root, &["--purge", "vipd"]);
-    expect_success(&out, "dpkg --purge");
+    out.expect(0, "dpkg --purge");
     assert_eq!(status(&root), "", "vipd still known to dpkg after purge");
     for gone in [
         "etc/default/vipd",
@@ -1329,7 +1302,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // start: one vipd per file, each adds its VIP.
     let out = sysv.run(&["start"]);
-    assert_eq!(out.code(), Some(0), "start: {}{}", out.stdout, out.stderr);
+    out.expect(0, "start");
     for (vip, name) in [(VIP, "main"), (SECOND_VIP, "second")] {
         assert!(
             wait_addr(&lab, vip, true, ms(3000)),
@@ -1349,7 +1322,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // status: both run.
     let out = sysv.run(&["status"]);
-    assert_eq!(out.code(), Some(0), "status: {}{}", out.stdout, out.stderr);
+    out.expect(0, "status");
     for name in ["main", "second"] {
         assert!(
             out.stdout.contains(&format!("vipd {name} is running")),
@@ -1360,13 +1333,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     // start again: already running, nothing changes.
     let main_pid = read_pid(&pidfile("main")).expect("main pid");
     let out = sysv.run(&["start", "main"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "second start: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(0, "second start");
     assert_eq!(
         read_pid(&pidfile("main")),
         Some(main_pid),
@@ -1389,7 +1356,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     };
     std::thread::sleep(ms(300)); // ip monitor has subscribed
     let out = sysv.run(&["restart", "main"]);
-    assert_eq!(out.code(), Some(0), "restart: {}{}", out.stdout, out.stderr);
+    out.expect(0, "restart");
     assert!(
         wait_addr(&lab, VIP, true, ms(3000)),
         "the VIP did not come back after restart"
@@ -1413,13 +1380,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     // force-reload is a restart too (vipd has no reload).
     let second_pid = read_pid(&pidfile("second")).expect("second pid");
     let out = sysv.run(&["force-reload", "second"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "force-reload: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(0, "force-reload");
     let reloaded = read_pid(&pidfile("second")).expect("second pid after force-reload");
     assert_ne!(reloaded, second_pid, "force-reload must restart vipd");
     assert!(
@@ -1429,13 +1390,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // stop one: its VIP is gone when stop returns, the other stays.
     let out = sysv.run(&["stop", "second"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "stop second: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(0, "stop second");
     assert!(
         !has_addr(&lab, SECOND_VIP),
         "{SECOND_VIP} still present when `stop second` returned"
@@ -1443,30 +1398,19 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     assert!(has_addr(&lab, VIP), "stop second removed the main VIP");
     assert!(!pidfile("second").exists(), "stop leaves second.pid behind");
     let out = sysv.run(&["status"]);
-    assert_eq!(
-        out.code(),
-        Some(3),
-        "status with one stopped: {}",
-        out.stdout
-    );
+    out.expect(3, "status with one stopped");
     assert!(
         out.stdout.contains("vipd second is not running"),
         "{}",
         out.stdout
     );
     let out = sysv.run(&["status", "main"]);
-    assert_eq!(out.code(), Some(0), "status main: {}", out.stdout);
+    out.expect(0, "status main");
 
     // A configuration error: start fails and says why.
     fs::write(confdir.join("bad.yml"), "ip: 192.0.2.300\n").expect("write bad.yml");
     let out = sysv.run(&["start", "bad"]);
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "start bad: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(1, "start bad");
     assert!(
         out.stderr.contains("192.0.2.300") && out.stderr.contains("not an IP address"),
         "start bad must show vipd's error line: {}",
@@ -1474,25 +1418,15 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     );
     assert!(!pidfile("bad").exists(), "a failed start leaves a pid file");
     let out = sysv.run(&["start", "absent"]);
-    assert_eq!(
-        out.code(),
-        Some(6),
-        "start of an unconfigured instance: {}",
-        out.stderr
-    );
+    out.expect(6, "start of an unconfigured instance");
     let out = sysv.run(&["start", "../x"]);
-    assert_eq!(
-        out.code(),
-        Some(2),
-        "an invalid instance name: {}",
-        out.stderr
-    );
+    out.expect(2, "an invalid instance name");
     fs::remove_file(confdir.join("bad.yml")).expect("remove bad.yml");
 
     // stop all: every VIP gone, no vipd left, status 3.
     let main_pid = read_pid(&pidfile("main")).expect("main pid");
     let out = sysv.run(&["stop"]);
-    assert_eq!(out.code(), Some(0), "stop: {}{}", out.stdout, out.stderr);
+    out.expect(0, "stop");
     assert!(
         !has_addr(&lab, VIP),
         "the VIP is still present when `stop` returned"
@@ -1500,7 +1434,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     assert!(!running(main_pid), "vipd {main_pid} still runs after stop");
     assert!(!pidfile("main").exists(), "stop leaves main.pid behind");
     let out = sysv.run(&["status"]);
-    assert_eq!(out.code(), Some(3), "status after stop: {}", out.stdout);
+    out.expect(3, "status after stop");
     let log = read(&logdir.join("main.log"));
     assert!(
         log.contains("SIGTERM") && log.contains(VIP),
@@ -1581,7 +1515,7 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
 
     // sv down: SIGTERM, vipd removes the VIP and exits 0.
     let out = sv_run(&["-w", "10", "down"]);
-    expect_success(&out, "sv -w 10 down");
+    out.expect(0, "sv -w 10 down");
     assert!(
         !has_addr(&lab, VIP),
         "the VIP is still present after `sv down`"
@@ -1601,12 +1535,12 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
     );
 
     // sv up: a new vipd, the VIP back.
-    expect_success(&sv_run(&["-w", "10", "up"]), "sv up");
+    sv_run(&["-w", "10", "up"]).expect(0, "sv up");
     assert!(
         wait_addr(&lab, VIP, true, ms(5000)),
         "the VIP did not come back after sv up"
     );
-    expect_success(&sv_run(&["-w", "10", "exit"]), "sv exit");
+    sv_run(&["-w", "10", "exit"]).expect(0, "sv exit");
     assert!(
         !has_addr(&lab, VIP),
         "the VIP is still present after `sv exit`"

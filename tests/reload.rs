@@ -105,14 +105,8 @@ fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_inter
         vipd.log()
     );
 
-    vipd.signal("TERM");
-    let status = vipd.wait_timeout(wait);
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "exit status\n{}",
-        vipd.log()
-    );
+    let code = vipd.terminate(wait);
+    assert_eq!(code, Some(0), "exit status\n{}", vipd.log());
     assert!(
         !has(&lab.node, "veth2", "192.0.2.51"),
         "VIP left behind on exit\n{}",

@@ -885,7 +885,7 @@ impl NodeLab {
 pub struct SingleNode {
     // Field order is drop order: etcd first, then the namespaces.
     pub etcd: Etcd,
-    net: NodeLab,
+    pub net: NodeLab,
 }
 
 impl Deref for SingleNode {
