@@ -336,103 +336,31 @@ fn valid_base_configuration_is_not_a_config_error() {
 
 #[test]
 fn config_errors_exit_2_with_one_line_naming_the_key() {
-    // (what, flags left out of the base, flags added, environment, key named, value shown)
-    let cases: [(&str, &str, &str, &[(&str, &str)], &str, Option<&str>); 12] = [
-        (
-            "netmask out of range",
-            "--netmask",
-            "--netmask 40",
-            &[],
-            "netmask",
-            Some("40"),
-        ),
-        (
-            "malformed IP",
-            "--ip",
-            "--ip 192.0.2.300",
-            &[],
-            "ip",
-            Some("192.0.2.300"),
-        ),
-        (
-            "endpoint without scheme",
-            "--dcs-endpoints",
-            "--dcs-endpoints 127.0.0.1:2379",
-            &[],
-            "dcs-endpoints",
-            Some("127.0.0.1:2379"),
-        ),
-        (
-            "unknown dcs-type",
-            "",
-            "--dcs-type zookeeper",
-            &[],
-            "dcs-type",
-            Some("zookeeper"),
-        ),
-        (
-            "interval not a number",
-            "",
-            "--interval soon",
-            &[],
-            "interval",
-            Some("soon"),
-        ),
-        (
-            "unknown announce-mode",
-            "",
-            "--announce-mode shout",
-            &[],
-            "announce-mode",
-            Some("shout"),
-        ),
-        ("missing ip", "--ip", "", &[], "ip", None),
-        (
-            "empty interface means unset: missing",
-            "--interface",
-            "--interface=",
-            &[],
-            "interface",
-            None,
-        ),
-        (
-            "missing trigger-key",
-            "--trigger-key",
-            "",
-            &[],
-            "trigger-key",
-            None,
-        ),
-        (
-            "unknown flag",
-            "",
-            "--frobnicate 1",
-            &[],
-            "frobnicate",
-            None,
-        ),
-        (
-            "netmask from the environment",
-            "--netmask",
-            "",
-            &[("VIP_NETMASK", "40")],
-            "netmask",
-            Some("40"),
-        ),
-        (
-            "--key=value form",
-            "--netmask",
-            "--netmask=33",
-            &[],
-            "netmask",
-            Some("33"),
-        ),
-    ];
+    // What | flags left out of the base | flags added | environment | key named | value shown
+    let cases = "\
+        netmask out of range | --netmask | --netmask 40 | | netmask | 40
+        malformed IP | --ip | --ip 192.0.2.300 | | ip | 192.0.2.300
+        endpoint, no scheme | --dcs-endpoints | --dcs-endpoints 127.0.0.1:2379 | | dcs-endpoints | 127.0.0.1:2379
+        unknown dcs-type | | --dcs-type zookeeper | | dcs-type | zookeeper
+        interval not a number | | --interval soon | | interval | soon
+        unknown announce-mode | | --announce-mode shout | | announce-mode | shout
+        missing ip | --ip | | | ip |
+        empty interface means unset: missing | --interface | --interface= | | interface |
+        missing trigger-key | --trigger-key | | | trigger-key |
+        unknown flag | | --frobnicate 1 | | frobnicate |
+        netmask from the environment | --netmask | | VIP_NETMASK=40 | netmask | 40
+        --key=value form | --netmask | --netmask=33 | | netmask | 33";
     let mut failures = Vec::new();
-    for (what, without, add, env, key, value) in cases {
+    for case in cases.lines() {
+        let columns: Vec<&str> = case.split('|').map(str::trim).collect();
+        let [what, without, add, env, key, value] = columns[..] else {
+            panic!("a case of six columns: {case:?}");
+        };
         let mut args = base_args(without);
         args.extend(crate::common::args(add));
-        let out = run_vipd(&args, env);
+        let env: Vec<(&str, &str)> = env.split(' ').filter_map(|v| v.split_once('=')).collect();
+        let out = run_vipd(&args, &env);
+        let value = Some(value).filter(|v| !v.is_empty());
         if let Err(e) = config_error(&out, key, value) {
             failures.push(format!("{what}: {e}"));
         }
