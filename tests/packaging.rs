@@ -1195,16 +1195,6 @@ fn read_pid(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn running(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let at = s.rfind(')')?;
-            s[at + 1..].split_whitespace().next().map(|st| st != "Z")
-        })
-        .unwrap_or(false)
-}
-
 /// Seconds of the day of an `ip -ts monitor` line: `[2025-11-26T11:22:50.544210] …`.
 fn monitor_time(line: &str) -> Option<f64> {
     let stamp = line.strip_prefix('[')?.split(']').next()?;
@@ -1312,7 +1302,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
             fs::read_to_string(logdir.join(format!("{name}.log"))).unwrap_or_default()
         );
         let pid = read_pid(&pidfile(name)).unwrap_or_else(|| panic!("no pid file for {name}"));
-        assert!(running(pid), "{name}: pid {pid} is not running");
+        assert!(alive(pid), "{name}: pid {pid} is not running");
         assert_eq!(
             fs::read_link(format!("/proc/{pid}/exe")).ok(),
             Some(vipd_exe()),
@@ -1363,7 +1353,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     );
     let new_pid = read_pid(&pidfile("main")).expect("main pid after restart");
     assert_ne!(new_pid, main_pid, "restart must start a new vipd");
-    assert!(!running(main_pid), "the old vipd {main_pid} still runs");
+    assert!(!alive(main_pid), "the old vipd {main_pid} still runs");
     std::thread::sleep(ms(100));
     monitor.stop();
     let events = monitor.stdout();
@@ -1431,7 +1421,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
         !has_addr(&lab, VIP),
         "the VIP is still present when `stop` returned"
     );
-    assert!(!running(main_pid), "vipd {main_pid} still runs after stop");
+    assert!(!alive(main_pid), "vipd {main_pid} still runs after stop");
     assert!(!pidfile("main").exists(), "stop leaves main.pid behind");
     let out = sysv.run(&["status"]);
     out.expect(3, "status after stop");
@@ -1520,7 +1510,7 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
         !has_addr(&lab, VIP),
         "the VIP is still present after `sv down`"
     );
-    assert!(!running(pid), "vipd {pid} still runs after sv down");
+    assert!(!alive(pid), "vipd {pid} still runs after sv down");
     assert!(
         sv_run(&["status"]).stdout.starts_with("down: "),
         "sv status after down"

@@ -662,7 +662,7 @@ fn kill_pids_in(ns: &str) {
 
 /// Whether a process exists and is not a zombie (an orphan whose reaper has not reaped it
 /// yet is dead for our purposes).
-pub fn alive(pid: &str) -> bool {
+pub fn alive(pid: impl std::fmt::Display) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // pid (comm) state …; comm may contain spaces and parentheses: take the last ')'.
         Ok(stat) => stat
@@ -714,7 +714,7 @@ fn remove_stale_labs() {
         name.strip_prefix(NS_PREFIX)
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| pid != process::id() && !alive(&pid.to_string()))
+            .is_some_and(|pid| pid != process::id() && !alive(pid))
     };
     let list = run(&tool("ip"), &["netns", "list"]).stdout;
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
