@@ -173,8 +173,8 @@ fuzz: check-cargo
 # The memory bounds with the release binary (see the header).
 soak: check-cargo
 	$(CARGO) build --release
-	VIPD_RELEASE_BIN='$(CURDIR)/$(BIN)' $(CARGO) test --test faults_soak --test faults -- \
-	    --nocapture --test-threads=1 soak_ hostile_dcs_replies
+	VIPD_RELEASE_BIN='$(CURDIR)/$(BIN)' $(CARGO) test --test tests -- \
+	    --nocapture --test-threads=1 faults_soak::soak_ faults::hostile_dcs_replies
 
 # FHS places under PREFIX: the program in sbin (a daemon), the manuals, the example.
 install: $(BIN)

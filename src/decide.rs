@@ -103,87 +103,46 @@ mod tests {
     }
 
     #[test]
-    fn this_node_leads() {
-        let d = decide(&Observation::Leader(ME.into()), ME, None, S, grace10());
-        assert_eq!(d, (Desired::Present, Reason::ThisNodeLeads));
+    fn each_observation_and_history() {
+        use Desired::*;
+        use Reason::*;
+        let leader = Observation::Leader(ME.into());
+        let no_leader = Observation::NoLeader;
+        let (u, year) = (unknown(), 86_400 * 365);
+        let (g10, never, zero) = (grace10(), Grace::Never, Grace::After(Duration::ZERO));
+        // (observation, last fact, time since start, grace, decision)
+        let cases = [
+            (&leader, None, S, g10, (Present, ThisNodeLeads)),
+            // No leader: released at once, even with a grace that never ends.
+            (&no_leader, fact(true, 0), S, g10, (Absent, NoLeader)),
+            (&no_leader, fact(true, 0), S, never, (Absent, NoLeader)),
+            (&no_leader, fact(true, 0), S, zero, (Absent, NoLeader)),
+            // Unknown after leading: kept within grace, released after it.
+            (&u, fact(true, 9), S, g10, (Present, GraceHolding)),
+            (&u, fact(true, 10), S, g10, (Absent, GraceExpired)),
+            (&u, fact(true, 0), S, zero, (Absent, GraceExpired)),
+            (&u, fact(true, year), S, never, (Present, GraceHolding)),
+            // Unknown when not leading: stays absent.
+            (&u, fact(false, 0), S, g10, (Absent, UnknownNotLeading)),
+            (&u, fact(false, 0), S, never, (Absent, UnknownNotLeading)),
+            // Unknown since start: the kernel is left alone during grace from start.
+            (&u, None, 3 * S, g10, (Unchanged, UnknownNoHistory)),
+            (&u, None, 3 * S, never, (Unchanged, UnknownNoHistory)),
+            (&u, None, 10 * S, g10, (Absent, GraceExpired)),
+        ];
+        for (obs, last, since_start, grace, want) in cases {
+            let got = decide(obs, ME, last, since_start, grace);
+            assert_eq!(got, want, "{obs:?} {last:?} {since_start:?} {grace:?}");
+        }
     }
 
     #[test]
     fn leader_match_is_exact() {
         for other in ["pg10", "pg", "PG1", " pg1", "pg1\n", ""] {
-            let d = decide(
-                &Observation::Leader(other.into()),
-                ME,
-                fact(true, 0),
-                S,
-                grace10(),
-            );
-            assert_eq!(
-                d,
-                (Desired::Absent, Reason::OtherNodeLeads),
-                "value {other:?}"
-            );
+            let obs = Observation::Leader(other.into());
+            let d = decide(&obs, ME, fact(true, 0), S, grace10());
+            assert_eq!(d, (Desired::Absent, Reason::OtherNodeLeads), "{other:?}");
         }
-    }
-
-    #[test]
-    fn no_leader_releases_at_once_even_with_never_grace() {
-        for grace in [grace10(), Grace::Never, Grace::After(Duration::ZERO)] {
-            let d = decide(&Observation::NoLeader, ME, fact(true, 0), S, grace);
-            assert_eq!(d, (Desired::Absent, Reason::NoLeader));
-        }
-    }
-
-    #[test]
-    fn unknown_within_grace_keeps_the_vip() {
-        let d = decide(&unknown(), ME, fact(true, 9), S, grace10());
-        assert_eq!(d, (Desired::Present, Reason::GraceHolding));
-    }
-
-    #[test]
-    fn unknown_after_grace_releases() {
-        let d = decide(&unknown(), ME, fact(true, 10), S, grace10());
-        assert_eq!(d, (Desired::Absent, Reason::GraceExpired));
-    }
-
-    #[test]
-    fn zero_grace_releases_at_first_error() {
-        let d = decide(
-            &unknown(),
-            ME,
-            fact(true, 0),
-            S,
-            Grace::After(Duration::ZERO),
-        );
-        assert_eq!(d, (Desired::Absent, Reason::GraceExpired));
-    }
-
-    #[test]
-    fn never_grace_keeps_forever() {
-        let d = decide(&unknown(), ME, fact(true, 86_400 * 365), S, Grace::Never);
-        assert_eq!(d, (Desired::Present, Reason::GraceHolding));
-    }
-
-    #[test]
-    fn unknown_when_not_leading_stays_absent() {
-        for grace in [grace10(), Grace::Never] {
-            let d = decide(&unknown(), ME, fact(false, 0), S, grace);
-            assert_eq!(d, (Desired::Absent, Reason::UnknownNotLeading));
-        }
-    }
-
-    #[test]
-    fn unknown_without_history_leaves_the_kernel_alone_during_grace() {
-        let d = decide(&unknown(), ME, None, 3 * S, grace10());
-        assert_eq!(d, (Desired::Unchanged, Reason::UnknownNoHistory));
-        let d = decide(&unknown(), ME, None, 3 * S, Grace::Never);
-        assert_eq!(d, (Desired::Unchanged, Reason::UnknownNoHistory));
-    }
-
-    #[test]
-    fn unknown_without_history_releases_after_grace_from_start() {
-        let d = decide(&unknown(), ME, None, 10 * S, grace10());
-        assert_eq!(d, (Desired::Absent, Reason::GraceExpired));
     }
 
     #[test]

@@ -17,10 +17,7 @@ fn say(mut out: impl Write, text: &str) {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default()
+    vipd::net::sys::hostname().unwrap_or_default()
 }
 
 /// A variable that is not UTF-8 cannot hold a valid value: it is read lossily so that

@@ -1,21 +1,10 @@
 //! The running daemon against the real kernel and a real etcd, in network namespaces made by
 //! the lab (tests/common). Every test is gated: it needs root and Debian's etcd; see
-//! `common::require_root_and_etcd`.
+//! `common::gate`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::thread;
 use std::time::{Duration, SystemTime};
-
-/// The gate, named after the calling test.
-macro_rules! gate {
-    ($name:literal) => {
-        if !require_root_and_etcd($name) {
-            return;
-        }
-    };
-}
 
 fn sleep_until(t: SystemTime, at_most: Duration) {
     if let Ok(d) = t.duration_since(SystemTime::now()) {
@@ -90,27 +79,20 @@ fn check_announce_burst(
 
 #[test]
 fn leader_here_adds_vip_and_announces_count_garps() {
-    gate!("leader_here_adds_vip_and_announces_count_garps");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "3",
-        "--announce-interval",
-        "300",
-    ]);
+    let mut vipd = lab.vipd("--interval 500 --announce-count 3 --announce-interval 300");
     check_announce_burst(&lab, &cap, &mut vipd, 3, ms(300));
 }
 
 #[test]
 fn leader_here_default_announcements_are_three_one_second_apart() {
-    gate!("leader_here_default_announcements_are_three_one_second_apart");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&[]);
+    let mut vipd = lab.vipd("");
     // No leader yet: nothing happens.
     thread::sleep(ms(700));
     assert!(
@@ -124,11 +106,11 @@ fn leader_here_default_announcements_are_three_one_second_apart() {
 
 #[test]
 fn leader_elsewhere_removes_and_deleted_key_releases() {
-    gate!("leader_elsewhere_removes_and_deleted_key_releases");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(500);
     lab.etcd.put(KEY, "node2");
-    let mut vipd = lab.vipd(&["--interval", "500", "--announce-count", "1"]);
+    let mut vipd = lab.vipd("--interval 500 --announce-count 1");
     thread::sleep(ms(1500));
     assert!(
         !lab.has_vip(),
@@ -193,25 +175,14 @@ fn leader_elsewhere_removes_and_deleted_key_releases() {
 
 #[test]
 fn vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced() {
-    gate!("vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(500);
     let mac = lab.node_mac();
     lab.etcd.put(KEY, NODE_NAME);
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "2",
-        "--announce-interval",
-        "200",
-    ]);
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP never appeared\n{}",
-        vipd.log()
-    );
+    let mut vipd = lab.vipd("--interval 500 --announce-count 2 --announce-interval 200");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
     cap.wait_arps(2, Duration::from_secs(3));
     thread::sleep(ms(400));
 
@@ -253,25 +224,14 @@ fn vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced() {
 
 #[test]
 fn link_down_up_vip_present_and_reannounced_within_one_interval() {
-    gate!("link_down_up_vip_present_and_reannounced_within_one_interval");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(500);
     let mac = lab.node_mac();
     lab.etcd.put(KEY, NODE_NAME);
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "2",
-        "--announce-interval",
-        "200",
-    ]);
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP never appeared\n{}",
-        vipd.log()
-    );
+    let mut vipd = lab.vipd("--interval 500 --announce-count 2 --announce-interval 200");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
     cap.wait_arps(2, Duration::from_secs(3));
     thread::sleep(ms(400));
 
@@ -317,13 +277,13 @@ fn link_down_up_vip_present_and_reannounced_within_one_interval() {
 
 #[test]
 fn release_removes_vip_at_every_prefix_and_exact_match_only() {
-    gate!("release_removes_vip_at_every_prefix_and_exact_match_only");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(500);
     // 192.0.2.5 must not count as 192.0.2.50.
     lab.add_addr("192.0.2.5/24");
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd(&["--interval", "500", "--announce-count", "1"]);
+    let mut vipd = lab.vipd("--interval 500 --announce-count 1");
     assert!(
         wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
         "VIP not added while 192.0.2.5 is present (substring match?): {:?}\n{}",
@@ -362,17 +322,13 @@ fn release_removes_vip_at_every_prefix_and_exact_match_only() {
 
 #[test]
 fn sighup_is_ignored_and_sigterm_sigint_release_and_exit_0() {
-    gate!("sighup_is_ignored_and_sigterm_sigint_release_and_exit_0");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let extra = ["--interval", "500", "--announce-count", "1"];
+    let extra = "--interval 500 --announce-count 1";
 
-    let mut vipd = lab.vipd(&extra);
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP never appeared\n{}",
-        vipd.log()
-    );
+    let mut vipd = lab.vipd(extra);
+    wait_vip(|| lab.has_vip(), &vipd, "start");
     vipd.signal("HUP");
     thread::sleep(ms(700));
     assert!(
@@ -385,12 +341,8 @@ fn sighup_is_ignored_and_sigterm_sigint_release_and_exit_0() {
 
     for sig in ["TERM", "INT"] {
         if !lab.has_vip() {
-            vipd = lab.vipd(&extra);
-            assert!(
-                wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-                "VIP never appeared\n{}",
-                vipd.log()
-            );
+            vipd = lab.vipd(extra);
+            wait_vip(|| lab.has_vip(), &vipd, "start");
         }
         let sent = std::time::Instant::now();
         vipd.signal(sig);
@@ -416,21 +368,11 @@ fn sighup_is_ignored_and_sigterm_sigint_release_and_exit_0() {
 
 #[test]
 fn keep_on_exit_leaves_vip_after_sigterm() {
-    gate!("keep_on_exit_leaves_vip_after_sigterm");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "1",
-        "--keep-on-exit",
-    ]);
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP never appeared\n{}",
-        vipd.log()
-    );
+    let mut vipd = lab.vipd("--interval 500 --announce-count 1 --keep-on-exit");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
     vipd.signal("TERM");
     let Some(status) = vipd.wait_timeout(Duration::from_secs(5)) else {
         panic!("vipd still running 5 s after SIGTERM\n{}", vipd.log());
@@ -449,23 +391,16 @@ fn keep_on_exit_leaves_vip_after_sigterm() {
 /// neighbour entry follows by the gratuitous ARP alone (the client sends nothing).
 #[test]
 fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
-    gate!("moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic");
+    gate!(Etcd);
     let lab = TwoNodes::new();
     let interval = ms(500);
     let mac1 = lab.n1.mac(HOST_IF);
     let mac2 = lab.n2.mac(HOST_IF);
     let macc = lab.c.mac(HOST_IF);
     lab.etcd.put(KEY, "n1");
-    let extra = [
-        "--interval",
-        "500",
-        "--announce-count",
-        "2",
-        "--announce-interval",
-        "200",
-    ];
-    let mut v1 = lab.vipd(&lab.n1, "n1", &extra);
-    let mut v2 = lab.vipd(&lab.n2, "n2", &extra);
+    let extra = "--interval 500 --announce-count 2 --announce-interval 200";
+    let mut v1 = lab.vipd(&vipd_bin(), &lab.n1, "n1", extra);
+    let mut v2 = lab.vipd(&vipd_bin(), &lab.n2, "n2", extra);
     let logs = |v1: &Proc, v2: &Proc| format!("{}\n{}", v1.log(), v2.log());
     assert!(
         wait_until(Duration::from_secs(10), POLL, || lab.n1.has_vip(HOST_IF)).is_some(),
@@ -566,24 +501,13 @@ fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
 
 #[test]
 fn etcd_unreachable_keeps_vip_for_the_grace_period_then_releases() {
-    gate!("etcd_unreachable_keeps_vip_for_the_grace_period_then_releases");
+    gate!(Etcd);
     let mut lab = SingleNode::new();
     let interval = ms(500);
     let grace = ms(2000);
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "1",
-        "--dcs-grace",
-        "2000",
-    ]);
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP never appeared\n{}",
-        vipd.log()
-    );
+    let mut vipd = lab.vipd("--interval 500 --announce-count 1 --dcs-grace 2000");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
     let stopped = std::time::Instant::now();
     lab.etcd.stop();
     // Kept through the grace period…
@@ -617,18 +541,14 @@ fn etcd_unreachable_keeps_vip_for_the_grace_period_then_releases() {
 
 #[test]
 fn dead_stderr_pipe_does_not_stop_the_daemon() {
-    gate!("dead_stderr_pipe_does_not_stop_the_daemon");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(500);
     lab.etcd.put(KEY, NODE_NAME);
     // stderr's read end is closed at once: every log line vipd writes fails with EPIPE.
-    let args = vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &lab.etcd.endpoint,
-        &["--interval", "500", "--announce-count", "1", "-v"],
-    );
-    let mut vipd = Proc::spawn_in_with(&lab.node.name, &vipd_bin(), &args, false);
+    let extra = "--interval 500 --announce-count 1 -v";
+    let args = vipd_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint, extra);
+    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args, false);
     assert!(
         wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
         "VIP never appeared (vipd status {:?})",
@@ -649,11 +569,6 @@ fn dead_stderr_pipe_does_not_stop_the_daemon() {
         "vipd died with a dead stderr: {:?}",
         vipd.try_status()
     );
-    vipd.signal("TERM");
-    let status = vipd.wait_timeout(Duration::from_secs(5));
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "exit after SIGTERM: {status:?}"
-    );
+    let code = vipd.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "exit after SIGTERM: {code:?}");
 }

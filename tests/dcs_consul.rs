@@ -4,15 +4,10 @@
 //! The client tests need nothing but loopback. The daemon tests run vipd and the fake
 //! in a network namespace the test makes (root; skipped only with VIPD_ALLOW_SKIP=1).
 
-mod common;
-mod dcs_lab;
-mod fakes;
-
 use std::time::{Duration, Instant};
 
-use common::Netns;
-use dcs_lab::*;
-use fakes::{FakeConsul, go_duration};
+use crate::common::{NodeLab, in_netns, ms, pg1_args, wait_until};
+use crate::fakes::{FakeConsul, free_port, go_duration};
 use vipd::config::Secret;
 use vipd::dcs::consul::{Consul, Settings};
 use vipd::dcs::http::Tls;
@@ -235,42 +230,29 @@ fn index_rules() {
 
 // --- the daemon ------------------------------------------------------------------
 
-/// A namespace with the fake Consul on its loopback, port 8500 (vipd's default).
-fn lab(test: &str) -> Option<(Lab, Netns, FakeConsul)> {
-    if !common::require_root(test) {
-        return None;
-    }
-    let lab = Lab::new("consul");
-    let ns = lab.netns();
-    let consul = inside(&ns, || FakeConsul::start(8500));
-    Some((lab, ns, consul))
+/// A lab with the fake Consul on the node's loopback, port 8500 (vipd's default).
+fn lab() -> (NodeLab, FakeConsul) {
+    let lab = NodeLab::new();
+    let consul = in_netns(&lab.node.name, || FakeConsul::start(8500));
+    (lab, consul)
 }
 
 #[test]
 fn daemon_follows_the_leader_key_with_blocking_queries() {
-    let Some((lab, ns, consul)) = lab("daemon_follows_the_leader_key_with_blocking_queries") else {
-        return;
-    };
+    gate!(Root);
+    let (lab, consul) = lab();
     consul.require_token(Some(TOKEN));
     consul.put(KEY, "pg1", Some("s1"));
-    let token_file = lab.write("token", format!("{TOKEN}\n").as_bytes());
-    let args = vip_args(&[
-        "--dcs-type",
-        "consul",
-        "--trigger-key",
-        "/service/demo/leader",
-        "--consul-token-file",
-        &token_file,
-        "--interval",
-        "5000",
-        "--announce-count=1",
-        "--verbose",
-    ]);
-    let mut vipd = vipd(&ns, &args);
+    let dir = lab.dir("consul");
+    let token_file = dir.write("token", format!("{TOKEN}\n"));
+    let mut vipd = lab.node.vipd(&pg1_args(&format!(
+        "--dcs-type consul --trigger-key /service/demo/leader --consul-token-file {token_file} \
+         --interval 5000 --announce-count=1 --verbose"
+    )));
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(&ns)),
+        wait_until(ms(5000), ms(10), || lab.has_vip()).is_some(),
         "VIP not added:\n{}",
-        output(&vipd)
+        vipd.output()
     );
     // Idle for two intervals: at most one request per interval (plus the first read).
     let idle_from = consul.requests().len();
@@ -285,22 +267,22 @@ fn daemon_follows_the_leader_key_with_blocking_queries() {
     consul.delete(KEY);
     let deleted = Instant::now();
     assert!(
-        wait_until(Duration::from_millis(1000), || !has_vip(&ns)),
+        wait_until(ms(1000), ms(10), || !lab.has_vip()).is_some(),
         "VIP not released:\n{}",
-        output(&vipd)
+        vipd.output()
     );
     let lag = deleted.elapsed();
     assert!(lag < Duration::from_millis(200), "released after {lag:?}");
 
     // SIGTERM interrupts the blocking query: vipd exits at once.
     let asked = Instant::now();
-    assert_eq!(terminate(&mut vipd, Duration::from_secs(3)), Some(0));
+    assert_eq!(vipd.terminate(Duration::from_secs(3)), Some(0));
     assert!(
         asked.elapsed() < Duration::from_millis(1000),
         "{:?}",
         asked.elapsed()
     );
-    let out = output(&vipd);
+    let out = vipd.output();
     assert!(!out.contains(TOKEN), "token in the output:\n{out}");
     for r in consul.requests() {
         assert_eq!(r.header("x-consul-token"), Some(TOKEN));
@@ -310,38 +292,30 @@ fn daemon_follows_the_leader_key_with_blocking_queries() {
 
 #[test]
 fn daemon_releases_after_the_grace_period_on_acl_denial() {
-    let Some((_lab, ns, consul)) = lab("daemon_releases_after_the_grace_period_on_acl_denial")
-    else {
-        return;
-    };
+    gate!(Root);
+    let (lab, consul) = lab();
     consul.require_token(Some(TOKEN));
     consul.put(KEY, "pg1", Some("s1"));
-    let token_flag = format!("--consul-token={TOKEN}");
-    let args = vip_args(&[
-        "--dcs-type=consul",
-        "--trigger-key=service/demo/leader",
-        &token_flag,
-        "--interval=200",
-        "--dcs-grace=1500",
-        "-v",
-    ]);
-    let mut vipd = vipd(&ns, &args);
-    assert!(wait_until(Duration::from_secs(5), || has_vip(&ns)));
+    let mut vipd = lab.node.vipd(&pg1_args(&format!(
+        "--dcs-type=consul --trigger-key=service/demo/leader --consul-token={TOKEN} \
+         --interval=200 --dcs-grace=1500 -v"
+    )));
+    assert!(wait_until(ms(5000), ms(10), || lab.has_vip()).is_some());
     // The token is revoked: 403 → unknown, kept through the grace period, then released.
     consul.require_token(Some("another-token"));
     let revoked = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(5), || !has_vip(&ns)),
+        wait_until(ms(5000), ms(10), || !lab.has_vip()).is_some(),
         "VIP kept:\n{}",
-        output(&vipd)
+        vipd.output()
     );
     let after = revoked.elapsed();
     assert!(
         after >= Duration::from_millis(1300) && after < Duration::from_millis(3000),
         "released {after:?} after the revocation"
     );
-    let out = output(&vipd);
+    let out = vipd.output();
     assert!(out.contains("HTTP 403: ACL not found"), "{out}");
-    assert_eq!(terminate(&mut vipd, Duration::from_secs(2)), Some(0));
-    assert!(!output(&vipd).contains(TOKEN));
+    assert_eq!(vipd.terminate(Duration::from_secs(2)), Some(0));
+    assert!(!vipd.output().contains(TOKEN));
 }

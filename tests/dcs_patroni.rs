@@ -3,14 +3,10 @@
 //! test runs in a network namespace the test makes (root; skipped only with
 //! VIPD_ALLOW_SKIP=1).
 
-mod common;
-mod dcs_lab;
-mod fakes;
-
 use std::time::{Duration, Instant};
 
-use dcs_lab::*;
-use fakes::FakePatroni;
+use crate::common::{NODE_IF, NodeLab, in_netns, ms, vip_args, wait_until};
+use crate::fakes::{FakeConsul, FakePatroni, free_port};
 use vipd::dcs::http::Tls;
 use vipd::dcs::patroni::{Patroni, Settings};
 use vipd::dcs::{Dcs, Observation};
@@ -63,29 +59,12 @@ fn connection_errors_are_unknown_and_name_the_endpoint() {
 
 #[test]
 fn once_compares_the_status_with_the_trigger_value() {
-    if !common::require_root("once_compares_the_status_with_the_trigger_value") {
-        return;
-    }
-    let lab = Lab::new("patroni");
-    let ns = lab.netns();
-    let patroni = inside(&ns, || FakePatroni::start(8008, 200));
+    gate!(Root);
+    let lab = NodeLab::new();
+    let patroni = in_netns(&lab.node.name, || FakePatroni::start(8008, 200));
     // Defaults: endpoint http://127.0.0.1:8008, trigger-key /leader, trigger-value 200.
-    let base: Vec<String> = [
-        "--once",
-        "--dry-run",
-        "--ip",
-        "192.0.2.50",
-        "--netmask",
-        "24",
-        "--interface",
-        "eth0",
-        "--dcs-type",
-        "patroni",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = vipd_once(&ns, &base);
+    let base = vip_args(NODE_IF, "--once --dry-run --dcs-type patroni");
+    let out = lab.node.vipd_once(&base);
     assert_eq!(out.code(), Some(3), "{out:?}");
     assert!(
         out.stdout
@@ -93,11 +72,11 @@ fn once_compares_the_status_with_the_trigger_value() {
         "{out:?}"
     );
     patroni.set_status(503);
-    let out = vipd_once(&ns, &base);
+    let out = lab.node.vipd_once(&base);
     assert_eq!(out.code(), Some(0), "{out:?}");
     assert!(out.stdout.contains("desired=absent"), "{out:?}");
     drop(patroni);
-    let out = vipd_once(&ns, &base);
+    let out = lab.node.vipd_once(&base);
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(
         format!("{}{}", out.stdout, out.stderr)
@@ -108,92 +87,60 @@ fn once_compares_the_status_with_the_trigger_value() {
 
 #[test]
 fn daemon_holds_the_vip_while_patroni_says_200() {
-    if !common::require_root("daemon_holds_the_vip_while_patroni_says_200") {
-        return;
-    }
-    let lab = Lab::new("patroni");
-    let ns = lab.netns();
-    let patroni = inside(&ns, || FakePatroni::start(8008, 200));
-    let args: Vec<String> = [
-        "--ip",
-        "192.0.2.50",
-        "--netmask",
-        "24",
-        "--interface",
-        "eth0",
-        "--dcs-type",
-        "patroni",
-        "--interval",
-        "100",
-        "--dcs-grace",
-        "800",
-        "-v",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut vipd = vipd(&ns, &args);
-    assert!(
-        wait_until(Duration::from_secs(5), || has_vip(&ns)),
-        "{}",
-        output(&vipd)
-    );
+    gate!(Root);
+    let lab = NodeLab::new();
+    let patroni = in_netns(&lab.node.name, || FakePatroni::start(8008, 200));
+    let args = "--dcs-type patroni --interval 100 --dcs-grace 800 -v";
+    let mut vipd = lab.node.vipd(&vip_args(NODE_IF, args));
+    let within =
+        |secs: u64, present| wait_until(ms(secs * 1000), ms(10), || lab.has_vip() == present);
+    assert!(within(5, true).is_some(), "{}", vipd.output());
     // A replica: released at the next poll.
     patroni.set_status(503);
-    assert!(wait_until(Duration::from_secs(2), || !has_vip(&ns)));
+    assert!(within(2, false).is_some());
     patroni.set_status(200);
-    assert!(wait_until(Duration::from_secs(2), || has_vip(&ns)));
+    assert!(within(2, true).is_some());
     // Patroni down: unknown, kept through the grace period, then released.
     drop(patroni);
     let down = Instant::now();
-    assert!(
-        wait_until(Duration::from_secs(5), || !has_vip(&ns)),
-        "{}",
-        output(&vipd)
-    );
+    assert!(within(5, false).is_some(), "{}", vipd.output());
     let after = down.elapsed();
     assert!(
         after >= Duration::from_millis(600),
         "released after {after:?}"
     );
-    assert!(output(&vipd).contains("Patroni REST API at http://127.0.0.1:8008"));
-    assert_eq!(terminate(&mut vipd, Duration::from_secs(2)), Some(0));
+    assert!(
+        vipd.output()
+            .contains("Patroni REST API at http://127.0.0.1:8008")
+    );
+    assert_eq!(vipd.terminate(Duration::from_secs(2)), Some(0));
 }
 
 /// SIGHUP with another DCS type in the file: a new client, of that type, takes over.
 #[test]
 fn sighup_switches_to_another_dcs_type() {
-    if !common::require_root("sighup_switches_to_another_dcs_type") {
-        return;
-    }
-    let lab = Lab::new("patroni");
-    let ns = lab.netns();
+    gate!(Root);
+    let lab = NodeLab::new();
+    let dir = lab.dir("patroni");
     // Consul says another node leads; this node's Patroni says it leads.
-    let consul = inside(&ns, || fakes::FakeConsul::start(8500));
+    let consul = in_netns(&lab.node.name, || FakeConsul::start(8500));
     consul.put("service/demo/leader", "pg2", Some("s1"));
-    let patroni = inside(&ns, || FakePatroni::start(8008, 200));
-    let base = "ip: 192.0.2.50\nnetmask: 24\ninterface: eth0\ninterval: 100\n";
-    let file = lab.write(
+    let patroni = in_netns(&lab.node.name, || FakePatroni::start(8008, 200));
+    let base = format!("ip: 192.0.2.50\nnetmask: 24\ninterface: {NODE_IF}\ninterval: 100\n");
+    let file = dir.write(
         "vipd.yml",
-        format!("{base}dcs-type: consul\ntrigger-key: /service/demo/leader\ntrigger-value: pg1\n")
-            .as_bytes(),
+        format!("{base}dcs-type: consul\ntrigger-key: /service/demo/leader\ntrigger-value: pg1\n"),
     );
-    let mut vipd = vipd(&ns, &["--config".to_string(), file.clone()]);
-    assert!(
-        wait_until(Duration::from_secs(3), || output(&vipd)
-            .contains("leader is \"pg2\"")),
-        "{}",
-        output(&vipd)
-    );
-    assert!(!has_vip(&ns));
+    let mut vipd = lab.node.vipd(&["--config".to_string(), file]);
+    let said = |what: &str| vipd.output().contains(what);
+    let leader_pg2 = wait_until(ms(3000), ms(10), || said("leader is \"pg2\""));
+    assert!(leader_pg2.is_some(), "{}", vipd.output());
+    assert!(!lab.has_vip());
     assert!(patroni.http.requests().is_empty());
-    lab.write("vipd.yml", format!("{base}dcs-type: patroni\n").as_bytes());
+    dir.write("vipd.yml", format!("{base}dcs-type: patroni\n"));
     vipd.signal("HUP");
-    assert!(
-        wait_until(Duration::from_secs(3), || has_vip(&ns)),
-        "{}",
-        output(&vipd)
-    );
+    let added = wait_until(ms(3000), ms(10), || lab.has_vip());
+    assert!(added.is_some(), "{}", vipd.output());
     assert!(!patroni.http.requests().is_empty());
-    assert_eq!(terminate(&mut vipd, Duration::from_secs(2)), Some(0));
+    assert_eq!(vipd.terminate(Duration::from_secs(2)), Some(0));
 }

@@ -5,14 +5,14 @@
 //! tests; this fake only serves the three calls the client makes, in the shapes etcd
 //! 3.4.23 sends (see the captures in src/dcs/etcd.rs).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::lock;
+use crate::fakes::etcd::VERSION;
+use crate::fakes::{Reply, Request, Server};
 use vipd::base64;
 use vipd::dcs::etcd::{Etcd, Settings};
 use vipd::dcs::{Dcs, Observation, Wait};
@@ -43,75 +43,33 @@ fn event(value: &str, revision: i64) -> String {
     )
 }
 
-fn serve(fake: Arc<Fake>, stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut out = stream;
-    // Requests on one connection, one after another (keep-alive), bounded.
-    for _ in 0..1000 {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
+fn answer(fake: &Fake, request: &Request) -> Reply {
+    match request.path() {
+        "/version" => Reply::json(200, VERSION),
+        "/v3/kv/range" => {
+            let (value, revision) = lock(&fake.value).clone();
+            Reply::json(200, range_body(&value, revision))
         }
-        let mut length = 0usize;
-        for _ in 0..100 {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-                break;
-            }
-            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .to_string();
-        let reply = |out: &mut TcpStream, body: &str| {
-            let _ = write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-        };
-        match path.as_str() {
-            "/version" => reply(&mut out, r#"{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}"#),
-            "/v3/kv/range" => {
-                let (value, revision) = fake.value.lock().unwrap().clone();
-                reply(&mut out, &range_body(&value, revision));
-            }
-            "/v3/watch" => {
-                fake.watch_requests.fetch_add(1, Ordering::SeqCst);
-                let Some(lines) = fake.lines.lock().unwrap().take() else {
-                    return;
-                };
-                let _ = write!(
-                    out,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                );
+        "/v3/watch" => {
+            fake.watch_requests.fetch_add(1, Ordering::SeqCst);
+            // The scripted lines are served once: a later watch is closed unanswered.
+            let lines = lock(&fake.lines).take();
+            Reply::raw(move |conn| {
+                let Some(lines) = lines else { return Ok(()) };
+                let json = "Content-Type: application/json\r\n";
+                conn.head(200, &format!("{json}Transfer-Encoding: chunked\r\n"))?;
                 let created = r#"{"result":{"header":{"revision":"1"},"created":true}}"#;
                 for line in std::iter::once(created.to_string()).chain(lines.iter()) {
-                    let chunk = format!("{line}\n");
-                    if write!(out, "{:x}\r\n{chunk}\r\n", chunk.len()).is_err() {
-                        return;
-                    }
-                    let _ = out.flush();
+                    conn.chunk(format!("{line}\n").as_bytes())?;
                 }
-                let _ = write!(out, "0\r\n\r\n");
-                return;
-            }
-            _ => return,
+                conn.write(b"0\r\n\r\n")
+            })
         }
+        _ => Reply::raw(|_| Ok(())),
     }
 }
 
-fn start() -> (Arc<Fake>, Sender<String>, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+fn start() -> (Arc<Fake>, Sender<String>, Server) {
     let (tx, rx) = mpsc::channel();
     let fake = Arc::new(Fake {
         value: Mutex::new(("node1".into(), 5)),
@@ -119,20 +77,15 @@ fn start() -> (Arc<Fake>, Sender<String>, String) {
         lines: Mutex::new(Some(rx)),
     });
     let f = fake.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming().take(50).flatten() {
-            let f = f.clone();
-            thread::spawn(move || serve(f, stream));
-        }
-    });
-    (fake, tx, endpoint)
+    let server = Server::start("127.0.0.1:0", move |request| answer(&f, request));
+    (fake, tx, server)
 }
 
 #[test]
 fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
-    let (fake, lines, endpoint) = start();
+    let (fake, lines, server) = start();
     let mut etcd = Etcd::new(&Settings {
-        endpoints: vec![endpoint],
+        endpoints: vec![server.url()],
         key: KEY.into(),
         credentials: None,
         interval: Duration::from_millis(200),
@@ -156,7 +109,7 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
     // The store moves to node2 at revision 6 and the range read sees it before the
     // watch delivers the event: that event is stale and must be skipped; the next one
     // (node3 at 7) is news.
-    *fake.value.lock().unwrap() = ("node2".into(), 6);
+    *lock(&fake.value) = ("node2".into(), 6);
     assert_eq!(etcd.observe(turn()), Observation::Leader("node2".into()));
     lines.send(event("node2", 6)).unwrap();
     lines.send(event("node3", 7)).unwrap();
@@ -177,7 +130,7 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
                 .into(),
         )
         .unwrap();
-    *fake.value.lock().unwrap() = ("node3".into(), 7);
+    *lock(&fake.value) = ("node3".into(), 7);
     assert_eq!(etcd.observe(turn()), Observation::Leader("node3".into()));
     assert_eq!(etcd.wait_for_change(turn()), Some(Wait::Reread));
     assert_eq!(fake.watch_requests.load(Ordering::SeqCst), 1);

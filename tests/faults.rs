@@ -2,31 +2,16 @@
 //! member, or three), the real kernel and misbehaving servers, in network namespaces made by
 //! the lab (tests/common). Every test is gated (root, and etcd where it uses one).
 //!
-//! Scenarios (issue 6): DCS outage shorter and longer than the grace period; lost quorum;
+//! Scenarios: DCS outage shorter and longer than the grace period; lost quorum;
 //! compaction, a new data dir, endpoint failover; interface faults; hostile DCS replies; a
 //! flapping leader key; SIGTERM at awkward moments; least privilege. The soak (1,000 moves)
 //! is in tests/faults_soak.rs, the fuzz inputs in tests/faults_fuzz_inputs.rs.
 
-mod common;
-
-use common::etcd_proxy::EtcdProxy;
-use common::fake_etcd::{FakeEtcd, Mode};
-use common::*;
+use crate::common::*;
+use crate::fakes::etcd::{FakeEtcd, Mode};
+use crate::fakes::etcd_proxy::EtcdProxy;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-
-macro_rules! gate {
-    ($name:literal) => {
-        if !require_root_and_etcd($name) {
-            return;
-        }
-    };
-    (root, $name:literal) => {
-        if !require_root($name) {
-            return;
-        }
-    };
-}
 
 /// Lines of what `p` logged that contain `pat`.
 fn logged(p: &Proc, pat: &str) -> Vec<String> {
@@ -42,13 +27,8 @@ fn wait_logged(p: &Proc, pat: &str, n: usize, timeout: Duration) -> bool {
     wait_until(timeout, POLL, || logged(p, pat).len() >= n).is_some()
 }
 
-fn wait_vip(has: impl Fn() -> bool, vipd: &Proc, what: &str) {
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, &has).is_some(),
-        "{what}: VIP never appeared\n{}",
-        vipd.log()
-    );
-}
+/// The clusters' election timing: heartbeat 100 ms, election timeout 1 s.
+const ELECTIONS: &str = "--heartbeat-interval 100 --election-timeout 1000";
 
 /// The binary for the memory bounds: `VIPD_RELEASE_BIN` (`make soak` sets it to the release
 /// build, whose VmHWM must stay under 4 MiB) or the test build (whose text alone is larger:
@@ -65,25 +45,18 @@ fn millis(d: Duration) -> u128 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1, 2: the DCS goes away.
+// The DCS goes away.
 
-/// Scenario 1: etcd stops for less than the grace period while this node holds the VIP: the VIP
+/// etcd stops for less than the grace period while this node holds the VIP: the VIP
 /// stays, and when etcd is back nothing moves (no delete, no re-add: `ip monitor` sees every
 /// change).
 #[test]
 fn dcs_outage_shorter_than_grace_keeps_the_vip_without_a_flap() {
-    gate!("dcs_outage_shorter_than_grace_keeps_the_vip_without_a_flap");
+    gate!(Etcd);
     let mut lab = SingleNode::new();
     let grace = ms(5000);
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "200",
-        "--announce-count",
-        "1",
-        "--dcs-grace",
-        "5000",
-    ]);
+    let mut vipd = lab.vipd("--interval 200 --announce-count 1 --dcs-grace 5000");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
     thread::sleep(ms(400));
@@ -137,24 +110,17 @@ fn dcs_outage_shorter_than_grace_keeps_the_vip_without_a_flap() {
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
 }
 
-/// Scenario 2: etcd stops for longer than the grace period: the VIP is released once, at grace
+/// etcd stops for longer than the grace period: the VIP is released once, at grace
 /// expiry (± one interval from the last read), not re-added during the outage, and back within one
 /// interval of etcd returning with this node still the leader.
 #[test]
 fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
-    gate!("dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back");
+    gate!(Etcd);
     let mut lab = SingleNode::new();
     let interval = ms(200);
     let grace = ms(1500);
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "200",
-        "--announce-count",
-        "1",
-        "--dcs-grace",
-        "1500",
-    ]);
+    let mut vipd = lab.vipd("--interval 200 --announce-count 1 --dcs-grace 1500");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
     thread::sleep(ms(400));
@@ -231,30 +197,22 @@ fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3, 4: quorum, history, endpoints.
+// Quorum, history, endpoints.
 
-/// Scenario 3: Three members, two stopped: the remaining member has no leader. vipd must take that
+/// Three members, two stopped: the remaining member has no leader. vipd must take that
 /// as unknown within seconds ("no leader", not the stale value a serializable read would give),
 /// keep the VIP for the grace period and release it once.
 #[test]
 fn lost_quorum_is_unknown_within_seconds_and_grace_applies() {
-    gate!("lost_quorum_is_unknown_within_seconds_and_grace_applies");
+    gate!(Etcd);
     let lab = NodeLab::new();
-    let mut cluster = EtcdCluster::start(&lab.node, &lab.lab, 3);
+    let mut cluster = EtcdCluster::start(&lab.node, &lab.lab, 3, ELECTIONS);
     let interval = ms(300);
     let grace = ms(2500);
     cluster.members[0].put(KEY, NODE_NAME);
     let mut vipd = lab.vipd(
         &cluster.endpoints(),
-        &[
-            "--interval",
-            "300",
-            "--announce-count",
-            "1",
-            "--dcs-grace",
-            "2500",
-            "-v",
-        ],
+        "--interval 300 --announce-count 1 --dcs-grace 2500 -v",
     );
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
@@ -326,33 +284,20 @@ fn lost_quorum_is_unknown_within_seconds_and_grace_applies() {
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
 }
 
-/// Scenario 4a: the watch's start revision is compacted away before the watch is created (a
+/// the watch's start revision is compacted away before the watch is created (a
 /// proxy holds vipd's first watch request while the test writes and compacts): etcd cancels
 /// the watch, and vipd must read the key afresh at once and watch from there, so a change
 /// right after is seen through the new watch, long before the next periodic read (interval
 /// 5 s).
 #[test]
 fn compacted_watch_revision_is_followed_by_a_fresh_read() {
-    gate!("compacted_watch_revision_is_followed_by_a_fresh_read");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     let proxy = EtcdProxy::start(&lab.node.name, "127.0.0.2", "127.0.0.1:2379");
     proxy.hold_next_watch();
-    let args = vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &proxy.endpoint,
-        &[
-            "--interval",
-            "5000",
-            "--announce-count",
-            "1",
-            "--dcs-grace",
-            "20000",
-            "-v",
-        ],
-    );
-    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args);
+    let extra = "--interval 5000 --announce-count 1 --dcs-grace 20000 -v";
+    let mut vipd = lab.net.vipd(&proxy.endpoint, extra);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     assert!(
         proxy.wait_held(ms(3000)),
@@ -399,12 +344,12 @@ fn compacted_watch_revision_is_followed_by_a_fresh_read() {
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
 }
 
-/// Scenario 4b: etcd restarted with a new data dir: revisions start again from 1, far below the one
+/// etcd restarted with a new data dir: revisions start again from 1, far below the one
 /// vipd last read. vipd must read afresh and watch from the new store's revision, so a change
 /// in the new store is seen at once (not only at the next periodic read, interval 3 s).
 #[test]
 fn etcd_with_a_new_data_dir_is_read_afresh() {
-    gate!("etcd_with_a_new_data_dir_is_read_afresh");
+    gate!(Etcd);
     let mut lab = SingleNode::new();
     let endpoint = lab.etcd.endpoint.clone();
     let old = in_netns(&lab.node.name, move || {
@@ -415,14 +360,7 @@ fn etcd_with_a_new_data_dir_is_read_afresh() {
         etcd.put(KEY, NODE_NAME)
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "3000",
-        "--announce-count",
-        "1",
-        "--dcs-grace",
-        "20000",
-    ]);
+    let mut vipd = lab.vipd("--interval 3000 --announce-count 1 --dcs-grace 20000");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let before = logged(&vipd, "leader is \"node1\"").len();
 
@@ -464,25 +402,18 @@ fn etcd_with_a_new_data_dir_is_read_afresh() {
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
 }
 
-/// Scenario 4c: Endpoint failover: of three members, the one vipd reads from stops (twice, one
+/// Endpoint failover: of three members, the one vipd reads from stops (twice, one
 /// after the other): vipd goes on with the next member without dropping or re-adding the VIP, and
 /// watches there from that member's fresh read, so changes are seen at once (interval 3 s).
 #[test]
 fn endpoint_failover_reads_afresh_from_the_next_member() {
-    gate!("endpoint_failover_reads_afresh_from_the_next_member");
+    gate!(Etcd);
     let lab = NodeLab::new();
-    let mut cluster = EtcdCluster::start(&lab.node, &lab.lab, 3);
+    let mut cluster = EtcdCluster::start(&lab.node, &lab.lab, 3, ELECTIONS);
     cluster.members[0].put(KEY, NODE_NAME);
     let mut vipd = lab.vipd(
         &cluster.endpoints(),
-        &[
-            "--interval",
-            "3000",
-            "--announce-count",
-            "1",
-            "--dcs-grace",
-            "20000",
-        ],
+        "--interval 3000 --announce-count 1 --dcs-grace 20000",
     );
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
@@ -536,14 +467,14 @@ fn endpoint_failover_reads_afresh_from_the_next_member() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5: interface faults (link flap and a VIP deleted by hand: tests/daemon.rs).
+// Interface faults (link flap and a VIP deleted by hand: tests/daemon.rs).
 
-/// Scenario 5: The interface's primary address is deleted while the VIP (in the same /24) is a
+/// The interface's primary address is deleted while the VIP (in the same /24) is a
 /// secondary address: with promote_secondaries off the kernel deletes the VIP with it. vipd
 /// must put it back within one interval and announce it.
 #[test]
 fn deleting_the_primary_address_takes_the_vip_and_vipd_puts_it_back() {
-    gate!("deleting_the_primary_address_takes_the_vip_and_vipd_puts_it_back");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(300);
     let mac = lab.node_mac();
@@ -558,7 +489,7 @@ fn deleting_the_primary_address_takes_the_vip_and_vipd_puts_it_back() {
     assert!(out.status.success(), "sysctl: {}", out.stderr);
     lab.etcd.put(KEY, NODE_NAME);
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&["--interval", "300", "--announce-count", "1"]);
+    let mut vipd = lab.vipd("--interval 300 --announce-count 1");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     cap.wait_arps(1, ms(2000));
     let shown = lab.node.ip(&["-4", "-o", "addr", "show", "dev", NODE_IF]);
@@ -617,22 +548,19 @@ fn deleting_the_primary_address_takes_the_vip_and_vipd_puts_it_back() {
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
 }
 
-/// Scenario 5: The interface does not exist at start: vipd says so once, waits (does not exit) and
+/// The interface does not exist at start: vipd says so once, waits (does not exit) and
 /// uses it when it appears; the same when it is deleted and created again later.
 #[test]
 fn missing_interface_at_start_is_waited_for_and_used_when_it_appears() {
-    gate!("missing_interface_at_start_is_waited_for_and_used_when_it_appears");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(300);
     let iface = "late0";
     lab.etcd.put(KEY, NODE_NAME);
-    let args = vipd_args(
-        iface,
-        NODE_NAME,
-        &lab.etcd.endpoint,
-        &["--interval", "300", "--announce-count", "1"],
-    );
-    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args);
+    let extra = "--interval 300 --announce-count 1";
+    let mut vipd = lab
+        .node
+        .vipd(&vipd_args(iface, NODE_NAME, &lab.etcd.endpoint, extra));
     let waiting = format!("interface \"{iface}\" not found; waiting for it to appear");
     assert!(
         wait_logged(&vipd, &waiting, 1, ms(3000)),
@@ -704,36 +632,22 @@ fn missing_interface_at_start_is_waited_for_and_used_when_it_appears() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6: hostile or broken DCS replies.
+// Hostile or broken DCS replies.
 
-/// Scenario 6: A misbehaving server as the only endpoint, switched from good answers to one fault
+/// A misbehaving server as the only endpoint, switched from good answers to one fault
 /// at a time: each fault is unknown with one log line (the VIP is kept: grace), the loop keeps its
 /// interval (the server sees one read per interval, no stall, no spin), and vipd's memory stays
 /// bounded after 1 GiB bodies (VmHWM under 4 MiB).
 #[test]
 fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_interval() {
-    gate!(
-        root,
-        "hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_interval"
-    );
+    gate!(Root);
     let lab = NodeLab::new();
     let server = FakeEtcd::start(&lab.node.name, "127.0.0.2", NODE_NAME);
     let interval = ms(300);
     let (bin, release) = memory_bin();
-    let args = vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &server.endpoint,
-        &[
-            "--interval",
-            "300",
-            "--announce-count",
-            "1",
-            "--dcs-grace",
-            "60000",
-        ],
-    );
-    let mut vipd = Proc::spawn_in(&lab.node.name, &bin, &args);
+    let extra = "--interval 300 --announce-count 1 --dcs-grace 60000";
+    let args = vipd_args(NODE_IF, NODE_NAME, &server.endpoint, extra);
+    let mut vipd = Proc::spawn_in(&lab.node.name, &bin, &args, true);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let pid = vipd.pid();
     thread::sleep(interval * 2);
@@ -809,7 +723,7 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
         let reads: Vec<Instant> = server
             .ranges_since(t0)
             .iter()
-            .map(|r| r.at)
+            .map(|(at, _)| *at)
             .filter(|&at| at < t1)
             .collect();
         let mut gaps: Vec<Duration> = reads.windows(2).map(|w| w[1] - w[0]).collect();
@@ -894,7 +808,7 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
 }
 
 // ---------------------------------------------------------------------------------------------
-// 7: a flapping leader key.
+// A flapping leader key.
 
 /// Counts per sliding window: the largest number of `times` within any `window` (half-open,
 /// starting at each one).
@@ -910,25 +824,18 @@ fn max_in_window(times: &[std::time::SystemTime], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
-/// Scenario 7: The leader key flaps between this node and another hundreds of times a second for a
+/// The leader key flaps between this node and another hundreds of times a second for a
 /// few seconds: vipd ends in the state of the last value, and never sends more than announce-count
 /// announcements in any second.
 #[test]
 fn flapping_leader_key_ends_in_the_last_state_within_the_announce_limit() {
-    gate!("flapping_leader_key_ends_in_the_last_state_within_the_announce_limit");
+    gate!(Etcd);
     let lab = SingleNode::new();
     let interval = ms(500);
     let count = 3;
     lab.etcd.put(KEY, "node2");
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "3",
-        "--announce-interval",
-        "200",
-    ]);
+    let mut vipd = lab.vipd("--interval 500 --announce-count 3 --announce-interval 200");
     thread::sleep(ms(500));
     for (round, last) in [(1, NODE_NAME), (2, "node2"), (3, NODE_NAME)] {
         let endpoint = lab.etcd.endpoint.clone();
@@ -991,24 +898,17 @@ fn flapping_leader_key_ends_in_the_last_state_within_the_announce_limit() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 9: signals (SIGHUP reload: see the lead's tests).
+// Signals (SIGHUP reload: tests/reload.rs).
 
-/// Scenario 9: SIGTERM in the middle of an announcement burst: the VIP is released, vipd exits 0 at
+/// SIGTERM in the middle of an announcement burst: the VIP is released, vipd exits 0 at
 /// once, and no announcement follows.
 #[test]
 fn sigterm_during_an_announcement_burst_releases_and_exits_0() {
-    gate!("sigterm_during_an_announcement_burst_releases_and_exits_0");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "500",
-        "--announce-count",
-        "6",
-        "--announce-interval",
-        "400",
-    ]);
+    let mut vipd = lab.vipd("--interval 500 --announce-count 6 --announce-interval 400");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let arps = cap.wait_arps(2, ms(2000));
     assert!(arps.len() >= 2, "{}", describe_arps(&arps));
@@ -1043,25 +943,17 @@ fn sigterm_during_an_announcement_burst_releases_and_exits_0() {
     );
 }
 
-/// Scenario 9: SIGTERM while a read of the DCS hangs (the server accepted and never answers): the
+/// SIGTERM while a read of the DCS hangs (the server accepted and never answers): the
 /// VIP is released and vipd exits 0, at the latest when the read gives up at the turn's deadline
 /// (one interval: a read with a timeout is not interrupted by the signal; the watch is).
 #[test]
 fn sigterm_during_a_dcs_timeout_releases_and_exits_0() {
-    gate!(root, "sigterm_during_a_dcs_timeout_releases_and_exits_0");
+    gate!(Root);
     let lab = NodeLab::new();
     let server = FakeEtcd::start(&lab.node.name, "127.0.0.2", NODE_NAME);
     let mut vipd = lab.vipd(
         &server.endpoint,
-        &[
-            "--interval",
-            "2000",
-            "--announce-count",
-            "1",
-            "--dcs-grace",
-            "60000",
-            "--no-watch",
-        ],
+        "--interval 2000 --announce-count 1 --dcs-grace 60000 --no-watch",
     );
     wait_vip(|| lab.has_vip(), &vipd, "start");
     server.set_mode(Mode::Silent);
@@ -1070,7 +962,7 @@ fn sigterm_during_a_dcs_timeout_releases_and_exits_0() {
         server
             .ranges_since(switched)
             .iter()
-            .any(|r| r.mode == Mode::Silent)
+            .any(|(_, mode)| *mode == Mode::Silent)
     });
     assert!(hanging.is_some(), "vipd never read from the silent server");
     thread::sleep(ms(500));
@@ -1093,18 +985,18 @@ fn sigterm_during_a_dcs_timeout_releases_and_exits_0() {
     eprintln!("SIGTERM during a hanging read: exit 0 after {took:?}");
 }
 
-/// Scenario 9: SIGTERM twice in a row: one clean release, exit 0 (the second signal does not
+/// SIGTERM twice in a row: one clean release, exit 0 (the second signal does not
 /// kill). The second one follows the first after 0 µs to 3 ms, so that in some round it lands
 /// while the first is being handled (release and exit take about a millisecond).
 #[test]
 fn sigterm_twice_releases_and_exits_0() {
-    gate!("sigterm_twice_releases_and_exits_0");
+    gate!(Etcd);
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     for gap_us in [0u64, 100, 300, 600, 1000, 2000, 3000] {
-        let mut vipd = lab.vipd(&["--interval", "500", "--announce-count", "1"]);
+        let mut vipd = lab.vipd("--interval 500 --announce-count 1");
         wait_vip(|| lab.has_vip(), &vipd, "start");
         thread::sleep(ms(100));
         let pid = Pid::from_raw(vipd.pid() as i32);
@@ -1140,11 +1032,11 @@ fn sigterm_twice_releases_and_exits_0() {
 /// bounding sets) and has no_new_privs set; it still adds, removes and announces.
 #[test]
 fn capabilities_after_start_are_net_admin_and_net_raw_only() {
-    gate!("capabilities_after_start_are_net_admin_and_net_raw_only");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd(&["--interval", "300", "--announce-count", "1"]);
+    let mut vipd = lab.vipd("--interval 300 --announce-count 1");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let pid = vipd.pid();
     let field = |f: &str| proc_status(pid, f).unwrap_or_else(|| panic!("no {f} for {pid}"));
@@ -1185,13 +1077,7 @@ fn capabilities_after_start_are_net_admin_and_net_raw_only() {
         field("CapBnd"),
         field("NoNewPrivs")
     );
-    vipd.signal("TERM");
-    assert_eq!(
-        vipd.wait_timeout(ms(3000)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        vipd.log()
-    );
+    assert_eq!(vipd.terminate(ms(3000)), Some(0), "{}", vipd.log());
     assert!(!lab.has_vip(), "not released at exit\n{}", vipd.log());
 }
 
@@ -1202,7 +1088,7 @@ fn capabilities_after_start_are_net_admin_and_net_raw_only() {
 /// bounding set, and must not fail for that.
 #[test]
 fn unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them() {
-    gate!("unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them");
+    gate!(Etcd);
     use std::os::unix::fs::PermissionsExt;
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
@@ -1213,25 +1099,15 @@ fn unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them() {
     for (p, mode) in [(&dir.path, 0o755), (&bin, 0o755)] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
-    let mut args: Vec<String> = [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=+net_admin,+net_raw",
-        "--ambient-caps=+net_admin,+net_raw",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(bin.to_string_lossy().into_owned());
-    args.extend(vipd_args(
-        NODE_IF,
-        NODE_NAME,
-        &lab.etcd.endpoint,
-        &["--interval", "300", "--announce-count", "1", "-v"],
+    let mut args = args(&format!(
+        "--reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin,+net_raw \
+         --ambient-caps=+net_admin,+net_raw {}",
+        bin.display()
     ));
+    let extra = "--interval 300 --announce-count 1 -v";
+    args.extend(vipd_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint, extra));
     let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = Proc::spawn_in(&lab.node.name, &tool("setpriv"), &args);
+    let mut vipd = Proc::spawn_in(&lab.node.name, &tool("setpriv"), &args, true);
     wait_vip(|| lab.has_vip(), &vipd, "start as uid 65534");
     let pid = vipd.pid();
     let field = |f: &str| proc_status(pid, f).unwrap_or_else(|| panic!("no {f} for {pid}"));
@@ -1266,12 +1142,6 @@ fn unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them() {
         field("CapBnd"),
         field("NoNewPrivs")
     );
-    vipd.signal("TERM");
-    assert_eq!(
-        vipd.wait_timeout(ms(3000)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        vipd.log()
-    );
+    assert_eq!(vipd.terminate(ms(3000)), Some(0), "{}", vipd.log());
     assert!(!lab.has_vip(), "not released at exit\n{}", vipd.log());
 }

@@ -1,11 +1,9 @@
-//! Soak (issue 6, scenario 8): 1,000 moves of the VIP between two nodes on one bridge and one
+//! Soak: 1,000 moves of the VIP between two nodes on one bridge and one
 //! etcd, each move checked through netlink in both namespaces; the open file descriptors of
 //! both vipd are the same at move 10 and move 1,000, and their VmRSS grows by less than 64 KiB.
 //! Gated: root and etcd.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vipd::net::{AddrBackend, Kernel};
@@ -44,25 +42,15 @@ fn sample(pid: u32) -> Sample {
 
 #[test]
 fn soak_a_thousand_moves_without_fd_or_memory_growth() {
-    if !require_root_and_etcd("soak_a_thousand_moves_without_fd_or_memory_growth") {
-        return;
-    }
+    gate!(Etcd);
     let lab = TwoNodes::new();
     lab.etcd.put(KEY, "n1");
     let bin = std::env::var_os("VIPD_RELEASE_BIN")
         .filter(|p| !p.is_empty())
         .map_or_else(vipd_bin, Into::into);
-    let extra = ["--interval", "1000", "--announce-count", "1"];
-    let mut v1 = Proc::spawn_in(
-        &lab.n1.name,
-        &bin,
-        &vipd_args(HOST_IF, "n1", &lab.etcd.endpoint, &extra),
-    );
-    let mut v2 = Proc::spawn_in(
-        &lab.n2.name,
-        &bin,
-        &vipd_args(HOST_IF, "n2", &lab.etcd.endpoint, &extra),
-    );
+    let extra = "--interval 1000 --announce-count 1";
+    let mut v1 = lab.vipd(&bin, &lab.n1, "n1", extra);
+    let mut v2 = lab.vipd(&bin, &lab.n2, "n2", extra);
     let logs = |v1: &Proc, v2: &Proc| format!("{}\n{}", v1.log(), v2.log());
     assert!(
         wait_until(Duration::from_secs(10), POLL, || lab.n1.has_vip(HOST_IF)).is_some(),
@@ -150,12 +138,7 @@ fn soak_a_thousand_moves_without_fd_or_memory_growth() {
     // The last move went to n1 (1,000 is even): n1 holds it.
     assert!(lab.n1.has_vip(HOST_IF) && !lab.n2.has_vip(HOST_IF));
     for v in [&mut v1, &mut v2] {
-        v.signal("TERM");
-        assert_eq!(
-            v.wait_timeout(Duration::from_secs(3))
-                .and_then(|s| s.code()),
-            Some(0)
-        );
+        assert_eq!(v.terminate(Duration::from_secs(3)), Some(0));
     }
     assert!(!lab.n1.has_vip(HOST_IF), "not released at exit");
 }

@@ -5,23 +5,18 @@
 //! between two nodes with a client's neighbour entry following by the NAs alone, and
 //! brought back and announced after a link down/up removed it.
 //!
-//! Every test is gated (root, and etcd where used): see `common::require_root_and_etcd`.
+//! Every test is gated (root, and etcd where used): see `common::gate`.
 //! The lab turns IPv6 off in its namespaces; these tests turn it on for the interfaces
 //! they use.
 
-mod common;
-
-use std::fs::File;
 use std::net::Ipv6Addr;
-use std::os::fd::AsFd;
-use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use common::*;
+use crate::common::*;
 use vipd::net::ndisc::{ALL_NODES, ALL_NODES_MAC, na_frame};
 use vipd::net::netlink::AddrOptions;
-use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};
+use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip};
 
 /// The IPv6 VIP and its prefix length.
 const VIP6: &str = "2001:db8::50";
@@ -38,52 +33,16 @@ const SPACING_TOLERANCE: Duration = Duration::from_millis(300);
 /// ICMPv6 types seen on the wire besides NAs: MLDv2 reports (143) and MLDv1 (131).
 const ICMPV6_MLD_TYPES: [u8; 2] = [143, 131];
 
-/// The gate, named after the calling test.
-macro_rules! gate {
-    ($check:ident, $name:literal) => {
-        if !$check($name) {
-            return;
-        }
-    };
-}
-
 fn vip6() -> Ipv6Addr {
     VIP6.parse().expect("VIP6 is an IPv6 address")
 }
 
 /// The arguments of a vipd managing the IPv6 VIP on `ifname` as node `node`.
 fn vipd6_args(ifname: &str, node: &str, endpoint: &str) -> Vec<String> {
-    let len = VIP6_LEN.to_string();
-    [
-        "--ip",
-        VIP6,
-        "--netmask",
-        &len,
-        "--interface",
-        ifname,
-        "--trigger-key",
-        KEY,
-        "--trigger-value",
-        node,
-        "--dcs-endpoints",
-        endpoint,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// `sysctl -q -w SETTINGS…` inside `ns`, which must succeed.
-fn sysctl(ns: &Netns, settings: &[&str]) {
-    let mut args = vec!["-q", "-w"];
-    args.extend_from_slice(settings);
-    let out = ns.exec(&tool("sysctl"), &args);
-    assert!(
-        out.status.success(),
-        "sysctl {settings:?} in {}: {}",
-        ns.name,
-        out.stderr.trim()
-    );
+    args(&format!(
+        "--ip {VIP6} --netmask {VIP6_LEN} --interface {ifname} --trigger-key {KEY} \
+         --trigger-value {node} --dcs-endpoints {endpoint}"
+    ))
 }
 
 /// Turns IPv6 on for `ifname` in `ns` (the lab turns it off). With `dad` false the
@@ -94,18 +53,15 @@ fn sysctl(ns: &Netns, settings: &[&str]) {
 /// of its own (`ndisc_notify` 0): every unsolicited NA on the wire is vipd's.
 fn enable_ipv6(ns: &Netns, ifname: &str, dad: bool) {
     let conf = |key: &str, value: &str| format!("net.ipv6.conf.{ifname}.{key}={value}");
-    sysctl(
-        ns,
-        &[
-            "net.ipv6.conf.all.disable_ipv6=0",
-            "net.ipv6.conf.default.disable_ipv6=0",
-            &conf("disable_ipv6", "0"),
-            &conf("accept_dad", if dad { "1" } else { "0" }),
-            &conf("keep_addr_on_down", "0"),
-            &conf("router_solicitations", "0"),
-            &conf("ndisc_notify", "0"),
-        ],
-    );
+    ns.sysctl(&[
+        "net.ipv6.conf.all.disable_ipv6=0",
+        "net.ipv6.conf.default.disable_ipv6=0",
+        &conf("disable_ipv6", "0"),
+        &conf("accept_dad", if dad { "1" } else { "0" }),
+        &conf("keep_addr_on_down", "0"),
+        &conf("router_solicitations", "0"),
+        &conf("ndisc_notify", "0"),
+    ]);
 }
 
 /// One IPv6 address of an interface, as `ip -j -6 addr show` reports it.
@@ -173,26 +129,6 @@ fn assert_vip6_usable(ns: &Netns, ifname: &str, logs: &str) {
     );
 }
 
-/// The neighbour entry for `addr` on `ifname`: (lladdr, states), if any.
-fn neigh6(ns: &Netns, ifname: &str, addr: &str) -> Option<(Option<[u8; 6]>, Vec<String>)> {
-    let json = ns.ip(&["-j", "-6", "neigh", "show", addr, "dev", ifname]);
-    let v: serde_json::Value =
-        serde_json::from_str(&json).unwrap_or_else(|e| panic!("ip -j -6 neigh: {e}: {json}"));
-    let entry = v.as_array()?.iter().find(|e| {
-        e["dst"].as_str().and_then(|d| d.parse::<Ipv6Addr>().ok()) == addr.parse().ok()
-    })?;
-    let lladdr = entry["lladdr"].as_str().and_then(parse_mac);
-    let states = entry["state"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    Some((lladdr, states))
-}
-
 /// An ICMPv6 message in an untagged Ethernet frame, decoded just enough (fixed
 /// offsets: the IPv6 header without extension headers, as neighbour discovery sends).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +172,7 @@ impl Icmp6 {
         self.kind == 136 && self.eth_dst == ALL_NODES_MAC
     }
 
-    /// Why this is not the unsolicited NA RFC 4861 §7.2.6 and issue 5 ask for,
+    /// Why this is not the unsolicited NA RFC 4861 §7.2.6 asks for,
     /// announcing the VIP at `mac`; `None` when it is.
     fn na_fault(&self, mac: [u8; 6]) -> Option<String> {
         let b = &self.body;
@@ -361,38 +297,13 @@ fn check_burst(
     nas
 }
 
-/// Writes `frames` as a classic pcap file (microsecond timestamps, Ethernet).
-fn write_pcap(path: &Path, frames: &[(SystemTime, Vec<u8>)]) {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&[0; 8]); // thiszone, sigfigs
-    out.extend_from_slice(&262_144u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
-    for (ts, data) in frames {
-        let t = ts.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let len = u32::try_from(data.len()).expect("frame length");
-        out.extend_from_slice(&(t.as_secs() as u32).to_le_bytes());
-        out.extend_from_slice(&t.subsec_micros().to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(data);
-    }
-    std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
 /// Has tcpdump read `nas` (written to a pcap file) with `-vv`, and checks that it finds
 /// each to be a neighbour advertisement of the VIP with the override flag and a correct
 /// ICMPv6 checksum (`[icmp6 sum ok]`): an independent check of our frames.
 fn assert_tcpdump_sums_ok(lab: &str, nas: &[(SystemTime, Vec<u8>)]) {
     let dir = TempDir::new(lab, "pcap");
-    let path = dir.path.join("nas.pcap");
-    write_pcap(&path, nas);
-    let out = run(
-        &tool("tcpdump"),
-        &["-n", "-vv", "-r", &path.to_string_lossy()],
-    );
+    let path = dir.write("nas.pcap", pcap_of(nas));
+    let out = run(&tool("tcpdump"), &["-n", "-vv", "-r", &path]);
     assert!(out.status.success(), "tcpdump -r: {}", out.stderr);
     let text = out.stdout;
     let count = |needle: &str| text.matches(needle).count();
@@ -412,19 +323,10 @@ fn assert_tcpdump_sums_ok(lab: &str, nas: &[(SystemTime, Vec<u8>)]) {
     eprintln!("tcpdump -vv on {want} NAs:\n{text}");
 }
 
-/// The kernel backend opened inside `ns` (on a thread that entered it; the sockets
-/// stay in the namespace whichever thread uses them).
+/// The kernel backend opened inside `ns` (the sockets stay in the namespace whichever
+/// thread uses them).
 fn kernel_in(ns: &Netns) -> Kernel {
-    let path = format!("/run/netns/{}", ns.name);
-    thread::scope(|s| {
-        s.spawn(|| {
-            let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            sys::enter_netns(ns.as_fd()).expect("setns");
-            Kernel::open().expect("Kernel::open")
-        })
-        .join()
-        .expect("thread")
-    })
+    in_netns(&ns.name, || Kernel::open().expect("Kernel::open"))
 }
 
 /// `Kernel::add` with a label and `noprefixroute`, for both families: `ip addr` shows
@@ -432,17 +334,12 @@ fn kernel_in(ns: &Netns) -> Kernel {
 /// add; `vip_prefixes` and `del` work on such addresses as on any.
 #[test]
 fn kernel_adds_with_label_and_noprefixroute() {
-    gate!(require_root, "kernel_adds_with_label_and_noprefixroute");
-    let lab = lab_id();
-    let node = Netns::new(&lab, "node");
-    let peer = Netns::new(&lab, "peer");
-    node.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &peer.name,
-    ]);
-    enable_ipv6(&node, "veth0", true);
-    node.ip(&["link", "set", "veth0", "up"]);
-    peer.ip(&["link", "set", "veth1", "up"]);
-    let mut k = kernel_in(&node);
+    gate!(Root);
+    let lab = NodeLab::bare();
+    let node = &lab.node;
+    enable_ipv6(node, NODE_IF, true);
+    lab.up();
+    let mut k = kernel_in(node);
     let ifindex = k.link("veth0").unwrap().expect("veth0").index;
     let v4 = Vip {
         addr: "192.0.2.50".parse().unwrap(),
@@ -509,22 +406,13 @@ fn kernel_adds_with_label_and_noprefixroute() {
 /// ARP mode), byte for byte `na_frame`, which tcpdump finds correct. No etcd needed.
 #[test]
 fn kernel_announces_an_ipv6_vip_with_one_unsolicited_na() {
-    gate!(
-        require_root,
-        "kernel_announces_an_ipv6_vip_with_one_unsolicited_na"
-    );
-    let lab = lab_id();
-    let node = Netns::new(&lab, "node");
-    let peer = Netns::new(&lab, "peer");
-    node.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &peer.name,
-    ]);
-    node.ip(&["link", "set", "veth0", "up"]);
-    peer.ip(&["link", "set", "veth1", "up"]);
-    let mac = node.mac("veth0");
-    let cap = Capture::start(&peer, "veth1", "ip6");
+    gate!(Root);
+    let lab = NodeLab::bare();
+    lab.up();
+    let mac = lab.node_mac();
+    let cap = Capture::start(&lab.peer, PEER_IF, "ip6");
 
-    let mut k = kernel_in(&node);
+    let mut k = kernel_in(&lab.node);
     let link = k.link("veth0").unwrap().expect("veth0");
     let vip = Vip {
         addr: vip6().into(),
@@ -538,7 +426,7 @@ fn kernel_announces_an_ipv6_vip_with_one_unsolicited_na() {
     let nas_later = nas_from(&cap, mac, since);
     assert_eq!(nas_later.len(), 1, "one NA per announce: {nas_later:?}");
     assert_eq!(nas[0].1, na_frame(mac, vip6()), "the frame on the wire");
-    assert_tcpdump_sums_ok(&lab, &nas);
+    assert_tcpdump_sums_ok(&lab.lab, &nas);
 }
 
 /// Two vipd on one bridge with one etcd, an IPv6 VIP: each holder announces it with
@@ -547,10 +435,7 @@ fn kernel_announces_an_ipv6_vip_with_one_unsolicited_na() {
 /// within 1 s of the key moving, without sending anything itself.
 #[test]
 fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
-    gate!(
-        require_root_and_etcd,
-        "ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas"
-    );
+    gate!(Etcd);
     let lab = TwoNodes::new();
     enable_ipv6(&lab.n1, HOST_IF, true);
     enable_ipv6(&lab.n2, HOST_IF, true);
@@ -562,13 +447,7 @@ fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
 
     lab.etcd.put(KEY, "n1");
     let start = SystemTime::now();
-    let spawn = |ns: &Netns, node: &str| {
-        Proc::spawn_in(
-            &ns.name,
-            &vipd_bin(),
-            &vipd6_args(HOST_IF, node, &lab.etcd.endpoint),
-        )
-    };
+    let spawn = |ns: &Netns, node: &str| ns.vipd(&vipd6_args(HOST_IF, node, &lab.etcd.endpoint));
     let v1 = spawn(&lab.n1, "n1");
     let v2 = spawn(&lab.n2, "n2");
     let logs = || format!("{}\n{}", v1.log(), v2.log());
@@ -592,7 +471,7 @@ fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
             &format!("exec 3<>/dev/tcp/{VIP6}/9"),
         ],
     );
-    let entry = neigh6(&lab.c, HOST_IF, VIP6);
+    let entry = lab.c.neigh(VIP6);
     assert!(
         matches!(entry, Some((Some(m), _)) if m == mac1),
         "client's neighbour entry for {VIP6} is {entry:?}, want n1's MAC {} (connect: {})",
@@ -608,10 +487,10 @@ fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
     let followed = wait_until(
         Duration::from_secs(1).saturating_sub(t_move.elapsed()),
         ms(10),
-        || matches!(neigh6(&lab.c, HOST_IF, VIP6), Some((Some(m), _)) if m == mac2),
+        || matches!(lab.c.neigh(VIP6), Some((Some(m), _)) if m == mac2),
     );
     let took = t_move.elapsed();
-    let entry = neigh6(&lab.c, HOST_IF, VIP6);
+    let entry = lab.c.neigh(VIP6);
     assert!(
         followed.is_some(),
         "client's neighbour entry is {entry:?} {took:?} after the move, want n2's MAC {} \
@@ -664,21 +543,16 @@ fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
 /// interval, with a full burst of NAs.
 #[test]
 fn ipv6_vip_is_back_and_announced_after_link_down_up() {
-    gate!(
-        require_root_and_etcd,
-        "ipv6_vip_is_back_and_announced_after_link_down_up"
-    );
+    gate!(Etcd);
     let lab = SingleNode::new();
     enable_ipv6(&lab.node, NODE_IF, true);
     let mac = lab.node_mac();
     let cap = Capture::start(&lab.peer, PEER_IF, "ip6");
     lab.etcd.put(KEY, NODE_NAME);
     let start = SystemTime::now();
-    let vipd = Proc::spawn_in(
-        &lab.node.name,
-        &vipd_bin(),
-        &vipd6_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint),
-    );
+    let vipd = lab
+        .node
+        .vipd(&vipd6_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint));
     let logs = || vipd.log();
     assert!(
         wait_until(Duration::from_secs(10), POLL, || has_vip6(
@@ -696,7 +570,8 @@ fn ipv6_vip_is_back_and_announced_after_link_down_up() {
     let monitor = Proc::spawn_in(
         &lab.node.name,
         &tool("ip"),
-        &["-o", "-6", "monitor", "address"].map(String::from),
+        &args("-o -6 monitor address"),
+        true,
     );
     thread::sleep(ms(300));
     lab.node.ip(&["link", "set", NODE_IF, "down"]);

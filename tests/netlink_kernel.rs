@@ -1,19 +1,14 @@
 //! `Kernel` against the real kernel: add, list and delete addresses and announce with
-//! gratuitous ARP inside a network namespace this test creates (a veth pair
-//! eth0/eth1, documentation addresses only), removed again by a drop guard even when
-//! the test fails. Needs root; without it the test fails unless VIPD_ALLOW_SKIP=1.
+//! gratuitous ARP inside a network namespace of the lab (a veth pair eth0/eth1,
+//! documentation addresses only), removed again even when the test fails. Needs root;
+//! without it the test fails unless VIPD_ALLOW_SKIP=1.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsFd;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-
+use crate::common::{Netns, Proc, args, in_netns, lab_id, ms, tool, wait_until};
 use vipd::net::netlink::FAMILY_INET;
-use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip, sys};
+use vipd::net::{AddrBackend, AnnounceMode, Kernel, Vip};
 
 const MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]; // RFC 7042 documentation MAC
 const MAC_TEXT: &str = "00:00:5e:00:53:01";
@@ -21,99 +16,42 @@ const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
 const LOOKALIKE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
 const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50));
 
-/// Runs a command, fails the test unless it succeeds, returns its stdout.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A namespace with IPv6 on (the kernel's default) and a veth pair; see [`veth_pair`].
+fn namespace() -> Netns {
+    let ns = Netns::new(&lab_id(), "nl");
+    ns.sysctl(&[
+        "net.ipv6.conf.all.disable_ipv6=0",
+        "net.ipv6.conf.default.disable_ipv6=0",
+    ]);
+    veth_pair(&ns);
+    ns
 }
 
-/// A network namespace, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(name: String) -> Netns {
-        // A namespace left over by an earlier, killed run of this same process id.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    /// `ip -n NS ARGS...`
-    fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// A veth pair eth0 (with the documentation MAC) / eth1, both up, without IPv6
-    /// link-local addresses: their duplicate address detection ends at a time of its
-    /// own, with a notification that would make an idle look read.
-    fn veth_pair(&self) {
-        self.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-        ]);
-        self.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
-        for dev in ["eth0", "eth1"] {
-            self.ip(&["link", "set", dev, "addrgenmode", "none"]);
-            self.ip(&["link", "set", dev, "up"]);
-        }
-    }
-
-    /// The interface index of `dev`, from `ip -o link show`.
-    fn index_of(&self, dev: &str) -> u32 {
-        self.ip(&["-o", "link", "show", dev])
-            .split(':')
-            .next()
-            .and_then(|i| i.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{dev}'s index"))
-    }
-
-    /// Runs `f` on a thread that has entered this namespace, so the sockets it
-    /// opens belong to the namespace.
-    fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                sys::enter_netns(ns.as_fd()).expect("setns");
-                f()
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+/// A veth pair eth0 (with the documentation MAC) / eth1, both up, without IPv6 link-local
+/// addresses: their duplicate address detection ends at a time of its own, with a
+/// notification that would make an idle look read.
+fn veth_pair(ns: &Netns) {
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+    ]);
+    ns.ip(&["link", "set", "eth0", "address", MAC_TEXT]);
+    for dev in ["eth0", "eth1"] {
+        ns.ip(&["link", "set", dev, "addrgenmode", "none"]);
+        ns.ip(&["link", "set", dev, "up"]);
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
+/// The interface index of `dev`, from `ip -o link show`.
+fn index_of(ns: &Netns, dev: &str) -> u32 {
+    let shown = ns.ip(&["-o", "link", "show", dev]);
+    let index = shown.split(':').next().and_then(|i| i.trim().parse().ok());
+    index.unwrap_or_else(|| panic!("{dev}'s index in {shown}"))
 }
 
-/// A child process killed and reaped on drop.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The kernel backend opened inside `ns`: its sockets stay in the namespace whatever
+/// thread uses them.
+fn kernel_in(ns: &Netns) -> Kernel {
+    in_netns(&ns.name, || Kernel::open().expect("open"))
 }
 
 fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
@@ -125,17 +63,13 @@ fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
 
 #[test]
 fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
-    if !common::require_root("kernel_adds_lists_deletes_and_announces_in_a_namespace") {
-        return;
-    }
-    let ns = Netns::create(format!("vipdnl{}", std::process::id()));
-    ns.veth_pair();
-    let eth0 = ns.index_of("eth0");
-    let eth1 = ns.index_of("eth1");
+    gate!(Root);
+    let ns = namespace();
+    let eth0 = index_of(&ns, "eth0");
+    let eth1 = index_of(&ns, "eth1");
     let addrs_of = |dev: &str, family: &str| ns.ip(&[family, "-o", "addr", "show", "dev", dev]);
 
-    let mut k = ns.run_inside(|| Kernel::open().expect("open"));
-    // The sockets stay in the namespace they were opened in, whatever thread uses them.
+    let mut k = kernel_in(&ns);
 
     // Links.
     let link = k.link("eth0").unwrap().expect("eth0 exists");
@@ -175,37 +109,15 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
     eprintln!("kernel errors as reported: {err}");
 
     // Announce: the peer sees a request then a reply, both gratuitous.
-    let tcpdump = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "timeout", "10", "tcpdump"])
-        .args(["-i", "eth1", "-n", "-e", "-t", "-l", "-c", "2", "arp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump");
-    let mut tcpdump = ChildGuard(tcpdump);
-    let stderr = tcpdump.0.stderr.take().expect("stderr");
-    // tcpdump says "listening on eth1" once capturing (after a line or two of
-    // notes); `timeout` bounds the wait.
-    let mut stderr = BufReader::new(stderr);
-    let mut said = String::new();
-    for _ in 0..5 {
-        if stderr.read_line(&mut said).expect("tcpdump stderr") == 0
-            || said.contains("listening on")
-        {
-            break;
-        }
-    }
-    assert!(said.contains("listening on"), "tcpdump: {said}");
+    let tcpdump = args("-i eth1 -n -e -t -l -c 2 arp");
+    let tcpdump = Proc::spawn_in(&ns.name, &tool("tcpdump"), &tcpdump, true);
+    // tcpdump says "listening on eth1" once capturing (after a line or two of notes).
+    let listening = || tcpdump.stderr().contains("listening on");
+    let said = wait_until(Duration::from_secs(10), ms(10), listening);
+    assert!(said.is_some(), "tcpdump: {}", tcpdump.log());
     let started = Instant::now();
     k.announce(&link, v4(VIP, 24), AnnounceMode::Both).unwrap();
-    let mut seen = String::new();
-    tcpdump
-        .0
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut seen)
-        .expect("tcpdump stdout");
+    let seen = tcpdump.finish(Duration::from_secs(10)).stdout;
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "tcpdump timed out: {seen}"
@@ -254,16 +166,13 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
 /// while nothing changed.
 #[test]
 fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
-    if !common::require_root("kernel_answers_follow_every_change_and_cost_nothing_while_idle") {
-        return;
-    }
-    let ns = Netns::create(format!("vipdlk{}", std::process::id()));
-    ns.veth_pair();
-    let mut k = ns.run_inside(|| Kernel::open().expect("open"));
+    gate!(Root);
+    let ns = namespace();
+    let mut k = kernel_in(&ns);
 
     let first = k.link("eth0").unwrap().expect("eth0 exists");
     assert!(first.up);
-    assert_eq!(first.index, ns.index_of("eth0"));
+    assert_eq!(first.index, index_of(&ns, "eth0"));
     let eth0 = first.index;
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
     let idle = k.reads();
@@ -283,7 +192,7 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [32]);
     ns.ip(&["addr", "add", "192.0.2.50/24", "dev", "eth1"]);
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [32]);
-    assert_eq!(k.vip_prefixes(ns.index_of("eth1"), VIP).unwrap(), [24]);
+    assert_eq!(k.vip_prefixes(index_of(&ns, "eth1"), VIP).unwrap(), [24]);
     k.del(eth0, VIP, 32).unwrap();
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
     ns.ip(&["addr", "add", "2001:db8::50/64", "dev", "eth0", "nodad"]);
@@ -330,9 +239,9 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     ns.ip(&["link", "del", "eth9"]);
     assert_eq!(k.link("eth9").unwrap(), None);
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    ns.veth_pair();
+    veth_pair(&ns);
     let again = k.link("eth0").unwrap().expect("eth0 again");
-    assert_eq!(again.index, ns.index_of("eth0"));
+    assert_eq!(again.index, index_of(&ns, "eth0"));
     assert_ne!(again.index, eth0);
     assert_eq!(k.vip_prefixes(again.index, VIP).unwrap(), [] as [u8; 0]);
     let idle = k.reads();

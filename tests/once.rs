@@ -2,21 +2,11 @@
 //! etcd), configuration errors (exit 2, no root needed), and self-tests of the lab's pcap
 //! reader and ARP decoder.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-macro_rules! gate {
-    ($name:literal) => {
-        if !require_root_and_etcd($name) {
-            return;
-        }
-    };
-}
 
 /// The one line `--once` prints, as key=value fields (quotes removed).
 fn once_fields(out: &Outcome) -> HashMap<String, String> {
@@ -57,26 +47,15 @@ fn expect_fields(out: &Outcome, want: &[(&str, &str)]) {
     );
 }
 
-fn expect_code(out: &Outcome, code: i32, what: &str) {
-    assert_eq!(
-        out.code(),
-        Some(code),
-        "{what}: {}, want exit status {code}\nstdout: {}stderr: {}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-}
-
 #[test]
 fn once_adds_when_leader_and_then_does_nothing() {
-    gate!("once_adds_when_leader_and_then_does_nothing");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     let start = Instant::now();
-    let out = lab.once(&["--once"]);
+    let out = lab.once("--once");
     let took = start.elapsed();
-    expect_code(&out, 0, "--once, leader = this node");
+    out.expect(0, "--once, leader = this node");
     expect_fields(
         &out,
         &[
@@ -95,8 +74,8 @@ fn once_adds_when_leader_and_then_does_nothing() {
     );
     assert!(took < Duration::from_secs(10), "--once took {took:?}");
 
-    let out = lab.once(&["--once"]);
-    expect_code(&out, 0, "--once again, VIP present");
+    let out = lab.once("--once");
+    out.expect(0, "--once again, VIP present");
     expect_fields(
         &out,
         &[
@@ -110,14 +89,14 @@ fn once_adds_when_leader_and_then_does_nothing() {
 
 #[test]
 fn once_leader_elsewhere_removes_every_copy_and_nothing_else() {
-    gate!("once_leader_elsewhere_removes_every_copy_and_nothing_else");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.add_addr("192.0.2.50/24");
     lab.add_addr("192.0.2.50/32");
     lab.add_addr("192.0.2.5/24");
     lab.etcd.put(KEY, "node2");
-    let out = lab.once(&["--once"]);
-    expect_code(&out, 0, "--once, leader = node2");
+    let out = lab.once("--once");
+    out.expect(0, "--once, leader = node2");
     expect_fields(
         &out,
         &[
@@ -145,13 +124,13 @@ fn once_leader_elsewhere_removes_every_copy_and_nothing_else() {
 
 #[test]
 fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
-    gate!("once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing");
+    gate!(Etcd);
     let lab = SingleNode::new();
-    let dry = ["--once", "--dry-run"];
+    let dry = "--once --dry-run";
 
     lab.etcd.put(KEY, NODE_NAME);
-    let out = lab.once(&dry);
-    expect_code(&out, 3, "dry run, leader here, VIP absent");
+    let out = lab.once(dry);
+    out.expect(3, "dry run, leader here, VIP absent");
     expect_fields(
         &out,
         &[
@@ -164,13 +143,13 @@ fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
     assert!(!lab.has_vip(), "--dry-run added the VIP");
 
     lab.add_addr("192.0.2.50/24");
-    let out = lab.once(&dry);
-    expect_code(&out, 0, "dry run, leader here, VIP present");
+    let out = lab.once(dry);
+    out.expect(0, "dry run, leader here, VIP present");
     expect_fields(&out, &[("actual", "present"), ("action", "none")]);
 
     lab.etcd.put(KEY, "node2");
-    let out = lab.once(&dry);
-    expect_code(&out, 3, "dry run, leader node2, VIP present");
+    let out = lab.once(dry);
+    out.expect(3, "dry run, leader node2, VIP present");
     expect_fields(
         &out,
         &[
@@ -183,8 +162,8 @@ fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
     assert!(lab.has_vip(), "--dry-run removed the VIP");
 
     lab.etcd.del(KEY);
-    let out = lab.once(&dry);
-    expect_code(&out, 3, "dry run, no leader, VIP present");
+    let out = lab.once(dry);
+    out.expect(3, "dry run, no leader, VIP present");
     expect_fields(
         &out,
         &[
@@ -196,8 +175,8 @@ fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
     assert!(lab.has_vip(), "--dry-run removed the VIP");
 
     lab.del_addr("192.0.2.50/24");
-    let out = lab.once(&dry);
-    expect_code(&out, 0, "dry run, no leader, VIP absent");
+    let out = lab.once(dry);
+    out.expect(0, "dry run, no leader, VIP absent");
     expect_fields(
         &out,
         &[("leader", "none"), ("actual", "absent"), ("action", "none")],
@@ -207,24 +186,24 @@ fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
 
 #[test]
 fn once_exact_address_match_and_any_prefix_counts_as_present() {
-    gate!("once_exact_address_match_and_any_prefix_counts_as_present");
+    gate!(Etcd);
     let lab = SingleNode::new();
-    let dry = ["--once", "--dry-run"];
+    let dry = "--once --dry-run";
     lab.etcd.put(KEY, NODE_NAME);
     lab.add_addr("192.0.2.5/24");
-    let out = lab.once(&dry);
-    expect_code(&out, 3, "192.0.2.5 present (not the VIP 192.0.2.50)");
+    let out = lab.once(dry);
+    out.expect(3, "192.0.2.5 present (not the VIP 192.0.2.50)");
     expect_fields(&out, &[("actual", "absent"), ("action", "would-add")]);
 
     lab.add_addr("192.0.2.50/32");
-    let out = lab.once(&dry);
-    expect_code(&out, 0, "VIP present at /32 (asked for /24)");
+    let out = lab.once(dry);
+    out.expect(0, "VIP present at /32 (asked for /24)");
     expect_fields(&out, &[("actual", "present"), ("action", "none")]);
 }
 
 #[test]
 fn once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip() {
-    gate!("once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip");
+    gate!(Etcd);
     let mut lab = SingleNode::new();
     lab.add_addr("192.0.2.50/24");
     // Were the key read, node2 would mean "remove": unreachable must not be read as that.
@@ -234,12 +213,12 @@ fn once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip() {
         ("no such host on the link", "http://192.0.2.99:2379"),
     ];
     for (what, endpoint) in unreachable {
-        for extra in [&["--once"][..], &["--once", "--dry-run"][..]] {
+        for extra in ["--once", "--once --dry-run"] {
             let args = vipd_args(NODE_IF, NODE_NAME, endpoint, extra);
             let start = Instant::now();
-            let out = lab.once_with(&args);
+            let out = lab.node.vipd_once(&args);
             let took = start.elapsed();
-            expect_code(&out, 1, &format!("{what} ({endpoint}) {extra:?}"));
+            out.expect(1, &format!("{what} ({endpoint}) {extra:?}"));
             assert!(
                 lab.has_vip(),
                 "{what} {extra:?}: the VIP was removed\n{}",
@@ -252,8 +231,8 @@ fn once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip() {
         }
     }
     lab.etcd.stop();
-    let out = lab.once(&["--once"]);
-    expect_code(&out, 1, "etcd stopped");
+    let out = lab.once("--once");
+    out.expect(1, "etcd stopped");
     assert!(
         lab.has_vip(),
         "etcd stopped: the VIP was removed\n{}",
@@ -267,7 +246,8 @@ fn once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip() {
 
 const UNREACHABLE: &str = "http://127.0.0.1:1";
 
-fn base_args(without: &[&str]) -> Vec<String> {
+/// The base the error cases start from, without the flags named in `without`.
+fn base_args(without: &str) -> Vec<String> {
     let all = [
         ("--ip", VIP),
         ("--netmask", "24"),
@@ -278,7 +258,7 @@ fn base_args(without: &[&str]) -> Vec<String> {
     ];
     let mut args = vec!["--once".to_string(), "--dry-run".to_string()];
     for (flag, value) in all {
-        if !without.contains(&flag) {
+        if !without.split_whitespace().any(|w| w == flag) {
             args.push(flag.to_string());
             args.push(value.to_string());
         }
@@ -344,7 +324,7 @@ fn config_error(out: &Outcome, key: &str, value: Option<&str>) -> Result<(), Str
 #[test]
 fn valid_base_configuration_is_not_a_config_error() {
     // The base the error cases start from: only the closed etcd port makes it fail (exit 1).
-    let out = run_vipd(&base_args(&[]), &[]);
+    let out = run_vipd(&base_args(""), &[]);
     assert_eq!(
         out.code(),
         Some(1),
@@ -356,119 +336,33 @@ fn valid_base_configuration_is_not_a_config_error() {
 
 #[test]
 fn config_errors_exit_2_with_one_line_naming_the_key() {
-    struct Case {
-        what: &'static str,
-        without: &'static [&'static str],
-        add: &'static [&'static str],
-        env: &'static [(&'static str, &'static str)],
-        key: &'static str,
-        value: Option<&'static str>,
-    }
-    let cases = [
-        Case {
-            what: "netmask out of range",
-            without: &["--netmask"],
-            add: &["--netmask", "40"],
-            env: &[],
-            key: "netmask",
-            value: Some("40"),
-        },
-        Case {
-            what: "malformed IP",
-            without: &["--ip"],
-            add: &["--ip", "192.0.2.300"],
-            env: &[],
-            key: "ip",
-            value: Some("192.0.2.300"),
-        },
-        Case {
-            what: "endpoint without scheme",
-            without: &["--dcs-endpoints"],
-            add: &["--dcs-endpoints", "127.0.0.1:2379"],
-            env: &[],
-            key: "dcs-endpoints",
-            value: Some("127.0.0.1:2379"),
-        },
-        Case {
-            what: "unknown dcs-type",
-            without: &[],
-            add: &["--dcs-type", "zookeeper"],
-            env: &[],
-            key: "dcs-type",
-            value: Some("zookeeper"),
-        },
-        Case {
-            what: "interval not a number",
-            without: &[],
-            add: &["--interval", "soon"],
-            env: &[],
-            key: "interval",
-            value: Some("soon"),
-        },
-        Case {
-            what: "unknown announce-mode",
-            without: &[],
-            add: &["--announce-mode", "shout"],
-            env: &[],
-            key: "announce-mode",
-            value: Some("shout"),
-        },
-        Case {
-            what: "missing ip",
-            without: &["--ip"],
-            add: &[],
-            env: &[],
-            key: "ip",
-            value: None,
-        },
-        Case {
-            what: "empty interface means unset: missing",
-            without: &["--interface"],
-            add: &["--interface="],
-            env: &[],
-            key: "interface",
-            value: None,
-        },
-        Case {
-            what: "missing trigger-key",
-            without: &["--trigger-key"],
-            add: &[],
-            env: &[],
-            key: "trigger-key",
-            value: None,
-        },
-        Case {
-            what: "unknown flag",
-            without: &[],
-            add: &["--frobnicate", "1"],
-            env: &[],
-            key: "frobnicate",
-            value: None,
-        },
-        Case {
-            what: "netmask from the environment",
-            without: &["--netmask"],
-            add: &[],
-            env: &[("VIP_NETMASK", "40")],
-            key: "netmask",
-            value: Some("40"),
-        },
-        Case {
-            what: "--key=value form",
-            without: &["--netmask"],
-            add: &["--netmask=33"],
-            env: &[],
-            key: "netmask",
-            value: Some("33"),
-        },
-    ];
+    // What | flags left out of the base | flags added | environment | key named | value shown
+    let cases = "\
+        netmask out of range | --netmask | --netmask 40 | | netmask | 40
+        malformed IP | --ip | --ip 192.0.2.300 | | ip | 192.0.2.300
+        endpoint, no scheme | --dcs-endpoints | --dcs-endpoints 127.0.0.1:2379 | | dcs-endpoints | 127.0.0.1:2379
+        unknown dcs-type | | --dcs-type zookeeper | | dcs-type | zookeeper
+        interval not a number | | --interval soon | | interval | soon
+        unknown announce-mode | | --announce-mode shout | | announce-mode | shout
+        missing ip | --ip | | | ip |
+        empty interface means unset: missing | --interface | --interface= | | interface |
+        missing trigger-key | --trigger-key | | | trigger-key |
+        unknown flag | | --frobnicate 1 | | frobnicate |
+        netmask from the environment | --netmask | | VIP_NETMASK=40 | netmask | 40
+        --key=value form | --netmask | --netmask=33 | | netmask | 33";
     let mut failures = Vec::new();
-    for c in &cases {
-        let mut args = base_args(c.without);
-        args.extend(c.add.iter().map(|s| s.to_string()));
-        let out = run_vipd(&args, c.env);
-        if let Err(e) = config_error(&out, c.key, c.value) {
-            failures.push(format!("{}: {e}", c.what));
+    for case in cases.lines() {
+        let columns: Vec<&str> = case.split('|').map(str::trim).collect();
+        let [what, without, add, env, key, value] = columns[..] else {
+            panic!("a case of six columns: {case:?}");
+        };
+        let mut args = base_args(without);
+        args.extend(crate::common::args(add));
+        let env: Vec<(&str, &str)> = env.split(' ').filter_map(|v| v.split_once('=')).collect();
+        let out = run_vipd(&args, &env);
+        let value = Some(value).filter(|v| !v.is_empty());
+        if let Err(e) = config_error(&out, key, value) {
+            failures.push(format!("{what}: {e}"));
         }
     }
     assert!(
@@ -483,7 +377,7 @@ fn config_file_error_exits_2_naming_file_line_and_key() {
     let dir = TempDir::new(&lab_id(), "cfg");
     let file = dir.path.join("vipd.yml");
     std::fs::write(&file, "ip: 192.0.2.50\nnetmask: 40\ninterface: lo\n").unwrap();
-    let mut args = base_args(&["--ip", "--netmask", "--interface"]);
+    let mut args = base_args("--ip --netmask --interface");
     args.push("--config".to_string());
     args.push(file.to_string_lossy().into_owned());
     let out = run_vipd(&args, &[]);
@@ -511,39 +405,6 @@ fn garp_frame(mac: [u8; 6], vip: [u8; 4]) -> Vec<u8> {
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&vip);
     f
-}
-
-fn pcap(big_endian: bool, magic: u32, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
-    let w32 = |v: u32| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let w16 = |v: u16| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let mut b = Vec::new();
-    b.extend_from_slice(&w32(magic));
-    b.extend_from_slice(&w16(2));
-    b.extend_from_slice(&w16(4));
-    b.extend_from_slice(&w32(0));
-    b.extend_from_slice(&w32(0));
-    b.extend_from_slice(&w32(262_144));
-    b.extend_from_slice(&w32(1));
-    for (sec, frac, data) in records {
-        b.extend_from_slice(&w32(*sec));
-        b.extend_from_slice(&w32(*frac));
-        b.extend_from_slice(&w32(data.len() as u32));
-        b.extend_from_slice(&w32(data.len() as u32));
-        b.extend_from_slice(data);
-    }
-    b
 }
 
 #[test]
@@ -614,11 +475,11 @@ fn lab_pcap_reader_and_arp_decoder() {
 
 #[test]
 fn once_json_and_the_daemons_status_file_describe_the_state() {
-    gate!("once_json_and_the_daemons_status_file_describe_the_state");
+    gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, "node2");
-    let out = lab.once(&["--once", "--dry-run", "--json"]);
-    expect_code(&out, 0, "--once --dry-run --json, another node leads");
+    let out = lab.once("--once --dry-run --json");
+    out.expect(0, "--once --dry-run --json, another node leads");
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("--json printed no JSON object ({e}): {:?}", out.stdout));
     assert_eq!(v["leader"], "node2", "{v}");
@@ -637,17 +498,12 @@ fn once_json_and_the_daemons_status_file_describe_the_state() {
     assert!(v["error"].is_null(), "{v}");
 
     // The daemon keeps the state in the status file and rewrites it on a change.
-    let dir = TempDir::new(&lab.lab, "status");
+    let dir = lab.dir("status");
     let file = dir.path.join("vipd.json");
-    let path = file.display().to_string();
-    let mut vipd = lab.vipd(&[
-        "--interval",
-        "200",
-        "--announce-count",
-        "1",
-        "--status-file",
-        &path,
-    ]);
+    let path = file.display();
+    let mut vipd = lab.vipd(&format!(
+        "--interval 200 --announce-count 1 --status-file {path}"
+    ));
     let read = || fs_json(&file);
     let seen = wait_until(Duration::from_secs(5), POLL, || {
         read().is_some_and(|v| v["leader"] == "node2")
@@ -673,11 +529,11 @@ fn once_json_and_the_daemons_status_file_describe_the_state() {
         "{v}"
     );
     assert!(lab.has_vip());
-    vipd.signal("TERM");
     assert_eq!(
-        vipd.wait_timeout(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
+        vipd.terminate(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        vipd.log()
     );
 }
 

@@ -9,13 +9,10 @@
 //! root tests also start-stop-daemon and Debian's /lib/lsb/init-functions (sysvinit) and
 //! runit's runsv, sv and svlogd. A missing tool fails the test, unless VIPD_ALLOW_SKIP=1.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,51 +27,12 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// The tools a test needs, found in PATH or sbin; `None` when one is missing and
-/// VIPD_ALLOW_SKIP=1 (the skip is recorded for `make test`), a failure otherwise.
-fn tools(test: &str, wanted: &[(&str, &str)]) -> Option<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for (name, package) in wanted {
-        match find_tool(name) {
-            Some(p) => found.push(p),
-            None => missing.push(format!("{name} (apt-get install {package})")),
-        }
-    }
-    if missing.is_empty() {
-        return Some(found);
-    }
-    let what = missing.join(", ");
-    if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: missing {what} (VIPD_ALLOW_SKIP=1)");
-        if let Some(report) = env::var_os("VIPD_TEST_REPORT").filter(|p| !p.is_empty()) {
-            let _ = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(report)
-                .and_then(|mut f| writeln!(f, "skipped {test}"));
-        }
-        return None;
-    }
-    panic!("{test} needs {what}; install it, or set VIPD_ALLOW_SKIP=1 to skip this test");
-}
-
 /// Runs a command to completion (bounded), with `dir` as working directory.
 fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Outcome {
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir);
     let what = format!("{} {}", program.display(), args.join(" "));
     Proc::spawn(&what, cmd, true).finish(Duration::from_secs(120))
-}
-
-fn expect_success(out: &Outcome, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
 }
 
 /// `vipd ARGS` (the binary under test) to completion.
@@ -204,7 +162,7 @@ fn render(mandoc: &Path, page: &Path) -> String {
         mandoc,
         &["-T", "ascii", "-O", "width=1000", &page.to_string_lossy()],
     );
-    expect_success(&out, &format!("mandoc {}", page.display()));
+    out.expect(0, &format!("mandoc {}", page.display()));
     strip_overstrike(&out.stdout)
 }
 
@@ -281,21 +239,15 @@ fn default_mismatch(help_default: &str, body: &str) -> Option<String> {
     }
 }
 
-fn mandoc_tool(test: &str) -> Option<PathBuf> {
-    tools(test, &[("mandoc", "mandoc")]).map(|mut t| t.remove(0))
-}
-
 fn help_text() -> String {
     let out = vipd_output(&["--help"]);
-    expect_success(&out, "vipd --help");
+    out.expect(0, "vipd --help");
     out.stdout
 }
 
 #[test]
 fn man_page_documents_every_option_of_help_and_no_other() {
-    let Some(mandoc) = mandoc_tool("man_page_documents_every_option_of_help_and_no_other") else {
-        return;
-    };
+    let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
     assert!(
@@ -303,7 +255,7 @@ fn man_page_documents_every_option_of_help_and_no_other() {
         "parsed only {} options from --help:\n{help}",
         options.len()
     );
-    let page = render(&mandoc, &repo().join("man/vipd.8"));
+    let page = render(mandoc, &repo().join("man/vipd.8"));
     let entries = tagged_entries(&section(&page, "OPTIONS"), |t| t.starts_with('-'));
     let mut problems = Vec::new();
 
@@ -377,13 +329,10 @@ fn man_page_documents_every_option_of_help_and_no_other() {
 
 #[test]
 fn config_page_documents_every_yaml_key_of_help_and_no_other() {
-    let Some(mandoc) = mandoc_tool("config_page_documents_every_yaml_key_of_help_and_no_other")
-    else {
-        return;
-    };
+    let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
-    let page = render(&mandoc, &repo().join("man/vipd.conf.5"));
+    let page = render(mandoc, &repo().join("man/vipd.conf.5"));
     let is_key = |t: &str| {
         !t.is_empty()
             && t.chars()
@@ -434,11 +383,9 @@ fn config_page_documents_every_yaml_key_of_help_and_no_other() {
 
 #[test]
 fn man_pages_lint_without_warnings() {
-    let Some(mandoc) = mandoc_tool("man_pages_lint_without_warnings") else {
-        return;
-    };
+    let mandoc = &gate!(Tools, "mandoc")[0];
     for page in ["man/vipd.8", "man/vipd.conf.5"] {
-        let out = run_in(&repo(), &mandoc, &["-T", "lint", "-W", "warning", page]);
+        let out = run_in(&repo(), mandoc, &["-T", "lint", "-W", "warning", page]);
         assert!(
             out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
             "mandoc -T lint -W warning {page} ({}):\n{}{}",
@@ -486,12 +433,7 @@ fn packaging_scripts() -> Vec<PathBuf> {
 
 #[test]
 fn packaging_scripts_pass_shellcheck() {
-    let Some(t) = tools(
-        "packaging_scripts_pass_shellcheck",
-        &[("shellcheck", "shellcheck")],
-    ) else {
-        return;
-    };
+    let t = gate!(Tools, "shellcheck");
     let scripts = packaging_scripts();
     let names: Vec<String> = scripts
         .iter()
@@ -650,33 +592,21 @@ fn check_size_script_passes_within_and_fails_over_budget() {
         run_in(&dir.path, &sh, &all)
     };
     let ok = run(&["exact", "1.0", "over", "1.5"]);
-    assert_eq!(
-        ok.code(),
-        Some(0),
-        "within budget: {}{}",
-        ok.stdout,
-        ok.stderr
-    );
+    ok.expect(0, "within budget");
     assert!(
         ok.stdout.contains("OK   exact: 1048576 bytes") && ok.stdout.contains("OK   over:"),
         "{}",
         ok.stdout
     );
     let bad = run(&["exact", "1.0", "over", "1.0"]);
-    assert_eq!(
-        bad.code(),
-        Some(1),
-        "over budget: {}{}",
-        bad.stdout,
-        bad.stderr
-    );
+    bad.expect(1, "over budget");
     assert!(
         bad.stdout.contains("OVER over: 1048577 bytes"),
         "{}",
         bad.stdout
     );
     let missing = run(&["absent", "1.0"]);
-    assert_eq!(missing.code(), Some(1), "{}", missing.stdout);
+    missing.expect(1, "a missing file");
     assert!(
         missing.stdout.contains("MISSING absent"),
         "{}",
@@ -725,12 +655,7 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn make_install_honours_prefix_and_destdir() {
-    let Some(t) = tools(
-        "make_install_honours_prefix_and_destdir",
-        &[("make", "make")],
-    ) else {
-        return;
-    };
+    let t = gate!(Tools, "make");
     let dest = TempDir::new(&lab_id(), "destdir");
     let bin = vipd_bin();
     let bin = bin.to_string_lossy();
@@ -745,7 +670,7 @@ fn make_install_honours_prefix_and_destdir() {
         cmd.env_remove(var);
     }
     let out = Proc::spawn("make install", cmd, true).finish(Duration::from_secs(60));
-    expect_success(&out, "make install");
+    out.expect(0, "make install");
     let got = tree(&dest.path);
     let want: BTreeMap<String, String> = [
         ("opt/vipd/sbin/vipd", "file 0755"),
@@ -827,11 +752,20 @@ fn static_pie(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn deb_path() -> PathBuf {
-    repo().join(format!(
-        "target/deb/vipd_{}_amd64.deb",
-        env!("CARGO_PKG_VERSION")
-    ))
+/// The package `make deb` built; None (the test skips) when it is missing and
+/// VIPD_ALLOW_SKIP=1, a failure otherwise.
+fn built_deb() -> Option<String> {
+    let version = env!("CARGO_PKG_VERSION");
+    let deb = repo().join(format!("target/deb/vipd_{version}_amd64.deb"));
+    if deb.is_file() {
+        return Some(deb.to_string_lossy().into_owned());
+    }
+    let deb = deb.display();
+    if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: {deb} not built (make deb)");
+        return None;
+    }
+    panic!("{deb} not found: run `make deb` (make test does)");
 }
 
 /// The control fields of a package (`dpkg-deb -f`), continuation lines joined.
@@ -866,36 +800,16 @@ fn gunzip(gzip: &Path, file: &Path) -> Vec<u8> {
 
 #[test]
 fn deb_package_is_a_static_drop_in_for_vip_manager() {
-    let test = "deb_package_is_a_static_drop_in_for_vip_manager";
-    let Some(t) = tools(
-        test,
-        &[
-            ("dpkg-deb", "dpkg"),
-            ("md5sum", "coreutils"),
-            ("gzip", "gzip"),
-            ("systemd-analyze", "systemd"),
-        ],
-    ) else {
+    let t = gate!(Tools, "dpkg-deb", "md5sum", "gzip", "systemd-analyze");
+    let (dpkg_deb, md5sum, gzip, analyze) = (&t[0], &t[1], &t[2], &t[3]);
+    let Some(deb_s) = built_deb() else {
         return;
     };
-    let (dpkg_deb, md5sum, gzip, analyze) = (&t[0], &t[1], &t[2], &t[3]);
-    let deb = deb_path();
-    if !deb.is_file() {
-        if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-            eprintln!("SKIPPED {test}: {} not built (make deb)", deb.display());
-            return;
-        }
-        panic!(
-            "{} not found: run `make deb` (make test does)",
-            deb.display()
-        );
-    }
-    let deb_s = deb.to_string_lossy().into_owned();
     let version = env!("CARGO_PKG_VERSION");
 
     // Control fields.
     let out = run_in(&repo(), dpkg_deb, &["-f", &deb_s]);
-    expect_success(&out, "dpkg-deb -f");
+    out.expect(0, "dpkg-deb -f");
     let f = control_fields(&out.stdout);
     let field = |k: &str| f.get(k).cloned().unwrap_or_default();
     assert_eq!(field("Package"), "vipd");
@@ -932,18 +846,13 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
     let scratch = TempDir::new(&lab, "deb");
     let root = scratch.path.join("root");
     let control = scratch.path.join("control");
-    expect_success(
-        &run_in(&repo(), dpkg_deb, &["-x", &deb_s, &root.to_string_lossy()]),
-        "dpkg-deb -x",
-    );
-    expect_success(
-        &run_in(
-            &repo(),
-            dpkg_deb,
-            &["-e", &deb_s, &control.to_string_lossy()],
-        ),
-        "dpkg-deb -e",
-    );
+    run_in(&repo(), dpkg_deb, &["-x", &deb_s, &root.to_string_lossy()]).expect(0, "dpkg-deb -x");
+    run_in(
+        &repo(),
+        dpkg_deb,
+        &["-e", &deb_s, &control.to_string_lossy()],
+    )
+    .expect(0, "dpkg-deb -e");
     let got = tree(&root);
     let doc = "usr/share/doc/vipd";
     let want: BTreeMap<String, String> = [
@@ -1066,7 +975,7 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
             &control.join("md5sums").to_string_lossy(),
         ],
     );
-    expect_success(&check, "md5sum --check of the package's md5sums");
+    check.expect(0, "md5sum --check of the package's md5sums");
     for script in ["postinst", "prerm", "postrm"] {
         let path = control.join(script);
         assert!(
@@ -1086,11 +995,11 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
     let version_line = format!("vipd {version}");
     for program in [binary.clone(), root.join("usr/bin/vip-manager")] {
         let out = run_in(&root, &program, &["--version"]);
-        expect_success(&out, &format!("{} --version", program.display()));
+        out.expect(0, &format!("{} --version", program.display()));
         assert_eq!(out.stdout.trim(), version_line, "{}", program.display());
     }
     let packaged_help = run_in(&root, &binary, &["--help"]);
-    expect_success(&packaged_help, "packaged vipd --help");
+    packaged_help.expect(0, "packaged vipd --help");
     assert!(
         packaged_help.stdout == help_text(),
         "the packaged vipd --help differs from the tested build's: the package is stale \
@@ -1149,32 +1058,11 @@ fn dpkg_in(dpkg: &Path, root: &Path, args: &[&str]) -> Outcome {
 
 #[test]
 fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
-    let test = "deb_installs_upgrades_removes_and_purges_in_a_scratch_root";
-    if !require_root(test) {
-        return;
-    }
-    let Some(t) = tools(
-        test,
-        &[
-            ("dpkg", "dpkg"),
-            ("deb-systemd-helper", "init-system-helpers"),
-        ],
-    ) else {
+    let t = gate!(Root, "dpkg", "deb-systemd-helper");
+    let dpkg = &t[0];
+    let Some(deb_s) = built_deb() else {
         return;
     };
-    let dpkg = &t[0];
-    let deb = deb_path();
-    if !deb.is_file() {
-        if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
-            eprintln!("SKIPPED {test}: {} not built (make deb)", deb.display());
-            return;
-        }
-        panic!(
-            "{} not found: run `make deb` (make test does)",
-            deb.display()
-        );
-    }
-    let deb_s = deb.to_string_lossy().into_owned();
     let scratch = TempDir::new(&lab_id(), "dpkg-root");
     let root = scratch.path.clone();
     for d in [
@@ -1200,7 +1088,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
 
     // Install: the files, the conffiles registered, vipd.service enabled.
     let out = dpkg_in(dpkg, &root, &["--install", &deb_s]);
-    expect_success(&out, "dpkg --install");
+    out.expect(0, "dpkg --install");
     assert_eq!(status(&root), "install ok installed");
     assert!(root.join("usr/sbin/vipd").is_file());
     assert_eq!(
@@ -1229,7 +1117,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
     // admin edited a conffile: kept, no prompt (stdin is /dev/null).
     fs::write(root.join("etc/default/vipd"), "VIPD_OPTS=\"--verbose\"\n").expect("edit");
     let out = dpkg_in(dpkg, &root, &["--install", &deb_s]);
-    expect_success(&out, "dpkg --install (upgrade)");
+    out.expect(0, "dpkg --install (upgrade)");
     assert_eq!(status(&root), "install ok installed");
     assert_eq!(
         read(&root.join("etc/default/vipd")),
@@ -1239,7 +1127,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
 
     // Remove: the program goes, the configuration stays, the unit stays enabled.
     let out = dpkg_in(dpkg, &root, &["--remove", "vipd"]);
-    expect_success(&out, "dpkg --remove");
+    out.expect(0, "dpkg --remove");
     assert_eq!(status(&root), "deinstall ok config-files");
     assert!(
         !root.join("usr/sbin/vipd").exists(),
@@ -1258,7 +1146,7 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
     fs::create_dir_all(root.join("var/log/vipd")).expect("mkdir log");
     fs::write(root.join("var/log/vipd/main.log"), "x\n").expect("write log");
     let out = dpkg_in(dpkg, &root, &["--purge", "vipd"]);
-    expect_success(&out, "dpkg --purge");
+    out.expect(0, "dpkg --purge");
     assert_eq!(status(&root), "", "vipd still known to dpkg after purge");
     for gone in [
         "etc/default/vipd",
@@ -1305,16 +1193,6 @@ fn vipd_exe() -> PathBuf {
 
 fn read_pid(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn running(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let at = s.rfind(')')?;
-            s[at + 1..].split_whitespace().next().map(|st| st != "Z")
-        })
-        .unwrap_or(false)
 }
 
 /// Seconds of the day of an `ip -ts monitor` line: `[2025-11-26T11:22:50.544210] …`.
@@ -1374,20 +1252,14 @@ impl SysV<'_> {
 
 #[test]
 fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
-    let test = "sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file";
-    if !require_root_and_etcd(test) {
-        return;
-    }
-    if tools(test, &[("start-stop-daemon", "dpkg")]).is_none() {
-        return;
-    }
+    gate!(Etcd, "start-stop-daemon");
     assert!(
         Path::new("/lib/lsb/init-functions").is_file(),
         "/lib/lsb/init-functions missing (apt-get install sysvinit-utils)"
     );
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let dir = TempDir::new(&lab.lab, "sysvinit");
+    let dir = lab.dir("sysvinit");
     let confdir = dir.path.join("etc/vipd");
     let rundir = dir.path.join("run");
     let logdir = dir.path.join("log");
@@ -1420,7 +1292,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // start: one vipd per file, each adds its VIP.
     let out = sysv.run(&["start"]);
-    assert_eq!(out.code(), Some(0), "start: {}{}", out.stdout, out.stderr);
+    out.expect(0, "start");
     for (vip, name) in [(VIP, "main"), (SECOND_VIP, "second")] {
         assert!(
             wait_addr(&lab, vip, true, ms(3000)),
@@ -1430,7 +1302,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
             fs::read_to_string(logdir.join(format!("{name}.log"))).unwrap_or_default()
         );
         let pid = read_pid(&pidfile(name)).unwrap_or_else(|| panic!("no pid file for {name}"));
-        assert!(running(pid), "{name}: pid {pid} is not running");
+        assert!(alive(pid), "{name}: pid {pid} is not running");
         assert_eq!(
             fs::read_link(format!("/proc/{pid}/exe")).ok(),
             Some(vipd_exe()),
@@ -1440,7 +1312,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // status: both run.
     let out = sysv.run(&["status"]);
-    assert_eq!(out.code(), Some(0), "status: {}{}", out.stdout, out.stderr);
+    out.expect(0, "status");
     for name in ["main", "second"] {
         assert!(
             out.stdout.contains(&format!("vipd {name} is running")),
@@ -1451,13 +1323,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     // start again: already running, nothing changes.
     let main_pid = read_pid(&pidfile("main")).expect("main pid");
     let out = sysv.run(&["start", "main"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "second start: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(0, "second start");
     assert_eq!(
         read_pid(&pidfile("main")),
         Some(main_pid),
@@ -1480,14 +1346,14 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     };
     std::thread::sleep(ms(300)); // ip monitor has subscribed
     let out = sysv.run(&["restart", "main"]);
-    assert_eq!(out.code(), Some(0), "restart: {}{}", out.stdout, out.stderr);
+    out.expect(0, "restart");
     assert!(
         wait_addr(&lab, VIP, true, ms(3000)),
         "the VIP did not come back after restart"
     );
     let new_pid = read_pid(&pidfile("main")).expect("main pid after restart");
     assert_ne!(new_pid, main_pid, "restart must start a new vipd");
-    assert!(!running(main_pid), "the old vipd {main_pid} still runs");
+    assert!(!alive(main_pid), "the old vipd {main_pid} still runs");
     std::thread::sleep(ms(100));
     monitor.stop();
     let events = monitor.stdout();
@@ -1504,13 +1370,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     // force-reload is a restart too (vipd has no reload).
     let second_pid = read_pid(&pidfile("second")).expect("second pid");
     let out = sysv.run(&["force-reload", "second"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "force-reload: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(0, "force-reload");
     let reloaded = read_pid(&pidfile("second")).expect("second pid after force-reload");
     assert_ne!(reloaded, second_pid, "force-reload must restart vipd");
     assert!(
@@ -1520,13 +1380,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // stop one: its VIP is gone when stop returns, the other stays.
     let out = sysv.run(&["stop", "second"]);
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "stop second: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(0, "stop second");
     assert!(
         !has_addr(&lab, SECOND_VIP),
         "{SECOND_VIP} still present when `stop second` returned"
@@ -1534,30 +1388,19 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     assert!(has_addr(&lab, VIP), "stop second removed the main VIP");
     assert!(!pidfile("second").exists(), "stop leaves second.pid behind");
     let out = sysv.run(&["status"]);
-    assert_eq!(
-        out.code(),
-        Some(3),
-        "status with one stopped: {}",
-        out.stdout
-    );
+    out.expect(3, "status with one stopped");
     assert!(
         out.stdout.contains("vipd second is not running"),
         "{}",
         out.stdout
     );
     let out = sysv.run(&["status", "main"]);
-    assert_eq!(out.code(), Some(0), "status main: {}", out.stdout);
+    out.expect(0, "status main");
 
     // A configuration error: start fails and says why.
     fs::write(confdir.join("bad.yml"), "ip: 192.0.2.300\n").expect("write bad.yml");
     let out = sysv.run(&["start", "bad"]);
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "start bad: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    out.expect(1, "start bad");
     assert!(
         out.stderr.contains("192.0.2.300") && out.stderr.contains("not an IP address"),
         "start bad must show vipd's error line: {}",
@@ -1565,33 +1408,23 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     );
     assert!(!pidfile("bad").exists(), "a failed start leaves a pid file");
     let out = sysv.run(&["start", "absent"]);
-    assert_eq!(
-        out.code(),
-        Some(6),
-        "start of an unconfigured instance: {}",
-        out.stderr
-    );
+    out.expect(6, "start of an unconfigured instance");
     let out = sysv.run(&["start", "../x"]);
-    assert_eq!(
-        out.code(),
-        Some(2),
-        "an invalid instance name: {}",
-        out.stderr
-    );
+    out.expect(2, "an invalid instance name");
     fs::remove_file(confdir.join("bad.yml")).expect("remove bad.yml");
 
     // stop all: every VIP gone, no vipd left, status 3.
     let main_pid = read_pid(&pidfile("main")).expect("main pid");
     let out = sysv.run(&["stop"]);
-    assert_eq!(out.code(), Some(0), "stop: {}{}", out.stdout, out.stderr);
+    out.expect(0, "stop");
     assert!(
         !has_addr(&lab, VIP),
         "the VIP is still present when `stop` returned"
     );
-    assert!(!running(main_pid), "vipd {main_pid} still runs after stop");
+    assert!(!alive(main_pid), "vipd {main_pid} still runs after stop");
     assert!(!pidfile("main").exists(), "stop leaves main.pid behind");
     let out = sysv.run(&["status"]);
-    assert_eq!(out.code(), Some(3), "status after stop: {}", out.stdout);
+    out.expect(3, "status after stop");
     let log = read(&logdir.join("main.log"));
     assert!(
         log.contains("SIGTERM") && log.contains(VIP),
@@ -1601,20 +1434,11 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
 #[test]
 fn runit_service_runs_vipd_under_runsv_with_svlogd() {
-    let test = "runit_service_runs_vipd_under_runsv_with_svlogd";
-    if !require_root_and_etcd(test) {
-        return;
-    }
-    let Some(t) = tools(
-        test,
-        &[("runsv", "runit"), ("sv", "runit"), ("svlogd", "runit")],
-    ) else {
-        return;
-    };
+    let t = gate!(Etcd, "runsv", "sv", "svlogd");
     let sv = &t[1];
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let dir = TempDir::new(&lab.lab, "runit");
+    let dir = lab.dir("runit");
     let service = dir.path.join("sv/vipd");
     let logdir = dir.path.join("log");
     fs::create_dir_all(service.join("log")).expect("mkdir service");
@@ -1643,7 +1467,7 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
         run_in(&dir.path, sv, &all)
     };
 
-    let mut runsv = Proc::spawn_in(&lab.node.name, &tool("runsv"), std::slice::from_ref(&svc));
+    let mut runsv = Proc::spawn_in(&lab.node.name, &t[0], std::slice::from_ref(&svc), true);
     assert!(
         wait_addr(&lab, VIP, true, ms(5000)),
         "the VIP did not appear under runsv\n{}",
@@ -1681,12 +1505,12 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
 
     // sv down: SIGTERM, vipd removes the VIP and exits 0.
     let out = sv_run(&["-w", "10", "down"]);
-    expect_success(&out, "sv -w 10 down");
+    out.expect(0, "sv -w 10 down");
     assert!(
         !has_addr(&lab, VIP),
         "the VIP is still present after `sv down`"
     );
-    assert!(!running(pid), "vipd {pid} still runs after sv down");
+    assert!(!alive(pid), "vipd {pid} still runs after sv down");
     assert!(
         sv_run(&["status"]).stdout.starts_with("down: "),
         "sv status after down"
@@ -1701,12 +1525,12 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
     );
 
     // sv up: a new vipd, the VIP back.
-    expect_success(&sv_run(&["-w", "10", "up"]), "sv up");
+    sv_run(&["-w", "10", "up"]).expect(0, "sv up");
     assert!(
         wait_addr(&lab, VIP, true, ms(5000)),
         "the VIP did not come back after sv up"
     );
-    expect_success(&sv_run(&["-w", "10", "exit"]), "sv exit");
+    sv_run(&["-w", "10", "exit"]).expect(0, "sv exit");
     assert!(
         !has_addr(&lab, VIP),
         "the VIP is still present after `sv exit`"

@@ -2,9 +2,7 @@
 //! configuration kept; a changed VIP or interface moves the address cleanly. Real
 //! etcd and kernel, in the lab's namespaces (tests/common); gated like every lab test.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -32,11 +30,7 @@ fn has(ns: &Netns, ifname: &str, ip: &str) -> bool {
 
 #[test]
 fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_interface() {
-    if !require_root_and_etcd(
-        "sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_interface",
-    ) {
-        return;
-    }
+    gate!(Etcd);
     let lab = SingleNode::new();
     // A second interface for the move.
     lab.node.ip(&[
@@ -44,12 +38,12 @@ fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_inter
     ]);
     lab.node.ip(&["link", "set", "veth2", "up"]);
     lab.node.ip(&["link", "set", "veth3", "up"]);
-    let dir = TempDir::new(&lab.lab, "reload");
+    let dir = lab.dir("reload");
     let file = dir.path.join("vipd.yml");
     write_config(&file, VIP, NODE_IF, &lab.etcd.endpoint);
     lab.etcd.put(KEY, NODE_NAME);
     let args = vec!["--config".to_string(), file.display().to_string()];
-    let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args);
+    let mut vipd = lab.node.vipd(&args);
     let wait = Duration::from_secs(5);
     assert!(
         wait_until(wait, POLL, || has(&lab.node, NODE_IF, VIP)).is_some(),
@@ -111,14 +105,8 @@ fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_inter
         vipd.log()
     );
 
-    vipd.signal("TERM");
-    let status = vipd.wait_timeout(wait);
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(0),
-        "exit status\n{}",
-        vipd.log()
-    );
+    let code = vipd.terminate(wait);
+    assert_eq!(code, Some(0), "exit status\n{}", vipd.log());
     assert!(
         !has(&lab.node, "veth2", "192.0.2.51"),
         "VIP left behind on exit\n{}",

@@ -85,13 +85,6 @@ impl PacketSocket {
         Ok(PacketSocket { sock })
     }
 
-    /// `sendto(2)` one gratuitous ARP frame out of interface `ifindex`
-    /// (`sockaddr_ll{AF_PACKET, htons(ETH_P_ARP), ifindex, halen 6, ff:ff:ff:ff:ff:ff}`).
-    pub fn send_garp(&self, ifindex: u32, mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> io::Result<()> {
-        let frame = garp_frame(mac, ip, op);
-        self.send_frame(&frame, ifindex, ETH_P_ARP)
-    }
-
     /// `sendto(2)` one complete Ethernet frame out of interface `ifindex`, with
     /// `protocol` (host byte order: `ETH_P_ARP`, `ETH_P_IPV6`) as `sll_protocol` and
     /// the frame's own destination as `sll_addr`.
@@ -100,7 +93,9 @@ impl PacketSocket {
     }
 
     /// One announcement of `ip` from interface `ifindex`: a request, a reply, or
-    /// (`Both`) a request then a reply.
+    /// (`Both`) a request then a reply, each a `sendto(2)` of one gratuitous ARP
+    /// frame (`sockaddr_ll{AF_PACKET, htons(ETH_P_ARP), ifindex, halen 6,
+    /// ff:ff:ff:ff:ff:ff}`).
     pub fn announce(
         &self,
         ifindex: u32,
@@ -109,7 +104,7 @@ impl PacketSocket {
         mode: AnnounceMode,
     ) -> io::Result<()> {
         for &op in ArpOp::for_mode(mode) {
-            self.send_garp(ifindex, mac, ip, op)?;
+            self.send_frame(&garp_frame(mac, ip, op), ifindex, ETH_P_ARP)?;
         }
         Ok(())
     }

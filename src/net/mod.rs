@@ -66,6 +66,15 @@ impl NetError {
         }
     }
 
+    /// With an explanation where the errno alone would not say enough (the kernel's
+    /// extended-ack text, or what vipd found wrong).
+    pub fn with_text(op: impl Into<String>, errno: i32, text: impl Into<String>) -> Self {
+        NetError {
+            extack: Some(text.into()),
+            ..NetError::new(op, errno)
+        }
+    }
+
     /// From `io::Error::last_os_error()` (or any io::Error), keeping its errno.
     pub fn io(op: impl Into<String>, err: &std::io::Error) -> Self {
         NetError::new(op, err.raw_os_error().unwrap_or(libc::EIO))
@@ -86,9 +95,20 @@ impl fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
-/// The kernel operations the daemon loop needs. Every method is one request and one
-/// reply; none keeps state about the address between calls, so the loop always acts
-/// on what the kernel says now.
+/// The kernel operations the daemon loop needs. Every answer is what the kernel
+/// would answer now, so the loop always acts on the kernel's present state.
+///
+/// A backend may keep an answer only while it can tell the answer is still current.
+/// [`Kernel`] keeps its last [`link`](AddrBackend::link) answer (for that name) and
+/// its last [`vip_prefixes`](AddrBackend::vip_prefixes) answer (for that interface
+/// and address) and gives them again only while no link or address notification has
+/// arrived since they were read. The kernel sends one for every change that could
+/// alter them (an interface's flags, carrier, hardware address, name or existence;
+/// any address added or removed, by anyone), and listening starts before the first
+/// reading, so an answer given again equals a fresh read. Any notification, a lost
+/// one (`ENOBUFS`), an error while reading them, or no way to hear them at all drops
+/// both answers; [`add`](AddrBackend::add) and [`del`](AddrBackend::del) drop the
+/// address answer themselves.
 pub trait AddrBackend {
     /// The interface called `name`, or `None` when there is no such interface.
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError>;

@@ -1,10 +1,11 @@
-//! Thin, safe wrappers over the socket system calls the network module makes.
+//! Thin, safe wrappers over the system calls the network module makes (sockets,
+//! namespaces), and over `poll(2)` and `gethostname(2)` for the rest of vipd.
 //!
-//! In the style of socket2: one [`syscall!`] macro turns the C convention of
+//! In the style of socket2: one `syscall!` macro turns the C convention of
 //! returning `-1` into `io::Error::last_os_error()`, sockets are [`OwnedFd`]s (closed
 //! on drop, created with `SOCK_CLOEXEC`), and every method names the system call it
-//! makes. All the `unsafe` of the network module that touches file descriptors lives
-//! here; each block says why it is sound.
+//! makes. All the `unsafe` of the network module lives here; each block says why it
+//! is sound.
 
 use std::io;
 use std::mem;
@@ -107,14 +108,9 @@ impl Socket {
         Ok(())
     }
 
-    /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one) with
-    /// no multicast groups.
-    pub fn bind_netlink(&self, port: u32) -> io::Result<()> {
-        self.bind_netlink_groups(port, 0)
-    }
-
-    /// `bind(2)` a netlink socket to port id `port`, subscribed to the multicast
-    /// `groups` (a bit mask of `RTMGRP_*`), to hear of changes as they happen.
+    /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one),
+    /// subscribed to the multicast `groups` (a bit mask of `RTMGRP_*`, 0 for none), to
+    /// hear of changes as they happen.
     pub fn bind_netlink_groups(&self, port: u32, groups: u32) -> io::Result<()> {
         let mut addr = netlink_addr(port);
         addr.nl_groups = groups;
@@ -230,9 +226,7 @@ impl Socket {
         let got = usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
         Ok((got, addr.nl_pid))
     }
-}
 
-impl Socket {
     /// `recv(2)`: one datagram or frame into `buf`; its length (cut to `buf.len()`).
     /// Fails with `WouldBlock` when the receive timeout passes.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -262,6 +256,32 @@ pub fn enter_netns(ns: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `poll(2)` on `fds` for up to `timeout_ms` milliseconds (negative: no limit): how
+/// many entries have events in their `revents`, 0 when the time ran out. A signal
+/// ends the wait with an error of kind `Interrupted`, not retried, so that the
+/// caller sees the signal at once.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    let nfds = libc::nfds_t::try_from(fds.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `fds` is a live, exclusively borrowed slice of `nfds` pollfds; the
+    // kernel reads them and writes only their `revents`.
+    let ready = syscall!(unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_ms) })?;
+    usize::try_from(ready).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// `gethostname(2)`: the host name (Linux allows at most 64 bytes). A name that is
+/// not UTF-8 is an error of kind `InvalidData`.
+pub fn hostname() -> io::Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the C library writes at most `buf.len()` bytes into the live local
+    // `buf`.
+    syscall!(unsafe { libc::gethostname(buf.as_mut_ptr().cast::<libc::c_char>(), buf.len()) })?;
+    // A name that fills the buffer may come without its NUL.
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..len].to_vec())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the host name is not UTF-8"))
+}
+
 /// A `sockaddr_nl` for port id `port` and no multicast groups.
 fn netlink_addr(port: u32) -> libc::sockaddr_nl {
     // SAFETY: sockaddr_nl is plain data (it has a private padding field, so it
@@ -269,7 +289,6 @@ fn netlink_addr(port: u32) -> libc::sockaddr_nl {
     let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
     addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
     addr.nl_pid = port;
-    addr.nl_groups = 0;
     addr
 }
 
@@ -290,7 +309,7 @@ mod tests {
     fn netlink_socket_binds_and_times_out() {
         // Needs no privileges: any user may open NETLINK_ROUTE and wait on it.
         let sock = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE).unwrap();
-        sock.bind_netlink(0).unwrap();
+        sock.bind_netlink_groups(0, 0).unwrap();
         assert_ne!(
             sock.netlink_port().unwrap(),
             0,
@@ -302,6 +321,36 @@ mod tests {
         let err = sock.recv_netlink(&mut buf).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hostname_is_the_kernels() {
+        let proc = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname().unwrap(), proc.trim_end_matches('\n'));
+    }
+
+    #[test]
+    fn poll_times_out_then_reports_readable() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (mut writer, reader) = UnixStream::pair().unwrap();
+        let mut fds = [libc::pollfd {
+            fd: reader.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let start = std::time::Instant::now();
+        assert_eq!(poll(&mut fds, 20).unwrap(), 0, "nothing to read yet");
+        assert!(start.elapsed() >= Duration::from_millis(15));
+        assert_eq!(fds[0].revents, 0);
+        writer.write_all(b"x").unwrap();
+        assert_eq!(poll(&mut fds, 1000).unwrap(), 1);
+        assert_ne!(fds[0].revents & libc::POLLIN, 0);
+        assert_eq!(
+            poll(&mut [], 0).unwrap(),
+            0,
+            "no descriptors: an immediate timeout"
+        );
     }
 
     #[test]

@@ -1,30 +1,35 @@
-//! The integration test lab: network namespaces, veth pairs, a bridge, a real etcd, ARP capture
-//! with tcpdump, and guards that clean all of it up, also when a test panics.
+//! The integration test lab: the gate, child processes, network namespaces, veth pairs, a
+//! bridge, a real etcd ([`etcd`]), captures with tcpdump and `ip monitor` ([`capture`]), and
+//! guards that clean all of it up, also when a test panics.
 //!
 //! Only std, ureq and serde_json are used here; the lab runs `ip`, `etcd`, `etcdctl`, `tcpdump`,
 //! `kill` and `sysctl` as child processes (the daemon itself never does).
 //!
-//! Every namespace is named `vipdt-<pid>-<n>-<role>` (n: a process-wide counter), so tests running
-//! in parallel threads, and test binaries running one after the other, never collide. Interfaces
-//! are created directly inside their namespaces, so their short fixed names (`veth0`, `eth0`,
-//! `br0`, …) never meet in one namespace.
+//! Every namespace is named `vipdt-<pid>-<n>-<role>` (n: a counter of the test binary), so tests
+//! running in parallel threads never collide. Interfaces are created directly inside their
+//! namespaces, so their short fixed names (`veth0`, `eth0`, `br0`, …) never meet in one
+//! namespace.
 //!
-//! Gated tests call [`require_root_and_etcd`] first; see there for the skip rule and the report
-//! file `make test` counts.
+//! Tests that need root, etcd or tools call [`gate!`] first; see [`gate`] for the skip rule
+//! and the report file `make test` counts.
 
-#![allow(dead_code)]
+mod capture;
+mod etcd;
+
+pub use capture::*;
+pub use etcd::*;
 
 use std::env;
-use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{self, Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The virtual IP every test manages.
 pub const VIP: &str = "192.0.2.50";
@@ -36,8 +41,6 @@ pub const KEY: &str = "/service/demo/leader";
 pub const SLACK: Duration = Duration::from_millis(700);
 /// How often the lab polls for a state (addresses, neighbours).
 pub const POLL: Duration = Duration::from_millis(20);
-
-pub const BROADCAST: [u8; 6] = [0xff; 6];
 
 /// The vipd binary cargo built for these tests.
 pub fn vipd_bin() -> PathBuf {
@@ -52,73 +55,115 @@ pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// A command line's words (split at whitespace; no value here contains any).
+pub fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
-// The gate: root and etcd, or fail (skip only with VIPD_ALLOW_SKIP=1).
+// The gate: root, etcd and tools, or fail (skip only with VIPD_ALLOW_SKIP=1).
 
-/// Call first in every test that needs root, network namespaces or etcd.
+/// What a gated test needs besides the tools it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Tools,
+    /// Root: network namespaces, and the lab's tools.
+    Root,
+    /// Root and Debian's etcd.
+    Etcd,
+}
+
+/// Where the tools come from, for the messages.
+const PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("kill", "procps"),
+    ("sysctl", "procps"),
+    ("timeout", "coreutils"),
+    ("md5sum", "coreutils"),
+    ("etcdctl", "etcd-client"),
+    ("dpkg-deb", "dpkg"),
+    ("start-stop-daemon", "dpkg"),
+    ("systemd-analyze", "systemd"),
+    ("deb-systemd-helper", "init-system-helpers"),
+    ("runsv", "runit"),
+    ("sv", "runit"),
+    ("svlogd", "runit"),
+];
+
+/// Whether the calling test may run; call it through [`gate!`].
 ///
-/// Returns `true` when the test may run. When something is missing (not root, no
-/// `/usr/bin/etcd`, no `etcdctl`, `ip`, `tcpdump`, …) the test FAILS with a message naming what
-/// is missing, unless the environment has `VIPD_ALLOW_SKIP=1`: then it returns `false` and the
-/// test returns early. Either way, when `VIPD_TEST_REPORT` names a file, one line
-/// `ran <test>` or `skipped <test>` is appended to it; `make test` counts those lines.
-pub fn require_root_and_etcd(test: &str) -> bool {
-    gate(test, true)
-}
-
-/// Like [`require_root_and_etcd`] for tests that need root (namespaces) but not etcd.
-pub fn require_root(test: &str) -> bool {
-    gate(test, false)
-}
-
-fn gate(test: &str, etcd: bool) -> bool {
-    let missing = missing_requirements(etcd);
+/// Returns the paths of `tools`. When something is missing (root, `/usr/bin/etcd`, a tool) the
+/// test FAILS with a message naming it, unless the environment has `VIPD_ALLOW_SKIP=1`: then
+/// it returns `None` and the test returns early. For tests that need root, when
+/// `VIPD_TEST_REPORT` names a file, one line `ran <test>` or `skipped <test>` is appended to
+/// it; `make test` counts those lines (a test needing tools only appends its skips).
+pub fn gate(test: &str, need: Need, tools: &[&str]) -> Option<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    if need != Need::Tools {
+        match effective_uid() {
+            Some(0) => {}
+            Some(uid) => missing.push(format!("root (running as uid {uid})")),
+            None => missing.push("root (cannot read the uid from /proc/self/status)".into()),
+        }
+    }
+    if need == Need::Etcd && !Path::new("/usr/bin/etcd").is_file() {
+        missing.push("/usr/bin/etcd (apt-get install etcd-server)".into());
+    }
+    let lab_tools: &[&str] = match need {
+        Need::Tools => &[],
+        Need::Root => &["ip", "tcpdump", "kill", "sysctl", "timeout", "bash"],
+        Need::Etcd => &[
+            "ip", "tcpdump", "kill", "sysctl", "timeout", "bash", "etcdctl",
+        ],
+    };
+    let mut found = Vec::new();
+    for (i, name) in lab_tools.iter().chain(tools).enumerate() {
+        match find_tool(name) {
+            Some(path) if i >= lab_tools.len() => found.push(path),
+            Some(_) => {}
+            None => {
+                let package = PACKAGES
+                    .iter()
+                    .find(|(t, _)| t == name)
+                    .map_or(*name, |p| p.1);
+                missing.push(format!("{name} (apt-get install {package})"));
+            }
+        }
+    }
     if missing.is_empty() {
-        record("ran", test);
-        static CLEAN_STALE: Once = Once::new();
-        CLEAN_STALE.call_once(remove_stale_labs);
-        return true;
+        if need != Need::Tools {
+            record("ran", test);
+            static CLEAN_STALE: Once = Once::new();
+            CLEAN_STALE.call_once(remove_stale_labs);
+        }
+        return Some(found);
     }
     let what = missing.join(", ");
     if env::var("VIPD_ALLOW_SKIP").as_deref() == Ok("1") {
         record("skipped", test);
         eprintln!("SKIPPED {test}: missing {what} (VIPD_ALLOW_SKIP=1)");
-        return false;
+        return None;
     }
     panic!(
-        "{test} needs root{} but found missing: {what}. Run it as root with \
-         etcd-server, etcd-client, iproute2, tcpdump and procps installed (e.g. `sudo env \
-         PATH=\"$PATH\" make test`), or set VIPD_ALLOW_SKIP=1 to skip it.",
-        if etcd { " and Debian's etcd" } else { "" }
+        "{test} needs {what}. Run it as root with etcd-server, etcd-client, iproute2, tcpdump \
+         and procps installed (e.g. `sudo env PATH=\"$PATH\" make test`), or set \
+         VIPD_ALLOW_SKIP=1 to skip it."
     );
 }
 
-fn missing_requirements(etcd: bool) -> Vec<String> {
-    let mut missing = Vec::new();
-    match effective_uid() {
-        Some(0) => {}
-        Some(uid) => missing.push(format!("root (running as uid {uid})")),
-        None => missing.push("root (cannot read the uid from /proc/self/status)".to_string()),
-    }
-    if etcd && !Path::new("/usr/bin/etcd").is_file() {
-        missing.push("/usr/bin/etcd (apt-get install etcd-server)".to_string());
-    }
-    for (tool, package) in [
-        ("ip", "iproute2"),
-        ("tcpdump", "tcpdump"),
-        ("kill", "procps"),
-        ("sysctl", "procps"),
-        ("timeout", "coreutils"),
-        ("bash", "bash"),
-    ] {
-        if find_tool(tool).is_none() {
-            missing.push(format!("{tool} (apt-get install {package})"));
+/// Returns from the calling test unless [`gate`] lets it run (the test's name is the calling
+/// function's); evaluates to the paths of the tools named after what it needs:
+/// `gate!(Etcd)`, `gate!(Root)`, `let t = gate!(Tools, "mandoc")`.
+macro_rules! gate {
+    ($need:ident $(, $tool:literal)*) => {{
+        fn f() {}
+        let path = std::any::type_name_of_val(&f).trim_end_matches("::f");
+        let name = path.rsplit("::").next().unwrap_or(path);
+        match $crate::common::gate(name, $crate::common::Need::$need, &[$($tool),*]) {
+            Some(tools) => tools,
+            None => return,
         }
-    }
-    if etcd && find_tool("etcdctl").is_none() {
-        missing.push("etcdctl (apt-get install etcd-client)".to_string());
-    }
-    missing
+    }};
 }
 
 fn effective_uid() -> Option<u32> {
@@ -132,17 +177,14 @@ fn record(kind: &str, test: &str) {
     let Some(path) = env::var_os("VIPD_TEST_REPORT").filter(|p| !p.is_empty()) else {
         return;
     };
-    let line = format!("{kind} {test}\n");
     let written = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .and_then(|mut f| f.write_all(line.as_bytes()));
+        .and_then(|mut f| writeln!(f, "{kind} {test}"));
     if let Err(e) = written {
-        panic!(
-            "cannot append to VIPD_TEST_REPORT {}: {e}",
-            Path::new(&path).display()
-        );
+        let path = Path::new(&path).display();
+        panic!("cannot append to VIPD_TEST_REPORT {path}: {e}");
     }
 }
 
@@ -150,12 +192,9 @@ fn record(kind: &str, test: &str) {
 /// `sudo env PATH=$PATH`) often lacks.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from);
     env::split_paths(&path)
-        .chain(
-            ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-                .iter()
-                .map(PathBuf::from),
-        )
+        .chain(sbin)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
@@ -180,6 +219,19 @@ impl Outcome {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
+
+    /// Panics unless the exit status is `code`, showing what the command said.
+    pub fn expect(&self, code: i32, what: &str) -> &Outcome {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "{what}: {}, want exit status {code}\nstdout: {}stderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
 }
 
 /// Runs a short command to completion (bounded: killed after 30 s) and returns what it said.
@@ -190,28 +242,25 @@ pub fn run(program: &Path, args: &[&str]) -> Outcome {
     Proc::spawn(&what, cmd, true).finish(Duration::from_secs(30))
 }
 
-/// Runs a command that must succeed; returns its stdout.
-pub fn run_ok(program: &Path, args: &[&str]) -> String {
-    let out = run(program, args);
-    if !out.status.success() {
-        panic!(
-            "`{} {}` failed ({}): {}",
-            program.display(),
-            args.join(" "),
-            out.status,
-            out.stderr.trim()
-        );
-    }
+/// `ip ARGS…`, which must succeed; its stdout.
+pub fn ip(args: &[&str]) -> String {
+    let out = run(&tool("ip"), args);
+    out.expect(0, &format!("ip {}", args.join(" ")));
     out.stdout
 }
 
-/// `ip ARGS…`, which must succeed.
-pub fn ip(args: &[&str]) -> String {
-    run_ok(&tool("ip"), args)
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Joins `thread` if it ends within 2 s; a stuck one is left behind.
+pub fn join_bounded<T>(thread: Option<JoinHandle<T>>) {
+    if let Some(t) = thread {
+        wait_until(Duration::from_secs(2), ms(5), || t.is_finished());
+        if t.is_finished() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn drain<R: Read + Send + 'static>(mut r: R, buf: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
@@ -263,10 +312,8 @@ impl Proc {
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
-        if collect_stdout {
-            if let Some(s) = child.stdout.take() {
-                readers.push(drain(s, Arc::clone(&out)));
-            }
+        if let Some(s) = child.stdout.take_if(|_| collect_stdout) {
+            readers.push(drain(s, Arc::clone(&out)));
         }
         if let Some(s) = child.stderr.take() {
             if collect_stderr {
@@ -284,21 +331,13 @@ impl Proc {
     }
 
     /// Runs `program ARGS…` inside network namespace `ns` (`ip netns exec` execs it, so the
-    /// pid is the program's own). VIP_* variables of the caller's environment are not passed.
-    pub fn spawn_in(ns: &str, program: &Path, args: &[String]) -> Proc {
-        Proc::spawn_in_with(ns, program, args, true)
-    }
-
-    /// [`Proc::spawn_in`] with the stderr choice of [`Proc::spawn_with`].
-    pub fn spawn_in_with(ns: &str, program: &Path, args: &[String], collect_stderr: bool) -> Proc {
+    /// pid is the program's own), with the stderr choice of [`Proc::spawn_with`]. VIP_*
+    /// variables of the caller's environment are not passed.
+    pub fn spawn_in(ns: &str, program: &Path, args: &[String], collect_stderr: bool) -> Proc {
         let mut cmd = Command::new(tool("ip"));
         cmd.args(["netns", "exec", ns]).arg(program).args(args);
         scrub_env(&mut cmd);
-        let name = program
-            .file_name()
-            .unwrap_or(OsStr::new("?"))
-            .to_string_lossy()
-            .into_owned();
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
         Proc::spawn_with(&format!("{name} in {ns}"), cmd, true, collect_stderr)
     }
 
@@ -318,6 +357,11 @@ impl Proc {
         String::from_utf8_lossy(&lock(&self.err)).into_owned()
     }
 
+    /// stderr, then stdout.
+    pub fn output(&self) -> String {
+        self.stderr() + &self.stdout()
+    }
+
     /// Everything the process said, for failure messages.
     pub fn log(&self) -> String {
         format!(
@@ -331,9 +375,7 @@ impl Proc {
     /// The exit status if the process has exited (reaps it).
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.status = Some(s);
-            }
+            self.status = self.child.try_wait().ok().flatten();
         }
         self.status
     }
@@ -344,16 +386,8 @@ impl Proc {
 
     /// Waits at most `timeout` for the process to exit.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.try_status() {
-                return Some(s);
-            }
-            if start.elapsed() >= timeout {
-                return None;
-            }
-            thread::sleep(ms(10));
-        }
+        wait_until(timeout, ms(10), || !self.is_running());
+        self.try_status()
     }
 
     /// Sends a signal by name (`TERM`, `INT`, `HUP`, …) with kill(1), if still running.
@@ -368,30 +402,28 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, and the exit code (waiting at most `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        self.signal("TERM");
+        self.wait_timeout(timeout).and_then(|s| s.code())
+    }
+
     /// SIGTERM, up to 3 s grace, then SIGKILL; reaps the process and collects its output.
     pub fn stop(&mut self) {
         if self.is_running() {
             self.signal("TERM");
             if self.wait_timeout(Duration::from_secs(3)).is_none() {
                 let _ = self.child.kill();
-                if let Ok(s) = self.child.wait() {
-                    self.status = Some(s);
-                }
+                self.status = self.child.wait().ok();
             }
         }
         self.join_readers();
     }
 
     fn join_readers(&mut self) {
-        // The pipes close when the process exits; bounded anyway, a stuck reader is left behind.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
-            thread::sleep(ms(5));
-        }
+        // The pipes close when the process exits; bounded anyway.
         for r in std::mem::take(&mut self.readers) {
-            if r.is_finished() {
-                let _ = r.join();
-            }
+            join_bounded(Some(r));
         }
     }
 
@@ -457,11 +489,26 @@ const NS_PREFIX: &str = "vipdt-";
 
 /// A unique prefix for one lab: `vipdt-<pid>-<n>`.
 pub fn lab_id() -> String {
-    format!(
-        "{NS_PREFIX}{}-{}",
-        process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{NS_PREFIX}{}-{n}", process::id())
+}
+
+/// Runs `f` on a thread that first enters network namespace `ns` (by name) and returns its
+/// result; sockets it opens stay in that namespace whichever thread uses them later, and
+/// threads it starts are in the namespace too.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{ns}");
+    thread::scope(|s| {
+        s.spawn(|| {
+            let file = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            vipd::net::sys::enter_netns(file.as_fd())
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
 }
 
 /// A network namespace, deleted on Drop (after killing anything still running in it; deleting
@@ -479,19 +526,8 @@ impl Netns {
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
         // Not fatal: a kernel booted with ipv6.disable=1 has no such keys (and no IPv6 noise).
-        let _ = run(
-            &tool("ip"),
-            &[
-                "netns",
-                "exec",
-                &ns.name,
-                &tool("sysctl").to_string_lossy(),
-                "-q",
-                "-w",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ],
-        );
+        let off = ["all", "default"].map(|i| format!("net.ipv6.conf.{i}.disable_ipv6=1"));
+        let _ = ns.exec(&tool("sysctl"), &["-q", "-w", &off[0], &off[1]]);
         ns
     }
 
@@ -510,6 +546,24 @@ impl Netns {
         run(&tool("ip"), &all)
     }
 
+    /// `sysctl -q -w SETTINGS…` in this namespace, which must succeed.
+    pub fn sysctl(&self, settings: &[&str]) {
+        let mut args = vec!["-q", "-w"];
+        args.extend_from_slice(settings);
+        let what = format!("sysctl {settings:?} in {}", self.name);
+        self.exec(&tool("sysctl"), &args).expect(0, &what);
+    }
+
+    /// vipd in this namespace with `args`.
+    pub fn vipd(&self, args: &[String]) -> Proc {
+        Proc::spawn_in(&self.name, &vipd_bin(), args, true)
+    }
+
+    /// vipd to completion (bounded).
+    pub fn vipd_once(&self, args: &[String]) -> Outcome {
+        self.vipd(args).finish(Duration::from_secs(30))
+    }
+
     /// IPv4 addresses on `ifname` with their prefix lengths.
     pub fn addrs(&self, ifname: &str) -> Vec<(Ipv4Addr, u8)> {
         let json = self.ip(&["-j", "-4", "addr", "show", "dev", ifname]);
@@ -523,11 +577,8 @@ impl Netns {
 
     /// Prefix lengths at which `addr` sits on `ifname` (exact address match).
     pub fn prefixes_of(&self, ifname: &str, addr: Ipv4Addr) -> Vec<u8> {
-        self.addrs(ifname)
-            .into_iter()
-            .filter(|(a, _)| *a == addr)
-            .map(|(_, l)| l)
-            .collect()
+        let addrs = self.addrs(ifname).into_iter();
+        addrs.filter(|(a, _)| *a == addr).map(|(_, l)| l).collect()
     }
 
     /// Whether the VIP is on `ifname` at any prefix length.
@@ -537,49 +588,40 @@ impl Netns {
 
     /// MAC address of `ifname`.
     pub fn mac(&self, ifname: &str) -> [u8; 6] {
-        let json = self.ip(&["-j", "link", "show", "dev", ifname]);
-        let v: serde_json::Value = serde_json::from_str(&json)
-            .unwrap_or_else(|e| panic!("bad JSON from ip link show: {e}: {json}"));
-        let s = v[0]["address"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no address in {json}"));
-        parse_mac(s).unwrap_or_else(|| panic!("bad MAC {s:?}"))
+        let v = json(&self.ip(&["-j", "link", "show", "dev", ifname]));
+        let s = v[0]["address"].as_str();
+        s.and_then(parse_mac)
+            .unwrap_or_else(|| panic!("no MAC of {ifname} in {v}"))
     }
 
-    /// The neighbour entry for `addr`: (lladdr, states), if any.
+    /// The neighbour entry for `addr` (IPv4 or IPv6): (lladdr, states), if any.
     pub fn neigh(&self, addr: &str) -> Option<(Option<[u8; 6]>, Vec<String>)> {
-        let json = self.ip(&["-j", "-4", "neigh", "show", addr]);
-        let v: serde_json::Value = serde_json::from_str(&json)
-            .unwrap_or_else(|e| panic!("bad JSON from ip neigh show: {e}: {json}"));
+        let want: std::net::IpAddr = addr.parse().expect("an IP address");
+        let v = json(&self.ip(&["-j", "neigh", "show", addr]));
         let entry = v
             .as_array()?
             .iter()
-            .find(|e| e["dst"].as_str() == Some(addr))?;
+            .find(|e| e["dst"].as_str().and_then(|d| d.parse().ok()) == Some(want))?;
         let lladdr = entry["lladdr"].as_str().and_then(parse_mac);
-        let states = entry["state"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some((lladdr, states))
-    }
-
-    fn kill_all_inside(&self) {
-        kill_pids_in(&self.name);
+        let states = entry["state"].as_array().into_iter().flatten();
+        let states = states.filter_map(|s| s.as_str().map(String::from));
+        Some((lladdr, states.collect()))
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        self.kill_all_inside();
+        kill_pids_in(&self.name);
         let out = run(&tool("ip"), &["netns", "del", &self.name]);
         if !out.status.success() {
             eprintln!("warning: ip netns del {}: {}", self.name, out.stderr.trim());
         }
     }
+}
+
+/// `text` as JSON, which it must be.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 fn kill_pids_in(ns: &str) {
@@ -599,7 +641,7 @@ fn kill_pids_in(ns: &str) {
 
 /// Whether a process exists and is not a zombie (an orphan whose reaper has not reaped it
 /// yet is dead for our purposes).
-fn alive(pid: &str) -> bool {
+pub fn alive(pid: impl std::fmt::Display) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // pid (comm) state …; comm may contain spaces and parentheses: take the last ')'.
         Ok(stat) => stat
@@ -615,10 +657,7 @@ pub fn parse_addrs(json: &str) -> Result<Vec<(Ipv4Addr, u8)>, String> {
     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     for link in v.as_array().ok_or("not an array")? {
-        let Some(infos) = link["addr_info"].as_array() else {
-            continue;
-        };
-        for info in infos {
+        for info in link["addr_info"].as_array().into_iter().flatten() {
             if info["family"].as_str() != Some("inet") {
                 continue;
             }
@@ -626,9 +665,8 @@ pub fn parse_addrs(json: &str) -> Result<Vec<(Ipv4Addr, u8)>, String> {
             let addr: Ipv4Addr = local.parse().map_err(|e| format!("{local}: {e}"))?;
             let len = info["prefixlen"]
                 .as_u64()
-                .and_then(|l| u8::try_from(l).ok())
-                .ok_or("addr_info without prefixlen")?;
-            found.push((addr, len));
+                .and_then(|l| u8::try_from(l).ok());
+            found.push((addr, len.ok_or("addr_info without prefixlen")?));
         }
     }
     Ok(found)
@@ -644,10 +682,8 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    let bytes: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+    bytes.join(":")
 }
 
 /// Deletes namespaces (and temp dirs) left by test processes that no longer exist, e.g. after
@@ -657,7 +693,7 @@ fn remove_stale_labs() {
         name.strip_prefix(NS_PREFIX)
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| pid != process::id() && !alive(&pid.to_string()))
+            .is_some_and(|pid| pid != process::id() && !alive(pid))
     };
     let list = run(&tool("ip"), &["netns", "list"]).stdout;
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
@@ -667,12 +703,9 @@ fn remove_stale_labs() {
             let _ = run(&tool("ip"), &["netns", "del", name]);
         }
     }
-    if let Ok(entries) = fs::read_dir(scratch_base()) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if is_stale(&name) {
-                let _ = fs::remove_dir_all(e.path());
-            }
+    for e in fs::read_dir(scratch_base()).into_iter().flatten().flatten() {
+        if is_stale(&e.file_name().to_string_lossy()) {
+            let _ = fs::remove_dir_all(e.path());
         }
     }
 }
@@ -703,6 +736,18 @@ impl TempDir {
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         TempDir { path }
     }
+
+    /// The path of `name` in the directory, as a string.
+    pub fn file(&self, name: &str) -> String {
+        self.path.join(name).to_string_lossy().into_owned()
+    }
+
+    /// Writes `content` to `name` in the directory; its path.
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
+        let path = self.file(name);
+        fs::write(&path, content).unwrap_or_else(|e| panic!("{path}: {e}"));
+        path
+    }
 }
 
 impl Drop for TempDir {
@@ -712,649 +757,87 @@ impl Drop for TempDir {
 }
 
 // ---------------------------------------------------------------------------------------------
-// etcd.
-
-/// Debian's etcd 3.4 running inside a namespace with a temporary data dir; killed and removed
-/// on Drop.
-pub struct Etcd {
-    proc: Option<Proc>,
-    ns: String,
-    /// `http://<ip>:2379`
-    pub endpoint: String,
-    /// The command line, for [`Etcd::restart`].
-    args: Vec<String>,
-    /// The data directory (inside `_dir`).
-    data: PathBuf,
-    _dir: TempDir,
-}
-
-impl Etcd {
-    /// Starts etcd in `ns`, clients on `ip`:2379, peers on 127.0.0.1:2380 of that namespace,
-    /// and waits (at most 20 s) until it is healthy.
-    pub fn start(ns: &Netns, lab: &str, ip: &str) -> Etcd {
-        let mut etcd = Etcd::spawn_member(
-            ns,
-            lab,
-            "lab",
-            ip,
-            "127.0.0.1",
-            "lab=http://127.0.0.1:2380",
-            &[],
-        );
-        etcd.wait_healthy(Duration::from_secs(20));
-        etcd
-    }
-
-    /// Starts (does not wait for) etcd member `name` in `ns`: clients on `ip`:2379, peers on
-    /// `peer_ip`:2380, `initial_cluster` as etcd's `--initial-cluster`, `extra` arguments after.
-    /// Its data dir is `<scratch>/<lab>-etcd-<name>` (`<lab>-etcd` for the name "lab").
-    pub fn spawn_member(
-        ns: &Netns,
-        lab: &str,
-        name: &str,
-        ip: &str,
-        peer_ip: &str,
-        initial_cluster: &str,
-        extra: &[&str],
-    ) -> Etcd {
-        let dir = if name == "lab" {
-            TempDir::new(lab, "etcd")
-        } else {
-            TempDir::new(lab, &format!("etcd-{name}"))
-        };
-        let data = dir.path.join("data");
-        let endpoint = format!("http://{ip}:2379");
-        let peer = format!("http://{peer_ip}:2380");
-        let mut args: Vec<String> = [
-            "--name",
-            name,
-            "--data-dir",
-            &data.to_string_lossy(),
-            "--listen-client-urls",
-            &endpoint,
-            "--advertise-client-urls",
-            &endpoint,
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--initial-cluster",
-            initial_cluster,
-            "--initial-cluster-state",
-            "new",
-            "--logger",
-            "zap",
-            "--log-level",
-            "warn",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut etcd = Etcd {
-            proc: None,
-            ns: ns.name.clone(),
-            endpoint,
-            args,
-            data,
-            _dir: dir,
-        };
-        etcd.spawn();
-        etcd
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &self.ns, "/usr/bin/etcd"])
-            .args(&self.args);
-        for (k, _) in env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCD") {
-                cmd.env_remove(&k);
-            }
-        }
-        self.proc = Some(Proc::spawn(
-            &format!("etcd {} in {}", self.endpoint, self.ns),
-            cmd,
-            true,
-        ));
-    }
-
-    /// Waits (at most `timeout`) until `etcdctl endpoint health` succeeds; panics otherwise.
-    pub fn wait_healthy(&mut self, timeout: Duration) {
-        let healthy = wait_until(timeout, ms(100), || {
-            if let Some(p) = self.proc.as_mut() {
-                if !p.is_running() {
-                    return false;
-                }
-            }
-            self.etcdctl(&["endpoint", "health"]).status.success()
-        });
-        if healthy.is_none() {
-            let log = self.proc.as_ref().map(Proc::log).unwrap_or_default();
-            panic!(
-                "etcd {} in {} did not become healthy within {timeout:?}\n{log}",
-                self.endpoint, self.ns
-            );
-        }
-    }
-
-    /// Starts etcd again after [`Etcd::stop`] with the same data, and waits until healthy.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-        self.wait_healthy(Duration::from_secs(20));
-    }
-
-    /// Starts etcd again with an empty data dir (a new cluster: revisions from 1 again), and
-    /// waits until healthy.
-    pub fn restart_empty(&mut self) {
-        self.stop();
-        let _ = fs::remove_dir_all(&self.data);
-        self.spawn();
-        self.wait_healthy(Duration::from_secs(20));
-    }
-
-    /// Whether the etcd process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::is_running)
-    }
-
-    /// The store's current revision (`etcdctl endpoint status`).
-    pub fn revision(&self) -> i64 {
-        let out = self.etcdctl_ok(&["endpoint", "status", "-w", "json"]);
-        let v: serde_json::Value = serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("etcdctl endpoint status: {e}: {out}"));
-        v[0]["Status"]["header"]["revision"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no revision in {out}"))
-    }
-
-    /// What etcd said so far, for failure messages.
-    pub fn log(&self) -> String {
-        self.proc.as_ref().map(Proc::log).unwrap_or_default()
-    }
-
-    /// `etcdctl ARGS…` (API v3) inside the namespace.
-    pub fn etcdctl(&self, args: &[&str]) -> Outcome {
-        let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &self.ns])
-            .arg(tool("etcdctl"))
-            .arg(format!("--endpoints={}", self.endpoint))
-            .args(["--dial-timeout=2s", "--command-timeout=5s"])
-            .args(args)
-            .env("ETCDCTL_API", "3");
-        Proc::spawn("etcdctl", cmd, true).finish(Duration::from_secs(15))
-    }
-
-    pub fn etcdctl_ok(&self, args: &[&str]) -> String {
-        let out = self.etcdctl(args);
-        if !out.status.success() {
-            panic!(
-                "etcdctl {} failed: {}{}",
-                args.join(" "),
-                out.stdout,
-                out.stderr
-            );
-        }
-        out.stdout
-    }
-
-    pub fn put(&self, key: &str, value: &str) {
-        self.etcdctl_ok(&["put", key, value]);
-    }
-
-    pub fn del(&self, key: &str) {
-        self.etcdctl_ok(&["del", key]);
-    }
-
-    pub fn get(&self, key: &str) -> Option<String> {
-        let out = self.etcdctl_ok(&["get", "--print-value-only", key]);
-        let v = out.trim_end_matches('\n');
-        (!v.is_empty()).then(|| v.to_string())
-    }
-
-    /// Stops etcd now (SIGTERM, then SIGKILL).
-    pub fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.stop();
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Capture with tcpdump, pcap reader, ARP decoding.
-
-/// One captured frame with its capture time.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    pub ts: SystemTime,
-    pub data: Vec<u8>,
-}
-
-impl Frame {
-    pub fn eth_src(&self) -> Option<[u8; 6]> {
-        self.data.get(6..12).and_then(|s| s.try_into().ok())
-    }
-    pub fn eth_dst(&self) -> Option<[u8; 6]> {
-        self.data.get(0..6).and_then(|s| s.try_into().ok())
-    }
-    pub fn ethertype(&self) -> Option<u16> {
-        self.data
-            .get(12..14)
-            .map(|s| u16::from_be_bytes([s[0], s[1]]))
-    }
-}
-
-/// Reads the classic pcap format from a stream: a 24-byte global header, then records with a
-/// 16-byte header (ts_sec, ts_usec or ts_nsec, incl_len, orig_len). Either byte order,
-/// microsecond or nanosecond magic; Ethernet link type only.
-pub struct PcapReader<R> {
-    inner: R,
-    big_endian: bool,
-    nanos: bool,
-}
-
-const PCAP_MAX_RECORD: u32 = 262_144;
-
-impl<R: Read> PcapReader<R> {
-    pub fn new(mut inner: R) -> io::Result<Self> {
-        let mut hdr = [0u8; 24];
-        if !read_full(&mut inner, &mut hdr)? {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "no pcap header",
-            ));
-        }
-        let magic = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-        let (big_endian, nanos) = match magic {
-            0xa1b2_c3d4 => (false, false),
-            0xa1b2_3c4d => (false, true),
-            0xd4c3_b2a1 => (true, false),
-            0x4d3c_b2a1 => (true, true),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("not a pcap stream (magic {magic:#010x})"),
-                ));
-            }
-        };
-        let r = PcapReader {
-            inner,
-            big_endian,
-            nanos,
-        };
-        let linktype = r.u32_at(&hdr, 20);
-        if linktype != 1 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("pcap link type {linktype}, want 1 (Ethernet)"),
-            ));
-        }
-        Ok(r)
-    }
-
-    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
-        let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.big_endian {
-            u32::from_be_bytes(w)
-        } else {
-            u32::from_le_bytes(w)
-        }
-    }
-
-    /// The next frame, or None at a clean end of stream.
-    pub fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let mut rec = [0u8; 16];
-        if !read_full(&mut self.inner, &mut rec)? {
-            return Ok(None);
-        }
-        let sec = self.u32_at(&rec, 0);
-        let frac = self.u32_at(&rec, 4);
-        let incl = self.u32_at(&rec, 8);
-        if incl > PCAP_MAX_RECORD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("pcap record of {incl} bytes"),
-            ));
-        }
-        let nanos = if self.nanos {
-            frac
-        } else {
-            frac.saturating_mul(1000)
-        };
-        let mut data = vec![0u8; incl as usize];
-        if !read_full(&mut self.inner, &mut data)? && incl > 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "truncated record",
-            ));
-        }
-        let ts = UNIX_EPOCH + Duration::new(u64::from(sec), nanos.min(999_999_999));
-        Ok(Some(Frame { ts, data }))
-    }
-}
-
-/// Fills `buf`; Ok(false) on EOF before the first byte, an error on EOF in the middle.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<bool> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read")),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// An ARP packet in an Ethernet frame, every field decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arp {
-    pub eth_dst: [u8; 6],
-    pub eth_src: [u8; 6],
-    pub htype: u16,
-    pub ptype: u16,
-    pub hlen: u8,
-    pub plen: u8,
-    pub op: u16,
-    pub sha: [u8; 6],
-    pub spa: Ipv4Addr,
-    pub tha: [u8; 6],
-    pub tpa: Ipv4Addr,
-}
-
-impl Arp {
-    /// Decodes an Ethernet frame with ethertype 0x0806 (no VLAN tag); None for anything else or
-    /// a frame too short for IPv4-over-Ethernet ARP.
-    pub fn parse(frame: &[u8]) -> Option<Arp> {
-        if frame.len() < 42 || frame[12..14] != [0x08, 0x06] {
-            return None;
-        }
-        let a = &frame[14..];
-        let mac = |s: &[u8]| -> [u8; 6] { [s[0], s[1], s[2], s[3], s[4], s[5]] };
-        let be16 = |s: &[u8]| u16::from_be_bytes([s[0], s[1]]);
-        Some(Arp {
-            eth_dst: mac(&frame[0..6]),
-            eth_src: mac(&frame[6..12]),
-            htype: be16(&a[0..2]),
-            ptype: be16(&a[2..4]),
-            hlen: a[4],
-            plen: a[5],
-            op: be16(&a[6..8]),
-            sha: mac(&a[8..14]),
-            spa: Ipv4Addr::new(a[14], a[15], a[16], a[17]),
-            tha: mac(&a[18..24]),
-            tpa: Ipv4Addr::new(a[24], a[25], a[26], a[27]),
-        })
-    }
-
-    /// A gratuitous ARP request for `vip` from `mac`, as RFC 5227 §3 and the issue describe.
-    pub fn is_garp_request(&self, vip: Ipv4Addr, mac: [u8; 6]) -> bool {
-        self.eth_dst == BROADCAST
-            && self.eth_src == mac
-            && self.htype == 1
-            && self.ptype == 0x0800
-            && self.hlen == 6
-            && self.plen == 4
-            && self.op == 1
-            && self.sha == mac
-            && self.spa == vip
-            && self.tpa == vip
-            && self.tha == [0; 6]
-    }
-}
-
-impl std::fmt::Display for Arp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} > {} op {} sha {} spa {} tha {} tpa {} (htype {} ptype {:#06x} hlen {} plen {})",
-            fmt_mac(&self.eth_src),
-            fmt_mac(&self.eth_dst),
-            self.op,
-            fmt_mac(&self.sha),
-            self.spa,
-            fmt_mac(&self.tha),
-            self.tpa,
-            self.htype,
-            self.ptype,
-            self.hlen,
-            self.plen
-        )
-    }
-}
-
-/// A running `tcpdump --immediate-mode -U -w -` inside a namespace (immediate: no ring-buffer
-/// block delay before frames reach us), its pcap stream parsed live by a thread.
-pub struct Capture {
-    frames: Arc<Mutex<Vec<Frame>>>,
-    reader_error: Arc<Mutex<Option<String>>>,
-    proc: Proc,
-    reader: Option<JoinHandle<()>>,
-    pub what: String,
-}
-
-impl Capture {
-    /// Starts capturing on `ifname` in `ns` with the tcpdump `filter` (e.g. "arp"; "" for all)
-    /// and returns once tcpdump is really capturing ("listening on" on its stderr; at most 10 s).
-    pub fn start(ns: &Netns, ifname: &str, filter: &str) -> Capture {
-        let what = format!("tcpdump on {ifname} in {}", ns.name);
-        let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &ns.name])
-            .arg(tool("tcpdump"))
-            .args([
-                "-i",
-                ifname,
-                "-n",
-                "--immediate-mode",
-                "-U",
-                "-s",
-                "0",
-                "-w",
-                "-",
-            ]);
-        if !filter.is_empty() {
-            cmd.arg(filter);
-        }
-        let mut proc = Proc::spawn(&what, cmd, false);
-        let stdout = proc
-            .take_stdout()
-            .unwrap_or_else(|| panic!("{what}: no stdout"));
-        let frames = Arc::new(Mutex::new(Vec::new()));
-        let reader_error = Arc::new(Mutex::new(None));
-        let reader = {
-            let frames = Arc::clone(&frames);
-            let reader_error = Arc::clone(&reader_error);
-            thread::spawn(move || {
-                let result = PcapReader::new(stdout).and_then(|mut r| {
-                    while let Some(f) = r.next_frame()? {
-                        lock(&frames).push(f);
-                    }
-                    Ok(())
-                });
-                if let Err(e) = result {
-                    if e.kind() != io::ErrorKind::UnexpectedEof || !lock(&frames).is_empty() {
-                        *lock(&reader_error) = Some(e.to_string());
-                    }
-                }
-            })
-        };
-        let listening = wait_until(Duration::from_secs(10), ms(10), || {
-            proc.stderr().contains("listening on") || !proc.is_running()
-        });
-        if listening.is_none() || !proc.is_running() {
-            panic!("{what} did not start capturing\n{}", proc.log());
-        }
-        Capture {
-            frames,
-            reader_error,
-            proc,
-            reader: Some(reader),
-            what,
-        }
-    }
-
-    /// Every frame captured so far.
-    pub fn frames(&self) -> Vec<Frame> {
-        if let Some(e) = lock(&self.reader_error).as_ref() {
-            panic!("{}: pcap stream error: {e}", self.what);
-        }
-        lock(&self.frames).clone()
-    }
-
-    /// Every ARP packet captured so far, with its capture time.
-    pub fn arps(&self) -> Vec<(SystemTime, Arp)> {
-        self.frames()
-            .iter()
-            .filter(|f| f.ethertype() == Some(0x0806))
-            .map(|f| {
-                let arp = Arp::parse(&f.data).unwrap_or_else(|| {
-                    panic!("{}: undecodable ARP frame {:02x?}", self.what, f.data)
-                });
-                (f.ts, arp)
-            })
-            .collect()
-    }
-
-    /// Waits (at most `timeout`) until at least `n` ARP packets are captured; returns them all.
-    pub fn wait_arps(&self, n: usize, timeout: Duration) -> Vec<(SystemTime, Arp)> {
-        wait_until(timeout, POLL, || self.arps().len() >= n);
-        self.arps()
-    }
-
-    /// What tcpdump said, for failure messages.
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    /// Stops tcpdump; the frames stay readable.
-    pub fn stop(&mut self) {
-        self.proc.stop();
-        if let Some(r) = self.reader.take() {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !r.is_finished() && Instant::now() < deadline {
-                thread::sleep(ms(5));
-            }
-            if r.is_finished() {
-                let _ = r.join();
-            }
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// One line per ARP packet, for failure messages.
-pub fn describe_arps(arps: &[(SystemTime, Arp)]) -> String {
-    let t0 = arps.first().map(|(t, _)| *t);
-    arps.iter()
-        .map(|(t, a)| {
-            let rel = t0
-                .and_then(|t0| t.duration_since(t0).ok())
-                .unwrap_or_default();
-            format!("  +{:>6} ms  {a}\n", rel.as_millis())
-        })
-        .collect()
-}
-
-/// How far `b` is after `a` (negative when before), in milliseconds.
-pub fn millis_between(a: SystemTime, b: SystemTime) -> i128 {
-    match b.duration_since(a) {
-        Ok(d) => d.as_millis() as i128,
-        Err(e) => -(e.duration().as_millis() as i128),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Topologies.
 
-/// Arguments every vipd in the lab gets: the VIP 192.0.2.50/24 on `ifname`, this node's name,
-/// the leader key and the etcd endpoint.
-pub fn vipd_args(ifname: &str, node: &str, endpoint: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--ip",
-        VIP,
-        "--netmask",
-        "24",
-        "--interface",
-        ifname,
-        "--trigger-key",
-        KEY,
-        "--trigger-value",
-        node,
-        "--dcs-endpoints",
-        endpoint,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+/// The VIP 192.0.2.50/24 on `ifname`, then the options of `extra`.
+pub fn vip_args(ifname: &str, extra: &str) -> Vec<String> {
+    args(&format!(
+        "--ip {VIP} --netmask {VIP_LEN} --interface {ifname} {extra}"
+    ))
 }
 
-/// Topology (a): namespace "node" holds etcd on its own 127.0.0.1 and veth0 (192.0.2.11/24),
-/// paired with veth1 (192.0.2.12/24) in namespace "peer", where captures run. The veth carries
-/// nothing but what vipd sends.
-pub struct SingleNode {
-    // Field order is drop order: etcd first, then the namespaces.
-    pub etcd: Etcd,
-    pub node: Netns,
-    pub peer: Netns,
-    pub lab: String,
+/// [`vip_args`] on veth0 for node "pg1" (the DCS tests' node), then the options of `extra`.
+pub fn pg1_args(extra: &str) -> Vec<String> {
+    vip_args(NODE_IF, &format!("--trigger-value pg1 {extra}"))
+}
+
+/// Arguments every vipd in the lab gets: the VIP on `ifname`, this node's name, the leader key
+/// and the etcd endpoint; then the options of `extra`.
+pub fn vipd_args(ifname: &str, node: &str, endpoint: &str, extra: &str) -> Vec<String> {
+    let dcs = format!("--trigger-key {KEY} --trigger-value {node} --dcs-endpoints {endpoint}");
+    vip_args(ifname, &format!("{dcs} {extra}"))
+}
+
+/// Waits (at most 10 s) until `has` is true; panics with `vipd`'s log otherwise.
+pub fn wait_vip(has: impl Fn() -> bool, vipd: &Proc, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(10), POLL, &has).is_some(),
+        "{what}: VIP never appeared\n{}",
+        vipd.log()
+    );
 }
 
 pub const NODE_IF: &str = "veth0";
 pub const PEER_IF: &str = "veth1";
 pub const NODE_NAME: &str = "node1";
+pub const HOST_IF: &str = "eth0";
 
-impl SingleNode {
-    pub fn new() -> SingleNode {
+/// Topology (c): namespace "node" with veth0 (192.0.2.11/24) paired with veth1 (192.0.2.12/24)
+/// in namespace "peer", where captures run; the test brings its DCS.
+pub struct NodeLab {
+    pub node: Netns,
+    pub peer: Netns,
+    pub lab: String,
+}
+
+impl NodeLab {
+    pub fn new() -> NodeLab {
+        let lab = NodeLab::bare();
+        lab.node
+            .ip(&["addr", "add", "192.0.2.11/24", "dev", NODE_IF]);
+        lab.peer
+            .ip(&["addr", "add", "192.0.2.12/24", "dev", PEER_IF]);
+        lab.up();
+        lab
+    }
+
+    /// The namespaces and the veth pair, without addresses, links down.
+    pub fn bare() -> NodeLab {
         let lab = lab_id();
         let node = Netns::new(&lab, "node");
         let peer = Netns::new(&lab, "peer");
-        node.ip(&[
-            "link", "add", NODE_IF, "type", "veth", "peer", "name", PEER_IF, "netns", &peer.name,
-        ]);
-        node.ip(&["addr", "add", "192.0.2.11/24", "dev", NODE_IF]);
-        peer.ip(&["addr", "add", "192.0.2.12/24", "dev", PEER_IF]);
-        node.ip(&["link", "set", NODE_IF, "up"]);
-        peer.ip(&["link", "set", PEER_IF, "up"]);
-        let etcd = Etcd::start(&node, &lab, "127.0.0.1");
-        SingleNode {
-            etcd,
-            node,
-            peer,
-            lab,
-        }
+        let link = [
+            "link", "add", NODE_IF, "type", "veth", "peer", "name", PEER_IF,
+        ];
+        node.ip(&[&link[..], &["netns", &peer.name]].concat());
+        NodeLab { node, peer, lab }
     }
 
-    /// vipd for node "node1" on veth0 with the extra options.
-    pub fn vipd(&self, extra: &[&str]) -> Proc {
-        let args = vipd_args(NODE_IF, NODE_NAME, &self.etcd.endpoint, extra);
-        Proc::spawn_in(&self.node.name, &vipd_bin(), &args)
+    /// Both ends of the veth pair up.
+    pub fn up(&self) {
+        self.node.ip(&["link", "set", NODE_IF, "up"]);
+        self.peer.ip(&["link", "set", PEER_IF, "up"]);
     }
 
-    /// `vipd --once …` to completion (bounded), with the extra options.
-    pub fn once(&self, extra: &[&str]) -> Outcome {
-        let args = vipd_args(NODE_IF, NODE_NAME, &self.etcd.endpoint, extra);
-        self.once_with(&args)
+    /// vipd for "node1" on veth0 against `endpoints` with the options of `extra`.
+    pub fn vipd(&self, endpoints: &str, extra: &str) -> Proc {
+        self.node
+            .vipd(&vipd_args(NODE_IF, NODE_NAME, endpoints, extra))
     }
 
-    /// `vipd ARGS` (complete argument list) to completion (bounded).
-    pub fn once_with(&self, args: &[String]) -> Outcome {
-        Proc::spawn_in(&self.node.name, &vipd_bin(), args).finish(Duration::from_secs(30))
+    /// A scratch directory of this lab.
+    pub fn dir(&self, what: &str) -> TempDir {
+        TempDir::new(&self.lab, what)
     }
 
     pub fn has_vip(&self) -> bool {
@@ -1376,6 +859,40 @@ impl SingleNode {
     }
 }
 
+/// Topology (a): [`NodeLab`] with etcd on the node's own 127.0.0.1. The veth carries nothing
+/// but what vipd sends.
+pub struct SingleNode {
+    // Field order is drop order: etcd first, then the namespaces.
+    pub etcd: Etcd,
+    pub net: NodeLab,
+}
+
+impl Deref for SingleNode {
+    type Target = NodeLab;
+    fn deref(&self) -> &NodeLab {
+        &self.net
+    }
+}
+
+impl SingleNode {
+    pub fn new() -> SingleNode {
+        let net = NodeLab::new();
+        let etcd = Etcd::start(&net.node, &net.lab, "127.0.0.1");
+        SingleNode { etcd, net }
+    }
+
+    /// vipd for node "node1" on veth0 with the options of `extra`.
+    pub fn vipd(&self, extra: &str) -> Proc {
+        self.net.vipd(&self.etcd.endpoint, extra)
+    }
+
+    /// `vipd --once …` to completion (bounded), with the options of `extra`.
+    pub fn once(&self, extra: &str) -> Outcome {
+        let args = vipd_args(NODE_IF, NODE_NAME, &self.etcd.endpoint, extra);
+        self.node.vipd_once(&args)
+    }
+}
+
 /// Topology (b): namespace "sw" with bridge br0 (192.0.2.1/24) and etcd on 192.0.2.1; node
 /// namespaces n1 (192.0.2.11/24) and n2 (.12) and client c (.100), each joined to br0 by a veth
 /// (eth0 inside, p-<role> on the bridge).
@@ -1388,8 +905,6 @@ pub struct TwoNodes {
     pub lab: String,
 }
 
-pub const HOST_IF: &str = "eth0";
-
 impl TwoNodes {
     pub fn new() -> TwoNodes {
         let lab = lab_id();
@@ -1400,9 +915,10 @@ impl TwoNodes {
         let join = |role: &str, cidr: &str| -> Netns {
             let ns = Netns::new(&lab, role);
             let port = format!("p-{role}");
-            sw.ip(&[
-                "link", "add", &port, "type", "veth", "peer", "name", HOST_IF, "netns", &ns.name,
-            ]);
+            let link = [
+                "link", "add", &port, "type", "veth", "peer", "name", HOST_IF,
+            ];
+            sw.ip(&[&link[..], &["netns", &ns.name]].concat());
             sw.ip(&["link", "set", &port, "master", "br0"]);
             sw.ip(&["link", "set", &port, "up"]);
             ns.ip(&["addr", "add", cidr, "dev", HOST_IF]);
@@ -1423,74 +939,15 @@ impl TwoNodes {
         }
     }
 
-    /// vipd in `ns` (n1 or n2) with node name = the namespace role ("n1"/"n2").
-    pub fn vipd(&self, ns: &Netns, node: &str, extra: &[&str]) -> Proc {
+    /// vipd (`bin`) in `ns` (n1 or n2) with node name = the namespace role ("n1"/"n2").
+    pub fn vipd(&self, bin: &Path, ns: &Netns, node: &str, extra: &str) -> Proc {
         let args = vipd_args(HOST_IF, node, &self.etcd.endpoint, extra);
-        Proc::spawn_in(&ns.name, &vipd_bin(), &args)
+        Proc::spawn_in(&ns.name, bin, &args, true)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fault injection (tests/faults*.rs): threads inside namespaces, address monitors, /proc.
-
-pub mod etcd_proxy;
-pub mod fake_etcd;
-
-/// Runs `f` on a new thread that first enters network namespace `ns` (by name); sockets it
-/// opens belong to that namespace whichever thread uses them later.
-pub fn spawn_in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<T> {
-    use std::os::fd::AsFd;
-    let path = format!("/run/netns/{ns}");
-    thread::spawn(move || {
-        let file = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        vipd::net::sys::enter_netns(file.as_fd()).unwrap_or_else(|e| panic!("setns {path}: {e}"));
-        f()
-    })
-}
-
-/// Runs `f` inside namespace `ns` on a helper thread and returns its result.
-pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn_in_netns(ns, f)
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
-/// Topology (c): namespace "node" with veth0 (192.0.2.11/24) paired with veth1 (192.0.2.12/24)
-/// in namespace "peer", like [`SingleNode`] but without etcd (the test brings its own DCS).
-pub struct NodeLab {
-    pub node: Netns,
-    pub peer: Netns,
-    pub lab: String,
-}
-
-impl NodeLab {
-    pub fn new() -> NodeLab {
-        let lab = lab_id();
-        let node = Netns::new(&lab, "node");
-        let peer = Netns::new(&lab, "peer");
-        node.ip(&[
-            "link", "add", NODE_IF, "type", "veth", "peer", "name", PEER_IF, "netns", &peer.name,
-        ]);
-        node.ip(&["addr", "add", "192.0.2.11/24", "dev", NODE_IF]);
-        peer.ip(&["addr", "add", "192.0.2.12/24", "dev", PEER_IF]);
-        node.ip(&["link", "set", NODE_IF, "up"]);
-        peer.ip(&["link", "set", PEER_IF, "up"]);
-        NodeLab { node, peer, lab }
-    }
-
-    /// vipd for "node1" on veth0 against `endpoints` with the extra options.
-    pub fn vipd(&self, endpoints: &str, extra: &[&str]) -> Proc {
-        let args = vipd_args(NODE_IF, NODE_NAME, endpoints, extra);
-        Proc::spawn_in(&self.node.name, &vipd_bin(), &args)
-    }
-
-    pub fn has_vip(&self) -> bool {
-        self.node.has_vip(NODE_IF)
-    }
-}
+// /proc.
 
 /// A field of `/proc/PID/status` (the text after the colon, trimmed).
 pub fn proc_status(pid: u32, field: &str) -> Option<String> {
@@ -1514,263 +971,4 @@ pub fn fd_count(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
-}
-
-/// One change of the VIP seen by [`AddrMonitor`].
-#[derive(Debug, Clone)]
-pub struct AddrEvent {
-    pub at: Instant,
-    /// Added (true) or deleted (false).
-    pub added: bool,
-    pub line: String,
-}
-
-/// `ip -o monitor address` inside a namespace: every add and delete of the VIP on one
-/// interface, with the time it was read. Unlike polling, it sees a delete followed at once by
-/// an add (a flap).
-pub struct AddrMonitor {
-    events: Arc<Mutex<Vec<AddrEvent>>>,
-    proc: Proc,
-    reader: Option<JoinHandle<()>>,
-    ifname: String,
-    ns: String,
-}
-
-impl AddrMonitor {
-    /// Starts the monitor and returns once it is seen listening (a marker address added to
-    /// and deleted from `lo` shows up in its output; at most 10 s).
-    pub fn start(ns: &Netns, ifname: &str) -> AddrMonitor {
-        let mut cmd = Command::new(tool("ip"));
-        cmd.args(["-n", &ns.name, "-o", "monitor", "address"]);
-        let what = format!("ip monitor address in {}", ns.name);
-        let mut proc = Proc::spawn(&what, cmd, false);
-        let stdout = proc
-            .take_stdout()
-            .unwrap_or_else(|| panic!("{what}: no stdout"));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let marker = Arc::new(AtomicUsize::new(0));
-        let reader = {
-            let events = Arc::clone(&events);
-            let marker = Arc::clone(&marker);
-            let ifname = ifname.to_string();
-            thread::spawn(move || {
-                let vip = format!("inet {VIP}/");
-                let mut lines = io::BufReader::new(stdout);
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    match io::BufRead::read_line(&mut lines, &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                    let at = Instant::now();
-                    if line.contains("inet 198.51.100.254/32") {
-                        marker.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let on_if = line.split_whitespace().nth(1) == Some(ifname.as_str())
-                        || line.split_whitespace().nth(2) == Some(ifname.as_str());
-                    if line.contains(&vip) && on_if {
-                        lock(&events).push(AddrEvent {
-                            at,
-                            added: !line.starts_with("Deleted"),
-                            line: line.trim_end().to_string(),
-                        });
-                    }
-                }
-            })
-        };
-        let m = AddrMonitor {
-            events,
-            proc,
-            reader: Some(reader),
-            ifname: ifname.to_string(),
-            ns: ns.name.clone(),
-        };
-        let listening = wait_until(Duration::from_secs(10), ms(50), || {
-            let _ = run(
-                &tool("ip"),
-                &[
-                    "-n",
-                    &ns.name,
-                    "addr",
-                    "add",
-                    "198.51.100.254/32",
-                    "dev",
-                    "lo",
-                ],
-            );
-            let _ = run(
-                &tool("ip"),
-                &[
-                    "-n",
-                    &ns.name,
-                    "addr",
-                    "del",
-                    "198.51.100.254/32",
-                    "dev",
-                    "lo",
-                ],
-            );
-            marker.load(Ordering::SeqCst) > 0
-        });
-        if listening.is_none() {
-            panic!("{} did not start\n{}", m.ns, m.proc.log());
-        }
-        m
-    }
-
-    /// Every add and delete of the VIP on the interface so far.
-    pub fn events(&self) -> Vec<AddrEvent> {
-        lock(&self.events).clone()
-    }
-
-    /// The events at or after `since`.
-    pub fn events_since(&self, since: Instant) -> Vec<AddrEvent> {
-        self.events()
-            .into_iter()
-            .filter(|e| e.at >= since)
-            .collect()
-    }
-
-    /// One line per event relative to `t0`, for failure messages.
-    pub fn describe(&self, t0: Instant) -> String {
-        self.events()
-            .iter()
-            .map(|e| {
-                let rel = e.at.saturating_duration_since(t0).as_millis() as i128
-                    - t0.saturating_duration_since(e.at).as_millis() as i128;
-                format!("  {rel:>+7} ms  {}\n", e.line)
-            })
-            .collect::<String>()
-            + &format!("  (interface {})\n", self.ifname)
-    }
-}
-
-impl Drop for AddrMonitor {
-    fn drop(&mut self) {
-        self.proc.stop();
-        if let Some(r) = self.reader.take() {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !r.is_finished() && Instant::now() < deadline {
-                thread::sleep(ms(5));
-            }
-            if r.is_finished() {
-                let _ = r.join();
-            }
-        }
-    }
-}
-
-/// An etcd v3 JSON-gateway client for fast writes from a thread inside the etcd's namespace
-/// (see [`spawn_in_netns`]): a keep-alive connection, no process per write.
-pub struct EtcdHttp {
-    agent: ureq::Agent,
-    endpoint: String,
-}
-
-impl EtcdHttp {
-    pub fn new(endpoint: &str) -> EtcdHttp {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .http_status_as_error(false)
-            .build();
-        EtcdHttp {
-            agent: ureq::Agent::new_with_config(config),
-            endpoint: endpoint.to_string(),
-        }
-    }
-
-    /// POST `body` to `/v3/<path>`; the reply as JSON.
-    pub fn call(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
-        let url = format!("{}/v3/{path}", self.endpoint);
-        let mut resp = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .map_err(|e| format!("POST {url}: {e}"))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("POST {url}: reading the reply: {e}"))?;
-        if status != 200 {
-            return Err(format!("POST {url}: HTTP {status}: {text}"));
-        }
-        serde_json::from_str(&text).map_err(|e| format!("POST {url}: {e}: {text}"))
-    }
-
-    /// Puts `key` = `value`; returns the new revision.
-    pub fn put(&self, key: &str, value: &str) -> Result<i64, String> {
-        let b64 = |s: &str| vipd::base64::encode(s.as_bytes());
-        let reply = self.call(
-            "kv/put",
-            &serde_json::json!({"key": b64(key), "value": b64(value)}),
-        )?;
-        reply["header"]["revision"]
-            .as_str()
-            .and_then(|r| r.parse().ok())
-            .ok_or_else(|| format!("put: no revision in {reply}"))
-    }
-
-    /// Compacts the store's history up to `revision`.
-    pub fn compact(&self, revision: i64) -> Result<(), String> {
-        self.call(
-            "kv/compaction",
-            &serde_json::json!({"revision": revision.to_string(), "physical": true}),
-        )
-        .map(|_| ())
-    }
-}
-
-/// A cluster of etcd members m1, m2, … in one namespace: member i serves clients on
-/// 127.0.0.i:2379 and peers on 127.0.0.i:2380 (fast elections: heartbeat 100 ms, election
-/// timeout 1 s).
-pub struct EtcdCluster {
-    pub members: Vec<Etcd>,
-}
-
-impl EtcdCluster {
-    /// Starts `n` members and waits (at most 30 s each) until every one is healthy.
-    pub fn start(ns: &Netns, lab: &str, n: usize) -> EtcdCluster {
-        let ip = |i: usize| format!("127.0.0.{}", i + 1);
-        let cluster = (0..n)
-            .map(|i| format!("m{}=http://{}:2380", i + 1, ip(i)))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members: Vec<Etcd> = (0..n)
-            .map(|i| {
-                Etcd::spawn_member(
-                    ns,
-                    lab,
-                    &format!("m{}", i + 1),
-                    &ip(i),
-                    &ip(i),
-                    &cluster,
-                    &["--heartbeat-interval", "100", "--election-timeout", "1000"],
-                )
-            })
-            .collect();
-        for m in &mut members {
-            m.wait_healthy(Duration::from_secs(30));
-        }
-        EtcdCluster { members }
-    }
-
-    /// Every member's endpoint, comma-separated, in member order.
-    pub fn endpoints(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| m.endpoint.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// A running member, for etcdctl.
-    pub fn live(&mut self) -> &Etcd {
-        let i = (0..self.members.len())
-            .find(|&i| self.members[i].is_running())
-            .expect("no etcd member is running");
-        &self.members[i]
-    }
 }

@@ -1,5 +1,5 @@
-//! Fake DCS servers for the tests: a small HTTP/1.1 server on a loopback port (or inside
-//! a test's network namespace), and on top of it
+//! Fake servers for the tests: one small HTTP/1.1 server ([`Server`]) on an address of the
+//! calling thread's network namespace, and on top of it
 //!
 //! - [`FakeConsul`], Consul's KV read API as HashiCorp documents it
 //!   (developer.hashicorp.com/consul/api-docs/kv, …/api-docs/features/blocking,
@@ -14,19 +14,38 @@
 //!   of change); ACLs (`X-Consul-Token`; none → 403 "Permission denied", an unknown
 //!   one → 403 "ACL not found"); and no Raft leader → 500 "No cluster leader".
 //! - [`FakePatroni`], Patroni's `GET /leader`: 200 on the leader, 503 elsewhere.
+//! - [`etcd::FakeEtcd`], an etcd that answers well or with one fault at a time, and
+//!   [`etcd_proxy::EtcdProxy`], which holds a real etcd's watch requests on demand.
 //!
 //! Every request is recorded (request line and headers) for the tests to inspect.
 //! Every wait is bounded; the servers stop when dropped.
 
-#![allow(dead_code)]
+pub mod etcd;
+pub mod etcd_proxy;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use crate::common::{join_bounded, lock};
+
+/// The largest request head and body read.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 1 << 20;
+/// How long a connection waits for a request at most.
+const IDLE: Duration = Duration::from_secs(60);
+/// How long [`Conn::hold`] holds a connection at most.
+pub const HOLD: Duration = Duration::from_secs(30);
+
+/// A free TCP port on the calling thread's 127.0.0.1 (free when asked).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("local address").port()
+}
 
 /// One request as the server received it.
 #[derive(Debug, Clone)]
@@ -36,16 +55,16 @@ pub struct Request {
     pub target: String,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
+    /// The request as read (head and body), for a proxy to forward.
+    pub raw: Vec<u8>,
     /// When the request had been read.
     pub at: Instant,
 }
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        let header = self.headers.iter().find(|(n, _)| n == name);
+        header.map(|(_, v)| v.as_str())
     }
 
     pub fn path(&self) -> &str {
@@ -65,11 +84,15 @@ impl Request {
     }
 }
 
-/// A reply: status, reason, extra headers, body.
+type Writer = Box<dyn FnOnce(&mut Conn) -> io::Result<()> + Send>;
+
+/// A reply: status, headers, body; or a function that writes the whole answer itself
+/// (a stream, nothing at all), after which the connection is closed.
 pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    raw: Option<Writer>,
 }
 
 impl Reply {
@@ -78,6 +101,20 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: body.into(),
+            raw: None,
+        }
+    }
+
+    /// With `Content-Type: application/json`.
+    pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+        Reply::new(status, body).header("Content-Type", "application/json")
+    }
+
+    /// The answer `write` writes (head included).
+    pub fn raw(write: impl FnOnce(&mut Conn) -> io::Result<()> + Send + 'static) -> Reply {
+        Reply {
+            raw: Some(Box::new(write)),
+            ..Reply::new(0, "")
         }
     }
 
@@ -98,46 +135,190 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
+fn timed_out(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
+}
 
-/// A tiny threaded HTTP/1.1 server with keep-alive.
-pub struct FakeHttp {
+/// One client connection (reads time out every 100 ms, so that every wait sees the stop).
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Conn {
+    /// The next request (recorded), or None when the client hangs up, the server stops, no
+    /// request comes for a minute, or the head is too large.
+    pub fn next_request(&mut self) -> Option<Request> {
+        let started = Instant::now();
+        let mut raw = Vec::new();
+        while !raw.ends_with(b"\r\n\r\n") {
+            if self.stopped() || started.elapsed() > IDLE || raw.len() > MAX_HEAD {
+                return None;
+            }
+            match self.reader.read_until(b'\n', &mut raw) {
+                Ok(0) => return None,
+                Err(e) if !timed_out(&e) => return None,
+                _ => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let mut lines = text.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let method = first.next().unwrap_or("").to_string();
+        let target = first.next().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let length = headers.iter().find(|(n, _)| n == "content-length");
+        let length = length.and_then(|(_, v)| v.parse().ok()).unwrap_or(0usize);
+        let end = raw.len() + length.min(MAX_BODY);
+        let mut chunk = [0u8; 16 * 1024];
+        while raw.len() < end {
+            if self.stopped() || started.elapsed() > IDLE {
+                return None;
+            }
+            let want = chunk.len().min(end - raw.len());
+            match self.reader.read(&mut chunk[..want]) {
+                Ok(0) => return None,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+                Err(e) if !timed_out(&e) => return None,
+                Err(_) => {}
+            }
+        }
+        let request = Request {
+            method,
+            target,
+            headers,
+            raw,
+            at: Instant::now(),
+        };
+        lock(&self.requests).push(request.clone());
+        Some(request)
+    }
+
+    /// Writes `reply`; false when the connection is to be closed after it.
+    fn send(&mut self, reply: Reply) -> bool {
+        if let Some(write) = reply.raw {
+            let _ = write(self);
+            return false;
+        }
+        let close = reply
+            .headers
+            .iter()
+            .any(|(n, v)| n == "Connection" && v == "close");
+        let mut head = format!("Content-Length: {}\r\n", reply.body.len());
+        for (n, v) in &reply.headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        let sent = self
+            .head(reply.status, &head)
+            .and_then(|_| self.write(&reply.body));
+        sent.is_ok() && !close
+    }
+
+    /// Writes a status line and `headers` (lines ending in CRLF), then the blank line.
+    pub fn head(&mut self, status: u16, headers: &str) -> io::Result<()> {
+        let reason = reason(status);
+        self.write(format!("HTTP/1.1 {status} {reason}\r\n{headers}\r\n").as_bytes())
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.stream.write_all(data)?;
+        self.stream.flush()
+    }
+
+    /// One chunk of a chunked body.
+    pub fn chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write(&[format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat())
+    }
+
+    /// Another handle on the connection's socket (for a proxy's replies).
+    pub fn socket(&self) -> io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
+    /// Whether the server is stopping.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the client hangs up, the server stops or [`HOLD`] passes (false), or
+    /// until `until` holds (true). What the client sends meanwhile is read and dropped.
+    pub fn hold(&mut self, until: impl Fn() -> bool) -> bool {
+        let started = Instant::now();
+        let mut chunk = [0u8; 1024];
+        while started.elapsed() < HOLD && !self.stopped() {
+            if until() {
+                return true;
+            }
+            match self.reader.read(&mut chunk) {
+                Ok(0) => return false,
+                Err(e) if !timed_out(&e) => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+/// A tiny threaded HTTP/1.1 server: one thread per connection.
+pub struct Server {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<Request>>>,
     acceptor: Option<JoinHandle<()>>,
 }
 
-const MAX_HEAD: usize = 16 * 1024;
+impl Server {
+    /// Listens on `addr` (of the calling thread's network namespace; port 0: any free port)
+    /// and answers every request with `handler`'s reply, keeping connections alive.
+    pub fn start(
+        addr: &str,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        Server::serve(addr, move |mut conn| {
+            while let Some(request) = conn.next_request() {
+                if !conn.send(handler(&request)) {
+                    break;
+                }
+            }
+        })
+    }
 
-impl FakeHttp {
-    /// Listen on 127.0.0.1 (of the calling thread's network namespace) at `port` (0:
-    /// any free port).
-    pub fn start(port: u16, handler: Arc<Handler>) -> FakeHttp {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind fake server");
+    /// Listens on `addr` and hands every connection to `serve`, on a thread of its own.
+    pub fn serve(addr: &str, serve: impl Fn(Conn) + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let acceptor = {
-            let stop = stop.clone();
-            let requests = requests.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let (stop, requests, handler) =
-                                (stop.clone(), requests.clone(), handler.clone());
-                            std::thread::spawn(move || {
-                                serve(stream, &stop, &requests, &*handler);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                    }
-                }
-            })
-        };
-        FakeHttp {
+        let (s, r, serve) = (stop.clone(), requests.clone(), Arc::new(serve));
+        let acceptor = thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                let conn = stream.set_nonblocking(false).and_then(|_| {
+                    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+                    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+                    Ok(Conn {
+                        reader: BufReader::new(stream.try_clone()?),
+                        stream,
+                        stop: s.clone(),
+                        requests: r.clone(),
+                    })
+                });
+                let serve = serve.clone();
+                // Threads started here are in the listener's namespace too.
+                thread::spawn(move || conn.map(|c| serve(c)));
+            }
+        });
+        Server {
             addr,
             stop,
             requests,
@@ -154,106 +335,10 @@ impl FakeHttp {
     }
 }
 
-impl Drop for FakeHttp {
+impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Serve one connection until the client closes it, an error, or the stop flag.
-fn serve(stream: TcpStream, stop: &AtomicBool, requests: &Mutex<Vec<Request>>, handler: &Handler) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
-    let mut idle_since = Instant::now();
-    loop {
-        // A busy client never lets a read time out: look at the flag before each request.
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut head = Vec::new();
-        // Read the head line by line, bounded; idle connections are closed on stop or
-        // after 60 s.
-        loop {
-            let mut line = Vec::new();
-            match reader
-                .by_ref()
-                .take(MAX_HEAD as u64)
-                .read_until(b'\n', &mut line)
-            {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    if stop.load(Ordering::Relaxed)
-                        || idle_since.elapsed() > Duration::from_secs(60)
-                    {
-                        return;
-                    }
-                    head.extend_from_slice(&line);
-                    continue;
-                }
-                Err(_) => return,
-            }
-            head.extend_from_slice(&line);
-            if head.len() > MAX_HEAD {
-                return;
-            }
-            if head.ends_with(b"\r\n\r\n") || head == b"\r\n" {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = text.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let target = first.next().unwrap_or("").to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        // Bodies are not expected (GET); skip one if announced.
-        if let Some(len) = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-        {
-            let _ = std::io::copy(&mut reader.by_ref().take(len), &mut std::io::sink());
-        }
-        let request = Request {
-            method,
-            target,
-            headers,
-            at: Instant::now(),
-        };
-        lock(requests).push(request.clone());
-        let reply = handler(&request);
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
-            reply.status,
-            reason(reply.status),
-            reply.body.len()
-        );
-        for (n, v) in &reply.headers {
-            out.push_str(&format!("{n}: {v}\r\n"));
-        }
-        out.push_str("\r\n");
-        if writer.write_all(out.as_bytes()).is_err() || writer.write_all(&reply.body).is_err() {
-            return;
-        }
-        let _ = writer.flush();
-        idle_since = Instant::now();
+        self.stop.store(true, Ordering::SeqCst);
+        join_bounded(self.acceptor.take());
     }
 }
 
@@ -283,7 +368,7 @@ struct ConsulState {
 
 /// A fake Consul agent (see the module documentation).
 pub struct FakeConsul {
-    pub http: FakeHttp,
+    pub http: Server,
     state: Arc<(Mutex<ConsulState>, Condvar)>,
 }
 
@@ -318,10 +403,6 @@ pub fn go_duration(text: &str) -> Option<Duration> {
         };
     }
     Some(total)
-}
-
-fn base64(data: &[u8]) -> String {
-    vipd::base64::encode(data)
 }
 
 impl ConsulState {
@@ -362,9 +443,9 @@ impl FakeConsul {
             Condvar::new(),
         ));
         let handler_state = state.clone();
-        let handler: Arc<Handler> = Arc::new(move |req: &Request| handle(&handler_state, req));
+        let addr = format!("127.0.0.1:{port}");
         FakeConsul {
-            http: FakeHttp::start(port, handler),
+            http: Server::start(&addr, move |req| handle(&handler_state, req)),
             state,
         }
     }
@@ -440,7 +521,7 @@ fn kv_reply(state: &ConsulState, key: &str) -> Reply {
                 "Value": if e.value.is_empty() {
                     serde_json::Value::Null
                 } else {
-                    serde_json::Value::String(base64(&e.value))
+                    serde_json::Value::String(vipd::base64::encode(&e.value))
                 },
                 "CreateIndex": e.create_index,
                 "ModifyIndex": e.modify_index,
@@ -448,8 +529,7 @@ fn kv_reply(state: &ConsulState, key: &str) -> Reply {
             if let Some(session) = &e.session {
                 obj["Session"] = serde_json::Value::String(session.clone());
             }
-            Reply::new(200, serde_json::json!([obj]).to_string())
-                .header("Content-Type", "application/json")
+            Reply::json(200, serde_json::json!([obj]).to_string())
         }
     };
     reply
@@ -512,7 +592,7 @@ fn handle(state: &(Mutex<ConsulState>, Condvar), req: &Request) -> Reply {
 
 /// A fake Patroni REST API: `GET /leader` answers the configured status.
 pub struct FakePatroni {
-    pub http: FakeHttp,
+    pub http: Server,
     status: Arc<Mutex<u16>>,
 }
 
@@ -520,23 +600,21 @@ impl FakePatroni {
     pub fn start(port: u16, status: u16) -> FakePatroni {
         let shared = Arc::new(Mutex::new(status));
         let s = shared.clone();
-        let handler: Arc<Handler> = Arc::new(move |req: &Request| {
+        let handler = move |req: &Request| {
             if req.path() != "/leader" {
                 return Reply::new(404, "");
             }
             let status = *lock(&s);
             // Patroni answers with its status JSON either way.
             let role = if status == 200 { "master" } else { "replica" };
-            Reply::new(
+            let scope = r#""patroni": {"scope": "demo"}"#;
+            Reply::json(
                 status,
-                format!(
-                    r#"{{"state": "running", "role": "{role}", "patroni": {{"scope": "demo"}}}}"#
-                ),
+                format!(r#"{{"state": "running", "role": "{role}", {scope}}}"#),
             )
-            .header("Content-Type", "application/json")
-        });
+        };
         FakePatroni {
-            http: FakeHttp::start(port, handler),
+            http: Server::start(&format!("127.0.0.1:{port}"), handler),
             status: shared,
         }
     }

@@ -417,7 +417,10 @@ mod tests {
         assert!(dechunk(b"zz\r\n", 100).is_err());
         assert!(dechunk(b"4\r\nWikiXX", 100).is_err());
         assert!(dechunk(b"10\r\n", 8).is_err(), "over the limit");
-        assert!(dechunk(b"1\r\na\r\nffffffffffffffff\r\n", 8).is_err(), "no overflow");
+        assert!(
+            dechunk(b"1\r\na\r\nffffffffffffffff\r\n", 8).is_err(),
+            "no overflow"
+        );
         // The gRPC gateway's error replies end with trailers.
         let with_trailers = b"3\r\nabc\r\n0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n";
         assert_eq!(

@@ -1,0 +1,323 @@
+//! The option table: every setting's YAML key, flag and `VIP_*` variable, its older
+//! vip-manager names, its kind of value and its `--help` entry; and the lookup from a
+//! flag name or YAML key to its option.
+
+/// How an option's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// One value; surrounding blanks are trimmed.
+    Text,
+    /// `true`/`false` (also yes/no, on/off, 1/0); as a flag, bare means true.
+    Bool,
+    /// A password or token: never trimmed, never echoed.
+    Secret,
+    /// A YAML list, an inline list or a comma-separated value.
+    List,
+}
+
+pub(super) struct Opt {
+    /// The YAML key; the flag is `--key`, the variable `VIP_KEY` (upper-cased, `-` → `_`).
+    pub(super) key: &'static str,
+    pub(super) kind: Kind,
+    /// The value's placeholder in `--help`.
+    pub(super) metavar: &'static str,
+    /// The default, as `--help` shows it.
+    pub(super) default: &'static str,
+    pub(super) help: &'static str,
+    /// vip-manager's older names (YAML keys and flags; their variables follow):
+    /// accepted with a deprecation warning. Spelling a key with `_` for `-` is also
+    /// accepted as old (vip-manager 0.x wrote `etcd_user`, `etcd_ca_file`).
+    pub(super) old: &'static [&'static str],
+    /// Other accepted names, without a warning.
+    pub(super) also: &'static [&'static str],
+}
+
+/// The fields most options share (a text value, no other names); each entry of
+/// [`OPTIONS`] sets its own key and texts.
+const TEXT: Opt = Opt {
+    key: "",
+    kind: Kind::Text,
+    metavar: "",
+    default: "",
+    help: "",
+    old: &[],
+    also: &[],
+};
+
+/// Every option that a flag, a `VIP_*` variable and a YAML key can set.
+pub(super) const OPTIONS: &[Opt] = &[
+    Opt {
+        key: "ip",
+        metavar: "ADDR",
+        default: "(required)",
+        help: "The virtual IP address (IPv4 or IPv6).",
+        ..TEXT
+    },
+    Opt {
+        key: "netmask",
+        metavar: "BITS",
+        default: "32 (IPv6: 128), with a warning",
+        help: "Prefix length the address is added with (1..32, IPv6 1..128).",
+        old: &["mask"],
+        ..TEXT
+    },
+    Opt {
+        key: "interface",
+        metavar: "NAME",
+        default: "(required)",
+        help: "Network interface the address is added to.",
+        old: &["iface"],
+        ..TEXT
+    },
+    Opt {
+        key: "trigger-key",
+        metavar: "KEY",
+        default: "(required)",
+        help: "DCS key to watch: Patroni's leader key, <namespace>/<scope>/leader, \
+               e.g. /service/pg/leader (Consul: the leading / is dropped). With \
+               dcs-type patroni, the REST API path whose HTTP status is compared; \
+               default /leader.",
+        old: &["key"],
+        ..TEXT
+    },
+    Opt {
+        key: "trigger-value",
+        metavar: "NAME",
+        default: "the hostname",
+        help: "This node's name: the VIP is held while the key's value equals it \
+               (Patroni's `name`). With dcs-type patroni, the HTTP status that means \
+               leader; default 200.",
+        old: &["nodename", "host"],
+        ..TEXT
+    },
+    Opt {
+        key: "dcs-type",
+        metavar: "TYPE",
+        default: "etcd",
+        help: "Where the key lives: etcd (the v3 API, or the v2 keys API while only v2 \
+               has the key), etcd3 (v3 only), etcd2 (v2 only), consul (KV store) or \
+               patroni (this node's REST API).",
+        old: &["type", "endpoint_type"],
+        ..TEXT
+    },
+    Opt {
+        key: "dcs-endpoints",
+        kind: Kind::List,
+        metavar: "URLS",
+        default: "http://127.0.0.1:2379",
+        help: "DCS URLs with http:// or https://, comma-separated (a list in the file); \
+               a failed one is skipped. Default for consul http://127.0.0.1:8500; for \
+               patroni http://127.0.0.1:8008, and only the first is used: this node's \
+               restapi.listen address.",
+        old: &["endpoints", "endpoint"],
+        ..TEXT
+    },
+    Opt {
+        key: "etcd-user",
+        metavar: "USER",
+        default: "(none)",
+        help: "etcd user name (etcd authentication: v3 token, v2 basic auth).",
+        ..TEXT
+    },
+    Opt {
+        key: "etcd-password",
+        kind: Kind::Secret,
+        metavar: "PASSWORD",
+        default: "(none)",
+        help: "Password of etcd-user. Prefer etcd-password-file: flags are visible in ps.",
+        ..TEXT
+    },
+    Opt {
+        key: "etcd-password-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "Read the etcd password from FILE (one trailing newline is stripped).",
+        ..TEXT
+    },
+    Opt {
+        key: "etcd-ca-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "CA certificate(s) (PEM) that the https:// endpoints' certificates must \
+               chain to (etcd, Consul or Patroni); without it, the built-in public roots.",
+        ..TEXT
+    },
+    Opt {
+        key: "etcd-cert-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "Client certificate (PEM) for https:// endpoints; needs etcd-key-file.",
+        ..TEXT
+    },
+    Opt {
+        key: "etcd-key-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "Private key (PEM) of etcd-cert-file.",
+        ..TEXT
+    },
+    Opt {
+        key: "consul-token",
+        kind: Kind::Secret,
+        metavar: "TOKEN",
+        default: "(none)",
+        help: "Consul ACL token, sent as X-Consul-Token (dcs-type consul only). Prefer \
+               consul-token-file: flags are visible in ps.",
+        ..TEXT
+    },
+    Opt {
+        key: "consul-token-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "Read the Consul token from FILE (one trailing newline is stripped).",
+        ..TEXT
+    },
+    Opt {
+        key: "interval",
+        metavar: "MS",
+        default: "1000",
+        help: "Milliseconds between checks of the key and of the interface (10..3600000); \
+               a watch sees changes sooner.",
+        ..TEXT
+    },
+    Opt {
+        key: "dcs-grace",
+        metavar: "MS",
+        default: "10000",
+        help: "Keep the VIP this long while the DCS cannot be read; 0 = release at once, \
+               never = keep it (Patroni failsafe_mode).",
+        ..TEXT
+    },
+    Opt {
+        key: "no-watch",
+        kind: Kind::Bool,
+        metavar: "BOOL",
+        default: "false",
+        help: "Read the key once per interval instead of a blocking watch.",
+        ..TEXT
+    },
+    Opt {
+        key: "announce-count",
+        metavar: "N",
+        default: "3",
+        help: "Gratuitous ARPs / unsolicited NAs after each add and link-up (0..100; \
+               0 = none).",
+        ..TEXT
+    },
+    Opt {
+        key: "announce-interval",
+        metavar: "MS",
+        default: "1000",
+        help: "Milliseconds between those announcements (0..3600000).",
+        ..TEXT
+    },
+    Opt {
+        key: "announce-mode",
+        metavar: "MODE",
+        default: "request",
+        help: "ARP operation of the announcements: request, reply or both.",
+        ..TEXT
+    },
+    Opt {
+        key: "status-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "Keep the current state in FILE as one JSON object, rewritten atomically on \
+               every change (for monitoring without a metrics server).",
+        ..TEXT
+    },
+    Opt {
+        key: "keep-on-exit",
+        kind: Kind::Bool,
+        metavar: "BOOL",
+        default: "false",
+        help: "Leave the VIP configured when vipd stops (SIGTERM/SIGINT).",
+        ..TEXT
+    },
+    Opt {
+        key: "manager-type",
+        metavar: "TYPE",
+        default: "basic",
+        help: "How the address is managed: only basic (on a local interface).",
+        old: &["hostingtype", "hosting_type"],
+        also: &["hosting-type"],
+        ..TEXT
+    },
+    Opt {
+        key: "retry-num",
+        metavar: "N",
+        default: "(ignored)",
+        help: "Accepted for vip-manager compatibility and ignored: vipd retries every \
+               interval.",
+        ..TEXT
+    },
+    Opt {
+        key: "retry-after",
+        metavar: "MS",
+        default: "(ignored)",
+        help: "Accepted for vip-manager compatibility and ignored.",
+        ..TEXT
+    },
+    Opt {
+        key: "verbose",
+        kind: Kind::Bool,
+        metavar: "BOOL",
+        default: "false",
+        help: "Log debug messages. -v is short for --verbose.",
+        ..TEXT
+    },
+];
+
+/// The old variables that Debian's `/etc/patroni/*.vip` files set: the template
+/// (`/etc/patroni/vip.in` of the vip-manager package, filled in by
+/// `pg_createconfig_patroni`) writes them, alone or beside the new names, and the
+/// units read them. The operator cannot drop them, so they carry no deprecation
+/// warning; a disagreement with the new name is still reported.
+pub(super) const DEBIAN_ENV: &[&str] = &[
+    "VIP_MASK",
+    "VIP_IFACE",
+    "VIP_KEY",
+    "VIP_HOST",
+    "VIP_TYPE",
+    "VIP_ENDPOINT",
+];
+
+/// How a name relates to its option: a higher rank wins within one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Rank {
+    Old,
+    Also,
+    New,
+}
+
+/// The option a flag name or YAML key (lower-cased) stands for.
+pub(super) fn lookup(name: &str) -> Option<(&'static Opt, Rank)> {
+    for opt in OPTIONS {
+        if name == opt.key {
+            return Some((opt, Rank::New));
+        }
+        if opt.also.contains(&name) {
+            return Some((opt, Rank::Also));
+        }
+        if opt.old.contains(&name) {
+            return Some((opt, Rank::Old));
+        }
+    }
+    if name.contains('_') {
+        let dashed = name.replace('_', "-");
+        for opt in OPTIONS {
+            if dashed == opt.key || opt.also.contains(&dashed.as_str()) {
+                return Some((opt, Rank::Old));
+            }
+        }
+    }
+    None
+}
+
+/// `trigger-key` → `VIP_TRIGGER_KEY`.
+pub(super) fn env_name(name: &str) -> String {
+    format!("VIP_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The variable that names the YAML file (its flag is `--config`).
+pub(super) const CONFIG_ENV: &str = "VIP_CONFIG";

@@ -1,0 +1,236 @@
+//! A turn's outcome and how it is told: log lines (each change logged once, not at
+//! every turn), the `--once` line, the `--once --json` document and the status file.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::{Action, Daemon};
+use crate::dcs::{Dcs, Observation};
+use crate::decide::{Desired, Grace, Reason};
+use crate::net::AddrBackend;
+
+/// One turn's outcome, for the log and for `--once`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub observation: Observation,
+    pub desired: Desired,
+    pub reason: Reason,
+    /// Whether the VIP was on the interface before acting (`None`: could not tell).
+    pub present_before: Option<bool>,
+    pub action: Action,
+}
+
+/// What was last logged, so each state change is logged once, not every tick.
+#[derive(Default)]
+pub(super) struct Logged {
+    leader: Option<Observation>,
+    decision: Option<(Desired, Reason)>,
+    error: Option<String>,
+    interface_missing: bool,
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    pub(super) fn log_report(&mut self, r: &Report) {
+        // Actions first: they are what changed on this host.
+        self.log_action(r);
+        self.log_observation(&r.observation);
+        self.log_decision(r);
+    }
+
+    fn log_action(&mut self, r: &Report) {
+        let vip = self.cfg.vip;
+        let iface = &self.cfg.interface;
+        let reason = reason_text(r.reason);
+        match &r.action {
+            Action::Added => log::info!("added {vip} to {iface} ({reason}); announcing"),
+            Action::Removed(n) => {
+                log::info!("removed {} from {iface} ({n} removed; {reason})", vip.addr)
+            }
+            Action::Reannounced => log::info!("{iface} is up again with {vip}: announcing"),
+            Action::Failed(e) => {
+                let text = e.to_string();
+                if self.logged.error.as_ref() != Some(&text) {
+                    let every = self.cfg.interval.as_millis();
+                    log::error!("{text}; retrying every {every} ms");
+                    self.logged.error = Some(text);
+                }
+            }
+            Action::InterfaceMissing => {
+                if !self.logged.interface_missing {
+                    log::warn!("interface {iface:?} not found; waiting for it to appear");
+                    self.logged.interface_missing = true;
+                }
+            }
+            Action::None | Action::WouldAdd | Action::WouldRemove => {}
+        }
+        if !matches!(r.action, Action::Failed(_)) {
+            self.logged.error = None;
+        }
+        if r.action != Action::InterfaceMissing && self.logged.interface_missing {
+            log::info!("interface {iface:?} found");
+            self.logged.interface_missing = false;
+        }
+    }
+
+    /// What the DCS says, once per change.
+    fn log_observation(&mut self, obs: &Observation) {
+        let changed = match (&self.logged.leader, obs) {
+            (Some(Observation::Unknown(_)), Observation::Unknown(_)) => false,
+            (prev, now) => prev.as_ref() != Some(now),
+        };
+        if !changed {
+            if let Observation::Unknown(e) = obs {
+                log::debug!("DCS still unreachable: {e}");
+            }
+            return;
+        }
+        match obs {
+            Observation::Leader(name) => log::info!(
+                "leader is {name:?} (this node is {:?})",
+                self.cfg.trigger_value
+            ),
+            Observation::NoLeader => {
+                log::info!("no leader: key {} is absent", self.cfg.trigger_key)
+            }
+            Observation::Unknown(e) => log::warn!("DCS unreachable: {e}"),
+        }
+        self.logged.leader = Some(obs.clone());
+    }
+
+    /// The grace policy's decisions, once per change.
+    fn log_decision(&mut self, r: &Report) {
+        if self.logged.decision == Some((r.desired, r.reason)) {
+            return;
+        }
+        let addr = self.cfg.vip.addr;
+        let grace = grace_text(self.cfg.dcs_grace);
+        match r.reason {
+            Reason::GraceHolding => {
+                log::warn!("keeping {addr} while the DCS is unreachable ({grace})")
+            }
+            Reason::GraceExpired if r.present_before == Some(true) => log::warn!(
+                "DCS unreachable for longer than the grace period ({grace}): releasing {addr}"
+            ),
+            _ => {}
+        }
+        self.logged.decision = Some((r.desired, r.reason));
+    }
+
+    /// The state of a turn as JSON: what `--once --json` prints and the status file
+    /// holds.
+    pub(super) fn status(&self, r: &Report) -> Value {
+        let (leader, dcs) = match &r.observation {
+            Observation::Leader(name) => (Value::from(name.as_str()), "leader"),
+            Observation::NoLeader => (Value::Null, "no-leader"),
+            Observation::Unknown(_) => (Value::Null, "unknown"),
+        };
+        let (desired, actual, action) = state_words(r);
+        serde_json::json!({
+            "leader": leader,
+            "dcs": dcs,
+            "node": self.cfg.trigger_value,
+            "vip": self.cfg.vip.to_string(),
+            "interface": self.cfg.interface,
+            "desired": desired,
+            "actual": actual,
+            "action": action,
+            "error": self.error_text(r),
+        })
+    }
+
+    /// The `--once` line: `leader="pg1" node="pg1" desired=present actual=absent action=added …`.
+    pub(super) fn summary(&self, r: &Report) -> String {
+        let leader = match &r.observation {
+            Observation::Leader(name) => format!("{name:?}"),
+            Observation::NoLeader => "none".into(),
+            Observation::Unknown(_) => "unknown".into(),
+        };
+        let (desired, actual, action) = state_words(r);
+        let mut line = format!(
+            "leader={leader} node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
+            self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
+        );
+        if let Some(e) = self.error_text(r) {
+            line.push_str(&format!(" error={e:?}"));
+        }
+        line
+    }
+
+    /// The error of a turn, if any: kernel, missing interface or DCS.
+    fn error_text(&self, r: &Report) -> Option<String> {
+        match (&r.observation, &r.action) {
+            (_, Action::Failed(e)) => Some(e.to_string()),
+            (_, Action::InterfaceMissing) => {
+                Some(format!("interface {:?} not found", self.cfg.interface))
+            }
+            (Observation::Unknown(e), _) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Rewrite the status file (temporary file, then rename) when the state changed.
+    pub(super) fn write_status(&mut self, r: &Report) {
+        let Some(path) = self.cfg.status_file.clone() else {
+            return;
+        };
+        let state = self.status(r);
+        if self.status_written.as_ref() == Some(&state) {
+            return;
+        }
+        let mut doc = state.clone();
+        doc["last_dcs_success"] = self.last_dcs_ok.map(crate::logger::timestamp).into();
+        doc["updated"] = crate::logger::timestamp(SystemTime::now()).into();
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let written =
+            std::fs::write(&tmp, format!("{doc}\n")).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => self.status_written = Some(state),
+            Err(e) => log::warn!("status-file {}: {e}", path.display()),
+        }
+    }
+}
+
+/// The words for a turn's desired state, actual state before acting, and action.
+fn state_words(r: &Report) -> (&'static str, &'static str, &'static str) {
+    let desired = match r.desired {
+        Desired::Present => "present",
+        Desired::Absent => "absent",
+        Desired::Unchanged => "unchanged",
+    };
+    let actual = match r.present_before {
+        Some(true) => "present",
+        Some(false) => "absent",
+        None => "unknown",
+    };
+    let action = match &r.action {
+        Action::None | Action::InterfaceMissing => "none",
+        Action::Added => "added",
+        Action::Removed(_) => "removed",
+        Action::Reannounced => "announced",
+        Action::WouldAdd => "would-add",
+        Action::WouldRemove => "would-remove",
+        Action::Failed(_) => "failed",
+    };
+    (desired, actual, action)
+}
+
+fn reason_text(r: Reason) -> &'static str {
+    match r {
+        Reason::ThisNodeLeads => "this node leads",
+        Reason::OtherNodeLeads => "another node leads",
+        Reason::NoLeader => "no leader",
+        Reason::GraceHolding => "DCS unreachable, within grace",
+        Reason::GraceExpired => "DCS unreachable, grace expired",
+        Reason::UnknownNotLeading => "DCS unreachable, this node did not lead",
+        Reason::UnknownNoHistory => "DCS unreachable since start",
+    }
+}
+
+fn grace_text(g: Grace) -> String {
+    match g {
+        Grace::Never => "dcs-grace never".into(),
+        Grace::After(d) => format!("dcs-grace {} ms", d.as_millis()),
+    }
+}

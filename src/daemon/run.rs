@@ -1,0 +1,184 @@
+//! The long-running loop: turns on a cadence or on a change the watch saw,
+//! announcements between turns, SIGHUP reloads and the release on exit.
+
+use std::time::{Duration, Instant};
+
+use super::{Daemon, Logged, Reload, Reloaded};
+use crate::config::Config;
+use crate::dcs::{Dcs, Observation, Wait};
+use crate::net::AddrBackend;
+use crate::signals::{Signal, Signals};
+
+/// When the loop turns next.
+struct Schedule {
+    next_turn: Instant,
+    /// A change seen by the watch, acted on before anything else.
+    event: Option<Observation>,
+    /// Watches that broke in a row; after one, wait for the deadline instead of
+    /// re-reading at once, so a broken watch cannot spin the loop.
+    broken_watches: u32,
+}
+
+/// What the daemon manages, for the start and reload lines.
+fn describe(cfg: &Config) -> String {
+    format!(
+        "{} on {} for {:?} (key {}, interval {} ms)",
+        cfg.vip,
+        cfg.interface,
+        cfg.trigger_value,
+        cfg.trigger_key,
+        cfg.interval.as_millis()
+    )
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    /// Run until SIGTERM or SIGINT; returns the exit status. On SIGHUP, `reload`
+    /// reads the configuration again ([`Reloaded`]); an error keeps the old one.
+    pub fn run(mut self, signals: &Signals, reload: &mut Reload<'_, D>) -> i32 {
+        let version = env!("CARGO_PKG_VERSION");
+        log::info!("vipd {version} managing {}", describe(&self.cfg));
+        let mut schedule = Schedule {
+            next_turn: Instant::now(),
+            event: None,
+            broken_watches: 0,
+        };
+        loop {
+            self.turn_or_announce(&mut schedule);
+            let sleep = self.watch(&mut schedule);
+            match signals.wait(sleep) {
+                None => {}
+                Some(Signal::Hup) => match reload(&self.cfg) {
+                    Ok(new) => {
+                        self.take_reloaded(new, Instant::now());
+                        schedule.event = None;
+                        schedule.next_turn = Instant::now();
+                    }
+                    Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
+                },
+                Some(sig) => return self.shutdown(sig),
+            }
+        }
+    }
+
+    /// A turn when one is due or the watch saw a change; otherwise the announcement
+    /// that is due, if any.
+    fn turn_or_announce(&mut self, s: &mut Schedule) {
+        let now = Instant::now();
+        if s.event.is_none() && now < s.next_turn {
+            self.announce_due(now, None);
+            return;
+        }
+        let from_watch = s.event.is_some();
+        self.turn(s.event.take(), now + self.cfg.interval);
+        // After an event, read the key again at once to re-arm the watch from a fresh
+        // revision; otherwise keep the cadence. A wait that ends a little late (timers
+        // have a granularity) must not push every later turn back: keep the cadence
+        // unless far behind.
+        let cadence = s.next_turn + self.cfg.interval;
+        s.next_turn = if from_watch {
+            Instant::now()
+        } else if cadence > now {
+            cadence
+        } else {
+            now + self.cfg.interval
+        };
+    }
+
+    /// Watch the DCS until the next turn or announcement; returns how long to sleep
+    /// (waiting for signals) after the watch.
+    fn watch(&mut self, s: &mut Schedule) -> Duration {
+        let wake = self
+            .next_announcement()
+            .map_or(s.next_turn, |a| a.min(s.next_turn));
+        let now = Instant::now();
+        // A watch is worth starting only for a real wait (a few ms at least).
+        if wake <= now + Duration::from_millis(5) {
+            return wake.saturating_duration_since(now);
+        }
+        match self.dcs.wait_for_change(wake) {
+            Some(Wait::Changed(obs)) => {
+                s.event = Some(obs);
+                s.broken_watches = 0;
+                Duration::ZERO
+            }
+            Some(Wait::Reread) if s.broken_watches == 0 => {
+                s.broken_watches += 1;
+                s.next_turn = Instant::now();
+                Duration::ZERO
+            }
+            Some(Wait::Reread) => wake.saturating_duration_since(Instant::now()),
+            Some(Wait::Deadline) => {
+                s.broken_watches = 0;
+                Duration::ZERO
+            }
+            None => wake.saturating_duration_since(now),
+        }
+    }
+
+    /// Take a reloaded configuration: a VIP or interface that changed is released
+    /// from the old place first (the next turn adds it at the new one); a new DCS
+    /// client replaces the old; facts about another key or node name are forgotten.
+    fn take_reloaded(&mut self, new: Reloaded<D>, now: Instant) {
+        let Reloaded { config, dcs } = new;
+        if config == self.cfg && dcs.is_none() {
+            log::info!("SIGHUP: configuration unchanged");
+            return;
+        }
+        if config.vip != self.cfg.vip || config.interface != self.cfg.interface {
+            let (addr, iface) = (self.cfg.vip.addr, self.cfg.interface.clone());
+            match self.release() {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "SIGHUP: released {addr} from {iface} ({n} removed) for the new configuration"
+                ),
+                Err(e) => log::error!("SIGHUP: releasing {addr} from {iface}: {e}"),
+            }
+            self.pacing.stop();
+            self.link_seen = None;
+        }
+        let forget = dcs.is_some()
+            || config.trigger_key != self.cfg.trigger_key
+            || config.trigger_value != self.cfg.trigger_value;
+        if forget {
+            self.last_fact = None;
+            self.started = now;
+            self.logged = Logged::default();
+        }
+        if let Some(dcs) = dcs {
+            self.dcs = dcs;
+        }
+        crate::logger::set_verbose(config.verbose);
+        self.cfg = config;
+        log::info!("SIGHUP: configuration reloaded: {}", describe(&self.cfg));
+    }
+
+    /// Release the VIP (unless keep-on-exit, trying three times) and say how it went.
+    fn shutdown(&mut self, sig: Signal) -> i32 {
+        let (sig, vip) = (sig.name(), self.cfg.vip);
+        if self.cfg.keep_on_exit {
+            log::info!("{sig}: exiting, keeping {vip} (keep-on-exit)");
+            return 0;
+        }
+        let mut released = self.release();
+        for _ in 1..3 {
+            if released.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            released = self.release();
+        }
+        match released {
+            Ok(0) => log::info!("{sig}: exiting; {} was not configured", vip.addr),
+            Ok(n) => log::info!(
+                "{sig}: released {} from {} ({n} removed); exiting",
+                vip.addr,
+                self.cfg.interface
+            ),
+            Err(e) => {
+                log::error!("{sig}: could not release {}: {e}; exiting", vip.addr);
+                return 1;
+            }
+        }
+        0
+    }
+}

@@ -1,0 +1,190 @@
+//! Requests built here against the requests iproute2 sent in the captures.
+
+use super::*;
+use crate::net::netlink::captures::*;
+use crate::net::netlink::reply::{Payload, u32_at};
+
+/// The request for `addr/prefix_len` on interface `ifindex`, with sequence number 0.
+fn built_with(change: AddrChange, ifindex: u32, addr: IpAddr, len: u8, o: &AddrOptions) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let vip = Vip {
+        addr,
+        prefix_len: len,
+    };
+    addr_request(&mut buf, change, 0, ifindex, vip, o);
+    buf
+}
+
+/// The same without options: a plain `ip addr add|del`.
+fn built_addr(change: AddrChange, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Vec<u8> {
+    built_with(change, ifindex, addr, prefix_len, &AddrOptions::default())
+}
+
+#[test]
+fn plain_requests_match_ip_addr_add_and_del() {
+    for (capture, kind, change, addr, len) in [
+        (ADD, "RTM_NEWADDR", AddrChange::Add, VIP4, 24),
+        (DEL, "RTM_DELADDR", AddrChange::Del, VIP4, 24),
+        (ADD6, "RTM_NEWADDR", AddrChange::Add, VIP6, 64),
+        (DEL6, "RTM_DELADDR", AddrChange::Del, VIP6, 64),
+    ] {
+        let c = calls(capture);
+        let captured = &call(&c, "sendmsg(3", kind).bytes;
+        let built = built_addr(change, eth0_index(capture), addr, len);
+        assert_eq!(built, masked(captured), "{kind} {addr}/{len}");
+        assert_eq!(built.len(), captured.len());
+    }
+    // The IPv6 add was made with `ip -6 addr add ... nodad`.
+    let c = calls(ADD6);
+    assert!(
+        call(&c, "sendmsg(3", "RTM_NEWADDR")
+            .line
+            .contains("IFA_F_NODAD")
+    );
+}
+
+#[test]
+fn only_ipv6_adds_skip_duplicate_address_detection() {
+    // ifaddrmsg follows the 16-byte header: family, prefix length, flags, scope.
+    let flags = |change, addr| u32::from(built_addr(change, 2, addr, 64)[18]);
+    assert_eq!(flags(AddrChange::Add, VIP6), IFA_F_NODAD);
+    assert_eq!(flags(AddrChange::Del, VIP6), 0);
+    assert_eq!(flags(AddrChange::Add, VIP4), 0);
+    assert_eq!(flags(AddrChange::Del, VIP4), 0);
+    let add6 = built_addr(AddrChange::Add, 2, VIP6, 64);
+    assert_eq!((add6[16], add6[17]), (FAMILY_INET6, 64));
+    // IFA_LOCAL and IFA_ADDRESS each carry the 16-byte address.
+    assert_eq!(add6.len(), NLMSG_HDRLEN + 8 + 2 * (4 + 16));
+}
+
+#[test]
+fn add_with_label_and_noprefixroute_matches_ip_addr_add() {
+    let c = calls(ADD_LABEL);
+    let sent = call(&c, "sendmsg(3", "RTM_NEWADDR");
+    assert!(sent.line.contains("IFA_LABEL") && sent.line.contains("IFA_F_NOPREFIXROUTE"));
+    let mut options = AddrOptions::default().with_label("eth0:vip").unwrap();
+    options.noprefixroute = true;
+    let built = built_with(AddrChange::Add, eth0_index(ADD_LABEL), VIP4, 24, &options);
+    assert_eq!(built, masked(&sent.bytes));
+    // The kernel acknowledged it.
+    let acks: Vec<_> = c
+        .iter()
+        .filter(|c| c.line.starts_with("recvmsg(3"))
+        .flat_map(|c| parse_all(&c.bytes).unwrap())
+        .filter(|m| m.payload == Payload::Ack)
+        .collect();
+    assert_eq!(acks.len(), 1);
+}
+
+#[test]
+fn ipv6_add_with_noprefixroute_moves_every_flag_to_ifa_flags() {
+    let c = calls(ADD6_NOPREFIXROUTE);
+    let sent = call(&c, "sendmsg(3", "RTM_NEWADDR");
+    assert!(sent.line.contains("IFA_F_NODAD|IFA_F_NOPREFIXROUTE"));
+    // A label is not sent for IPv6: Linux keeps none.
+    let mut options = AddrOptions::default().with_label("eth0:vip").unwrap();
+    options.noprefixroute = true;
+    let built = built_with(
+        AddrChange::Add,
+        eth0_index(ADD6_NOPREFIXROUTE),
+        VIP6,
+        64,
+        &options,
+    );
+    assert_eq!(built, masked(&sent.bytes));
+    assert_eq!(built[18], 0, "no flags in the 8-bit header field");
+}
+
+#[test]
+fn delete_ignores_the_options() {
+    // `ip addr del` of the labelled address names no label, and the kernel deletes it.
+    let c = calls(DEL_LABEL);
+    let sent = &call(&c, "sendmsg(3", "RTM_DELADDR").bytes;
+    let mut options = AddrOptions::default().with_label("eth0:vip").unwrap();
+    options.noprefixroute = true;
+    for (addr, len) in [(VIP4, 24), (VIP6, 64)] {
+        assert_eq!(
+            built_with(AddrChange::Del, 3, addr, len, &options),
+            built_addr(AddrChange::Del, 3, addr, len)
+        );
+    }
+    assert_eq!(
+        built_with(AddrChange::Del, eth0_index(DEL_LABEL), VIP4, 24, &options),
+        masked(sent)
+    );
+}
+
+#[test]
+fn labels_are_checked_like_interface_names() {
+    let ok = AddrOptions::default()
+        .with_label("eth0:vip-15byte")
+        .unwrap();
+    assert_eq!(ok.label(), Some("eth0:vip-15byte"));
+    for bad in ["", "eth0:vip-16bytes", "eth0\0vip", "eth0:vïp-15byte"] {
+        assert_eq!(
+            AddrOptions::default().with_label(bad),
+            Err(BadLinkName),
+            "{bad:?}"
+        );
+    }
+    // The default is a plain add: no label, no flag.
+    let plain = AddrOptions::default();
+    assert_eq!((plain.label(), plain.noprefixroute), (None, false));
+}
+
+#[test]
+fn dump_request_matches_ip_addr_show_dev() {
+    let c = calls(SHOW_DEV);
+    // iproute2 sends its whole request buffer; the message is the first nlmsg_len bytes.
+    let captured = &call(&c, "sendto(3", "RTM_GETADDR").bytes;
+    let mut built = Vec::new();
+    addr_dump_request(&mut built, 0, FAMILY_INET, eth0_index(SHOW_DEV));
+    assert_eq!(built, masked(captured));
+}
+
+#[test]
+fn link_request_matches_ip_name_lookup_but_for_the_vf_filter() {
+    // `ip addr add ... dev eth0` first looks the name up with this request.
+    let c = calls(ADD);
+    let mut captured = masked(&call(&c, "sendmsg(4", "RTM_GETLINK").bytes);
+    // IFLA_EXT_MASK's value sits after the header (16), ifinfomsg (16) and the
+    // attribute header (4). iproute2 asks for RTEXT_FILTER_VF | SKIP_STATS; we
+    // leave out the VF details.
+    assert_eq!(u32_at(&captured, 36), Some(1 | RTEXT_FILTER_SKIP_STATS));
+    captured[36..40].copy_from_slice(&RTEXT_FILTER_SKIP_STATS.to_ne_bytes());
+    let mut built = Vec::new();
+    link_request(&mut built, 0, "eth0").unwrap();
+    assert_eq!(built, captured);
+}
+
+#[test]
+fn link_request_refuses_bad_names() {
+    let mut buf = Vec::new();
+    assert_eq!(link_request(&mut buf, 1, ""), Err(BadLinkName));
+    assert_eq!(link_request(&mut buf, 1, "eth0\0x"), Err(BadLinkName));
+    assert_eq!(
+        link_request(&mut buf, 1, "a-name-16-bytes!"),
+        Err(BadLinkName)
+    );
+    link_request(&mut buf, 1, "a-name-15-bytes").unwrap();
+    // header 16 + ifinfomsg 16 + ext mask 8 + name attribute 4 + 16 (15 + NUL)
+    assert_eq!(buf.len(), 60);
+    assert_eq!(u32_at(&buf, 0), Some(60));
+}
+
+#[test]
+fn requests_carry_the_sequence_number_and_reuse_the_buffer() {
+    let mut buf = Vec::with_capacity(64);
+    let (vip, plain) = (
+        Vip {
+            addr: VIP4,
+            prefix_len: 24,
+        },
+        AddrOptions::default(),
+    );
+    addr_request(&mut buf, AddrChange::Add, 0xdead_beef, 7, vip, &plain);
+    assert_eq!(seq_of(&buf), 0xdead_beef);
+    addr_request(&mut buf, AddrChange::Del, 5, 7, vip, &plain);
+    assert_eq!(seq_of(&buf), 5);
+    assert_eq!(buf.len(), 40, "the old request is cleared, not appended to");
+}

@@ -1,0 +1,22 @@
+//! The integration tests, in one binary: the lab (`common`: the gate, processes, namespaces,
+//! etcd, captures) and the fake servers first, then the tests by subject.
+
+#[macro_use]
+mod common;
+mod fakes;
+
+mod architecture;
+mod daemon;
+mod dcs_consul;
+mod dcs_etcd;
+mod dcs_patroni;
+mod deps;
+mod etcd_watch;
+mod faults;
+mod faults_fuzz_inputs;
+mod faults_soak;
+mod ipv6;
+mod netlink_kernel;
+mod once;
+mod packaging;
+mod reload;
