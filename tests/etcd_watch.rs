@@ -3,7 +3,7 @@
 //! turn), events already reflected in the turn's range read are skipped, and a
 //! cancelled stream leads to a fresh read. The real etcd is exercised by the lab
 //! tests; this fake only serves the three calls the client makes, in the shapes etcd
-//! 3.4.23 sends (see the captures in src/dcs/etcd.rs).
+//! 3.4.23 sends (see the captures in src/dcs/etcd/tests.rs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
