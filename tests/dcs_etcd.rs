@@ -474,6 +474,39 @@ mod tls {
         assert!(out.stdout.contains("leader=unknown"), "{out:?}");
     }
 
+    /// With client certificates, the JSON gateway and authentication all on, etcd refuses
+    /// any client certificate that has a CommonName, in plain text (HTTP 400): vipd quotes
+    /// etcd's words and says what to do instead.
+    #[test]
+    fn tls_gateway_refusing_a_common_name_is_quoted_with_the_way_out() {
+        gate!(Etcd, "openssl");
+        let lab = NodeLab::new();
+        let pki = Pki::new(&lab);
+        let etcd = tls_etcd(&lab, &pki);
+        enable_auth(&etcd);
+        let args = format!(
+            "--once --dry-run --trigger-key {KEY} --dcs-endpoints https://127.0.0.1:2379 \
+             --etcd-ca-file {} --etcd-cert-file {} --etcd-key-file {} --etcd-user patroni \
+             --etcd-password {PASSWORD}",
+            pki.path("ca.crt"),
+            pki.path("client.crt"),
+            pki.path("client.key")
+        );
+        let out = lab.node.vipd_once(&pg1_args(&args));
+        assert_eq!(out.code(), Some(1), "{out:?}");
+        for words in [
+            "authenticate: HTTP 400: ",
+            "CommonName of client sending a request against gateway will be ignored and not \
+             used as expected",
+            "a client certificate without a CommonName",
+            "password authentication without client certificates",
+        ] {
+            assert!(out.stdout.contains(words), "{words}: {out:?}");
+        }
+        assert!(!out.stdout.contains("invalid JSON"), "{out:?}");
+        assert!(!out.stdout.contains(PASSWORD), "{out:?}");
+    }
+
     #[test]
     fn tls_file_errors_exit_2_naming_the_file() {
         gate!(Etcd, "openssl");

@@ -200,7 +200,10 @@ impl Etcd {
                 "etcd-user {:?}: {message}",
                 cred.user
             )))),
-            Err(e) => Err(Err(format!("authenticate: HTTP {}: {e}", reply.status))),
+            Err(e) => Err(Err(format!(
+                "authenticate: {}",
+                status_error(reply.status, &reply.body, &e)
+            ))),
         }
     }
 

@@ -52,11 +52,23 @@ const NOT_JSON: &str = "invalid JSON";
 pub fn status_error(status: u16, body: &[u8], e: &ReplyError) -> String {
     match e {
         ReplyError::Malformed(why) if why.starts_with(NOT_JSON) => {
-            format!("HTTP {status}: {}", server_text(body))
+            let text = server_text(body);
+            let hint = if text.starts_with(GATEWAY_COMMON_NAME) {
+                " (with authentication on, etcd's JSON gateway refuses every client \
+                 certificate that has a CommonName: use a client certificate without a \
+                 CommonName, or password authentication without client certificates)"
+            } else {
+                ""
+            };
+            format!("HTTP {status}: {text:?}{hint}")
         }
         _ => format!("HTTP {status}: {e}"),
     }
 }
+
+/// What etcd's JSON gateway answers, in plain text, to a client certificate with a
+/// CommonName while authentication is on (etcd's `embed/serve.go`).
+const GATEWAY_COMMON_NAME: &str = "CommonName of client sending a request against gateway";
 
 /// The body as JSON.
 pub fn json(body: &[u8]) -> Result<Value, ReplyError> {

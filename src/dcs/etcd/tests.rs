@@ -190,7 +190,16 @@ fn error_statuses_quote_a_plain_text_body() {
     let not_json = parse_range(b"404 page not found\n", KEY).unwrap_err();
     assert_eq!(
         status_error(404, b"404 page not found\n", &not_json),
-        "HTTP 404: 404 page not found"
+        "HTTP 404: \"404 page not found\""
+    );
+    // etcd 3.4's words to a client certificate with a CommonName, and what to do.
+    let common_name = b"CommonName of client sending a request against gateway will be \
+        ignored and not used as expected\n";
+    let text = status_error(400, common_name, &parse_auth(common_name).unwrap_err());
+    assert!(
+        text.starts_with("HTTP 400: \"CommonName of client sending a request against gateway")
+            && text.ends_with("or password authentication without client certificates)"),
+        "{text}"
     );
     let object = parse_range(NO_LEADER.as_bytes(), KEY).unwrap_err();
     assert_eq!(
