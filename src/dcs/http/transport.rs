@@ -9,10 +9,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use crate::net::sys;
 
 /// The socket of a connection, with TLS or without.
 pub enum Transport {
@@ -75,7 +75,7 @@ impl Transport {
     ) -> io::Result<usize> {
         loop {
             if !self.has_buffered() {
-                wait(self.socket(), PollFlags::POLLIN, deadline, interruptible)?;
+                wait(self.socket(), libc::POLLIN, deadline, interruptible)?;
             }
             match self.read_now(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -94,7 +94,7 @@ impl Transport {
                     match sock.write(&data[at..]) {
                         Ok(n) => at += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            wait(sock, PollFlags::POLLOUT, deadline, false)?;
+                            wait(sock, libc::POLLOUT, deadline, false)?;
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
@@ -132,7 +132,7 @@ fn flush(tls: &mut TlsStream, deadline: Instant) -> io::Result<()> {
     while tls.conn.wants_write() {
         match tls.conn.write_tls(&mut tls.sock) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&tls.sock, PollFlags::POLLOUT, deadline, false)?;
+                wait(&tls.sock, libc::POLLOUT, deadline, false)?;
             }
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
@@ -169,7 +169,7 @@ pub fn tls(
             }
             Ok(_) => process(&mut tls)?,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&tls.sock, PollFlags::POLLIN, deadline, false)?;
+                wait(&tls.sock, libc::POLLIN, deadline, false)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -182,7 +182,7 @@ pub fn tls(
 /// `Interrupted` when a signal arrives and `interruptible` (else the wait goes on).
 fn wait(
     sock: &TcpStream,
-    events: PollFlags,
+    events: libc::c_short,
     deadline: Instant,
     interruptible: bool,
 ) -> io::Result<()> {
@@ -192,19 +192,17 @@ fn wait(
             return Err(io::ErrorKind::TimedOut.into());
         }
         // Rounded up to the millisecond: the wait never ends before the deadline.
-        let ms = left.as_micros().div_ceil(1000).min(86_400_000) as u32;
-        let mut fds = [PollFd::new(sock.as_fd(), events)];
-        match nix::poll::poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
+        let ms = left.as_micros().div_ceil(1000).min(86_400_000) as i32;
+        let mut fds = [libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events,
+            revents: 0,
+        }];
+        match sys::poll(&mut fds, ms) {
             Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
             Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) if interruptible => {
-                return Err(io::ErrorKind::Interrupted.into());
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && !interruptible => {}
+            Err(e) => return Err(e),
         }
     }
 }
