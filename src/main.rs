@@ -54,14 +54,17 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
     Ok(Reloaded { config, dcs })
 }
 
+/// One line on stderr (the logger is not set up yet), then exit with `status`.
+fn fail(status: u8, text: &str) -> ExitCode {
+    say(std::io::stderr(), &format!("vipd: {text}"));
+    ExitCode::from(status)
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let loaded = match config::load(args.clone(), &env, &hostname()) {
         Ok(l) => l,
-        Err(e) => {
-            say(std::io::stderr(), &format!("vipd: {e}"));
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(2, &e.to_string()),
     };
     let (cfg, once) = match loaded.command {
         Command::Help => {
@@ -84,39 +87,36 @@ fn main() -> ExitCode {
     };
     let tls = match load_tls(&cfg) {
         Ok(tls) => tls,
-        Err(e) => {
-            say(std::io::stderr(), &format!("vipd: {e}"));
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(2, &e),
     };
     vipd::logger::init(cfg.verbose);
     let env_warnings = config::unknown_env_warnings(std::env::vars_os().map(|(k, _)| k));
     for w in loaded.warnings.iter().chain(&env_warnings) {
         log::warn!("{w}");
     }
+    match start(cfg, &tls, once, &args) {
+        Ok(status) | Err(status) => ExitCode::from(status),
+    }
+}
+
+/// Open the signal pipe, the kernel's sockets and the DCS client, keep only the two
+/// capabilities, then run the loop (or `--once`): its exit status, or the one of the
+/// step that failed (logged).
+fn start(cfg: Config, tls: &Tls, once: Option<(bool, bool)>, args: &[OsString]) -> Result<u8, u8> {
     // Before anything can fail half-way: from here on SIGTERM cannot interrupt a change.
-    let signals = match Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("installing signal handlers: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let kernel = match Kernel::open() {
-        Ok(k) => k,
-        Err(e) => {
-            log::error!("{e} (vipd needs CAP_NET_ADMIN and CAP_NET_RAW)");
-            return ExitCode::from(1);
-        }
-    };
+    let signals = Signals::install().map_err(|e| {
+        log::error!("installing signal handlers: {e}");
+        1
+    })?;
+    let kernel = Kernel::open().map_err(|e| {
+        log::error!("{e} (vipd needs CAP_NET_ADMIN and CAP_NET_RAW)");
+        1
+    })?;
     let settings = cfg.dcs_settings();
-    let dcs = match vipd::dcs::open(&settings, &tls, settings.startup_deadline()) {
-        Ok(dcs) => dcs,
-        Err(rejected) => {
-            log::error!("{}", rejected.0);
-            return ExitCode::from(2);
-        }
-    };
+    let dcs = vipd::dcs::open(&settings, tls, settings.startup_deadline()).map_err(|rejected| {
+        log::error!("{}", rejected.0);
+        2
+    })?;
     let daemon = Daemon::new(cfg, dcs, kernel);
     // Sockets open, configuration read: keep only CAP_NET_ADMIN and CAP_NET_RAW.
     match vipd::caps::drop_to_net_admin_and_raw() {
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
             say(std::io::stdout(), &line);
             status
         }
-        None => daemon.run(&signals, &mut |current: &Config| reload(&args, current)),
+        None => daemon.run(&signals, &mut |current: &Config| reload(args, current)),
     };
-    ExitCode::from(status as u8)
+    Ok(status as u8)
 }
