@@ -28,8 +28,8 @@ impl StderrLogger {
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        // Libraries (ureq) log every request at debug level: keep their warnings and
-        // errors, and vipd's own records at the chosen level.
+        // Libraries (rustls) log at debug level on every connection: keep their warnings
+        // and errors, and vipd's own records at the chosen level.
         let level = if metadata.target().starts_with("vipd") {
             Self::level()
         } else {
