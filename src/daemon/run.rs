@@ -20,7 +20,7 @@ struct Schedule {
 }
 
 /// What the daemon manages, for the start and reload lines.
-fn describe(cfg: &Config) -> String {
+fn managed_summary(cfg: &Config) -> String {
     format!(
         "{} on {} for {:?} (key {}, interval {} ms)",
         cfg.vip,
@@ -36,7 +36,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// reads the configuration again ([`Reloaded`]); an error keeps the old one.
     pub fn run(mut self, signals: &Signals, reload: &mut Reload<'_, D>) -> i32 {
         let version = env!("CARGO_PKG_VERSION");
-        log::info!("vipd {version} managing {}", describe(&self.cfg));
+        log::info!("vipd {version} managing {}", managed_summary(&self.cfg));
         let mut schedule = Schedule {
             next_turn: Instant::now(),
             event: None,
@@ -149,7 +149,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         crate::logger::set_verbose(config.verbose);
         self.cfg = config;
-        log::info!("SIGHUP: configuration reloaded: {}", describe(&self.cfg));
+        log::info!("SIGHUP: configuration reloaded: {}", managed_summary(&self.cfg));
     }
 
     /// Release the VIP (unless keep-on-exit, trying three times) and say how it went.
