@@ -112,3 +112,9 @@ fn assert_warns(warnings: &[String], needle: &str) {
         "no {needle:?} in {warnings:?}"
     );
 }
+
+/// The `INPUT => EXPECTED` lines of a table, blank lines skipped.
+fn table(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let lines = text.lines().filter(|l| !l.is_empty());
+    lines.map(|l| l.split_once(" => ").expect(l))
+}
