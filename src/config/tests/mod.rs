@@ -118,3 +118,10 @@ fn table(text: &str) -> impl Iterator<Item = (&str, &str)> {
     let lines = text.lines().filter(|l| !l.is_empty());
     lines.map(|l| l.split_once(" => ").expect(l))
 }
+
+fn assert_starts(text: &str, prefix: &str) {
+    assert!(
+        text.starts_with(prefix),
+        "{text:?} does not start with {prefix:?}"
+    );
+}
