@@ -188,11 +188,7 @@ fn endpoints_forms() {
     );
     assert_eq!(
         c.endpoints,
-        vec![
-            "http://a:1".to_string(),
-            "https://b:2".to_string(),
-            "http://[2001:db8::1]:2379/v3".to_string()
-        ]
+        ["http://a:1", "https://b:2", "http://[2001:db8::1]:2379/v3"]
     );
 }
 
@@ -249,7 +245,7 @@ fn dcs_types_and_their_default_endpoints() {
         &base_with(&["--dcs-type=consul", "--dcs-endpoints=http://192.0.2.7:8500"]),
         &[],
     );
-    assert_eq!(c.endpoints, vec!["http://192.0.2.7:8500".to_string()]);
+    assert_eq!(c.endpoints, ["http://192.0.2.7:8500"]);
 }
 
 #[test]

@@ -54,16 +54,9 @@ fn config_file_from_environment() {
     assert_eq!(c.vip.addr, "192.0.2.7".parse::<IpAddr>().unwrap());
     // --config beats VIP_CONFIG.
     let other = TempFile::new("flag.yml", b"ip: 192.0.2.8\n");
-    let (c, _) = config(
-        &[
-            "--interface=eth0",
-            "--trigger-key=/k",
-            "--netmask=24",
-            "--config",
-            other.path(),
-        ],
-        &[("VIP_CONFIG", f)],
-    );
+    let mut flags = words("--interface=eth0 --trigger-key=/k --netmask=24 --config");
+    flags.push(other.path());
+    let (c, _) = config(&flags, &[("VIP_CONFIG", f)]);
     assert_eq!(c.vip.addr, "192.0.2.8".parse::<IpAddr>().unwrap());
 }
 
@@ -79,37 +72,25 @@ fn empty_value_means_unset() {
     );
     assert_eq!(c.vip.prefix_len, 16, "the empty flag must not hide the env");
     assert_eq!(c.trigger_value, HOST);
-    assert_eq!(c.endpoints, vec!["http://127.0.0.1:2379".to_string()]);
+    assert_eq!(c.endpoints, ["http://127.0.0.1:2379"]);
     assert!(warnings.is_empty(), "{warnings:?}");
 
     // An empty environment variable does not hide the file.
     let file = TempFile::new("empty.yml", b"netmask: 20\ntrigger-value:\ninterval: ''\n");
-    let (c, _) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--interface=eth0",
-            "--trigger-key=/k",
-            "--config",
-            file.path(),
-        ],
-        &[("VIP_NETMASK", ""), ("VIP_INTERVAL", "  ")],
-    );
+    let with_file = |file: &TempFile| {
+        let mut flags = words("--ip=192.0.2.50 --interface=eth0 --trigger-key=/k --config");
+        flags.push(leak(file.path()));
+        flags
+    };
+    let env = [("VIP_NETMASK", ""), ("VIP_INTERVAL", "  ")];
+    let (c, _) = config(&with_file(&file), &env);
     assert_eq!(c.vip.prefix_len, 20);
     assert_eq!(c.trigger_value, HOST);
     assert_eq!(c.interval, Duration::from_millis(1000));
 
     // An empty file value is unset: the /32 default and its warning apply.
     let file = TempFile::new("empty2.yml", b"netmask: ~\n");
-    let (c, warnings) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--interface=eth0",
-            "--trigger-key=/k",
-            "--config",
-            file.path(),
-        ],
-        &[],
-    );
+    let (c, warnings) = config(&with_file(&file), &[]);
     assert_eq!(c.vip.prefix_len, 32);
     assert_warns(&warnings, "netmask: not set");
 }
@@ -131,10 +112,7 @@ foo: bar
     assert_eq!(c.vip.addr, "192.0.2.10".parse::<IpAddr>().unwrap());
     assert_eq!(
         c.endpoints,
-        vec![
-            "http://192.0.2.1:2379".to_string(),
-            "https://192.0.2.2:2379".to_string()
-        ]
+        ["http://192.0.2.1:2379", "https://192.0.2.2:2379"]
     );
     assert!(warnings.contains(&format!(
         "{f}:6: ip: duplicate key (also on line 1); the last one wins"
@@ -188,15 +166,9 @@ fn file_errors_name_path_and_line() {
     ));
     let m = missing.to_str().unwrap();
     let e = error(&base_with(&["--config", m]), &[]);
-    assert!(
-        e.starts_with(&format!("--config: cannot read {m:?}: ")),
-        "{e}"
-    );
+    assert_starts(&e, &format!("--config: cannot read {m:?}: "));
     let e = error(BASE, &[("VIP_CONFIG", m)]);
-    assert!(
-        e.starts_with(&format!("VIP_CONFIG: cannot read {m:?}: ")),
-        "{e}"
-    );
+    assert_starts(&e, &format!("VIP_CONFIG: cannot read {m:?}: "));
 
     let dir = std::env::temp_dir();
     let d = dir.to_str().unwrap();
@@ -261,9 +233,9 @@ fn secret_files() {
         &base_with(&["--etcd-user=u", "--etcd-password-file", &missing]),
         &[],
     );
-    assert!(
-        e.starts_with(&format!("--etcd-password-file: cannot read {missing:?}: ")),
-        "{e}"
+    assert_starts(
+        &e,
+        &format!("--etcd-password-file: cannot read {missing:?}: "),
     );
 }
 
