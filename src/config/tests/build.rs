@@ -384,10 +384,8 @@ fn certificate_files_must_be_readable() {
     );
     let (c, warnings) = config(&base_with(&["--config", yaml.path()]), &[]);
     assert_eq!(c.etcd_cert_file.as_deref(), Some(Path::new(cert.path())));
-    assert_warns(
-        &warnings,
-        "etcd_cert_file is deprecated; use etcd-cert-file",
-    );
+    let want = "etcd_cert_file is deprecated; use etcd-cert-file";
+    assert_warns(&warnings, want);
 }
 
 #[test]

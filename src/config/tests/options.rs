@@ -196,10 +196,8 @@ fn debian_default_file_with_unit_flags() {
     );
     assert_eq!(c.vip.to_string(), "192.0.2.50/32");
     assert_eq!(c.trigger_value, "pg3");
-    assert_warns(
-        &warnings,
-        "VIP_HOSTINGTYPE is deprecated; use VIP_MANAGER_TYPE",
-    );
+    let want = "VIP_HOSTINGTYPE is deprecated; use VIP_MANAGER_TYPE";
+    assert_warns(&warnings, want);
     assert_warns(&warnings, "netmask: not set");
 }
 
@@ -256,10 +254,8 @@ fn old_and_new_name_in_one_source_new_wins() {
         let (c, warnings) = config(&all, &[]);
         assert_eq!(c.vip.prefix_len, 24, "{list:?}");
         assert_warns(&warnings, "--mask is deprecated; use --netmask");
-        assert_warns(
-            &warnings,
-            "--mask is ignored: --netmask is also set and wins",
-        );
+        let want = "--mask is ignored: --netmask is also set and wins";
+        assert_warns(&warnings, want);
     }
     // Environment.
     let (c, warnings) = config(
@@ -345,10 +341,8 @@ retry_after: 250  #in milliseconds
     assert!(warnings.contains(&format!(
         "{f}:15: retry_num is ignored: vipd retries the DCS every interval"
     )));
-    assert_warns(
-        &warnings,
-        "consul_token is ignored: it is used only with dcs-type consul",
-    );
+    let want = "consul_token is ignored: it is used only with dcs-type consul";
+    assert_warns(&warnings, want);
     assert!(
         !warnings.iter().any(|w| w.contains("secret")),
         "{warnings:?}"
