@@ -337,18 +337,14 @@ fn certificate_files_must_be_readable() {
     let ca = TempFile::new("ca.pem", b"-----BEGIN CERTIFICATE-----\n");
     let cert = TempFile::new("cert.pem", b"x");
     let key = TempFile::new("key.pem", b"x");
-    let (c, warnings) = config(
-        &base_with(&[
-            "--dcs-endpoints=https://192.0.2.1:2379",
-            "--etcd-ca-file",
-            ca.path(),
-            "--etcd-cert-file",
-            cert.path(),
-            "--etcd-key-file",
-            key.path(),
-        ]),
-        &[],
+    let all = format!(
+        "--dcs-endpoints=https://192.0.2.1:2379 --etcd-ca-file {} --etcd-cert-file {} \
+         --etcd-key-file {}",
+        ca.path(),
+        cert.path(),
+        key.path()
     );
+    let (c, warnings) = config(&base_with(&words(&all)), &[]);
     assert_eq!(c.etcd_ca_file.as_deref(), Some(Path::new(ca.path())));
     assert_eq!(c.etcd_cert_file.as_deref(), Some(Path::new(cert.path())));
     assert_eq!(c.etcd_key_file.as_deref(), Some(Path::new(key.path())));

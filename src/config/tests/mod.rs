@@ -105,6 +105,12 @@ fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// `NAME=value` variables written as one line (no value contains a blank).
+fn env_words(line: &str) -> Vec<EnvVar<'_>> {
+    let pairs = line.split_whitespace().map(|w| w.split_once('='));
+    pairs.map(|pair| pair.expect(line)).collect()
+}
+
 /// Assert that one of `warnings` contains `needle`.
 fn assert_warns(warnings: &[String], needle: &str) {
     assert!(

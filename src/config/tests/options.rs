@@ -177,15 +177,10 @@ fn debian_old_and_new_variables_disagreeing_is_one_line() {
 fn debian_default_file_with_unit_flags() {
     // vip-manager.service: EnvironmentFile=/etc/default/vip-manager (old names only)
     // and ExecStart passing them as the new flags, --netmask empty when unset.
-    let env = [
-        ("VIP_IP", "192.0.2.50"),
-        ("VIP_IFACE", "eth0"),
-        ("VIP_KEY", "/service/b/leader"),
-        ("VIP_HOST", "pg3"),
-        ("VIP_TYPE", "etcd"),
-        ("VIP_ENDPOINT", "http://192.0.2.1:2379"),
-        ("VIP_HOSTINGTYPE", "basic"),
-    ];
+    let env = env_words(
+        "VIP_IP=192.0.2.50 VIP_IFACE=eth0 VIP_KEY=/service/b/leader VIP_HOST=pg3 \
+         VIP_TYPE=etcd VIP_ENDPOINT=http://192.0.2.1:2379 VIP_HOSTINGTYPE=basic",
+    );
     let (c, warnings) = config(
         &words(
             "--ip=192.0.2.50 --interface=eth0 --trigger-key=/service/b/leader \

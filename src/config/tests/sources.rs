@@ -247,42 +247,28 @@ fn secrets_never_appear_in_messages() {
         "leak.yml",
         format!("etcd-password: {PW}\nconsul_token: {PW}\netcd_password: other-{PW}\n").as_bytes(),
     );
-    let attempts: Vec<(Vec<&str>, Vec<EnvVar>)> = vec![
-        (base_with(&["--etcd-password", PW]), vec![]),
-        (base_with(&[&format!("--etcd-password={PW}")]), vec![]),
-        (base_with(&[&format!("--etcd-passwd={PW}")]), vec![]),
-        (base_with(&["--consul-token", PW]), vec![]),
+    let (y, f) = (yaml.path(), pw_file.path());
+    let user_env = [("VIP_ETCD_PASSWORD", PW), ("VIP_ETCD_USER", "u")];
+    // Arguments after the required flags, and variables.
+    let attempts: [(String, Env); 12] = [
+        (format!("--etcd-password {PW}"), &[]),
+        (format!("--etcd-password={PW}"), &[]),
+        (format!("--etcd-passwd={PW}"), &[]),
+        (format!("--consul-token {PW}"), &[]),
+        (String::new(), &user_env),
+        (String::new(), &user_env[..1]),
+        (format!("--config {y}"), &[]),
+        (format!("--config {y} --etcd-user=u"), &[]),
+        (format!("--etcd-password-file {f}"), &[]),
+        (format!("--dcs-endpoints=http://u:{PW}@h:1"), &[]),
+        (format!("--dcs-endpoints=http://u:{PW}/x@h:1"), &[]),
         (
-            base_with(&[]),
-            vec![("VIP_ETCD_PASSWORD", PW), ("VIP_ETCD_USER", "u")],
-        ),
-        (base_with(&[]), vec![("VIP_ETCD_PASSWORD", PW)]),
-        (base_with(&["--config", yaml.path()]), vec![]),
-        (
-            base_with(&["--config", yaml.path(), "--etcd-user=u"]),
-            vec![],
-        ),
-        (base_with(&["--etcd-password-file", pw_file.path()]), vec![]),
-        (
-            base_with(&[&format!("--dcs-endpoints=http://u:{PW}@h:1")]),
-            vec![],
-        ),
-        (
-            base_with(&[&format!("--dcs-endpoints=http://u:{PW}/x@h:1")]),
-            vec![],
-        ),
-        (
-            base_with(&[
-                "--etcd-user=u",
-                "--etcd-password",
-                PW,
-                "--etcd-password-file",
-                pw_file.path(),
-            ]),
-            vec![],
+            format!("--etcd-user=u --etcd-password {PW} --etcd-password-file {f}"),
+            &[],
         ),
     ];
-    for (flags, env) in attempts {
+    for (extra, env) in attempts {
+        let flags = base_with(&words(&extra));
         let out = match run(&flags, &env) {
             Ok(loaded) => format!("{:?} {:?}", loaded.command, loaded.warnings),
             Err(e) => e.to_string(),
