@@ -17,18 +17,18 @@ fn defaults() {
 
 #[test]
 fn missing_netmask_is_a_host_address_with_a_warning() {
-    let (c, warnings) = config(
-        &words("--ip 192.0.2.50 --interface eth0 --trigger-key /k"),
-        &[],
-    );
+    let without_netmask = |ip| {
+        config(
+            &words(&format!("--ip {ip} --interface eth0 --trigger-key /k")),
+            &[],
+        )
+    };
+    let (c, warnings) = without_netmask("192.0.2.50");
     assert_eq!(c.vip.prefix_len, 32);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("netmask: not set; adding 192.0.2.50/32"));
 
-    let (c, warnings) = config(
-        &words("--ip 2001:db8::50 --interface eth0 --trigger-key /k"),
-        &[],
-    );
+    let (c, warnings) = without_netmask("2001:db8::50");
     assert_eq!(c.vip.prefix_len, 128);
     assert_warns(&warnings, "2001:db8::50/128");
 }
@@ -250,18 +250,13 @@ fn dcs_types_and_their_default_endpoints() {
 
 #[test]
 fn patroni_defaults_key_and_value_as_vip_manager() {
-    let flags = [
-        "--ip=192.0.2.50",
-        "--netmask=24",
-        "--interface=eth0",
-        "--dcs-type=patroni",
-    ];
+    let flags = words("--ip=192.0.2.50 --netmask=24 --interface=eth0 --dcs-type=patroni");
     let (c, warnings) = config(&flags, &[]);
     assert_eq!(c.trigger_key, "/leader");
     assert_eq!(c.trigger_value, "200");
     assert!(warnings.is_empty(), "{warnings:?}");
     // Set, they win.
-    let mut more = flags.to_vec();
+    let mut more = flags.clone();
     more.extend(["--trigger-key=/primary", "--trigger-value=200"]);
     let (c, _) = config(&more, &[]);
     assert_eq!(c.trigger_key, "/primary");
@@ -289,12 +284,8 @@ fn patroni_uses_the_first_endpoint_only() {
 
 #[test]
 fn settings_of_another_dcs_are_ignored_with_a_warning() {
-    let (c, warnings) = config(
-        &base_with(&words(
-            "--dcs-type=consul --consul-token=abc-123 --etcd-user=u",
-        )),
-        &[("VIP_ETCD_PASSWORD", "pw")],
-    );
+    let flags = words("--dcs-type=consul --consul-token=abc-123 --etcd-user=u");
+    let (c, warnings) = config(&base_with(&flags), &[("VIP_ETCD_PASSWORD", "pw")]);
     assert_eq!(c.consul_token, Some(Secret("abc-123".into())));
     let etcd_only = "is ignored: it is used only with dcs-type etcd, etcd3 or etcd2";
     let want = [
@@ -309,10 +300,8 @@ fn settings_of_another_dcs_are_ignored_with_a_warning() {
     );
     assert_eq!(warnings, want[1..]);
     for t in ["etcd", "etcd2", "etcd3", "patroni"] {
-        let (_, warnings) = config(
-            &base_with(&[&format!("--dcs-type={t}"), "--consul-token=abc"]),
-            &[],
-        );
+        let flags = format!("--dcs-type={t} --consul-token=abc");
+        let (_, warnings) = config(&base_with(&words(&flags)), &[]);
         let want = "--consul-token is ignored: it is used only with dcs-type consul";
         assert!(warnings.contains(&want.into()), "{t}: {warnings:?}");
     }

@@ -202,19 +202,12 @@ fn secret_files() {
     assert_eq!(c.etcd_password, Some(Secret("correct horse".into())));
 
     // Both in one source: an error that names both, not the secret.
-    let e = error(
-        &base_with(&[
-            "--etcd-user=u",
-            "--etcd-password=flagpw",
-            "--etcd-password-file",
-            pw.path(),
-        ]),
-        &[],
+    let both = format!(
+        "--etcd-user=u --etcd-password=flagpw --etcd-password-file {}",
+        pw.path()
     );
-    assert_eq!(
-        e,
-        "--etcd-password and --etcd-password-file are both set; set only one"
-    );
+    let want = "--etcd-password and --etcd-password-file are both set; set only one";
+    assert_eq!(error(&base_with(&words(&both)), &[]), want);
 
     // Errors name the file, never its content.
     let big = vec![b'a'; 70_000];
