@@ -18,10 +18,8 @@ fn defaults() {
 #[test]
 fn missing_netmask_is_a_host_address_with_a_warning() {
     let without_netmask = |ip| {
-        config(
-            &words(&format!("--ip {ip} --interface eth0 --trigger-key /k")),
-            &[],
-        )
+        let flags = format!("--ip {ip} --interface eth0 --trigger-key /k");
+        config(&words(&flags), &[])
     };
     let (c, warnings) = without_netmask("192.0.2.50");
     assert_eq!(c.vip.prefix_len, 32);
