@@ -19,10 +19,8 @@ fn precedence_flag_env_file_default() {
     assert_eq!(c.config_file.as_deref(), Some(Path::new(f)));
 
     // env > file
-    let (c, _) = config(
-        &with_file,
-        &[("VIP_INTERVAL", "200"), ("VIP_VERBOSE", "no")],
-    );
+    let env = [("VIP_INTERVAL", "200"), ("VIP_VERBOSE", "no")];
+    let (c, _) = config(&with_file, &env);
     assert_eq!(c.interval, Duration::from_millis(200));
     assert!(!c.verbose);
 
@@ -114,9 +112,8 @@ foo: bar
         c.endpoints,
         ["http://192.0.2.1:2379", "https://192.0.2.2:2379"]
     );
-    assert!(warnings.contains(&format!(
-        "{f}:6: ip: duplicate key (also on line 1); the last one wins"
-    )));
+    let duplicate = format!("{f}:6: ip: duplicate key (also on line 1); the last one wins");
+    assert!(warnings.contains(&duplicate), "{warnings:?}");
     assert!(warnings.contains(&format!("{f}:7: foo: unknown key (ignored)")));
     assert_eq!(warnings.len(), 2, "{warnings:?}");
 }
