@@ -88,16 +88,9 @@ const BASE: &[&str] = &[
     "/service/pg/leader",
 ];
 
-fn base_with(extra: &[&str]) -> Vec<&'static str> {
-    // Leak-free: the extra flags are 'static in every test.
-    BASE.iter()
-        .copied()
-        .chain(extra.iter().map(|s| leak(s)))
-        .collect()
-}
-
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
+/// The required flags, then `extra`.
+fn base_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    BASE.iter().chain(extra).copied().collect()
 }
 
 /// Arguments written as one line (none of them contains a blank).

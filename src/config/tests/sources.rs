@@ -75,11 +75,11 @@ fn empty_value_means_unset() {
 
     // An empty environment variable does not hide the file.
     let file = TempFile::new("empty.yml", b"netmask: 20\ntrigger-value:\ninterval: ''\n");
-    let with_file = |file: &TempFile| {
+    fn with_file(file: &TempFile) -> Vec<&str> {
         let mut flags = words("--ip=192.0.2.50 --interface=eth0 --trigger-key=/k --config");
-        flags.push(leak(file.path()));
+        flags.push(file.path());
         flags
-    };
+    }
     let env = [("VIP_NETMASK", ""), ("VIP_INTERVAL", "  ")];
     let (c, _) = config(&with_file(&file), &env);
     assert_eq!(c.vip.prefix_len, 20);
