@@ -259,7 +259,7 @@ fn secrets_never_appear_in_messages() {
     ];
     for (extra, env) in attempts {
         let flags = base_with(&words(&extra));
-        let out = match run(&flags, &env) {
+        let out = match run(&flags, env) {
             Ok(loaded) => format!("{:?} {:?}", loaded.command, loaded.warnings),
             Err(e) => e.to_string(),
         };
