@@ -276,12 +276,10 @@ fn dcs_grace(src: &Sources<'_>) -> Result<Grace, ConfigError> {
         Some((v, origin)) if !v.bytes().all(|b| b.is_ascii_digit()) => Err(ConfigError(format!(
             "{origin}: {v:?} is not a whole number of milliseconds or \"never\""
         ))),
-        Some((v, origin)) => Ok(Grace::After(Duration::from_millis(parse_number(
-            v,
-            origin,
-            0,
-            MAX_GRACE_MS,
-        )?))),
+        Some((v, origin)) => {
+            let ms = parse_number(v, origin, 0, MAX_GRACE_MS)?;
+            Ok(Grace::After(Duration::from_millis(ms)))
+        }
     }
 }
 

@@ -126,17 +126,13 @@ pub fn load(
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let cli = args::parse_args(args, &mut warnings)?;
-    if cli.help {
-        return Ok(Loaded {
-            command: Command::Help,
-            warnings,
-        });
-    }
-    if cli.version {
-        return Ok(Loaded {
-            command: Command::Version,
-            warnings,
-        });
+    if cli.help || cli.version {
+        let command = if cli.help {
+            Command::Help
+        } else {
+            Command::Version
+        };
+        return Ok(Loaded { command, warnings });
     }
     if cli.dry_run && !cli.once {
         return Err(ConfigError("--dry-run: only valid with --once".into()));

@@ -180,11 +180,8 @@ pub(super) fn file_layer(
             continue;
         };
         if rank == Rank::Old {
-            let line = entry.line;
-            warnings.push(format!(
-                "{path}:{line}: {}",
-                deprecated(&entry.key, opt.key)
-            ));
+            let deprecated = deprecated(&entry.key, opt.key);
+            warnings.push(format!("{path}:{}: {deprecated}", entry.line));
         }
         let setting = Setting {
             value,

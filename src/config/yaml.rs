@@ -109,17 +109,16 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, YamlError> {
             continue;
         }
         if indent > 0 {
-            return match &pending {
-                Some(p) if p.items.is_empty() => err(
-                    n,
-                    "nested mappings are not supported (only flat 'key: value')",
-                ),
-                _ => err(
-                    n,
-                    "unexpected indentation (nested mappings and multi-line values \
-                     are not supported)",
-                ),
+            let why = match &pending {
+                Some(p) if p.items.is_empty() => {
+                    "nested mappings are not supported (only flat 'key: value')"
+                }
+                _ => {
+                    "unexpected indentation (nested mappings and multi-line values are not \
+                     supported)"
+                }
             };
+            return err(n, why);
         }
 
         if let Some(p) = pending.take() {
@@ -184,21 +183,17 @@ fn push_item(
     n: usize,
 ) -> Result<(), YamlError> {
     let Some(p) = pending else {
-        return err(
-            n,
-            "list item without a key (write 'key:' and the '- item' lines below it)",
-        );
+        let why = "list item without a key (write 'key:' and the '- item' lines below it)";
+        return err(n, why);
     };
     match p.indent {
         None => p.indent = Some(indent),
         Some(first) if first != indent => {
-            return err(
-                n,
-                format!(
-                    "list item indented by {indent}, the first one by {first} \
-                     (nested lists are not supported)"
-                ),
+            let why = format!(
+                "list item indented by {indent}, the first one by {first} \
+                 (nested lists are not supported)"
             );
+            return err(n, why);
         }
         Some(_) => {}
     }
@@ -281,10 +276,8 @@ fn scalar(s: &str, n: usize) -> Result<String, YamlError> {
             let end = comment_start(s).unwrap_or(s.len());
             let value = s[..end].trim_end_matches([' ', '\t']);
             if has_mapping_colon(value) {
-                return err(
-                    n,
-                    "nested mappings are not supported (quote a value that contains ': ')",
-                );
+                let why = "nested mappings are not supported (quote a value that contains ': ')";
+                return err(n, why);
             }
             if matches!(value, "~" | "null" | "Null" | "NULL") {
                 return Ok(String::new());
@@ -343,12 +336,8 @@ fn trailing(after: &str, n: usize) -> Result<(), YamlError> {
 
 /// Parse `"..."` at the start of `s`; returns the value and the text after it.
 fn double_quoted(s: &str, n: usize) -> Result<(String, &str), YamlError> {
-    let unterminated = || {
-        err(
-            n,
-            "unterminated double-quoted string (multi-line values are not supported)",
-        )
-    };
+    let why = "unterminated double-quoted string (multi-line values are not supported)";
+    let unterminated = || err(n, why);
     let mut out = String::new();
     let mut chars = s.char_indices().skip(1);
     while let Some((i, c)) = chars.next() {
@@ -367,13 +356,9 @@ fn double_quoted(s: &str, n: usize) -> Result<(String, &str), YamlError> {
                     'u' => 4,
                     'U' => 8,
                     other => {
-                        return err(
-                            n,
-                            format!(
-                                "invalid escape '\\{}' in a double-quoted string",
-                                other.escape_debug()
-                            ),
-                        );
+                        let other = other.escape_debug();
+                        let why = format!("invalid escape '\\{other}' in a double-quoted string");
+                        return err(n, why);
                     }
                 };
                 let mut code: u32 = 0;
@@ -431,20 +416,14 @@ fn single_quoted(s: &str, n: usize) -> Result<(String, &str), YamlError> {
         }
         out.push(c);
     }
-    err(
-        n,
-        "unterminated single-quoted string (multi-line values are not supported)",
-    )
+    let why = "unterminated single-quoted string (multi-line values are not supported)";
+    err(n, why)
 }
 
 /// Parse `[a, "b", 'c']` (one line) at the start of `s`.
 fn inline_list(s: &str, n: usize) -> Result<Vec<String>, YamlError> {
-    let unterminated = || {
-        err(
-            n,
-            "unterminated inline list (an inline list must be on one line)",
-        )
-    };
+    let why = "unterminated inline list (an inline list must be on one line)";
+    let unterminated = || err(n, why);
     let mut items = Vec::new();
     let mut rest = &s[1..];
     loop {

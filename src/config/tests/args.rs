@@ -4,36 +4,21 @@ use super::*;
 
 #[test]
 fn booleans() {
-    for (value, want) in [
-        ("true", true),
-        ("yes", true),
-        ("1", true),
-        ("on", true),
-        ("TRUE", true),
-        ("false", false),
-        ("no", false),
-        ("0", false),
-        ("off", false),
-    ] {
-        let (c, _) = config(BASE, &[("VIP_VERBOSE", value)]);
-        assert_eq!(c.verbose, want, "VIP_VERBOSE={value}");
-        let flag = format!("--verbose={value}");
-        let (c, _) = config(&base_with(&[&flag]), &[]);
-        assert_eq!(c.verbose, want, "{flag}");
+    for (values, want) in [("true yes 1 on TRUE", true), ("false no 0 off", false)] {
+        for value in values.split(' ') {
+            let (c, _) = config(BASE, &[("VIP_VERBOSE", value)]);
+            assert_eq!(c.verbose, want, "VIP_VERBOSE={value}");
+            let flag = format!("--verbose={value}");
+            let (c, _) = config(&base_with(&[&flag]), &[]);
+            assert_eq!(c.verbose, want, "{flag}");
+        }
     }
-    assert!(config(&base_with(&["--verbose"]), &[]).0.verbose);
-    assert!(config(&base_with(&["-v"]), &[]).0.verbose);
-    assert!(config(&base_with(&["-verbose"]), &[]).0.verbose);
+    for flag in ["--verbose", "-v", "-verbose"] {
+        assert!(config(&base_with(&[flag]), &[]).0.verbose, "{flag}");
+    }
     // A bare flag beats the environment.
-    assert!(
-        config(&base_with(&["-v"]), &[("VIP_VERBOSE", "false")])
-            .0
-            .verbose
-    );
-    assert_eq!(
-        error(&base_with(&["--keep-on-exit=maybe"]), &[]),
-        "--keep-on-exit: \"maybe\" is not a boolean (expected true or false)"
-    );
+    let (c, _) = config(&base_with(&["-v"]), &[("VIP_VERBOSE", "false")]);
+    assert!(c.verbose);
 }
 
 #[test]
@@ -58,79 +43,52 @@ fn flag_forms() {
 
 #[test]
 fn commands() {
-    for flag in ["--help", "-h", "-help"] {
-        assert_eq!(run(&[flag], &[]).unwrap().command, Command::Help, "{flag}");
-    }
-    for flag in ["--version", "-V", "-version"] {
-        assert_eq!(
-            run(&[flag], &[]).unwrap().command,
-            Command::Version,
-            "{flag}"
-        );
+    for (flags, want) in [
+        (["--help", "-h", "-help"], Command::Help),
+        (["--version", "-V", "-version"], Command::Version),
+    ] {
+        for flag in flags {
+            assert_eq!(run(&[flag], &[]).unwrap().command, want, "{flag}");
+        }
     }
     // --help wins over anything wrong, and needs no configuration.
-    assert_eq!(
-        run(&["--bogus", "--ip=300.1.1.1", "--help"], &[])
-            .unwrap()
-            .command,
-        Command::Help
-    );
-    match run(&base_with(&["--once"]), &[]).unwrap().command {
-        Command::Once {
+    let help = run(&["--bogus", "--ip=300.1.1.1", "--help"], &[]).unwrap();
+    assert_eq!(help.command, Command::Help);
+    let command = |extra| run(&base_with(extra), &[]).unwrap().command;
+    let (config, _) = config(BASE, &[]);
+    for (extra, dry_run, json) in [
+        (&["--once"][..], false, false),
+        (&["--dry-run", "--once", "--json"][..], true, true),
+    ] {
+        let once = Command::Once {
+            config: config.clone(),
             dry_run,
-            config,
             json,
-        } => {
-            assert!(!dry_run && !json);
-            assert_eq!(config.interface, "eth0");
-        }
-        other => panic!("{other:?}"),
+        };
+        assert_eq!(command(extra), once, "{extra:?}");
     }
-    match run(&base_with(&["--dry-run", "--once", "--json"]), &[])
-        .unwrap()
-        .command
-    {
-        Command::Once { dry_run, json, .. } => assert!(dry_run && json),
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        run(&base_with(&["--json"]), &[]).unwrap_err().0,
-        "--json: only valid with --once"
-    );
-    assert_eq!(
-        error(&base_with(&["--dry-run"]), &[]),
-        "--dry-run: only valid with --once"
-    );
-    assert_eq!(
-        error(&base_with(&["--once=yes"]), &[]),
-        "--once: takes no value"
-    );
 }
+
+/// `ARGUMENTS => ERROR` lines, the arguments after the required flags. The value of a
+/// mistyped flag is never echoed: it may be a password.
+const ARGV_ERRORS: &str = r#"
+--bogus => --bogus: unknown option (see --help)
+--etcd-pasword=hunter2 => --etcd-pasword: unknown option (see --help)
+--ip => --ip: missing value
+extra => unexpected argument "extra" (vipd takes only options; see --help)
+- => unexpected argument "-" (vipd takes only options; see --help)
+-- x => unexpected argument "x" (vipd takes only options)
+--keep-on-exit=maybe => --keep-on-exit: "maybe" is not a boolean (expected true or false)
+--json => --json: only valid with --once
+--dry-run => --dry-run: only valid with --once
+--once=yes => --once: takes no value
+"#;
 
 #[test]
 fn argv_errors() {
-    assert_eq!(
-        error(&base_with(&["--bogus"]), &[]),
-        "--bogus: unknown option (see --help)"
-    );
-    // The value of a mistyped flag is never echoed: it may be a password.
-    assert_eq!(
-        error(&base_with(&["--etcd-pasword=hunter2"]), &[]),
-        "--etcd-pasword: unknown option (see --help)"
-    );
-    assert_eq!(error(&base_with(&["--ip"]), &[]), "--ip: missing value");
-    assert_eq!(
-        error(&base_with(&["extra"]), &[]),
-        "unexpected argument \"extra\" (vipd takes only options; see --help)"
-    );
-    assert_eq!(
-        error(&base_with(&["-"]), &[]),
-        "unexpected argument \"-\" (vipd takes only options; see --help)"
-    );
-    assert_eq!(
-        error(&base_with(&["--", "x"]), &[]),
-        "unexpected argument \"x\" (vipd takes only options)"
-    );
+    for (extra, want) in table(ARGV_ERRORS) {
+        assert_eq!(error(&base_with(&words(extra)), &[]), want, "{extra}");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStringExt;

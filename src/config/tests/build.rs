@@ -17,18 +17,16 @@ fn defaults() {
 
 #[test]
 fn missing_netmask_is_a_host_address_with_a_warning() {
-    let (c, warnings) = config(
-        &words("--ip 192.0.2.50 --interface eth0 --trigger-key /k"),
-        &[],
-    );
+    let without_netmask = |ip| {
+        let flags = format!("--ip {ip} --interface eth0 --trigger-key /k");
+        config(&words(&flags), &[])
+    };
+    let (c, warnings) = without_netmask("192.0.2.50");
     assert_eq!(c.vip.prefix_len, 32);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("netmask: not set; adding 192.0.2.50/32"));
 
-    let (c, warnings) = config(
-        &words("--ip 2001:db8::50 --interface eth0 --trigger-key /k"),
-        &[],
-    );
+    let (c, warnings) = without_netmask("2001:db8::50");
     assert_eq!(c.vip.prefix_len, 128);
     assert_warns(&warnings, "2001:db8::50/128");
 }
@@ -58,20 +56,18 @@ fn new_options_parse() {
     assert_eq!(c.announce_mode, AnnounceMode::Reply);
 }
 
+/// `FLAGS => ERROR` lines.
+const REQUIRED: &str = "
+--interface=eth0 --trigger-key=/k => ip: not set (required)
+--ip=192.0.2.1 --trigger-key=/k => interface: not set (required)
+--ip=192.0.2.1 --interface=eth0 => trigger-key: not set (required)
+";
+
 #[test]
 fn required_settings() {
-    assert_eq!(
-        error(&["--interface=eth0", "--trigger-key=/k"], &[]),
-        "ip: not set (required)"
-    );
-    assert_eq!(
-        error(&["--ip=192.0.2.1", "--trigger-key=/k"], &[]),
-        "interface: not set (required)"
-    );
-    assert_eq!(
-        error(&["--ip=192.0.2.1", "--interface=eth0"], &[]),
-        "trigger-key: not set (required)"
-    );
+    for (flags, want) in table(REQUIRED) {
+        assert_eq!(error(&words(flags), &[]), want, "{flags}");
+    }
     assert_eq!(
         load(argv(BASE), &|_| None, " "),
         Err(ConfigError(
@@ -145,12 +141,15 @@ fn value_errors_name_source_key_and_value() {
             "{flags:?} {env:?}"
         );
     }
-    for line in VALUE_ERRORS.lines().filter(|l| !l.is_empty()) {
-        let (arguments, want) = line.split_once(" => ").expect(line);
+    for (arguments, want) in table(VALUE_ERRORS) {
         let (vars, flags): (Vec<&str>, Vec<&str>) =
             arguments.split(' ').partition(|a| a.starts_with("VIP_"));
         let env: Vec<EnvVar> = vars.iter().filter_map(|v| v.split_once('=')).collect();
-        assert_eq!(error(&with_required(&flags, &env), &env), want, "{line}");
+        assert_eq!(
+            error(&with_required(&flags, &env), &env),
+            want,
+            "{arguments}"
+        );
     }
 }
 
@@ -187,34 +186,24 @@ fn endpoints_forms() {
     );
     assert_eq!(
         c.endpoints,
-        vec![
-            "http://a:1".to_string(),
-            "https://b:2".to_string(),
-            "http://[2001:db8::1]:2379/v3".to_string()
-        ]
+        ["http://a:1", "https://b:2", "http://[2001:db8::1]:2379/v3"]
     );
 }
 
 #[test]
 fn manager_type_and_hosting_type() {
-    assert!(
-        config(&base_with(&["--manager-type=basic"]), &[])
-            .1
-            .is_empty()
-    );
-    assert!(
-        config(&base_with(&["--hosting-type=basic"]), &[])
-            .1
-            .is_empty()
-    );
+    for flag in ["--manager-type=basic", "--hosting-type=basic"] {
+        assert!(config(&base_with(&[flag]), &[]).1.is_empty(), "{flag}");
+    }
     assert!(config(BASE, &[("VIP_HOSTING_TYPE", "basic")]).1.is_empty());
+    let unsupported = "is not supported (vipd supports only \"basic\")";
     assert_eq!(
         error(&base_with(&["--manager-type=hetzner"]), &[]),
-        "--manager-type: \"hetzner\" is not supported (vipd supports only \"basic\")"
+        format!("--manager-type: \"hetzner\" {unsupported}")
     );
     assert_eq!(
         error(BASE, &[("VIP_HOSTINGTYPE", "hetzner_floating_ip")]),
-        "VIP_HOSTINGTYPE: \"hetzner_floating_ip\" is not supported (vipd supports only \"basic\")"
+        format!("VIP_HOSTINGTYPE: \"hetzner_floating_ip\" {unsupported}")
     );
 }
 
@@ -224,13 +213,10 @@ fn retry_settings_are_ignored_with_a_note() {
         &base_with(&["--retry-num=3"]),
         &[("VIP_RETRY_AFTER", "250")],
     );
-    assert!(
-        warnings.contains(&"--retry-num is ignored: vipd retries the DCS every interval".into())
-    );
-    assert!(
-        warnings
-            .contains(&"VIP_RETRY_AFTER is ignored: vipd retries the DCS every interval".into())
-    );
+    for origin in ["--retry-num", "VIP_RETRY_AFTER"] {
+        let want = format!("{origin} is ignored: vipd retries the DCS every interval");
+        assert!(warnings.contains(&want), "{want}: {warnings:?}");
+    }
 }
 
 #[test]
@@ -257,23 +243,18 @@ fn dcs_types_and_their_default_endpoints() {
         &base_with(&["--dcs-type=consul", "--dcs-endpoints=http://192.0.2.7:8500"]),
         &[],
     );
-    assert_eq!(c.endpoints, vec!["http://192.0.2.7:8500".to_string()]);
+    assert_eq!(c.endpoints, ["http://192.0.2.7:8500"]);
 }
 
 #[test]
 fn patroni_defaults_key_and_value_as_vip_manager() {
-    let flags = [
-        "--ip=192.0.2.50",
-        "--netmask=24",
-        "--interface=eth0",
-        "--dcs-type=patroni",
-    ];
+    let flags = words("--ip=192.0.2.50 --netmask=24 --interface=eth0 --dcs-type=patroni");
     let (c, warnings) = config(&flags, &[]);
     assert_eq!(c.trigger_key, "/leader");
     assert_eq!(c.trigger_value, "200");
     assert!(warnings.is_empty(), "{warnings:?}");
     // Set, they win.
-    let mut more = flags.to_vec();
+    let mut more = flags.clone();
     more.extend(["--trigger-key=/primary", "--trigger-value=200"]);
     let (c, _) = config(&more, &[]);
     assert_eq!(c.trigger_key, "/primary");
@@ -294,57 +275,33 @@ fn patroni_uses_the_first_endpoint_only() {
         &[],
     );
     assert_eq!(c.endpoints.len(), 2);
-    assert_eq!(
-        warnings,
-        vec![
-            "--dcs-endpoints: dcs-type patroni uses only the first endpoint, \
-             \"http://192.0.2.10:8008\" (this node's Patroni); the others are ignored"
-                .to_string()
-        ]
-    );
+    let want = "--dcs-endpoints: dcs-type patroni uses only the first endpoint, \
+                \"http://192.0.2.10:8008\" (this node's Patroni); the others are ignored";
+    assert_eq!(warnings, [want]);
 }
 
 #[test]
 fn settings_of_another_dcs_are_ignored_with_a_warning() {
-    let (c, warnings) = config(
-        &base_with(&words(
-            "--dcs-type=consul --consul-token=abc-123 --etcd-user=u",
-        )),
-        &[("VIP_ETCD_PASSWORD", "pw")],
-    );
+    let flags = words("--dcs-type=consul --consul-token=abc-123 --etcd-user=u");
+    let (c, warnings) = config(&base_with(&flags), &[("VIP_ETCD_PASSWORD", "pw")]);
     assert_eq!(c.consul_token, Some(Secret("abc-123".into())));
-    assert_eq!(
-        warnings,
-        vec![
-            "--etcd-user is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
-                .to_string(),
-            "VIP_ETCD_PASSWORD is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
-                .to_string(),
-        ]
-    );
+    let etcd_only = "is ignored: it is used only with dcs-type etcd, etcd3 or etcd2";
+    let want = [
+        format!("--etcd-user {etcd_only}"),
+        format!("VIP_ETCD_PASSWORD {etcd_only}"),
+    ];
+    assert_eq!(warnings, want);
     // A password alone is no error where no etcd is read.
     let (_, warnings) = config(
         &base_with(&["--dcs-type=patroni"]),
         &[("VIP_ETCD_PASSWORD", "pw")],
     );
-    assert_eq!(
-        warnings,
-        vec![
-            "VIP_ETCD_PASSWORD is ignored: it is used only with dcs-type etcd, etcd3 or etcd2"
-                .to_string()
-        ]
-    );
+    assert_eq!(warnings, want[1..]);
     for t in ["etcd", "etcd2", "etcd3", "patroni"] {
-        let (_, warnings) = config(
-            &base_with(&[&format!("--dcs-type={t}"), "--consul-token=abc"]),
-            &[],
-        );
-        assert!(
-            warnings.contains(
-                &"--consul-token is ignored: it is used only with dcs-type consul".into()
-            ),
-            "{t}: {warnings:?}"
-        );
+        let flags = format!("--dcs-type={t} --consul-token=abc");
+        let (_, warnings) = config(&base_with(&words(&flags)), &[]);
+        let want = "--consul-token is ignored: it is used only with dcs-type consul";
+        assert!(warnings.contains(&want.into()), "{t}: {warnings:?}");
     }
     // A token with blanks inside is a valid header value (vip-manager's sample has one).
     let (c, _) = config(
@@ -358,9 +315,8 @@ fn settings_of_another_dcs_are_ignored_with_a_warning() {
 fn etcd_user_without_password_warns() {
     let (c, warnings) = config(BASE, &[("VIP_ETCD_USER", "patroni")]);
     assert_eq!(c.etcd_user.as_deref(), Some("patroni"));
-    assert!(warnings.contains(
-        &"VIP_ETCD_USER: set without etcd-password; authenticating with an empty password".into()
-    ));
+    let want = "VIP_ETCD_USER: set without etcd-password; authenticating with an empty password";
+    assert!(warnings.contains(&want.into()), "{warnings:?}");
 }
 
 #[test]
@@ -368,18 +324,14 @@ fn certificate_files_must_be_readable() {
     let ca = TempFile::new("ca.pem", b"-----BEGIN CERTIFICATE-----\n");
     let cert = TempFile::new("cert.pem", b"x");
     let key = TempFile::new("key.pem", b"x");
-    let (c, warnings) = config(
-        &base_with(&[
-            "--dcs-endpoints=https://192.0.2.1:2379",
-            "--etcd-ca-file",
-            ca.path(),
-            "--etcd-cert-file",
-            cert.path(),
-            "--etcd-key-file",
-            key.path(),
-        ]),
-        &[],
+    let all = format!(
+        "--dcs-endpoints=https://192.0.2.1:2379 --etcd-ca-file {} --etcd-cert-file {} \
+         --etcd-key-file {}",
+        ca.path(),
+        cert.path(),
+        key.path()
     );
+    let (c, warnings) = config(&base_with(&words(&all)), &[]);
     assert_eq!(c.etcd_ca_file.as_deref(), Some(Path::new(ca.path())));
     assert_eq!(c.etcd_cert_file.as_deref(), Some(Path::new(cert.path())));
     assert_eq!(c.etcd_key_file.as_deref(), Some(Path::new(key.path())));
@@ -391,15 +343,9 @@ fn certificate_files_must_be_readable() {
 
     let missing = format!("{}-gone", ca.path());
     let e = error(&base_with(&["--etcd-ca-file", &missing]), &[]);
-    assert!(
-        e.starts_with(&format!("--etcd-ca-file: cannot read {missing:?}: ")),
-        "{e}"
-    );
+    assert_starts(&e, &format!("--etcd-ca-file: cannot read {missing:?}: "));
     let e = error(BASE, &[("VIP_ETCD_KEY_FILE", &missing)]);
-    assert!(
-        e.starts_with(&format!("VIP_ETCD_KEY_FILE: cannot read {missing:?}: ")),
-        "{e}"
-    );
+    assert_starts(&e, &format!("VIP_ETCD_KEY_FILE: cannot read {missing:?}: "));
 
     assert_eq!(
         error(&base_with(&["--etcd-cert-file", cert.path()]), &[]),
@@ -421,10 +367,8 @@ fn certificate_files_must_be_readable() {
     );
     let (c, warnings) = config(&base_with(&["--config", yaml.path()]), &[]);
     assert_eq!(c.etcd_cert_file.as_deref(), Some(Path::new(cert.path())));
-    assert_warns(
-        &warnings,
-        "etcd_cert_file is deprecated; use etcd-cert-file",
-    );
+    let want = "etcd_cert_file is deprecated; use etcd-cert-file";
+    assert_warns(&warnings, want);
 }
 
 #[test]

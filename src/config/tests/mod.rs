@@ -88,16 +88,9 @@ const BASE: &[&str] = &[
     "/service/pg/leader",
 ];
 
-fn base_with(extra: &[&str]) -> Vec<&'static str> {
-    // Leak-free: the extra flags are 'static in every test.
-    BASE.iter()
-        .copied()
-        .chain(extra.iter().map(|s| leak(s)))
-        .collect()
-}
-
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
+/// The required flags, then `extra`.
+fn base_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    BASE.iter().chain(extra).copied().collect()
 }
 
 /// Arguments written as one line (none of them contains a blank).
@@ -105,10 +98,29 @@ fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
+/// `NAME=value` variables written as one line (no value contains a blank).
+fn env_words(line: &str) -> Vec<EnvVar<'_>> {
+    let pairs = line.split_whitespace().map(|w| w.split_once('='));
+    pairs.map(|pair| pair.expect(line)).collect()
+}
+
 /// Assert that one of `warnings` contains `needle`.
 fn assert_warns(warnings: &[String], needle: &str) {
     assert!(
         warnings.iter().any(|w| w.contains(needle)),
         "no {needle:?} in {warnings:?}"
+    );
+}
+
+/// The `INPUT => EXPECTED` lines of a table, blank lines skipped.
+fn table(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let lines = text.lines().filter(|l| !l.is_empty());
+    lines.map(|l| l.split_once(" => ").expect(l))
+}
+
+fn assert_starts(text: &str, prefix: &str) {
+    assert!(
+        text.starts_with(prefix),
+        "{text:?} does not start with {prefix:?}"
     );
 }

@@ -70,11 +70,8 @@ fn every_option_can_be_set_from_each_source() {
         let mut file_flags = flags.clone();
         file_flags.extend(["--config", file.path()]);
         let mut from_file = config(&file_flags, &[]).0;
-        assert_eq!(
-            from_file.config_file.as_deref(),
-            Some(Path::new(file.path()))
-        );
-        from_file.config_file = None;
+        let named = from_file.config_file.take();
+        assert_eq!(named.as_deref(), Some(Path::new(file.path())));
 
         let flag = format!("--{}={value}", opt.key);
         flags.push(&flag);
@@ -82,10 +79,9 @@ fn every_option_can_be_set_from_each_source() {
 
         assert_eq!(from_flag, from_env, "{}", opt.key);
         assert_eq!(from_flag, from_file, "{}", opt.key);
-        if !matches!(
-            opt.key,
-            "retry-num" | "retry-after" | "manager-type" | "dcs-type"
-        ) {
+        // Their valid values do what the defaults do.
+        let like_default = ["retry-num", "retry-after", "manager-type", "dcs-type"];
+        if !like_default.contains(&opt.key) {
             assert_ne!(from_flag, default, "{} had no effect", opt.key);
         }
     }
@@ -129,7 +125,7 @@ fn debian_patroni_vip_file_loads_without_a_warning() {
     assert_eq!(c.trigger_key, "/postgresql-common/15-main/leader");
     assert_eq!(c.trigger_value, "pg2");
     assert_eq!(c.dcs_type, DcsType::Etcd);
-    assert_eq!(c.endpoints, vec!["http://192.0.2.1:2379".to_string()]);
+    assert_eq!(c.endpoints, ["http://192.0.2.1:2379"]);
     assert_eq!(warnings, Vec::<String>::new());
 
     // Its old names alone (an older template, or new names removed): no warning either.
@@ -147,24 +143,18 @@ fn debian_patroni_vip_file_loads_without_a_warning() {
 #[test]
 fn debian_old_and_new_variables_disagreeing_is_one_line() {
     // Each old name of the template set to another value than its new name.
-    for (old, other, new, used) in [
-        ("VIP_MASK", "16", "VIP_NETMASK", "24"),
-        ("VIP_IFACE", "eth1", "VIP_INTERFACE", "eth0"),
-        (
-            "VIP_KEY",
-            "/old/leader",
-            "VIP_TRIGGER_KEY",
-            "/postgresql-common/15-main/leader",
-        ),
-        ("VIP_HOST", "pg9", "VIP_TRIGGER_VALUE", "pg2"),
-        ("VIP_TYPE", "etcd2", "VIP_DCS_TYPE", "etcd"),
-        (
-            "VIP_ENDPOINT",
-            "http://192.0.2.9:2379",
-            "VIP_DCS_ENDPOINTS",
-            "http://192.0.2.1:2379",
-        ),
-    ] {
+    // `OLD OTHER NEW USED` lines.
+    let cases = "
+        VIP_MASK 16 VIP_NETMASK 24
+        VIP_IFACE eth1 VIP_INTERFACE eth0
+        VIP_KEY /old/leader VIP_TRIGGER_KEY /postgresql-common/15-main/leader
+        VIP_HOST pg9 VIP_TRIGGER_VALUE pg2
+        VIP_TYPE etcd2 VIP_DCS_TYPE etcd
+        VIP_ENDPOINT http://192.0.2.9:2379 VIP_DCS_ENDPOINTS http://192.0.2.1:2379";
+    for line in cases.lines().skip(1) {
+        let [old, other, new, used] = words(line)[..] else {
+            panic!("{line}")
+        };
         let mut env = debian_vip_file();
         env.retain(|(k, _)| k != old && k != new);
         env.push((old.to_string(), other.to_string()));
@@ -183,15 +173,10 @@ fn debian_old_and_new_variables_disagreeing_is_one_line() {
 fn debian_default_file_with_unit_flags() {
     // vip-manager.service: EnvironmentFile=/etc/default/vip-manager (old names only)
     // and ExecStart passing them as the new flags, --netmask empty when unset.
-    let env = [
-        ("VIP_IP", "192.0.2.50"),
-        ("VIP_IFACE", "eth0"),
-        ("VIP_KEY", "/service/b/leader"),
-        ("VIP_HOST", "pg3"),
-        ("VIP_TYPE", "etcd"),
-        ("VIP_ENDPOINT", "http://192.0.2.1:2379"),
-        ("VIP_HOSTINGTYPE", "basic"),
-    ];
+    let env = env_words(
+        "VIP_IP=192.0.2.50 VIP_IFACE=eth0 VIP_KEY=/service/b/leader VIP_HOST=pg3 \
+         VIP_TYPE=etcd VIP_ENDPOINT=http://192.0.2.1:2379 VIP_HOSTINGTYPE=basic",
+    );
     let (c, warnings) = config(
         &words(
             "--ip=192.0.2.50 --interface=eth0 --trigger-key=/service/b/leader \
@@ -202,10 +187,8 @@ fn debian_default_file_with_unit_flags() {
     );
     assert_eq!(c.vip.to_string(), "192.0.2.50/32");
     assert_eq!(c.trigger_value, "pg3");
-    assert_warns(
-        &warnings,
-        "VIP_HOSTINGTYPE is deprecated; use VIP_MANAGER_TYPE",
-    );
+    let want = "VIP_HOSTINGTYPE is deprecated; use VIP_MANAGER_TYPE";
+    assert_warns(&warnings, want);
     assert_warns(&warnings, "netmask: not set");
 }
 
@@ -226,10 +209,7 @@ fn old_single_dash_flags_of_vip_manager_0x() {
     assert_eq!(c.trigger_value, "pg1");
     assert_eq!(
         c.endpoints,
-        vec![
-            "http://192.0.2.1:2379".to_string(),
-            "http://192.0.2.2:2379".to_string()
-        ]
+        ["http://192.0.2.1:2379", "http://192.0.2.2:2379"]
     );
     assert_eq!(c.etcd_user.as_deref(), Some("patroni"));
     assert_eq!(c.etcd_password, Some(Secret("s3cret".into())));
@@ -265,10 +245,8 @@ fn old_and_new_name_in_one_source_new_wins() {
         let (c, warnings) = config(&all, &[]);
         assert_eq!(c.vip.prefix_len, 24, "{list:?}");
         assert_warns(&warnings, "--mask is deprecated; use --netmask");
-        assert_warns(
-            &warnings,
-            "--mask is ignored: --netmask is also set and wins",
-        );
+        let want = "--mask is ignored: --netmask is also set and wins";
+        assert_warns(&warnings, want);
     }
     // Environment.
     let (c, warnings) = config(
@@ -276,26 +254,17 @@ fn old_and_new_name_in_one_source_new_wins() {
         &[("VIP_IFACE", "eth1"), ("VIP_INTERFACE", "eth0")],
     );
     assert_eq!(c.interface, "eth0");
-    assert_warns(
-        &warnings,
-        "VIP_IFACE is ignored: VIP_INTERFACE is also set and wins",
-    );
+    let want = "VIP_IFACE is ignored: VIP_INTERFACE is also set and wins";
+    assert_warns(&warnings, want);
     // File, both orders.
     for text in [
         "iface: eth1\ninterface: eth0\n",
         "interface: eth0\niface: eth1\n",
     ] {
         let file = TempFile::new("oldnew.yml", text.as_bytes());
-        let (c, warnings) = config(
-            &[
-                "--ip=192.0.2.50",
-                "--trigger-key=/k",
-                "--netmask=24",
-                "--config",
-                file.path(),
-            ],
-            &[],
-        );
+        let mut flags = words("--ip=192.0.2.50 --trigger-key=/k --netmask=24 --config");
+        flags.push(file.path());
+        let (c, warnings) = config(&flags, &[]);
         assert_eq!(c.interface, "eth0", "{text:?}");
         assert_warns(&warnings, "iface is deprecated; use interface");
         assert_warns(&warnings, "is ignored");
@@ -360,37 +329,24 @@ retry_after: 250  #in milliseconds
         let want = format!("{f}:{line}: {old} is deprecated; use {new}");
         assert!(warnings.contains(&want), "{want}: {warnings:?}");
     }
-    assert!(warnings.contains(&format!(
-        "{f}:15: retry_num is ignored: vipd retries the DCS every interval"
-    )));
-    assert_warns(
-        &warnings,
-        "consul_token is ignored: it is used only with dcs-type consul",
-    );
-    assert!(
-        !warnings.iter().any(|w| w.contains("secret")),
-        "{warnings:?}"
-    );
+    let want = format!("{f}:15: retry_num is ignored: vipd retries the DCS every interval");
+    assert!(warnings.contains(&want), "{want}: {warnings:?}");
+    let want = "consul_token is ignored: it is used only with dcs-type consul";
+    assert_warns(&warnings, want);
+    let leaks = warnings.iter().any(|w| w.contains("secret"));
+    assert!(!leaks, "{warnings:?}");
 }
 
 #[test]
 fn unknown_environment_variables() {
-    let names = [
-        "PATH",
-        "VIP_IP",
-        "VIP_IFACE",
-        "VIP_HOSTING_TYPE",
-        "VIP_CONFIG",
-        "VIP_DCS_GRACE",
-        "VIP_ADDRES",
-        "VIP_FOO",
-        "VIPX",
-    ];
+    let names = words(
+        "PATH VIP_IP VIP_IFACE VIP_HOSTING_TYPE VIP_CONFIG VIP_DCS_GRACE VIP_ADDRES VIP_FOO VIPX",
+    );
     assert_eq!(
         unknown_env_warnings(names),
-        vec![
-            "VIP_ADDRES: unknown environment variable (ignored)".to_string(),
-            "VIP_FOO: unknown environment variable (ignored)".to_string(),
+        [
+            "VIP_ADDRES: unknown environment variable (ignored)",
+            "VIP_FOO: unknown environment variable (ignored)",
         ]
     );
     // Every variable that load() reads is known.

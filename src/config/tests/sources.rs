@@ -19,10 +19,8 @@ fn precedence_flag_env_file_default() {
     assert_eq!(c.config_file.as_deref(), Some(Path::new(f)));
 
     // env > file
-    let (c, _) = config(
-        &with_file,
-        &[("VIP_INTERVAL", "200"), ("VIP_VERBOSE", "no")],
-    );
+    let env = [("VIP_INTERVAL", "200"), ("VIP_VERBOSE", "no")];
+    let (c, _) = config(&with_file, &env);
     assert_eq!(c.interval, Duration::from_millis(200));
     assert!(!c.verbose);
 
@@ -54,16 +52,9 @@ fn config_file_from_environment() {
     assert_eq!(c.vip.addr, "192.0.2.7".parse::<IpAddr>().unwrap());
     // --config beats VIP_CONFIG.
     let other = TempFile::new("flag.yml", b"ip: 192.0.2.8\n");
-    let (c, _) = config(
-        &[
-            "--interface=eth0",
-            "--trigger-key=/k",
-            "--netmask=24",
-            "--config",
-            other.path(),
-        ],
-        &[("VIP_CONFIG", f)],
-    );
+    let mut flags = words("--interface=eth0 --trigger-key=/k --netmask=24 --config");
+    flags.push(other.path());
+    let (c, _) = config(&flags, &[("VIP_CONFIG", f)]);
     assert_eq!(c.vip.addr, "192.0.2.8".parse::<IpAddr>().unwrap());
 }
 
@@ -79,37 +70,25 @@ fn empty_value_means_unset() {
     );
     assert_eq!(c.vip.prefix_len, 16, "the empty flag must not hide the env");
     assert_eq!(c.trigger_value, HOST);
-    assert_eq!(c.endpoints, vec!["http://127.0.0.1:2379".to_string()]);
+    assert_eq!(c.endpoints, ["http://127.0.0.1:2379"]);
     assert!(warnings.is_empty(), "{warnings:?}");
 
     // An empty environment variable does not hide the file.
     let file = TempFile::new("empty.yml", b"netmask: 20\ntrigger-value:\ninterval: ''\n");
-    let (c, _) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--interface=eth0",
-            "--trigger-key=/k",
-            "--config",
-            file.path(),
-        ],
-        &[("VIP_NETMASK", ""), ("VIP_INTERVAL", "  ")],
-    );
+    fn with_file(file: &TempFile) -> Vec<&str> {
+        let mut flags = words("--ip=192.0.2.50 --interface=eth0 --trigger-key=/k --config");
+        flags.push(file.path());
+        flags
+    }
+    let env = [("VIP_NETMASK", ""), ("VIP_INTERVAL", "  ")];
+    let (c, _) = config(&with_file(&file), &env);
     assert_eq!(c.vip.prefix_len, 20);
     assert_eq!(c.trigger_value, HOST);
     assert_eq!(c.interval, Duration::from_millis(1000));
 
     // An empty file value is unset: the /32 default and its warning apply.
     let file = TempFile::new("empty2.yml", b"netmask: ~\n");
-    let (c, warnings) = config(
-        &[
-            "--ip=192.0.2.50",
-            "--interface=eth0",
-            "--trigger-key=/k",
-            "--config",
-            file.path(),
-        ],
-        &[],
-    );
+    let (c, warnings) = config(&with_file(&file), &[]);
     assert_eq!(c.vip.prefix_len, 32);
     assert_warns(&warnings, "netmask: not set");
 }
@@ -131,14 +110,10 @@ foo: bar
     assert_eq!(c.vip.addr, "192.0.2.10".parse::<IpAddr>().unwrap());
     assert_eq!(
         c.endpoints,
-        vec![
-            "http://192.0.2.1:2379".to_string(),
-            "https://192.0.2.2:2379".to_string()
-        ]
+        ["http://192.0.2.1:2379", "https://192.0.2.2:2379"]
     );
-    assert!(warnings.contains(&format!(
-        "{f}:6: ip: duplicate key (also on line 1); the last one wins"
-    )));
+    let duplicate = format!("{f}:6: ip: duplicate key (also on line 1); the last one wins");
+    assert!(warnings.contains(&duplicate), "{warnings:?}");
     assert!(warnings.contains(&format!("{f}:7: foo: unknown key (ignored)")));
     assert_eq!(warnings.len(), 2, "{warnings:?}");
 }
@@ -188,15 +163,9 @@ fn file_errors_name_path_and_line() {
     ));
     let m = missing.to_str().unwrap();
     let e = error(&base_with(&["--config", m]), &[]);
-    assert!(
-        e.starts_with(&format!("--config: cannot read {m:?}: ")),
-        "{e}"
-    );
+    assert_starts(&e, &format!("--config: cannot read {m:?}: "));
     let e = error(BASE, &[("VIP_CONFIG", m)]);
-    assert!(
-        e.starts_with(&format!("VIP_CONFIG: cannot read {m:?}: ")),
-        "{e}"
-    );
+    assert_starts(&e, &format!("VIP_CONFIG: cannot read {m:?}: "));
 
     let dir = std::env::temp_dir();
     let d = dir.to_str().unwrap();
@@ -230,19 +199,12 @@ fn secret_files() {
     assert_eq!(c.etcd_password, Some(Secret("correct horse".into())));
 
     // Both in one source: an error that names both, not the secret.
-    let e = error(
-        &base_with(&[
-            "--etcd-user=u",
-            "--etcd-password=flagpw",
-            "--etcd-password-file",
-            pw.path(),
-        ]),
-        &[],
+    let both = format!(
+        "--etcd-user=u --etcd-password=flagpw --etcd-password-file {}",
+        pw.path()
     );
-    assert_eq!(
-        e,
-        "--etcd-password and --etcd-password-file are both set; set only one"
-    );
+    let want = "--etcd-password and --etcd-password-file are both set; set only one";
+    assert_eq!(error(&base_with(&words(&both)), &[]), want);
 
     // Errors name the file, never its content.
     let big = vec![b'a'; 70_000];
@@ -261,9 +223,9 @@ fn secret_files() {
         &base_with(&["--etcd-user=u", "--etcd-password-file", &missing]),
         &[],
     );
-    assert!(
-        e.starts_with(&format!("--etcd-password-file: cannot read {missing:?}: ")),
-        "{e}"
+    assert_starts(
+        &e,
+        &format!("--etcd-password-file: cannot read {missing:?}: "),
     );
 }
 
@@ -275,43 +237,29 @@ fn secrets_never_appear_in_messages() {
         "leak.yml",
         format!("etcd-password: {PW}\nconsul_token: {PW}\netcd_password: other-{PW}\n").as_bytes(),
     );
-    let attempts: Vec<(Vec<&str>, Vec<EnvVar>)> = vec![
-        (base_with(&["--etcd-password", PW]), vec![]),
-        (base_with(&[&format!("--etcd-password={PW}")]), vec![]),
-        (base_with(&[&format!("--etcd-passwd={PW}")]), vec![]),
-        (base_with(&["--consul-token", PW]), vec![]),
+    let (y, f) = (yaml.path(), pw_file.path());
+    let user_env = [("VIP_ETCD_PASSWORD", PW), ("VIP_ETCD_USER", "u")];
+    // Arguments after the required flags, and variables.
+    let attempts: [(String, Env); 12] = [
+        (format!("--etcd-password {PW}"), &[]),
+        (format!("--etcd-password={PW}"), &[]),
+        (format!("--etcd-passwd={PW}"), &[]),
+        (format!("--consul-token {PW}"), &[]),
+        (String::new(), &user_env),
+        (String::new(), &user_env[..1]),
+        (format!("--config {y}"), &[]),
+        (format!("--config {y} --etcd-user=u"), &[]),
+        (format!("--etcd-password-file {f}"), &[]),
+        (format!("--dcs-endpoints=http://u:{PW}@h:1"), &[]),
+        (format!("--dcs-endpoints=http://u:{PW}/x@h:1"), &[]),
         (
-            base_with(&[]),
-            vec![("VIP_ETCD_PASSWORD", PW), ("VIP_ETCD_USER", "u")],
-        ),
-        (base_with(&[]), vec![("VIP_ETCD_PASSWORD", PW)]),
-        (base_with(&["--config", yaml.path()]), vec![]),
-        (
-            base_with(&["--config", yaml.path(), "--etcd-user=u"]),
-            vec![],
-        ),
-        (base_with(&["--etcd-password-file", pw_file.path()]), vec![]),
-        (
-            base_with(&[&format!("--dcs-endpoints=http://u:{PW}@h:1")]),
-            vec![],
-        ),
-        (
-            base_with(&[&format!("--dcs-endpoints=http://u:{PW}/x@h:1")]),
-            vec![],
-        ),
-        (
-            base_with(&[
-                "--etcd-user=u",
-                "--etcd-password",
-                PW,
-                "--etcd-password-file",
-                pw_file.path(),
-            ]),
-            vec![],
+            format!("--etcd-user=u --etcd-password {PW} --etcd-password-file {f}"),
+            &[],
         ),
     ];
-    for (flags, env) in attempts {
-        let out = match run(&flags, &env) {
+    for (extra, env) in attempts {
+        let flags = base_with(&words(&extra));
+        let out = match run(&flags, env) {
             Ok(loaded) => format!("{:?} {:?}", loaded.command, loaded.warnings),
             Err(e) => e.to_string(),
         };

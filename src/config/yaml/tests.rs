@@ -24,6 +24,13 @@ fn one(text: &str) -> Value {
     entries[0].value.clone()
 }
 
+/// Each text is one key whose value is the scalar given with it.
+fn assert_scalars(cases: &[(&str, &str)]) {
+    for (text, want) in cases {
+        assert_eq!(one(text), Value::Scalar(want.to_string()), "{text:?}");
+    }
+}
+
 fn rejected(text: &str) -> YamlError {
     match parse(text) {
         Ok(entries) => panic!("{text:?} was accepted: {entries:?}"),
@@ -79,16 +86,15 @@ retry-num: 2
 
 #[test]
 fn plain_scalars_keep_inner_colons_and_hashes() {
-    assert_eq!(
-        one("e: http://a:2379/x"),
-        Value::Scalar("http://a:2379/x".into())
-    );
-    assert_eq!(one("k: a#b"), Value::Scalar("a#b".into()));
-    assert_eq!(one("k: a b  c   "), Value::Scalar("a b  c".into()));
-    assert_eq!(one("k:\tv"), Value::Scalar("v".into()));
-    assert_eq!(one("k: -1"), Value::Scalar("-1".into()));
-    assert_eq!(one("k : v"), Value::Scalar("v".into()));
-    assert_eq!(one("my key: v"), Value::Scalar("v".into()));
+    assert_scalars(&[
+        ("e: http://a:2379/x", "http://a:2379/x"),
+        ("k: a#b", "a#b"),
+        ("k: a b  c   ", "a b  c"),
+        ("k:\tv", "v"),
+        ("k: -1", "-1"),
+        ("k : v", "v"),
+        ("my key: v", "v"),
+    ]);
 }
 
 #[test]
@@ -105,30 +111,28 @@ fn empty_values() {
         assert_eq!(one(text), Value::Scalar(String::new()), "{text:?}");
     }
     // A quoted "null" is the string.
-    assert_eq!(one("k: \"null\""), Value::Scalar("null".into()));
+    assert_scalars(&[("k: \"null\"", "null")]);
     assert_eq!(one("k: []"), Value::List(vec![]));
 }
 
 #[test]
 fn double_quoted_escapes() {
-    assert_eq!(
-        one(r#"k: "a\"b\\c\/d\te\nf\x41\u00e9\U0001F600\ \0""#),
-        Value::Scalar("a\"b\\c/d\te\nfA\u{e9}\u{1F600} \0".into())
-    );
-    assert_eq!(
-        one(r#"k: "a # not a comment" # comment"#),
-        Value::Scalar("a # not a comment".into())
-    );
-    assert_eq!(one(r#"k: "it's""#), Value::Scalar("it's".into()));
+    assert_scalars(&[
+        (
+            r#"k: "a\"b\\c\/d\te\nf\x41\u00e9\U0001F600\ \0""#,
+            "a\"b\\c/d\te\nfA\u{e9}\u{1F600} \0",
+        ),
+        (r#"k: "a # not a comment" # comment"#, "a # not a comment"),
+        (r#"k: "it's""#, "it's"),
+    ]);
 }
 
 #[test]
 fn single_quoted() {
-    assert_eq!(
-        one("k: 'it''s # here'  # c"),
-        Value::Scalar("it's # here".into())
-    );
-    assert_eq!(one(r"k: 'a\nb'"), Value::Scalar(r"a\nb".into()));
+    assert_scalars(&[
+        ("k: 'it''s # here'  # c", "it's # here"),
+        (r"k: 'a\nb'", r"a\nb"),
+    ]);
 }
 
 #[test]
@@ -149,12 +153,7 @@ fn block_lists() {
 fn inline_lists() {
     assert_eq!(
         one("k: [http://a:1, \"b, c\", 'd' ,e]  # c"),
-        Value::List(vec![
-            "http://a:1".into(),
-            "b, c".into(),
-            "d".into(),
-            "e".into()
-        ])
+        Value::List(["http://a:1", "b, c", "d", "e"].map(String::from).into())
     );
     assert_eq!(one("k: [a, b,]"), Value::List(vec!["a".into(), "b".into()]));
     assert_eq!(one("k: [ ]"), Value::List(vec![]));

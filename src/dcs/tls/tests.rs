@@ -176,67 +176,24 @@ mod with_tls {
             path: std::env::temp_dir().join("vipd-http-test-missing/none.pem"),
         };
 
-        let cases: Vec<(TlsFiles, &Pem, &str)> = vec![
-            (
-                files(Some(&missing), None, None),
-                &missing,
-                "cannot read it",
-            ),
-            (
-                files(Some(&garbage), None, None),
-                &garbage,
-                "no PEM certificate",
-            ),
-            (
-                files(Some(&truncated), None, None),
-                &truncated,
-                "not a valid PEM file",
-            ),
-            (
-                files(Some(&not_der), None, None),
-                &not_der,
-                "does not parse",
-            ),
-            (
-                files(None, Some(&garbage), Some(&good_key)),
-                &garbage,
-                "no PEM certificate",
-            ),
-            (
-                files(None, Some(&v1), Some(&good_key)),
-                &v1,
-                "UnsupportedCertVersion",
-            ),
-            (
-                files(None, Some(&good_cert), Some(&missing)),
-                &missing,
-                "cannot read it",
-            ),
-            (
-                files(None, Some(&good_cert), Some(&garbage)),
-                &garbage,
-                "no unencrypted PEM private key",
-            ),
-            (
-                files(None, Some(&good_cert), Some(&encrypted)),
-                &encrypted,
-                "no unencrypted PEM private key",
-            ),
-            (
-                files(None, Some(&good_cert), Some(&small)),
-                &small,
-                "rustls cannot use the key",
-            ),
-            (
-                files(None, Some(&good_cert), Some(&p521)),
-                &p521,
-                "rustls cannot use the key",
-            ),
-            (
-                files(None, Some(&p256_cert), Some(&no_public)),
-                &no_public,
-                "rustls cannot use the key",
-            ),
+        const NO_KEY: &str = "no unencrypted PEM private key";
+        const UNUSABLE: &str = "rustls cannot use the key";
+        // A CA alone, or a certificate and its key.
+        let ca = |p| files(Some(p), None, None);
+        let pair = |c, k| files(None, Some(c), Some(k));
+        let cases: [(TlsFiles, &Pem, &str); 12] = [
+            (ca(&missing), &missing, "cannot read it"),
+            (ca(&garbage), &garbage, "no PEM certificate"),
+            (ca(&truncated), &truncated, "not a valid PEM file"),
+            (ca(&not_der), &not_der, "does not parse"),
+            (pair(&garbage, &good_key), &garbage, "no PEM certificate"),
+            (pair(&v1, &good_key), &v1, "UnsupportedCertVersion"),
+            (pair(&good_cert, &missing), &missing, "cannot read it"),
+            (pair(&good_cert, &garbage), &garbage, NO_KEY),
+            (pair(&good_cert, &encrypted), &encrypted, NO_KEY),
+            (pair(&good_cert, &small), &small, UNUSABLE),
+            (pair(&good_cert, &p521), &p521, UNUSABLE),
+            (pair(&p256_cert, &no_public), &no_public, UNUSABLE),
         ];
         for (files, named, why) in cases {
             let e = Tls::load(&files, &endpoints()).unwrap_err();
