@@ -27,11 +27,8 @@ fn check_reannounced(
     let new: Vec<_> = arps.iter().filter(|(t, _)| *t >= since).collect();
     let describe = || format!("{}{}", describe_arps(&arps), vipd.log());
     assert!(!new.is_empty(), "{what}: no announcement:\n{}", describe());
-    assert!(
-        new[0].1.is_garp_request(vip(), mac),
-        "not a GARP: {}",
-        new[0].1
-    );
+    let first = &new[0].1;
+    assert!(first.is_garp_request(vip(), mac), "not a GARP: {first}");
     let after = millis_between(since, new[0].0);
     assert!(
         after <= bound.as_millis() as i128,
@@ -70,10 +67,7 @@ fn check_announce_burst(
     );
     // Nothing more for 10 s after the last announcement (+ delivery margin).
     let last = arps[count - 1].0;
-    sleep_until(
-        last + Duration::from_millis(10_300),
-        Duration::from_secs(12),
-    );
+    sleep_until(last + ms(10_300), Duration::from_secs(12));
     let arps = cap.arps();
     assert_eq!(
         arps.len(),
@@ -90,20 +84,20 @@ fn check_announce_burst(
             fmt_mac(&mac)
         );
     }
-    let first_after_seen = millis_between(seen, arps[0].0);
+    let described = describe_arps(&arps);
+    let first = millis_between(seen, arps[0].0);
     assert!(
-        first_after_seen <= 300,
-        "first announcement {first_after_seen} ms after the VIP was seen; want it at once\n{}",
-        describe_arps(&arps)
+        first <= 300,
+        "first announcement {first} ms after the VIP; want it at once\n{described}"
     );
     let lo = spacing.as_millis() as i128 - 60;
     let hi = spacing.as_millis() as i128 + 300;
     for w in arps.windows(2) {
         let gap = millis_between(w[0].0, w[1].0);
+        let want = format!("want {spacing:?} ({lo}..={hi} ms)");
         assert!(
             (lo..=hi).contains(&gap),
-            "announcements {gap} ms apart, want {spacing:?} ({lo}..={hi} ms):\n{}",
-            describe_arps(&arps)
+            "announcements {gap} ms apart, {want}:\n{described}"
         );
     }
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
@@ -128,11 +122,8 @@ fn leader_here_default_announcements_are_three_one_second_apart() {
     let mut vipd = lab.vipd("");
     // No leader yet: nothing happens.
     thread::sleep(ms(700));
-    assert!(
-        !lab.has_vip(),
-        "VIP added without a leader key\n{}",
-        vipd.log()
-    );
+    let log = vipd.log();
+    assert!(!lab.has_vip(), "VIP added without a leader key\n{log}");
     lab.etcd.put(KEY, NODE_NAME);
     check_announce_burst(&lab, &cap, &mut vipd, 3, ms(1000));
 }
@@ -145,11 +136,8 @@ fn leader_elsewhere_removes_and_deleted_key_releases() {
     lab.etcd.put(KEY, "node2");
     let mut vipd = lab.vipd("--interval 500 --announce-count 1");
     thread::sleep(ms(1500));
-    assert!(
-        !lab.has_vip(),
-        "VIP added while the leader is node2\n{}",
-        vipd.log()
-    );
+    let log = vipd.log();
+    assert!(!lab.has_vip(), "VIP added while the leader is node2\n{log}");
 
     let steps = [
         (Some(NODE_NAME), true, "leader = node1: VIP added"),
@@ -180,34 +168,37 @@ fn leader_elsewhere_removes_and_deleted_key_releases() {
     }
 
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
-    assert!(
-        lab.node.prefixes_of(NODE_IF, "192.0.2.11".parse().unwrap()) == vec![24],
-        "the node's own address was touched: {:?}",
-        lab.node.addrs(NODE_IF)
-    );
+    let own = lab.node.prefixes_of(NODE_IF, "192.0.2.11".parse().unwrap());
+    assert_eq!(own, [24], "the node's own address was touched");
+}
+
+/// A node leading with vipd at interval 500 and two announcements 200 ms apart, a capture
+/// on the peer, and the first announcements over.
+fn leading_and_captured() -> (SingleNode, Capture, Proc) {
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let vipd = lab.vipd("--interval 500 --announce-count 2 --announce-interval 200");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
+    cap.wait_arps(2, Duration::from_secs(3));
+    thread::sleep(ms(400));
+    (lab, cap, vipd)
 }
 
 #[test]
 fn vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced() {
     gate!(Etcd);
-    let lab = SingleNode::new();
-    let interval = ms(500);
-    let mac = lab.node_mac();
-    lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd("--interval 500 --announce-count 2 --announce-interval 200");
-    wait_vip(|| lab.has_vip(), &vipd, "start");
-    cap.wait_arps(2, Duration::from_secs(3));
-    thread::sleep(ms(400));
+    let (lab, cap, mut vipd) = leading_and_captured();
+    let (bound, mac) = (ms(500) + SLACK, lab.node_mac());
 
     for round in 1..=2 {
         let before = cap.arps().len();
         let t0 = SystemTime::now();
         lab.del_addr("192.0.2.50/24");
         let what = format!("round {round}: VIP deleted by hand back");
-        within(interval + SLACK, &vipd, &what, || lab.has_vip());
+        within(bound, &vipd, &what, || lab.has_vip());
         let what = format!("round {round}: after the delete");
-        let after = check_reannounced(&cap, before, t0, mac, interval + SLACK, &vipd, &what);
+        let after = check_reannounced(&cap, before, t0, mac, bound, &vipd, &what);
         // Let this round's announcements finish.
         thread::sleep(ms(600));
         eprintln!("round {round}: announced {after} ms after the delete");
@@ -218,15 +209,8 @@ fn vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced() {
 #[test]
 fn link_down_up_vip_present_and_reannounced_within_one_interval() {
     gate!(Etcd);
-    let lab = SingleNode::new();
-    let interval = ms(500);
-    let mac = lab.node_mac();
-    lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
-    let mut vipd = lab.vipd("--interval 500 --announce-count 2 --announce-interval 200");
-    wait_vip(|| lab.has_vip(), &vipd, "start");
-    cap.wait_arps(2, Duration::from_secs(3));
-    thread::sleep(ms(400));
+    let (lab, cap, mut vipd) = leading_and_captured();
+    let (bound, mac) = (ms(500) + SLACK, lab.node_mac());
 
     lab.node.ip(&["link", "set", NODE_IF, "down"]);
     thread::sleep(ms(1500));
@@ -238,7 +222,6 @@ fn link_down_up_vip_present_and_reannounced_within_one_interval() {
     let before = cap.arps().len();
     let t_up = SystemTime::now();
     lab.node.ip(&["link", "set", NODE_IF, "up"]);
-    let bound = interval + SLACK;
     within(bound, &vipd, "VIP present after link-up", || lab.has_vip());
     let after = check_reannounced(&cap, before, t_up, mac, bound, &vipd, "after link-up");
     eprintln!("re-announced {after} ms after link-up");
@@ -254,11 +237,10 @@ fn release_removes_vip_at_every_prefix_and_exact_match_only() {
     lab.add_addr("192.0.2.5/24");
     lab.etcd.put(KEY, NODE_NAME);
     let mut vipd = lab.vipd("--interval 500 --announce-count 1");
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP not added while 192.0.2.5 is present (substring match?): {:?}\n{}",
-        lab.node.addrs(NODE_IF),
-        vipd.log()
+    wait_vip(
+        || lab.has_vip(),
+        &vipd,
+        "192.0.2.5 present (substring match?)",
     );
     assert_eq!(lab.node.prefixes_of(NODE_IF, vip()), vec![VIP_LEN]);
 
@@ -270,19 +252,17 @@ fn release_removes_vip_at_every_prefix_and_exact_match_only() {
     assert_eq!(prefixes, vec![24, 32], "{}", vipd.log());
 
     lab.etcd.put(KEY, "node2");
+    let released = || lab.node.prefixes_of(NODE_IF, vip()).is_empty();
     within(
         interval + SLACK,
         &vipd,
         "every copy of the VIP released",
-        || lab.node.prefixes_of(NODE_IF, vip()).is_empty(),
+        released,
     );
     let addrs = lab.node.addrs(NODE_IF);
     for keep in ["192.0.2.11", "192.0.2.5"] {
-        assert!(
-            addrs.iter().any(|(a, l)| a.to_string() == keep && *l == 24),
-            "{keep}/24 was removed with the VIP: {addrs:?}\n{}",
-            vipd.log()
-        );
+        let kept = addrs.iter().any(|(a, l)| a.to_string() == keep && *l == 24);
+        assert!(kept, "{keep}/24 was removed with the VIP: {addrs:?}");
     }
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
 }
@@ -298,10 +278,10 @@ fn sighup_is_ignored_and_sigterm_sigint_release_and_exit_0() {
     wait_vip(|| lab.has_vip(), &vipd, "start");
     vipd.signal("HUP");
     thread::sleep(ms(700));
+    let status = vipd.try_status();
     assert!(
         vipd.is_running(),
-        "SIGHUP killed vipd: {:?}\n{}",
-        vipd.try_status(),
+        "SIGHUP killed vipd: {status:?}\n{}",
         vipd.log()
     );
     assert!(lab.has_vip(), "SIGHUP released the VIP\n{}", vipd.log());
@@ -315,18 +295,11 @@ fn sighup_is_ignored_and_sigterm_sigint_release_and_exit_0() {
         vipd.signal(sig);
         let status = vipd.wait_timeout(Duration::from_secs(5));
         eprintln!("SIG{sig}: {status:?} {:?} after the signal", sent.elapsed());
-        let code = status.map(|s| s.code());
-        assert_eq!(
-            code,
-            Some(Some(0)),
-            "SIG{sig}: exit {status:?}\n{}",
-            vipd.log()
-        );
+        let (code, log) = (status.map(|s| s.code()), vipd.log());
+        assert_eq!(code, Some(Some(0)), "SIG{sig}: exit {status:?}\n{log}");
         assert!(
             !lab.has_vip(),
-            "SIG{sig}: vipd exited leaving the VIP: {:?}\n{}",
-            lab.node.addrs(NODE_IF),
-            vipd.log()
+            "SIG{sig}: vipd exited leaving the VIP\n{log}"
         );
     }
 }
@@ -340,13 +313,8 @@ fn keep_on_exit_leaves_vip_after_sigterm() {
     wait_vip(|| lab.has_vip(), &vipd, "start");
     vipd.signal("TERM");
     let status = vipd.wait_timeout(Duration::from_secs(5));
-    let code = status.map(|s| s.code());
-    assert_eq!(
-        code,
-        Some(Some(0)),
-        "SIGTERM: exit {status:?}\n{}",
-        vipd.log()
-    );
+    let (code, log) = (status.map(|s| s.code()), vipd.log());
+    assert_eq!(code, Some(Some(0)), "SIGTERM: exit {status:?}\n{log}");
     thread::sleep(ms(300));
     assert!(lab.has_vip(), "--keep-on-exit: VIP removed\n{}", vipd.log());
 }
@@ -364,29 +332,16 @@ fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
     let mut v1 = lab.vipd(&vipd_bin(), &lab.n1, "n1", extra);
     let mut v2 = lab.vipd(&vipd_bin(), &lab.n2, "n2", extra);
     let logs = |v1: &Proc, v2: &Proc| format!("{}\n{}", v1.log(), v2.log());
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.n1.has_vip(HOST_IF)).is_some(),
-        "VIP never appeared on n1\n{}",
-        logs(&v1, &v2)
-    );
+    wait_vip(|| lab.n1.has_vip(HOST_IF), &v1, "n1");
     thread::sleep(ms(600));
-    assert!(
-        !lab.n2.has_vip(HOST_IF),
-        "VIP on n2 as well\n{}",
-        logs(&v1, &v2)
-    );
+    let on_n2 = lab.n2.has_vip(HOST_IF);
+    assert!(!on_n2, "VIP on n2 as well\n{}", logs(&v1, &v2));
 
     // One connection attempt from the client resolves the VIP to n1's MAC (n1 answers the
     // SYN with a RST: nothing listens on port 9).
-    let connect = lab.c.exec(
-        &tool("timeout"),
-        &[
-            "3",
-            &tool("bash").to_string_lossy(),
-            "-c",
-            "exec 3<>/dev/tcp/192.0.2.50/9",
-        ],
-    );
+    let bash = tool("bash").to_string_lossy().into_owned();
+    let tcp = format!("exec 3<>/dev/tcp/{VIP}/9");
+    let connect = lab.c.exec(&tool("timeout"), &["3", &bash, "-c", &tcp]);
     let entry = lab.c.neigh(VIP);
     assert!(
         matches!(entry, Some((Some(m), _)) if m == mac1),
@@ -423,15 +378,9 @@ fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
             logs(&v1, &v2)
         );
         eprintln!("move {moves} to {to}: client's neighbour entry followed after {took:?}");
-        assert!(
-            wait_until(interval + SLACK, POLL, || to_ns.has_vip(HOST_IF)
-                && !from_ns.has_vip(HOST_IF))
-            .is_some(),
-            "move {moves} to {to}: VIP on n1: {}, on n2: {}\n{}",
-            lab.n1.has_vip(HOST_IF),
-            lab.n2.has_vip(HOST_IF),
-            logs(&v1, &v2)
-        );
+        let moved = || to_ns.has_vip(HOST_IF) && !from_ns.has_vip(HOST_IF);
+        let what = format!("move {moves}: VIP on {to} only");
+        within(interval + SLACK, &v1, &what, moved);
         thread::sleep(ms(200));
         let frames = cap.frames();
         let from_client: Vec<_> = frames
@@ -454,11 +403,8 @@ fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
             cap.log()
         );
     }
-    assert!(
-        v1.is_running() && v2.is_running(),
-        "a vipd exited\n{}",
-        logs(&v1, &v2)
-    );
+    let running = v1.is_running() && v2.is_running();
+    assert!(running, "a vipd exited\n{}", logs(&v1, &v2));
 }
 
 #[test]
@@ -482,16 +428,9 @@ fn etcd_unreachable_keeps_vip_for_the_grace_period_then_releases() {
     // …then released.
     let bound = grace + interval + SLACK;
     let what = format!("VIP released after etcd stopped (grace {grace:?})");
-    within(
-        bound.saturating_sub(stopped.elapsed()),
-        &vipd,
-        &what,
-        || !lab.has_vip(),
-    );
-    eprintln!(
-        "released {:?} after etcd stopped (grace {grace:?})",
-        stopped.elapsed()
-    );
+    let left = bound.saturating_sub(stopped.elapsed());
+    within(left, &vipd, &what, || !lab.has_vip());
+    eprintln!("released {:?} after etcd stopped", stopped.elapsed());
     assert!(
         vipd.is_running(),
         "vipd exited while etcd was down\n{}",
@@ -509,11 +448,7 @@ fn dead_stderr_pipe_does_not_stop_the_daemon() {
     let extra = "--interval 500 --announce-count 1 -v";
     let args = vipd_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint, extra);
     let mut vipd = Proc::spawn_in(&lab.node.name, &vipd_bin(), &args, false);
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.has_vip()).is_some(),
-        "VIP never appeared (vipd status {:?})",
-        vipd.try_status()
-    );
+    wait_vip(|| lab.has_vip(), &vipd, "dead stderr");
     for (leader, present) in [("node2", false), (NODE_NAME, true), ("node2", false)] {
         lab.etcd.put(KEY, leader);
         let t = wait_until(interval + SLACK, POLL, || lab.has_vip() == present);
@@ -525,10 +460,7 @@ fn dead_stderr_pipe_does_not_stop_the_daemon() {
         );
     }
     let status = vipd.try_status();
-    assert!(
-        vipd.is_running(),
-        "vipd died with a dead stderr: {status:?}"
-    );
+    assert!(vipd.is_running(), "vipd died: {status:?}");
     let code = vipd.terminate(Duration::from_secs(5));
     assert_eq!(code, Some(0), "exit after SIGTERM: {code:?}");
 }
