@@ -6,12 +6,6 @@ use crate::common::*;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-/// Asserts that `cond` holds within `bound`; the failure names `what` and has vipd's log.
-fn within(bound: Duration, vipd: &Proc, what: &str, cond: impl FnMut() -> bool) {
-    let held = wait_until(bound, POLL, cond);
-    assert!(held.is_some(), "{what} within {bound:?}\n{}", vipd.log());
-}
-
 /// The first announcement at or after `since`: a gratuitous ARP request for the VIP from
 /// `mac`, captured within `bound` of `since`. Returns how long after `since` it came.
 fn check_reannounced(
@@ -150,7 +144,8 @@ fn leader_elsewhere_removes_and_deleted_key_releases() {
             Some(leader) => lab.etcd.put(KEY, leader),
             None => lab.etcd.del(KEY),
         }
-        within(interval + SLACK, &vipd, what, || lab.has_vip() == present);
+        let bound = interval + SLACK;
+        within(bound, what, &|| vipd.log(), || lab.has_vip() == present);
         if i > 0 {
             continue;
         }
@@ -196,7 +191,7 @@ fn vip_deleted_by_hand_comes_back_within_one_interval_and_is_announced() {
         let t0 = SystemTime::now();
         lab.del_addr("192.0.2.50/24");
         let what = format!("round {round}: VIP deleted by hand back");
-        within(bound, &vipd, &what, || lab.has_vip());
+        within(bound, &what, &|| vipd.log(), || lab.has_vip());
         let what = format!("round {round}: after the delete");
         let after = check_reannounced(&cap, before, t0, mac, bound, &vipd, &what);
         // Let this round's announcements finish.
@@ -222,7 +217,8 @@ fn link_down_up_vip_present_and_reannounced_within_one_interval() {
     let before = cap.arps().len();
     let t_up = SystemTime::now();
     lab.node.ip(&["link", "set", NODE_IF, "up"]);
-    within(bound, &vipd, "VIP present after link-up", || lab.has_vip());
+    let back = || lab.has_vip();
+    within(bound, "VIP back after link-up", &|| vipd.log(), back);
     let after = check_reannounced(&cap, before, t_up, mac, bound, &vipd, "after link-up");
     eprintln!("re-announced {after} ms after link-up");
     assert!(vipd.is_running(), "vipd exited\n{}", vipd.log());
@@ -253,12 +249,8 @@ fn release_removes_vip_at_every_prefix_and_exact_match_only() {
 
     lab.etcd.put(KEY, "node2");
     let released = || lab.node.prefixes_of(NODE_IF, vip()).is_empty();
-    within(
-        interval + SLACK,
-        &vipd,
-        "every copy of the VIP released",
-        released,
-    );
+    let bound = interval + SLACK;
+    within(bound, "all copies released", &|| vipd.log(), released);
     let addrs = lab.node.addrs(NODE_IF);
     for keep in ["192.0.2.11", "192.0.2.5"] {
         let kept = addrs.iter().any(|(a, l)| a.to_string() == keep && *l == 24);
@@ -380,28 +372,17 @@ fn moving_key_moves_vip_and_client_neighbour_entry_without_client_traffic() {
         eprintln!("move {moves} to {to}: client's neighbour entry followed after {took:?}");
         let moved = || to_ns.has_vip(HOST_IF) && !from_ns.has_vip(HOST_IF);
         let what = format!("move {moves}: VIP on {to} only");
-        within(interval + SLACK, &v1, &what, moved);
+        within(interval + SLACK, &what, &|| logs(&v1, &v2), moved);
         thread::sleep(ms(200));
         let frames = cap.frames();
-        let from_client: Vec<_> = frames
-            .iter()
-            .filter(|f| f.eth_src() == Some(macc))
-            .collect();
-        assert!(
-            from_client.is_empty(),
-            "move {moves}: the client sent {} frame(s) in between (first: {:02x?})",
-            from_client.len(),
-            from_client[0].data
-        );
+        let sent = frames.iter().find(|f| f.eth_src() == Some(macc));
+        assert!(sent.is_none(), "move {moves}: the client sent {sent:02x?}");
         let arps = cap.arps();
-        assert!(
-            arps.iter()
-                .any(|(t, a)| *t >= t_move_wall && a.is_garp_request(vip(), to_mac)),
-            "move {moves}: no gratuitous ARP from {to} seen by the client ({} frames captured):\n{}{}",
-            frames.len(),
-            describe_arps(&arps),
-            cap.log()
-        );
+        let garp =
+            |(t, a): &(SystemTime, Arp)| *t >= t_move_wall && a.is_garp_request(vip(), to_mac);
+        let (n, described) = (frames.len(), describe_arps(&arps));
+        let what = format!("move {moves}: no gratuitous ARP from {to} among {n} frames");
+        assert!(arps.iter().any(garp), "{what}:\n{described}{}", cap.log());
     }
     let running = v1.is_running() && v2.is_running();
     assert!(running, "a vipd exited\n{}", logs(&v1, &v2));
@@ -429,13 +410,10 @@ fn etcd_unreachable_keeps_vip_for_the_grace_period_then_releases() {
     let bound = grace + interval + SLACK;
     let what = format!("VIP released after etcd stopped (grace {grace:?})");
     let left = bound.saturating_sub(stopped.elapsed());
-    within(left, &vipd, &what, || !lab.has_vip());
+    within(left, &what, &|| vipd.log(), || !lab.has_vip());
     eprintln!("released {:?} after etcd stopped", stopped.elapsed());
-    assert!(
-        vipd.is_running(),
-        "vipd exited while etcd was down\n{}",
-        vipd.log()
-    );
+    let log = vipd.log();
+    assert!(vipd.is_running(), "vipd exited while etcd was down\n{log}");
 }
 
 #[test]
