@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{NodeLab, in_netns, ms, pg1_args, wait_until};
+use crate::common::{NodeLab, in_netns, ms, pg1_args, wait_until, within};
 use crate::fakes::{FakeConsul, free_port, go_duration};
 use vipd::config::Secret;
 use vipd::dcs::consul::{Consul, Settings};
@@ -16,15 +16,26 @@ use vipd::dcs::{Dcs, Observation, Wait};
 const KEY: &str = "service/demo/leader";
 const TOKEN: &str = "4fa0c3b2-vipd-test-token";
 
-fn client(url: &str, interval_ms: u64, token: Option<&str>) -> Consul {
+/// A client of `endpoints` for `key`, watching.
+fn client_of(endpoints: Vec<String>, key: String, interval_ms: u64, token: Option<&str>) -> Consul {
     Consul::new(&Settings {
-        endpoints: vec![url.to_string()],
-        key: format!("/{KEY}"),
+        endpoints,
+        key,
         token: token.map(|t| Secret(t.into())),
         interval: Duration::from_millis(interval_ms),
         watch: true,
         tls: Tls::default(),
     })
+}
+
+/// A client of `url` for the key with a leading slash, as vip-manager's users write it.
+fn client(url: &str, interval_ms: u64, token: Option<&str>) -> Consul {
+    client_of(vec![url.to_string()], format!("/{KEY}"), interval_ms, token)
+}
+
+/// The unknown observation of a reply with `status` and `text` from `consul`.
+fn refused(consul: &FakeConsul, status: u16, text: &str) -> Observation {
+    Observation::Unknown(format!("{}: HTTP {status}: {text}", consul.url()))
 }
 
 fn soon() -> Instant {
@@ -73,15 +84,11 @@ fn token_goes_in_the_header_only() {
     }
     // Without the token, or with another: 403 with Consul's text, unknown.
     let mut anonymous = client(&consul.url(), 300, None);
-    assert_eq!(
-        anonymous.observe(soon()),
-        Observation::Unknown(format!("{}: HTTP 403: Permission denied", consul.url()))
-    );
+    let want = refused(&consul, 403, "Permission denied");
+    assert_eq!(anonymous.observe(soon()), want);
     let mut wrong = client(&consul.url(), 300, Some("0000-wrong"));
-    assert_eq!(
-        wrong.observe(soon()),
-        Observation::Unknown(format!("{}: HTTP 403: ACL not found", consul.url()))
-    );
+    let want = refused(&consul, 403, "ACL not found");
+    assert_eq!(wrong.observe(soon()), want);
 }
 
 #[test]
@@ -90,10 +97,8 @@ fn no_cluster_leader_is_unknown() {
     consul.put(KEY, "pg1", None);
     consul.set_no_leader(true);
     let mut c = client(&consul.url(), 300, None);
-    assert_eq!(
-        c.observe(soon()),
-        Observation::Unknown(format!("{}: HTTP 500: No cluster leader", consul.url()))
-    );
+    let want = refused(&consul, 500, "No cluster leader");
+    assert_eq!(c.observe(soon()), want);
     // Nothing to block on after a failed read (index 0).
     assert_eq!(c.wait_for_change(soon()), None);
     consul.set_no_leader(false);
@@ -105,14 +110,7 @@ fn a_dead_endpoint_is_skipped() {
     let consul = FakeConsul::start(0);
     consul.put(KEY, "pg1", None);
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let mut c = Consul::new(&Settings {
-        endpoints: vec![dead.clone(), consul.url()],
-        key: KEY.into(),
-        token: None,
-        interval: Duration::from_millis(300),
-        watch: true,
-        tls: Tls::default(),
-    });
+    let mut c = client_of(vec![dead, consul.url()], KEY.into(), 300, None);
     assert_eq!(c.observe(soon()), Observation::Leader("pg1".into()));
     // And the one that answered is kept.
     assert_eq!(c.observe(soon()), Observation::Leader("pg1".into()));
@@ -176,12 +174,8 @@ fn idle_turns_send_one_request_each() {
         }
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
     }
-    let n = consul.requests().len();
-    assert!(
-        n <= turns as usize + 1,
-        "{n} requests in {turns} idle turns: {:?}",
-        consul.requests()
-    );
+    let (reqs, most) = (consul.requests(), turns as usize + 1);
+    assert!(reqs.len() <= most, "{turns} idle turns: {reqs:?}");
     // Consul's jitter may make a turn end late, by at most wait/16.
     let took = start.elapsed();
     assert!(took < interval * turns + interval * turns / 16 + Duration::from_millis(300));
@@ -217,10 +211,8 @@ fn index_rules() {
     let before = consul.requests().len();
     let wait = c.wait_for_change(Instant::now() + Duration::from_secs(1));
     assert_eq!(wait, Some(Wait::Deadline));
-    assert_eq!(
-        c.wait_for_change(Instant::now() + Duration::from_secs(1)),
-        None
-    );
+    let wait = c.wait_for_change(Instant::now() + Duration::from_secs(1));
+    assert_eq!(wait, None);
     let after = consul.requests();
     assert_eq!(after.len(), before + 1);
     assert!(after.iter().all(|r| r.query("index") != Some("0")));
@@ -249,11 +241,7 @@ fn daemon_follows_the_leader_key_with_blocking_queries() {
         "--dcs-type consul --trigger-key /service/demo/leader --consul-token-file {token_file} \
          --interval 5000 --announce-count=1 --verbose"
     )));
-    assert!(
-        wait_until(ms(5000), ms(10), || lab.has_vip()).is_some(),
-        "VIP not added:\n{}",
-        vipd.output()
-    );
+    within(ms(5000), "VIP added", &|| vipd.output(), || lab.has_vip());
     // Idle for two intervals: at most one request per interval (plus the first read).
     let idle_from = consul.requests().len();
     std::thread::sleep(Duration::from_millis(10_500));
@@ -266,22 +254,16 @@ fn daemon_follows_the_leader_key_with_blocking_queries() {
     // Patroni's session expires: the key is deleted; the VIP goes within 200 ms.
     consul.delete(KEY);
     let deleted = Instant::now();
-    assert!(
-        wait_until(ms(1000), ms(10), || !lab.has_vip()).is_some(),
-        "VIP not released:\n{}",
-        vipd.output()
-    );
+    let gone = || !lab.has_vip();
+    within(ms(1000), "VIP released", &|| vipd.output(), gone);
     let lag = deleted.elapsed();
     assert!(lag < Duration::from_millis(200), "released after {lag:?}");
 
     // SIGTERM interrupts the blocking query: vipd exits at once.
     let asked = Instant::now();
     assert_eq!(vipd.terminate(Duration::from_secs(3)), Some(0));
-    assert!(
-        asked.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        asked.elapsed()
-    );
+    let took = asked.elapsed();
+    assert!(took < Duration::from_millis(1000), "{took:?}");
     let out = vipd.output();
     assert!(!out.contains(TOKEN), "token in the output:\n{out}");
     for r in consul.requests() {
@@ -304,16 +286,11 @@ fn daemon_releases_after_the_grace_period_on_acl_denial() {
     // The token is revoked: 403 → unknown, kept through the grace period, then released.
     consul.require_token(Some("another-token"));
     let revoked = Instant::now();
-    assert!(
-        wait_until(ms(5000), ms(10), || !lab.has_vip()).is_some(),
-        "VIP kept:\n{}",
-        vipd.output()
-    );
+    let gone = || !lab.has_vip();
+    within(ms(5000), "VIP released", &|| vipd.output(), gone);
     let after = revoked.elapsed();
-    assert!(
-        after >= Duration::from_millis(1300) && after < Duration::from_millis(3000),
-        "released {after:?} after the revocation"
-    );
+    let in_time = after >= ms(1300) && after < ms(3000);
+    assert!(in_time, "released {after:?} after the revocation");
     let out = vipd.output();
     assert!(out.contains("HTTP 403: ACL not found"), "{out}");
     assert_eq!(vipd.terminate(Duration::from_secs(2)), Some(0));

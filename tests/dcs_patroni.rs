@@ -11,6 +11,9 @@ use vipd::dcs::http::Tls;
 use vipd::dcs::patroni::{Patroni, Settings};
 use vipd::dcs::{Dcs, Observation};
 
+/// How vipd names the Patroni of the node's loopback in its errors.
+const LOCAL_API: &str = "Patroni REST API at http://127.0.0.1:8008";
+
 fn client(endpoint: &str) -> Patroni {
     Patroni::new(&Settings {
         endpoint: endpoint.to_string(),
@@ -33,10 +36,10 @@ fn status_codes_are_the_observation() {
     assert_eq!(c.observe(soon()), Observation::Leader("503".into()));
     let reqs = patroni.http.requests();
     assert_eq!(reqs.len(), 2);
-    assert!(
-        reqs.iter()
-            .all(|r| r.method == "GET" && r.target == "/leader")
-    );
+    let leader_gets = reqs
+        .iter()
+        .all(|r| r.method == "GET" && r.target == "/leader");
+    assert!(leader_gets, "{reqs:?}");
     // Polling only: nothing to block on.
     assert_eq!(c.wait_for_change(soon()), None);
 }
@@ -45,16 +48,12 @@ fn status_codes_are_the_observation() {
 fn connection_errors_are_unknown_and_name_the_endpoint() {
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let mut c = client(&endpoint);
-    match c.observe(soon()) {
-        Observation::Unknown(why) => {
-            assert!(
-                why.contains(&format!("Patroni REST API at {endpoint}")),
-                "{why}"
-            );
-            assert!(why.contains("not 127.0.0.1"), "{why}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let Observation::Unknown(why) = c.observe(soon()) else {
+        panic!("not unknown");
+    };
+    let api = format!("Patroni REST API at {endpoint}");
+    assert!(why.contains(&api), "{why}");
+    assert!(why.contains("not 127.0.0.1"), "{why}");
 }
 
 #[test]
@@ -66,11 +65,8 @@ fn once_compares_the_status_with_the_trigger_value() {
     let base = vip_args(NODE_IF, "--once --dry-run --dcs-type patroni");
     let out = lab.node.vipd_once(&base);
     assert_eq!(out.code(), Some(3), "{out:?}");
-    assert!(
-        out.stdout
-            .contains("leader=\"200\" node=\"200\" desired=present"),
-        "{out:?}"
-    );
+    let line = "leader=\"200\" node=\"200\" desired=present";
+    assert!(out.stdout.contains(line), "{out:?}");
     patroni.set_status(503);
     let out = lab.node.vipd_once(&base);
     assert_eq!(out.code(), Some(0), "{out:?}");
@@ -78,11 +74,8 @@ fn once_compares_the_status_with_the_trigger_value() {
     drop(patroni);
     let out = lab.node.vipd_once(&base);
     assert_eq!(out.code(), Some(1), "{out:?}");
-    assert!(
-        format!("{}{}", out.stdout, out.stderr)
-            .contains("Patroni REST API at http://127.0.0.1:8008"),
-        "{out:?}"
-    );
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains(LOCAL_API), "{out:?}");
 }
 
 #[test]
@@ -109,10 +102,8 @@ fn daemon_holds_the_vip_while_patroni_says_200() {
         after >= Duration::from_millis(600),
         "released after {after:?}"
     );
-    assert!(
-        vipd.output()
-            .contains("Patroni REST API at http://127.0.0.1:8008")
-    );
+    let out = vipd.output();
+    assert!(out.contains(LOCAL_API), "{out}");
     assert_eq!(vipd.terminate(Duration::from_secs(2)), Some(0));
 }
 

@@ -9,7 +9,7 @@
 //! The lab turns IPv6 off in its namespaces; these tests turn it on for the interfaces
 //! they use.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -113,99 +113,54 @@ fn has_vip6(ns: &Netns, ifname: &str) -> bool {
 /// The VIP is on `ifname` once, at the configured prefix length, added with
 /// `IFA_F_NODAD` and usable: not tentative, DAD not failed.
 fn assert_vip6_usable(ns: &Netns, ifname: &str, logs: &str) {
-    let on = vip6_on(ns, ifname);
-    assert_eq!(
-        on.len(),
-        1,
-        "VIP entries on {ifname} in {}: {on:?}",
-        ns.name
-    );
+    let (on, ns) = (vip6_on(ns, ifname), &ns.name);
+    assert_eq!(on.len(), 1, "VIP entries on {ifname} in {ns}: {on:?}");
     let a = &on[0];
     assert_eq!(a.prefix_len, VIP6_LEN, "{a:?}");
     assert!(a.nodad, "VIP added without IFA_F_NODAD: {a:?}\n{logs}");
-    assert!(
-        !a.tentative && !a.dadfailed,
-        "VIP not usable: {a:?}\n{logs}"
-    );
+    let usable = !a.tentative && !a.dadfailed;
+    assert!(usable, "VIP not usable: {a:?}\n{logs}");
 }
 
-/// An ICMPv6 message in an untagged Ethernet frame, decoded just enough (fixed
-/// offsets: the IPv6 header without extension headers, as neighbour discovery sends).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Icmp6 {
-    eth_dst: [u8; 6],
-    eth_src: [u8; 6],
-    version: u8,
-    payload_len: u16,
-    hop_limit: u8,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    kind: u8,
-    code: u8,
-    /// The message from its type byte on.
-    body: Vec<u8>,
+/// The ICMPv6 type of an untagged Ethernet frame carrying ICMPv6 right after a fixed
+/// IPv6 header (no extension headers, as neighbour discovery sends), else None.
+fn icmp6_type(f: &[u8]) -> Option<u8> {
+    (f.len() >= 58 && f[12..14] == [0x86, 0xdd] && f[20] == 58).then(|| f[54])
 }
 
-impl Icmp6 {
-    fn parse(frame: &[u8]) -> Option<Icmp6> {
-        if frame.len() < 58 || frame[12..14] != [0x86, 0xdd] || frame[20] != 58 {
-            return None;
-        }
-        let mac = |s: &[u8]| -> [u8; 6] { s.try_into().expect("6 bytes") };
-        let ip6 = |s: &[u8]| -> Ipv6Addr { <[u8; 16]>::try_from(s).expect("16 bytes").into() };
-        Some(Icmp6 {
-            eth_dst: mac(&frame[0..6]),
-            eth_src: mac(&frame[6..12]),
-            version: frame[14] >> 4,
-            payload_len: u16::from_be_bytes([frame[18], frame[19]]),
-            hop_limit: frame[21],
-            src: ip6(&frame[22..38]),
-            dst: ip6(&frame[38..54]),
-            kind: frame[54],
-            code: frame[55],
-            body: frame[54..].to_vec(),
-        })
-    }
-
-    /// A neighbour advertisement sent to all nodes (the form an unsolicited one takes).
-    fn is_multicast_na(&self) -> bool {
-        self.kind == 136 && self.eth_dst == ALL_NODES_MAC
-    }
-
-    /// Why this is not the unsolicited NA RFC 4861 §7.2.6 asks for,
-    /// announcing the VIP at `mac`; `None` when it is.
-    fn na_fault(&self, mac: [u8; 6]) -> Option<String> {
-        let b = &self.body;
-        let checks: [(bool, &str); 13] = [
-            (
-                self.eth_dst == ALL_NODES_MAC,
-                "Ethernet destination 33:33:00:00:00:01",
-            ),
-            (self.eth_src == mac, "Ethernet source = the node's MAC"),
-            (self.version == 6, "IP version 6"),
-            (
-                usize::from(self.payload_len) == b.len(),
-                "payload length = the message",
-            ),
-            (self.hop_limit == 255, "hop limit 255"),
-            (self.src == vip6(), "IPv6 source = the VIP"),
-            (self.dst == ALL_NODES, "IPv6 destination ff02::1"),
-            ((self.kind, self.code) == (136, 0), "ICMPv6 type 136 code 0"),
-            (b.len() == 32, "NA (24 bytes) and one 8-byte option"),
-            (b.get(4) == Some(&0x20), "flags R=0 S=0 O=1"),
-            (b.get(5..8) == Some(&[0, 0, 0][..]), "reserved bits zero"),
-            (
-                b.get(8..24) == Some(&vip6().octets()[..]),
-                "target = the VIP",
-            ),
-            (
-                b.get(24..26) == Some(&[2, 1][..]) && b.get(26..32) == Some(&mac[..]),
-                "target link-layer address option with the MAC",
-            ),
-        ];
-        let failed: Vec<&str> = checks.iter().filter(|c| !c.0).map(|c| c.1).collect();
-        (!failed.is_empty()).then(|| format!("{failed:?} not met by {self:02x?}"))
-    }
+/// Why the ICMPv6 frame `f` is not the unsolicited NA RFC 4861 §7.2.6 asks for,
+/// announcing the VIP at `mac`; `None` when it is.
+fn na_fault(f: &[u8], mac: [u8; 6]) -> Option<String> {
+    let b = &f[54..];
+    let checks: [(bool, &str); 13] = [
+        (
+            f[0..6] == ALL_NODES_MAC,
+            "Ethernet destination 33:33:00:00:00:01",
+        ),
+        (f[6..12] == mac, "Ethernet source = the node's MAC"),
+        (f[14] >> 4 == 6, "IP version 6"),
+        (
+            usize::from(u16::from_be_bytes([f[18], f[19]])) == b.len(),
+            "payload length = the message",
+        ),
+        (f[21] == 255, "hop limit 255"),
+        (f[22..38] == vip6().octets(), "IPv6 source = the VIP"),
+        (f[38..54] == ALL_NODES.octets(), "IPv6 destination ff02::1"),
+        ((f[54], f[55]) == (136, 0), "ICMPv6 type 136 code 0"),
+        (b.len() == 32, "NA (24 bytes) and one 8-byte option"),
+        (b.get(4) == Some(&0x20), "flags R=0 S=0 O=1"),
+        (b.get(5..8) == Some(&[0, 0, 0][..]), "reserved bits zero"),
+        (
+            b.get(8..24) == Some(&vip6().octets()[..]),
+            "target = the VIP",
+        ),
+        (
+            b.get(24..26) == Some(&[2, 1][..]) && b.get(26..32) == Some(&mac[..]),
+            "target link-layer address option with the MAC",
+        ),
+    ];
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.0).map(|c| c.1).collect();
+    (!failed.is_empty()).then(|| format!("{failed:?} not met by {f:02x?}"))
 }
 
 /// The multicast NAs captured from `mac` at or after `since`, with their times. Each
@@ -216,13 +171,10 @@ fn nas_from(cap: &Capture, mac: [u8; 6], since: SystemTime) -> Vec<(SystemTime, 
         if f.ts < since || f.eth_src() != Some(mac) {
             continue;
         }
-        let Some(m) = Icmp6::parse(&f.data) else {
-            continue;
-        };
-        if !m.is_multicast_na() {
+        if icmp6_type(&f.data) != Some(136) || f.data[0..6] != ALL_NODES_MAC {
             continue;
         }
-        if let Some(fault) = m.na_fault(mac) {
+        if let Some(fault) = na_fault(&f.data, mac) {
             panic!("{}: bad unsolicited NA: {fault}", cap.what);
         }
         nas.push((f.ts, f.data));
@@ -243,15 +195,7 @@ fn wait_nas(
 }
 
 fn describe(nas: &[(SystemTime, Vec<u8>)]) -> String {
-    let t0 = nas.first().map(|n| n.0);
-    nas.iter()
-        .map(|(t, _)| {
-            let rel = t0
-                .and_then(|t0| t.duration_since(t0).ok())
-                .unwrap_or_default();
-            format!("  NA at +{} ms\n", rel.as_millis())
-        })
-        .collect()
+    describe_timed(nas, |_| "NA".to_string())
 }
 
 /// Checks a burst seen since `since`: exactly `ANNOUNCE_COUNT` NAs from `mac`,
@@ -308,15 +252,19 @@ fn assert_tcpdump_sums_ok(lab: &str, nas: &[(SystemTime, Vec<u8>)]) {
     let text = out.stdout;
     let count = |needle: &str| text.matches(needle).count();
     let want = nas.len();
-    assert_eq!(count("[icmp6 sum ok]"), want, "tcpdump -vv said:\n{text}");
-    assert_eq!(count("neighbor advertisement"), want, "{text}");
-    assert_eq!(
-        count(&format!("tgt is {VIP6}, Flags [override]")),
-        want,
-        "{text}"
+    let (target, to_all) = (
+        format!("tgt is {VIP6}, Flags [override]"),
+        format!("{VIP6} > ff02::1"),
     );
-    assert_eq!(count(&format!("{VIP6} > ff02::1")), want, "{text}");
-    assert_eq!(count("hlim 255"), want, "{text}");
+    for needle in [
+        "[icmp6 sum ok]",
+        "neighbor advertisement",
+        &target,
+        &to_all,
+        "hlim 255",
+    ] {
+        assert_eq!(count(needle), want, "{needle:?} in tcpdump -vv:\n{text}");
+    }
     // tcpdump flags a wrong checksum as "[bad icmp6 cksum ...]" (not just "bad": a
     // random MAC address in the hex dump may read "4bad").
     assert!(!text.contains("[bad "), "{text}");
@@ -327,6 +275,10 @@ fn assert_tcpdump_sums_ok(lab: &str, nas: &[(SystemTime, Vec<u8>)]) {
 /// thread uses them).
 fn kernel_in(ns: &Netns) -> Kernel {
     in_netns(&ns.name, || Kernel::open().expect("Kernel::open"))
+}
+
+fn vip_of(addr: IpAddr, prefix_len: u8) -> Vip {
+    Vip { addr, prefix_len }
 }
 
 /// `Kernel::add` with a label and `noprefixroute`, for both families: `ip addr` shows
@@ -341,34 +293,24 @@ fn kernel_adds_with_label_and_noprefixroute() {
     lab.up();
     let mut k = kernel_in(node);
     let ifindex = k.link("veth0").unwrap().expect("veth0").index;
-    let v4 = Vip {
-        addr: "192.0.2.50".parse().unwrap(),
-        prefix_len: 24,
-    };
-    let v6 = Vip {
-        addr: vip6().into(),
-        prefix_len: VIP6_LEN,
-    };
+    let v4 = vip_of(VIP.parse().unwrap(), 24);
+    let v6 = vip_of(vip6().into(), VIP6_LEN);
     let routes = |family: &str| node.ip(&[family, "route", "show", "dev", "veth0"]);
-    let subnet = |family: &str| match family {
-        "-4" => "192.0.2.0/24",
-        _ => "2001:db8::/64",
+    let subnet = |family: &str| {
+        if family == "-4" {
+            "192.0.2.0/24"
+        } else {
+            "2001:db8::/64"
+        }
     };
+    let routed = |family: &str| routes(family).contains(subnet(family));
 
     // Plain adds bring their subnet routes: the control.
     for (vip, family) in [(v4, "-4"), (v6, "-6")] {
         k.add(ifindex, vip).unwrap();
-        assert!(
-            routes(family).contains(subnet(family)),
-            "{}",
-            routes(family)
-        );
+        assert!(routed(family), "{}", routes(family));
         k.del(ifindex, vip.addr, vip.prefix_len).unwrap();
-        assert!(
-            !routes(family).contains(subnet(family)),
-            "{}",
-            routes(family)
-        );
+        assert!(!routed(family), "{}", routes(family));
     }
 
     let mut options = AddrOptions::default().with_label("veth0:vip").unwrap();
@@ -387,16 +329,10 @@ fn kernel_adds_with_label_and_noprefixroute() {
         if family == "-4" {
             assert!(line.contains("veth0:vip"), "label missing: {line}");
         } else {
-            assert!(
-                line.contains("nodad") && !line.contains("tentative"),
-                "{line}"
-            );
+            let nodad = line.contains("nodad") && !line.contains("tentative");
+            assert!(nodad, "{line}");
         }
-        assert!(
-            !routes(family).contains(subnet(family)),
-            "noprefixroute, yet: {}",
-            routes(family)
-        );
+        assert!(!routed(family), "noprefixroute, yet: {}", routes(family));
         k.del(ifindex, vip.addr, vip.prefix_len).unwrap();
         assert_eq!(k.vip_prefixes(ifindex, vip.addr).unwrap(), [] as [u8; 0]);
     }
@@ -414,10 +350,7 @@ fn kernel_announces_an_ipv6_vip_with_one_unsolicited_na() {
 
     let mut k = kernel_in(&lab.node);
     let link = k.link("veth0").unwrap().expect("veth0");
-    let vip = Vip {
-        addr: vip6().into(),
-        prefix_len: VIP6_LEN,
-    };
+    let vip = vip_of(vip6().into(), VIP6_LEN);
     let since = SystemTime::now();
     k.announce(&link, vip, AnnounceMode::Both)
         .expect("announce");
@@ -451,26 +384,17 @@ fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
     let v1 = spawn(&lab.n1, "n1");
     let v2 = spawn(&lab.n2, "n2");
     let logs = || format!("{}\n{}", v1.log(), v2.log());
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || has_vip6(&lab.n1, HOST_IF)).is_some(),
-        "VIP never appeared on n1\n{}",
-        logs()
-    );
+    let ten_s = Duration::from_secs(10);
+    within(ten_s, "VIP on n1", &logs, || has_vip6(&lab.n1, HOST_IF));
     assert_vip6_usable(&lab.n1, HOST_IF, &logs());
     let mut all_nas = check_burst(&cap, mac1, start, "n1 taking the VIP", &logs);
     assert!(!has_vip6(&lab.n2, HOST_IF), "VIP on n2 too\n{}", logs());
 
     // One connection attempt from the client resolves the VIP to n1's MAC (n1 answers
     // the SYN with a RST: nothing listens on port 9).
-    let connect = lab.c.exec(
-        &tool("timeout"),
-        &[
-            "3",
-            &tool("bash").to_string_lossy(),
-            "-c",
-            &format!("exec 3<>/dev/tcp/{VIP6}/9"),
-        ],
-    );
+    let bash = tool("bash").to_string_lossy().into_owned();
+    let tcp = format!("exec 3<>/dev/tcp/{VIP6}/9");
+    let connect = lab.c.exec(&tool("timeout"), &["3", &bash, "-c", &tcp]);
     let entry = lab.c.neigh(VIP6);
     assert!(
         matches!(entry, Some((Some(m), _)) if m == mac1),
@@ -500,40 +424,27 @@ fn ipv6_vip_moves_between_nodes_and_the_client_follows_the_nas() {
         logs()
     );
     eprintln!("client's entry followed after {took:?}: {entry:?}");
-    assert!(
-        wait_until(INTERVAL + SLACK, POLL, || has_vip6(&lab.n2, HOST_IF)
-            && !has_vip6(&lab.n1, HOST_IF))
-        .is_some(),
-        "VIP on n1: {:?}, on n2: {:?}\n{}",
-        vip6_on(&lab.n1, HOST_IF),
-        vip6_on(&lab.n2, HOST_IF),
-        logs()
-    );
+    let (on1, on2) = (|| vip6_on(&lab.n1, HOST_IF), || vip6_on(&lab.n2, HOST_IF));
+    let state = || format!("VIP on n1: {:?}, on n2: {:?}\n{}", on1(), on2(), logs());
+    let moved = || !on2().is_empty() && on1().is_empty();
+    within(INTERVAL + SLACK, "VIP moved to n2", &state, moved);
     assert_vip6_usable(&lab.n2, HOST_IF, &logs());
-    all_nas.extend(check_burst(
-        &cap,
-        mac2,
-        moved_at,
-        "n2 taking the VIP",
-        &logs,
-    ));
-    assert!(
-        nas_from(&cap, mac1, moved_at).is_empty(),
-        "n1 announced after losing the VIP"
-    );
+    all_nas.extend(check_burst(&cap, mac2, moved_at, "n2 taking", &logs));
+    let late = nas_from(&cap, mac1, moved_at);
+    assert!(late.is_empty(), "n1 announced after losing the VIP");
 
     // The client sent nothing since the move but, possibly, MLD reports.
     let from_client: Vec<Vec<u8>> = cap
         .frames()
         .into_iter()
         .filter(|f| f.ts >= moved_at && f.eth_src() == Some(macc))
-        .filter(|f| !Icmp6::parse(&f.data).is_some_and(|m| ICMPV6_MLD_TYPES.contains(&m.kind)))
+        .filter(|f| !icmp6_type(&f.data).is_some_and(|t| ICMPV6_MLD_TYPES.contains(&t)))
         .map(|f| f.data)
         .collect();
-    assert!(
-        from_client.is_empty(),
-        "the client sent {} frame(s) after the move: {from_client:02x?}",
-        from_client.len()
+    let sent = from_client.len();
+    assert_eq!(
+        sent, 0,
+        "frames the client sent after the move: {from_client:02x?}"
     );
     assert_tcpdump_sums_ok(&lab.lab, &all_nas);
 }
@@ -554,48 +465,31 @@ fn ipv6_vip_is_back_and_announced_after_link_down_up() {
         .node
         .vipd(&vipd6_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint));
     let logs = || vipd.log();
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || has_vip6(
-            &lab.node, NODE_IF
-        ))
-        .is_some(),
-        "VIP never appeared\n{}",
-        logs()
-    );
+    let has = || has_vip6(&lab.node, NODE_IF);
+    within(Duration::from_secs(10), "VIP added", &logs, has);
     assert_vip6_usable(&lab.node, NODE_IF, &logs());
     let mut all_nas = check_burst(&cap, mac, start, "first add", &logs);
 
     // Watch the kernel's address events, to see it remove the VIP at link down
     // (vipd may add it back while the link is still down).
-    let monitor = Proc::spawn_in(
-        &lab.node.name,
-        &tool("ip"),
-        &args("-o -6 monitor address"),
-        true,
-    );
+    let monitor = args("-o -6 monitor address");
+    let monitor = Proc::spawn_in(&lab.node.name, &tool("ip"), &monitor, true);
     thread::sleep(ms(300));
     lab.node.ip(&["link", "set", NODE_IF, "down"]);
     let deleted = |text: &str| {
         text.lines()
             .any(|l| l.starts_with("Deleted") && l.contains(&format!("{VIP6}/{VIP6_LEN}")))
     };
-    assert!(
-        wait_until(Duration::from_secs(2), POLL, || deleted(&monitor.stdout())).is_some(),
-        "the kernel did not remove the VIP at link down; ip monitor:\n{}",
-        monitor.stdout()
-    );
+    let said = || format!("ip monitor:\n{}", monitor.stdout());
+    let two_s = Duration::from_secs(2);
+    let removed = || deleted(&monitor.stdout());
+    within(two_s, "VIP removed at link down", &said, removed);
     // Down for more than one turn.
     thread::sleep(INTERVAL + INTERVAL / 2);
 
     let up_at = SystemTime::now();
-    let t_up = Instant::now();
     lab.node.ip(&["link", "set", NODE_IF, "up"]);
-    assert!(
-        wait_until(INTERVAL + SLACK, POLL, || has_vip6(&lab.node, NODE_IF)).is_some(),
-        "VIP not back {:?} after link-up\n{}",
-        t_up.elapsed(),
-        logs()
-    );
+    within(INTERVAL + SLACK, "VIP back after link-up", &logs, has);
     assert_vip6_usable(&lab.node, NODE_IF, &logs());
     let first = wait_nas(&cap, mac, up_at, 1, INTERVAL + SLACK);
     let Some((first_at, _)) = first.first() else {

@@ -54,6 +54,15 @@ fn kernel_in(ns: &Netns) -> Kernel {
     in_netns(&ns.name, || Kernel::open().expect("open"))
 }
 
+/// Looks ten times with `look` and checks that the kernel was not read meanwhile.
+fn assert_idle(k: &mut Kernel, mut look: impl FnMut(&mut Kernel)) {
+    let idle = k.reads();
+    for _ in 0..10 {
+        look(k);
+    }
+    assert_eq!(k.reads(), idle, "nothing changed, nothing read");
+}
+
 fn v4(vip: IpAddr, prefix_len: u8) -> Vip {
     Vip {
         addr: vip,
@@ -80,10 +89,8 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
     let err = k.link("a-name-too-long-").unwrap_err();
     assert_eq!(err.errno, libc::EINVAL);
     ns.ip(&["link", "set", "eth1", "down"]);
-    assert!(
-        !k.link("eth0").unwrap().unwrap().up,
-        "no carrier with the peer down"
-    );
+    let down = k.link("eth0").unwrap().unwrap();
+    assert!(!down.up, "no carrier with the peer down");
     ns.ip(&["link", "set", "eth1", "up"]);
 
     // Add, idempotently, at two prefix lengths, beside a look-alike address.
@@ -118,21 +125,15 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
     let started = Instant::now();
     k.announce(&link, v4(VIP, 24), AnnounceMode::Both).unwrap();
     let seen = tcpdump.finish(Duration::from_secs(10)).stdout;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "tcpdump timed out: {seen}"
-    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "tcpdump timed out: {seen}");
     let lines: Vec<&str> = seen.lines().collect();
     assert_eq!(lines.len(), 2, "{seen}");
     assert!(lines[0].starts_with(&format!("{MAC_TEXT} > ff:ff:ff:ff:ff:ff, ethertype ARP")));
-    assert!(
-        lines[0].contains("Request who-has 192.0.2.50 tell 192.0.2.50"),
-        "{seen}"
-    );
-    assert!(
-        lines[1].contains(&format!("Reply 192.0.2.50 is-at {MAC_TEXT}")),
-        "{seen}"
-    );
+    let request = lines[0].contains("Request who-has 192.0.2.50 tell 192.0.2.50");
+    assert!(request, "{seen}");
+    let reply = lines[1].contains(&format!("Reply 192.0.2.50 is-at {MAC_TEXT}"));
+    assert!(reply, "{seen}");
     // IPv6 announcements (unsolicited NAs) are checked in tests/ipv6.rs.
 
     // Delete, idempotently, every copy.
@@ -175,12 +176,10 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     assert_eq!(first.index, index_of(&ns, "eth0"));
     let eth0 = first.index;
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    let idle = k.reads();
-    for _ in 0..10 {
+    assert_idle(&mut k, |k| {
         assert_eq!(k.link("eth0").unwrap(), Some(first));
         assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    }
-    assert_eq!(k.reads(), idle, "nothing changed, nothing read");
+    });
 
     // Addresses: added and deleted by vipd, by hand, at another prefix length, and
     // on another interface; link answers stay valid throughout.
@@ -201,11 +200,9 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     assert_eq!(k.vip_prefixes(eth0, VIP6).unwrap(), [] as [u8; 0]);
     assert_eq!(k.link("eth0").unwrap(), Some(first));
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    let idle = k.reads();
-    for _ in 0..10 {
+    assert_idle(&mut k, |k| {
         assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    }
-    assert_eq!(k.reads(), idle, "nothing changed, nothing read");
+    });
 
     // Carrier lost (the peer goes down), then back.
     ns.ip(&["link", "set", "eth1", "down"]);
@@ -220,10 +217,8 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     ns.ip(&["link", "set", "eth0", "down"]);
     ns.ip(&["link", "set", "eth0", "up"]);
     let flapped = k.link("eth0").unwrap().unwrap();
-    assert!(
-        flapped.carrier_changes > back.carrier_changes,
-        "{flapped:?}"
-    );
+    let counted = flapped.carrier_changes > back.carrier_changes;
+    assert!(counted, "{flapped:?}");
 
     // A new hardware address.
     ns.ip(&["link", "set", "eth0", "address", "00:00:5e:00:53:02"]);
@@ -244,10 +239,8 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     assert_eq!(again.index, index_of(&ns, "eth0"));
     assert_ne!(again.index, eth0);
     assert_eq!(k.vip_prefixes(again.index, VIP).unwrap(), [] as [u8; 0]);
-    let idle = k.reads();
-    for _ in 0..10 {
+    assert_idle(&mut k, |k| {
         assert_eq!(k.link("eth0").unwrap(), Some(again));
         assert_eq!(k.vip_prefixes(again.index, VIP).unwrap(), [] as [u8; 0]);
-    }
-    assert_eq!(k.reads(), idle);
+    });
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use vipd::net::arp::{ArpOp, garp_frame};
 
 /// The one line `--once` prints, as key=value fields (quotes removed).
 fn once_fields(out: &Outcome) -> HashMap<String, String> {
@@ -30,20 +31,17 @@ fn once_fields(out: &Outcome) -> HashMap<String, String> {
         .collect()
 }
 
-fn expect_fields(out: &Outcome, want: &[(&str, &str)]) {
+/// Checks the `--once` line has every field of `want` ("key=value key=value …").
+fn expect_fields(out: &Outcome, want: &str) {
     let f = once_fields(out);
-    for (k, v) in want {
-        assert_eq!(
-            f.get(*k).map(String::as_str),
-            Some(*v),
-            "--once line {:?}: want {k}={v}",
-            out.stdout.trim()
-        );
+    let line = out.stdout.trim();
+    for (k, v) in want.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+        let got = f.get(k).map(String::as_str);
+        assert_eq!(got, Some(v), "--once line {line:?}: want {k}={v}");
     }
     assert!(
-        out.stdout.contains(VIP),
-        "--once line does not name the VIP: {:?}",
-        out.stdout
+        line.contains(VIP),
+        "--once line does not name the VIP: {line:?}"
     );
 }
 
@@ -58,32 +56,15 @@ fn once_adds_when_leader_and_then_does_nothing() {
     out.expect(0, "--once, leader = this node");
     expect_fields(
         &out,
-        &[
-            ("leader", "node1"),
-            ("node", "node1"),
-            ("desired", "present"),
-            ("actual", "absent"),
-            ("action", "added"),
-        ],
+        "leader=node1 node=node1 desired=present actual=absent action=added",
     );
-    assert_eq!(
-        lab.node.prefixes_of(NODE_IF, vip()),
-        vec![VIP_LEN],
-        "{}",
-        out.stderr
-    );
+    let prefixes = lab.node.prefixes_of(NODE_IF, vip());
+    assert_eq!(prefixes, [VIP_LEN], "{}", out.stderr);
     assert!(took < Duration::from_secs(10), "--once took {took:?}");
 
     let out = lab.once("--once");
     out.expect(0, "--once again, VIP present");
-    expect_fields(
-        &out,
-        &[
-            ("desired", "present"),
-            ("actual", "present"),
-            ("action", "none"),
-        ],
-    );
+    expect_fields(&out, "desired=present actual=present action=none");
     assert_eq!(lab.node.prefixes_of(NODE_IF, vip()), vec![VIP_LEN]);
 }
 
@@ -99,26 +80,14 @@ fn once_leader_elsewhere_removes_every_copy_and_nothing_else() {
     out.expect(0, "--once, leader = node2");
     expect_fields(
         &out,
-        &[
-            ("leader", "node2"),
-            ("node", "node1"),
-            ("desired", "absent"),
-            ("actual", "present"),
-            ("action", "removed"),
-        ],
+        "leader=node2 node=node1 desired=absent actual=present action=removed",
     );
     let addrs = lab.node.addrs(NODE_IF);
-    assert!(
-        lab.node.prefixes_of(NODE_IF, vip()).is_empty(),
-        "VIP left behind: {addrs:?}"
-    );
-    for keep in ["192.0.2.11", "192.0.2.5"] {
-        let keep: Ipv4Addr = keep.parse().unwrap();
-        assert_eq!(
-            lab.node.prefixes_of(NODE_IF, keep),
-            vec![24],
-            "{keep} touched: {addrs:?}"
-        );
+    let left = lab.node.prefixes_of(NODE_IF, vip());
+    assert!(left.is_empty(), "VIP left behind: {addrs:?}");
+    for keep in [Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 5)] {
+        let prefixes = lab.node.prefixes_of(NODE_IF, keep);
+        assert_eq!(prefixes, [24], "{keep} touched: {addrs:?}");
     }
 }
 
@@ -133,54 +102,34 @@ fn once_dry_run_exits_3_when_a_change_is_needed_and_changes_nothing() {
     out.expect(3, "dry run, leader here, VIP absent");
     expect_fields(
         &out,
-        &[
-            ("leader", "node1"),
-            ("desired", "present"),
-            ("actual", "absent"),
-            ("action", "would-add"),
-        ],
+        "leader=node1 desired=present actual=absent action=would-add",
     );
     assert!(!lab.has_vip(), "--dry-run added the VIP");
 
     lab.add_addr("192.0.2.50/24");
     let out = lab.once(dry);
     out.expect(0, "dry run, leader here, VIP present");
-    expect_fields(&out, &[("actual", "present"), ("action", "none")]);
+    expect_fields(&out, "actual=present action=none");
 
     lab.etcd.put(KEY, "node2");
     let out = lab.once(dry);
     out.expect(3, "dry run, leader node2, VIP present");
     expect_fields(
         &out,
-        &[
-            ("leader", "node2"),
-            ("desired", "absent"),
-            ("actual", "present"),
-            ("action", "would-remove"),
-        ],
+        "leader=node2 desired=absent actual=present action=would-remove",
     );
     assert!(lab.has_vip(), "--dry-run removed the VIP");
 
     lab.etcd.del(KEY);
     let out = lab.once(dry);
     out.expect(3, "dry run, no leader, VIP present");
-    expect_fields(
-        &out,
-        &[
-            ("leader", "none"),
-            ("desired", "absent"),
-            ("action", "would-remove"),
-        ],
-    );
+    expect_fields(&out, "leader=none desired=absent action=would-remove");
     assert!(lab.has_vip(), "--dry-run removed the VIP");
 
     lab.del_addr("192.0.2.50/24");
     let out = lab.once(dry);
     out.expect(0, "dry run, no leader, VIP absent");
-    expect_fields(
-        &out,
-        &[("leader", "none"), ("actual", "absent"), ("action", "none")],
-    );
+    expect_fields(&out, "leader=none actual=absent action=none");
     assert!(!lab.has_vip());
 }
 
@@ -193,12 +142,12 @@ fn once_exact_address_match_and_any_prefix_counts_as_present() {
     lab.add_addr("192.0.2.5/24");
     let out = lab.once(dry);
     out.expect(3, "192.0.2.5 present (not the VIP 192.0.2.50)");
-    expect_fields(&out, &[("actual", "absent"), ("action", "would-add")]);
+    expect_fields(&out, "actual=absent action=would-add");
 
     lab.add_addr("192.0.2.50/32");
     let out = lab.once(dry);
     out.expect(0, "VIP present at /32 (asked for /24)");
-    expect_fields(&out, &[("actual", "present"), ("action", "none")]);
+    expect_fields(&out, "actual=present action=none");
 }
 
 #[test]
@@ -218,16 +167,10 @@ fn once_exits_1_when_etcd_is_unreachable_and_keeps_the_vip() {
             let start = Instant::now();
             let out = lab.node.vipd_once(&args);
             let took = start.elapsed();
-            out.expect(1, &format!("{what} ({endpoint}) {extra:?}"));
-            assert!(
-                lab.has_vip(),
-                "{what} {extra:?}: the VIP was removed\n{}",
-                out.stderr
-            );
-            assert!(
-                took < Duration::from_secs(10),
-                "{what} {extra:?}: took {took:?}"
-            );
+            let what = format!("{what} ({endpoint}) {extra:?}");
+            out.expect(1, &what);
+            assert!(lab.has_vip(), "{what}: the VIP was removed\n{}", out.stderr);
+            assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
         }
     }
     lab.etcd.stop();
@@ -289,17 +232,13 @@ fn names_key(text: &str, key: &str) -> bool {
 
 /// Checks exit 2 and exactly one stderr line naming `key` (and `value` when given).
 fn config_error(out: &Outcome, key: &str, value: Option<&str>) -> Result<(), String> {
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let lines = out.stderr.lines().filter(|l| !l.trim().is_empty()).count();
     let mut problems = Vec::new();
     if out.code() != Some(2) {
         problems.push(format!("{}, want exit status 2", out.status));
     }
-    if lines.len() != 1 {
-        problems.push(format!("{} stderr lines, want 1", lines.len()));
+    if lines != 1 {
+        problems.push(format!("{lines} stderr lines, want 1"));
     }
     if !names_key(&out.stderr, key) {
         problems.push(format!("stderr does not name the key {key}"));
@@ -309,29 +248,20 @@ fn config_error(out: &Outcome, key: &str, value: Option<&str>) -> Result<(), Str
             problems.push(format!("stderr does not show the value {v:?}"));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} (stderr: {:?}, stdout: {:?})",
-            problems.join("; "),
-            out.stderr,
-            out.stdout
-        ))
+    let (stderr, stdout) = (&out.stderr, &out.stdout);
+    let problems = problems.join("; ");
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "{problems} (stderr: {stderr:?}, stdout: {stdout:?})"
+        )),
     }
 }
 
 #[test]
 fn valid_base_configuration_is_not_a_config_error() {
     // The base the error cases start from: only the closed etcd port makes it fail (exit 1).
-    let out = run_vipd(&base_args(""), &[]);
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "base configuration with an unreachable etcd: exit {}, want 1\nstderr: {}",
-        out.status,
-        out.stderr
-    );
+    run_vipd(&base_args(""), &[]).expect(1, "the base configuration, etcd unreachable");
 }
 
 #[test]
@@ -395,82 +325,55 @@ fn config_file_error_exits_2_naming_file_line_and_key() {
 // ---------------------------------------------------------------------------------------------
 // The lab's own pcap reader and ARP decoder.
 
-fn garp_frame(mac: [u8; 6], vip: [u8; 4]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&vip);
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&vip);
-    f
-}
-
 #[test]
 fn lab_pcap_reader_and_arp_decoder() {
     let mac = [0x02, 0, 0x5e, 0x10, 0x20, 0x30];
-    let frame = garp_frame(mac, [192, 0, 2, 50]);
+    let vip = Ipv4Addr::new(192, 0, 2, 50);
+    let frame = garp_frame(mac, vip, ArpOp::Request).to_vec();
     let other = [0u8; 60];
     for (big_endian, magic, frac_unit) in [
         (false, 0xa1b2_c3d4, 1000),
         (true, 0xa1b2_c3d4, 1000),
         (false, 0xa1b2_3c4d, 1),
     ] {
+        let frac = 250_000 * 1000 / frac_unit;
         let bytes = pcap(
             big_endian,
             magic,
-            &[
-                (1_700_000_000, 250_000 * 1000 / frac_unit, &frame),
-                (1_700_000_001, 0, &other),
-            ],
+            &[(1_700_000_000, frac, &frame), (1_700_000_001, 0, &other)],
         );
         let mut r = PcapReader::new(&bytes[..]).expect("header");
         let f1 = r.next_frame().expect("record 1").expect("frame 1");
         let f2 = r.next_frame().expect("record 2").expect("frame 2");
         assert!(r.next_frame().expect("clean end").is_none());
         let t1 = f1.ts.duration_since(std::time::UNIX_EPOCH).unwrap();
-        assert_eq!(
-            t1,
-            Duration::new(1_700_000_000, 250_000_000),
-            "be={big_endian} magic={magic:#x}"
-        );
+        let want = Duration::new(1_700_000_000, 250_000_000);
+        assert_eq!(t1, want, "be={big_endian} magic={magic:#x}");
         assert_eq!(f1.data, frame);
         assert_eq!(f2.data.len(), 60);
         let a = Arp::parse(&f1.data).expect("ARP");
-        assert!(a.is_garp_request(Ipv4Addr::new(192, 0, 2, 50), mac), "{a}");
+        assert!(a.is_garp_request(vip, mac), "{a}");
         assert!(!a.is_garp_request(Ipv4Addr::new(192, 0, 2, 5), mac));
-        assert!(!a.is_garp_request(Ipv4Addr::new(192, 0, 2, 50), [2, 0, 0, 0, 0, 1]));
+        assert!(!a.is_garp_request(vip, [2, 0, 0, 0, 0, 1]));
         assert_eq!(Arp::parse(&f2.data), None, "not ARP (ethertype 0)");
     }
     // A reply, a truncated stream, a bad magic.
     let mut reply = frame.clone();
     reply[21] = 2;
-    assert_eq!(Arp::parse(&reply).map(|a| a.op), Some(2));
-    assert!(
-        !Arp::parse(&reply)
-            .unwrap()
-            .is_garp_request(Ipv4Addr::new(192, 0, 2, 50), mac)
-    );
+    let reply = Arp::parse(&reply).expect("a reply is ARP");
+    assert_eq!(reply.op, 2);
+    assert!(!reply.is_garp_request(vip, mac));
     let bytes = pcap(false, 0xa1b2_c3d4, &[(1, 0, &frame)]);
     let mut r = PcapReader::new(&bytes[..bytes.len() - 5]).unwrap();
     assert!(r.next_frame().is_err(), "truncated record accepted");
-    assert!(
-        PcapReader::new(&[0u8; 24][..]).is_err(),
-        "bad magic accepted"
-    );
+    let bad_magic = PcapReader::new(&[0u8; 24][..]);
+    assert!(bad_magic.is_err(), "bad magic accepted");
     assert!(parse_mac("02:00:5e:10:20:30") == Some(mac) && parse_mac("02:00:5e:10:20").is_none());
     let addrs = parse_addrs(
         r#"[{"ifindex":2,"ifname":"veth0","addr_info":[{"family":"inet","local":"192.0.2.11","prefixlen":24},{"family":"inet","local":"192.0.2.50","prefixlen":32},{"family":"inet6","local":"2001:db8::1","prefixlen":64}]}]"#,
     )
     .unwrap();
-    assert_eq!(
-        addrs,
-        vec![
-            (Ipv4Addr::new(192, 0, 2, 11), 24),
-            (Ipv4Addr::new(192, 0, 2, 50), 32)
-        ]
-    );
+    assert_eq!(addrs, [(Ipv4Addr::new(192, 0, 2, 11), 24), (vip, 32)]);
 }
 
 #[test]
@@ -482,19 +385,21 @@ fn once_json_and_the_daemons_status_file_describe_the_state() {
     out.expect(0, "--once --dry-run --json, another node leads");
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("--json printed no JSON object ({e}): {:?}", out.stdout));
-    assert_eq!(v["leader"], "node2", "{v}");
-    assert_eq!(v["dcs"], "leader", "{v}");
-    assert_eq!(v["node"], NODE_NAME, "{v}");
-    assert_eq!(v["vip"], format!("{VIP}/{VIP_LEN}"), "{v}");
-    assert_eq!(
-        (
-            v["desired"].as_str(),
-            v["actual"].as_str(),
-            v["action"].as_str()
-        ),
-        (Some("absent"), Some("absent"), Some("none")),
-        "{v}"
-    );
+    let vip = format!("{VIP}/{VIP_LEN}");
+    let want = [
+        ("leader", "node2"),
+        ("dcs", "leader"),
+        ("node", NODE_NAME),
+        ("vip", &vip),
+    ];
+    let states = [
+        ("desired", "absent"),
+        ("actual", "absent"),
+        ("action", "none"),
+    ];
+    for (k, want) in want.into_iter().chain(states) {
+        assert_eq!(v[k].as_str(), Some(want), "{k} in {v}");
+    }
     assert!(v["error"].is_null(), "{v}");
 
     // The daemon keeps the state in the status file and rewrites it on a change.
@@ -522,19 +427,11 @@ fn once_json_and_the_daemons_status_file_describe_the_state() {
         vipd.log()
     );
     let v = read().unwrap();
-    assert!(
-        v["last_dcs_success"]
-            .as_str()
-            .is_some_and(|t| t.ends_with('Z')),
-        "{v}"
-    );
+    let last_success = v["last_dcs_success"].as_str();
+    assert!(last_success.is_some_and(|t| t.ends_with('Z')), "{v}");
     assert!(lab.has_vip());
-    assert_eq!(
-        vipd.terminate(Duration::from_secs(5)),
-        Some(0),
-        "{}",
-        vipd.log()
-    );
+    let code = vipd.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{}", vipd.log());
 }
 
 fn fs_json(path: &std::path::Path) -> Option<serde_json::Value> {

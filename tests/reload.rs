@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use std::fs;
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,11 +20,6 @@ fn write_config(path: &Path, ip: &str, interface: &str, endpoint: &str) {
          announce-count: 1\n"
     );
     fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
-fn has(ns: &Netns, ifname: &str, ip: &str) -> bool {
-    let ip: Ipv4Addr = ip.parse().unwrap();
-    ns.addrs(ifname).iter().any(|(a, _)| *a == ip)
 }
 
 #[test]
@@ -45,11 +39,13 @@ fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_inter
     let args = vec!["--config".to_string(), file.display().to_string()];
     let mut vipd = lab.node.vipd(&args);
     let wait = Duration::from_secs(5);
-    assert!(
-        wait_until(wait, POLL, || has(&lab.node, NODE_IF, VIP)).is_some(),
-        "VIP never added\n{}",
-        vipd.log()
-    );
+    let on = |ifname: &str, ip: &str| {
+        lab.node
+            .addrs(ifname)
+            .iter()
+            .any(|(a, _)| a.to_string() == ip)
+    };
+    within(wait, "VIP added", &|| vipd.log(), || on(NODE_IF, VIP));
 
     // A bad file: reported in one line, the old configuration (and the VIP) kept.
     fs::write(&file, "ip: 10.0.0.300\ninterface: veth0\ntrigger-key: /k\n").unwrap();
@@ -68,48 +64,27 @@ fn sighup_keeps_the_old_configuration_on_error_and_moves_a_changed_vip_and_inter
         line.contains("10.0.0.300") && line.contains(":1:"),
         "the error names the value and file:line: {line}"
     );
-    std::thread::sleep(Duration::from_millis(600));
-    assert!(
-        vipd.is_running(),
-        "vipd died on a bad reload\n{}",
-        vipd.log()
-    );
-    assert!(
-        has(&lab.node, NODE_IF, VIP),
-        "VIP lost on a bad reload\n{}",
-        vipd.log()
-    );
+    std::thread::sleep(ms(600));
+    let log = vipd.log();
+    assert!(vipd.is_running(), "vipd died on a bad reload\n{log}");
+    assert!(on(NODE_IF, VIP), "VIP lost on a bad reload\n{log}");
 
     // A new VIP: the old address goes, the new one comes.
     write_config(&file, "192.0.2.51", NODE_IF, &lab.etcd.endpoint);
     vipd.signal("HUP");
-    let moved = wait_until(wait, POLL, || {
-        !has(&lab.node, NODE_IF, VIP) && has(&lab.node, NODE_IF, "192.0.2.51")
-    });
-    assert!(
-        moved.is_some(),
-        "VIP not moved to 192.0.2.51\n{}",
-        vipd.log()
-    );
+    let moved = || !on(NODE_IF, VIP) && on(NODE_IF, "192.0.2.51");
+    within(wait, "VIP moved to 192.0.2.51", &|| vipd.log(), moved);
 
     // A new interface: off veth0, onto veth2.
     write_config(&file, "192.0.2.51", "veth2", &lab.etcd.endpoint);
     vipd.signal("HUP");
-    let moved = wait_until(wait, POLL, || {
-        !has(&lab.node, NODE_IF, "192.0.2.51") && has(&lab.node, "veth2", "192.0.2.51")
-    });
-    assert!(moved.is_some(), "VIP not moved to veth2\n{}", vipd.log());
-    assert!(
-        !has(&lab.node, NODE_IF, VIP),
-        "old VIP came back\n{}",
-        vipd.log()
-    );
+    let moved = || !on(NODE_IF, "192.0.2.51") && on("veth2", "192.0.2.51");
+    within(wait, "VIP moved to veth2", &|| vipd.log(), moved);
+    let log = vipd.log();
+    assert!(!on(NODE_IF, VIP), "old VIP came back\n{log}");
 
     let code = vipd.terminate(wait);
-    assert_eq!(code, Some(0), "exit status\n{}", vipd.log());
-    assert!(
-        !has(&lab.node, "veth2", "192.0.2.51"),
-        "VIP left behind on exit\n{}",
-        vipd.log()
-    );
+    let log = vipd.log();
+    assert_eq!(code, Some(0), "exit status\n{log}");
+    assert!(!on("veth2", "192.0.2.51"), "VIP left behind on exit\n{log}");
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Netns, POLL, Proc, VIP, fmt_mac, join_bounded, lock, ms, run, tool, wait_until};
+use super::{Netns, POLL, Proc, VIP, args, fmt_mac, join_bounded, lock, ms, run, tool, wait_until};
+use io::ErrorKind::{InvalidData, UnexpectedEof};
 
 /// One captured frame with its capture time.
 #[derive(Debug, Clone)]
@@ -44,10 +45,7 @@ impl<R: Read> PcapReader<R> {
     pub fn new(mut inner: R) -> io::Result<Self> {
         let mut hdr = [0u8; 24];
         if !read_full(&mut inner, &mut hdr)? {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "no pcap header",
-            ));
+            return Err(io::Error::new(UnexpectedEof, "no pcap header"));
         }
         let magic = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let (big_endian, nanos) = match magic {
@@ -55,12 +53,7 @@ impl<R: Read> PcapReader<R> {
             0xa1b2_3c4d => (false, true),
             0xd4c3_b2a1 => (true, false),
             0x4d3c_b2a1 => (true, true),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("not a pcap stream (magic {magic:#010x})"),
-                ));
-            }
+            _ => return Err(invalid(format!("not a pcap stream (magic {magic:#010x})"))),
         };
         let r = PcapReader {
             inner,
@@ -69,21 +62,16 @@ impl<R: Read> PcapReader<R> {
         };
         let linktype = r.u32_at(&hdr, 20);
         if linktype != 1 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("pcap link type {linktype}, want 1 (Ethernet)"),
-            ));
+            return Err(invalid(format!(
+                "pcap link type {linktype}, want 1 (Ethernet)"
+            )));
         }
         Ok(r)
     }
 
     fn u32_at(&self, b: &[u8], at: usize) -> u32 {
         let w = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.big_endian {
-            u32::from_be_bytes(w)
-        } else {
-            u32::from_le_bytes(w)
-        }
+        [u32::from_le_bytes(w), u32::from_be_bytes(w)][usize::from(self.big_endian)]
     }
 
     /// The next frame, or None at a clean end of stream.
@@ -96,10 +84,7 @@ impl<R: Read> PcapReader<R> {
         let frac = self.u32_at(&rec, 4);
         let incl = self.u32_at(&rec, 8);
         if incl > PCAP_MAX_RECORD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("pcap record of {incl} bytes"),
-            ));
+            return Err(invalid(format!("pcap record of {incl} bytes")));
         }
         let nanos = if self.nanos {
             frac
@@ -108,14 +93,15 @@ impl<R: Read> PcapReader<R> {
         };
         let mut data = vec![0u8; incl as usize];
         if !read_full(&mut self.inner, &mut data)? && incl > 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "truncated record",
-            ));
+            return Err(io::Error::new(UnexpectedEof, "truncated record"));
         }
         let ts = UNIX_EPOCH + Duration::new(u64::from(sec), nanos.min(999_999_999));
         Ok(Some(Frame { ts, data }))
     }
+}
+
+fn invalid(why: String) -> io::Error {
+    io::Error::new(InvalidData, why)
 }
 
 /// Fills `buf`; Ok(false) on EOF before the first byte, an error on EOF in the middle.
@@ -124,7 +110,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<bool> {
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read")),
+            Ok(0) => return Err(io::Error::new(UnexpectedEof, "short read")),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -228,17 +214,9 @@ impl Capture {
         let mut cmd = Command::new(tool("ip"));
         cmd.args(["netns", "exec", &ns.name])
             .arg(tool("tcpdump"))
-            .args([
-                "-i",
-                ifname,
-                "-n",
-                "--immediate-mode",
-                "-U",
-                "-s",
-                "0",
-                "-w",
-                "-",
-            ]);
+            .args(args(&format!(
+                "-i {ifname} -n --immediate-mode -U -s 0 -w -"
+            )));
         if !filter.is_empty() {
             cmd.arg(filter);
         }
@@ -259,7 +237,7 @@ impl Capture {
                     Ok(())
                 });
                 if let Err(e) = result {
-                    if e.kind() != io::ErrorKind::UnexpectedEof || !lock(&frames).is_empty() {
+                    if e.kind() != UnexpectedEof || !lock(&frames).is_empty() {
                         *lock(&reader_error) = Some(e.to_string());
                     }
                 }
@@ -328,13 +306,19 @@ impl Drop for Capture {
 
 /// One line per ARP packet, for failure messages.
 pub fn describe_arps(arps: &[(SystemTime, Arp)]) -> String {
-    let t0 = arps.first().map(|(t, _)| *t);
-    arps.iter()
+    describe_timed(arps, |a| a.to_string())
+}
+
+/// One line per item, its time relative to the first and what `show` says of it.
+pub fn describe_timed<T>(items: &[(SystemTime, T)], show: impl Fn(&T) -> String) -> String {
+    let t0 = items.first().map(|(t, _)| *t);
+    items
+        .iter()
         .map(|(t, a)| {
             let rel = t0
                 .and_then(|t0| t.duration_since(t0).ok())
                 .unwrap_or_default();
-            format!("  +{:>6} ms  {a}\n", rel.as_millis())
+            format!("  +{:>6} ms  {}\n", rel.as_millis(), show(a))
         })
         .collect()
 }
@@ -471,20 +455,8 @@ impl Drop for AddrMonitor {
 /// A classic pcap file: its header (byte order and `magic` as given, Ethernet) and a record
 /// of (seconds, fraction, frame) for each of `records`.
 pub fn pcap(big_endian: bool, magic: u32, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
-    let w32 = |v: u32| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let w16 = |v: u16| {
-        if big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
+    let w32 = |v: u32| [v.to_le_bytes(), v.to_be_bytes()][usize::from(big_endian)];
+    let w16 = |v: u16| [v.to_le_bytes(), v.to_be_bytes()][usize::from(big_endian)];
     let mut b = Vec::new();
     b.extend_from_slice(&w32(magic));
     b.extend_from_slice(&w16(2));

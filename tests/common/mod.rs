@@ -787,6 +787,12 @@ pub fn wait_vip(has: impl Fn() -> bool, vipd: &Proc, what: &str) {
     );
 }
 
+/// Asserts that `cond` holds within `bound`; the failure names `what`, with `logs`.
+pub fn within(bound: Duration, what: &str, logs: &dyn Fn() -> String, cond: impl FnMut() -> bool) {
+    let held = wait_until(bound, POLL, cond).is_some();
+    assert!(held, "{what} within {bound:?}\n{}", logs());
+}
+
 pub const NODE_IF: &str = "veth0";
 pub const PEER_IF: &str = "veth1";
 pub const NODE_NAME: &str = "node1";
