@@ -93,10 +93,8 @@ fn dcs_outage_shorter_than_grace_keeps_the_vip_without_a_flap() {
     check!(vipd, lines == 1, "{lines} lines for the outage, want one");
     let released = logged(&vipd, "removed").len() + logged(&vipd, "releasing").len();
     check!(vipd, released == 0, "released during the outage");
-    eprintln!(
-        "outage {outage:?}: VIP kept, no address event, {} log lines",
-        vipd.stderr().lines().count()
-    );
+    let lines = vipd.stderr().lines().count();
+    eprintln!("outage {outage:?}: VIP kept, no address event, {lines} log lines");
     check!(vipd, vipd.is_running(), "vipd exited");
 }
 
@@ -118,28 +116,11 @@ fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
     let stop_called = Instant::now();
     lab.etcd.stop();
     let stop_done = Instant::now();
-    let deadline = grace + interval + SLACK + ms(500);
-    let released = wait_until(deadline, ms(5), || mon.events().iter().any(|e| !e.added));
-    check!(
-        vipd,
-        released.is_some(),
-        "VIP not released {:?} after etcd stopped (grace {grace:?})\n{}",
-        stop_called.elapsed(),
-        mon.describe(stop_called)
-    );
-    let at = mon.events()[0].at;
-    let lo = stop_called + grace - interval;
     let hi = stop_done + grace + interval + SLACK;
-    expect_released_between(&mon, &vipd, stop_called, lo, hi);
+    let window = (stop_called + grace - interval, hi);
+    let what = format!("etcd stopped (grace {grace:?})");
     // Released once: nothing more while etcd is down.
-    thread::sleep(ms(1000));
-    let n = mon.events().len();
-    let shown = mon.describe(stop_called);
-    check!(
-        vipd,
-        n == 1,
-        "{n} events, want one delete during the outage\n{shown}"
-    );
+    let at = expect_one_release(&mon, &vipd, stop_called, window, ms(1000), &what);
     assert!(!lab.has_vip(), "VIP present during the outage");
 
     lab.etcd.restart();
@@ -160,11 +141,7 @@ fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
         mon.describe(stop_called)
     );
     let lines = logged(&vipd, "longer than the grace period").len();
-    check!(
-        vipd,
-        lines == 1,
-        "{lines} lines about the grace period, want one"
-    );
+    check!(vipd, lines == 1, "{lines} lines about the grace period");
     eprintln!(
         "released {} ms after etcd stopped (grace {} ms); back {} ms after etcd was healthy",
         millis(at - stop_called),
@@ -174,21 +151,38 @@ fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
     check!(vipd, vipd.is_running(), "vipd exited");
 }
 
-/// Panics unless the first address event is a delete between `lo` and `hi`.
+/// Waits for the VIP's release, the first address event, which must come within `window`
+/// (grace ± one interval); then `quiet` long nothing else may happen. `t0`: the DCS stopped;
+/// `what` names the outage. Returns when the release came.
 #[track_caller]
-fn expect_released_between(mon: &AddrMonitor, vipd: &Proc, t0: Instant, lo: Instant, hi: Instant) {
+fn expect_one_release(
+    mon: &AddrMonitor,
+    vipd: &Proc,
+    t0: Instant,
+    (lo, hi): (Instant, Instant),
+    quiet: Duration,
+    what: &str,
+) -> Instant {
+    let deadline = hi.saturating_duration_since(Instant::now()) + ms(500);
+    let released = wait_until(deadline, ms(5), || mon.events().iter().any(|e| !e.added));
+    let shown = format!("{:?} after the stop\n{}", t0.elapsed(), mon.describe(t0));
+    check!(vipd, released.is_some(), "{what}: VIP kept {shown}");
     let first = &mon.events()[0];
     let at = first.at;
     check!(
         vipd,
         !first.added && at >= lo && at <= hi,
-        "released {} ms after the stop; want grace ± one interval ({}..={} ms; grace from \
-         the last answer)\n{}",
+        "{what}: released {} ms after the stop, want {}..={} ms\n{}",
         millis(at - t0),
         millis(lo - t0),
         millis(hi - t0),
         mon.describe(t0)
     );
+    thread::sleep(quiet);
+    let n = mon.events().len();
+    let shown = mon.describe(t0);
+    check!(vipd, n == 1, "{what}: {n} events, want one delete\n{shown}");
+    at
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,23 +223,13 @@ fn lost_quorum_is_unknown_within_seconds_and_grace_applies() {
     check!(vipd, no_leader, "never answered \"no leader\"");
     let no_leader = stop_called.elapsed();
     check!(vipd, lab.has_vip(), "VIP dropped at once, grace ignored");
-    let deadline = grace + interval + SLACK + ms(500);
-    let released = wait_until(deadline, ms(5), || mon.events().iter().any(|e| !e.added));
-    check!(
-        vipd,
-        released.is_some(),
-        "VIP kept {:?} after quorum was lost (grace {grace:?}): a stale leader?\n{}",
-        stop_called.elapsed(),
-        mon.describe(stop_called)
+    // Grace counts from the last answer.
+    let window = (
+        stop_called + grace - interval,
+        recognised + grace + interval + SLACK,
     );
-    let at = mon.events()[0].at;
-    let lo = stop_called + grace - interval;
-    let hi = recognised + grace + interval + SLACK;
-    expect_released_between(&mon, &vipd, stop_called, lo, hi);
-    thread::sleep(ms(800));
-    let n = mon.events().len();
-    let shown = mon.describe(stop_called);
-    check!(vipd, n == 1, "{n} events, want one: released once\n{shown}");
+    let what = format!("quorum lost (grace {grace:?}; a stale leader?)");
+    let at = expect_one_release(&mon, &vipd, stop_called, window, ms(800), &what);
     eprintln!(
         "quorum lost: unknown after {} ms ({line}); \"no leader\" by {} ms; released after {} \
          ms (grace {} ms)",
@@ -305,10 +289,8 @@ fn compacted_watch_revision_is_followed_by_a_fresh_read() {
         "after a compacted watch, a change was not seen within 1 s (interval 5 s): no fresh \
          read and watch?"
     );
-    eprintln!(
-        "compacted at {compacted}; the change after it seen in {:?}",
-        put.elapsed()
-    );
+    let took = put.elapsed();
+    eprintln!("compacted at {compacted}; the change after it seen in {took:?}");
     check!(vipd, vipd.is_running(), "vipd exited");
 }
 
@@ -350,10 +332,8 @@ fn etcd_with_a_new_data_dir_is_read_afresh() {
          revision {old}?",
         new + 1
     );
-    eprintln!(
-        "old revision {old}, new {new}: change seen in {:?}",
-        put.elapsed()
-    );
+    let took = put.elapsed();
+    eprintln!("old revision {old}, new {new}: change seen in {took:?}");
     check!(vipd, vipd.is_running(), "vipd exited");
 }
 
@@ -396,10 +376,8 @@ fn endpoint_failover_reads_afresh_from_the_next_member() {
                 "m{m} down: leader {leader} not acted on within 1 s (interval 3 s): no watch \
                  on the member that answered?"
             );
-            eprintln!(
-                "m{m} down: leader {leader} acted on after {:?}",
-                put.elapsed()
-            );
+            let took = put.elapsed();
+            eprintln!("m{m} down: leader {leader} acted on after {took:?}");
         }
         thread::sleep(ms(300));
         // Exactly the two changes the test made.
@@ -524,10 +502,8 @@ fn missing_interface_at_start_is_waited_for_and_used_when_it_appears() {
         let found = format!("interface \"{iface}\" found");
         let said = wait_logged(&vipd, &found, round, ms(500));
         check!(vipd, said, "round {round}: no line {found:?}");
-        eprintln!(
-            "round {round}: VIP on {iface} {:?} after it appeared",
-            created.elapsed()
-        );
+        let took = created.elapsed();
+        eprintln!("round {round}: VIP on {iface} {took:?} after it appeared");
         // Deleted again: waited for again, said once more.
         lab.node.ip(&["link", "del", iface]);
         let said = wait_logged(&vipd, "not found", round + 1, ms(2000));
@@ -780,15 +756,31 @@ fn flapping_leader_key_ends_in_the_last_state_within_the_announce_limit() {
         describe_arps(&arps)
     );
     check!(vipd, !arps.is_empty(), "no announcement while flapping");
-    eprintln!(
-        "{} announcements in all, at most {most} in any second",
-        arps.len()
-    );
+    let n = arps.len();
+    eprintln!("{n} announcements in all, at most {most} in any second");
     check!(vipd, vipd.is_running(), "vipd exited");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Signals (SIGHUP reload: tests/reload.rs).
+
+/// Waits at most `timeout` for vipd to exit, which must be with status 0 and the VIP
+/// released (`what` names the case); returns the time since `sent`.
+#[track_caller]
+fn expect_clean_exit(
+    lab: &NodeLab,
+    vipd: &mut Proc,
+    sent: Instant,
+    timeout: Duration,
+    what: &str,
+) -> Duration {
+    let status = vipd.wait_timeout(timeout);
+    let took = sent.elapsed();
+    let code = status.and_then(|s| s.code());
+    check!(vipd, code == Some(0), "{what}: {status:?} after {took:?}");
+    check!(vipd, !lab.has_vip(), "{what}: VIP left behind");
+    took
+}
 
 /// SIGTERM in the middle of an announcement burst: the VIP is released, vipd exits 0 at
 /// once, and no announcement follows.
@@ -804,27 +796,15 @@ fn sigterm_during_an_announcement_burst_releases_and_exits_0() {
     assert!(arps.len() >= 2, "{}", describe_arps(&arps));
     let sent = Instant::now();
     vipd.signal("TERM");
-    let status = vipd.wait_timeout(ms(1000));
-    let took = sent.elapsed();
-    check!(
-        vipd,
-        status.and_then(|s| s.code()) == Some(0),
-        "exit after SIGTERM in a burst: {status:?} after {took:?}"
-    );
-    check!(vipd, !lab.has_vip(), "VIP left behind");
+    let took = expect_clean_exit(&lab, &mut vipd, sent, ms(1000), "SIGTERM in a burst");
     let at_exit = cap.arps().len();
     thread::sleep(ms(1000));
     let arps = cap.arps();
     let shown = describe_arps(&arps);
     assert_eq!(arps.len(), at_exit, "announcements after exit:\n{shown}");
-    assert!(
-        arps.len() < 6,
-        "the burst ran to its end before the exit:\n{shown}"
-    );
-    eprintln!(
-        "SIGTERM after {} of 6 announcements: exit 0 after {took:?}",
-        arps.len()
-    );
+    assert!(arps.len() < 6, "the burst ended before the exit:\n{shown}");
+    let n = arps.len();
+    eprintln!("SIGTERM after {n} of 6 announcements: exit 0 after {took:?}");
 }
 
 /// SIGTERM while a read of the DCS hangs (the server accepted and never answers): the
@@ -840,22 +820,15 @@ fn sigterm_during_a_dcs_timeout_releases_and_exits_0() {
     wait_vip(|| lab.has_vip(), &vipd, "start");
     server.set_mode(Mode::Silent);
     let switched = Instant::now();
-    let silent_reads = || server.ranges_since(switched);
+    let silent = |r: &(Instant, Mode)| r.1 == Mode::Silent;
     let hanging = within(ms(5000), || {
-        silent_reads().iter().any(|r| r.1 == Mode::Silent)
+        server.ranges_since(switched).iter().any(silent)
     });
     assert!(hanging, "vipd never read from the silent server");
     thread::sleep(ms(500));
     let sent = Instant::now();
     vipd.signal("TERM");
-    let status = vipd.wait_timeout(ms(5000));
-    let took = sent.elapsed();
-    check!(
-        vipd,
-        status.and_then(|s| s.code()) == Some(0),
-        "exit after SIGTERM during a hanging read: {status:?}"
-    );
-    check!(vipd, !lab.has_vip(), "VIP left behind");
+    let took = expect_clean_exit(&lab, &mut vipd, sent, ms(5000), "SIGTERM in a hanging read");
     check!(
         vipd,
         took < ms(2000) + SLACK,
@@ -887,13 +860,8 @@ fn sigterm_twice_releases_and_exits_0() {
         }
         // ESRCH when it is gone already: fine (reaped only by wait_timeout below).
         let second = kill(pid, Signal::SIGTERM);
-        let status = vipd.wait_timeout(ms(3000));
-        check!(
-            vipd,
-            status.and_then(|s| s.code()) == Some(0),
-            "second SIGTERM {gap_us} µs after the first ({second:?}): exit {status:?}"
-        );
-        check!(vipd, !lab.has_vip(), "gap {gap_us} µs: VIP left");
+        let what = format!("second SIGTERM {gap_us} µs after the first ({second:?})");
+        expect_clean_exit(&lab, &mut vipd, first, ms(3000), &what);
         let n = logged(&vipd, "SIGTERM").len();
         check!(vipd, n == 1, "gap {gap_us} µs: {n} releases, want one");
     }
@@ -930,14 +898,9 @@ fn removes_and_adds(lab: &SingleNode, vipd: &Proc, who: &str) {
 
 /// Shows vipd's capability sets, then stops it: exit 0, the VIP released.
 fn show_caps_and_stop(lab: &SingleNode, vipd: &mut Proc, who: &str) {
-    let field = |f: &str| status_field(vipd, f);
-    eprintln!(
-        "{who}: CapEff {} CapPrm {} CapBnd {} NoNewPrivs {}",
-        field("CapEff"),
-        field("CapPrm"),
-        field("CapBnd"),
-        field("NoNewPrivs")
-    );
+    let sets = ["CapEff", "CapPrm", "CapBnd", "NoNewPrivs"];
+    let sets = sets.map(|f| format!("{f} {}", status_field(vipd, f)));
+    eprintln!("{who}: {}", sets.join(" "));
     assert_eq!(vipd.terminate(ms(3000)), Some(0), "{}", vipd.log());
     check!(vipd, !lab.has_vip(), "not released at exit");
 }

@@ -265,6 +265,18 @@ fn default_mismatch(help_default: &str, body: &str) -> Option<String> {
     }
 }
 
+/// Notes each item of one set missing from the other, both ways: `x: in A, not in B`.
+fn note_differences<T: Ord + std::fmt::Display>(
+    problems: &mut Vec<String>,
+    a: (&str, &BTreeSet<T>),
+    b: (&str, &BTreeSet<T>),
+) {
+    for ((x, xs), (y, ys)) in [(a, b), (b, a)] {
+        let missing = xs.difference(ys);
+        problems.extend(missing.map(|v| format!("{v}: in {x}, not in {y}")));
+    }
+}
+
 fn help_text() -> String {
     let out = vipd_output(&["--help"]);
     out.expect(0, "vipd --help");
@@ -276,26 +288,19 @@ fn man_page_documents_every_option_of_help_and_no_other() {
     let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
-    assert!(
-        options.len() > 20,
-        "parsed only {} options from --help:\n{help}",
-        options.len()
-    );
+    let n = options.len();
+    assert!(n > 20, "parsed only {n} options from --help:\n{help}");
     let page = render(mandoc, "man/vipd.8");
     let entries = tagged_entries(&section(&page, "OPTIONS"), |t| t.starts_with('-'));
     let mut problems = Vec::new();
 
     let help_flags: BTreeSet<String> = options.iter().flat_map(|o| o.flags.clone()).collect();
-    let mut man_flags = BTreeSet::new();
-    for (tag, _) in &entries {
-        man_flags.extend(heading_flags(tag));
-    }
-    for f in help_flags.difference(&man_flags) {
-        problems.push(format!("{f}: in --help, not in vipd.8's OPTIONS"));
-    }
-    for f in man_flags.difference(&help_flags) {
-        problems.push(format!("{f}: in vipd.8's OPTIONS, not in --help"));
-    }
+    let man_flags = entries
+        .iter()
+        .flat_map(|(tag, _)| heading_flags(tag))
+        .collect();
+    let options_section = ("vipd.8's OPTIONS", &man_flags);
+    note_differences(&mut problems, ("--help", &help_flags), options_section);
 
     for opt in &options {
         let Some((tag, body)) = entries
@@ -329,18 +334,10 @@ fn man_page_documents_every_option_of_help_and_no_other() {
         .chain(help_old_names(&help).into_iter().map(|(_, v)| v))
         .collect();
     let man_vars = vip_variables(&page);
-    for v in help_vars.difference(&man_vars) {
-        problems.push(format!("{v}: in --help, not in vipd.8"));
-    }
-    for v in man_vars.difference(&help_vars) {
-        problems.push(format!("{v}: in vipd.8, not in --help"));
-    }
+    note_differences(&mut problems, ("--help", &help_vars), ("vipd.8", &man_vars));
     let old = help_old_names(&help);
-    assert!(
-        old.len() >= 10,
-        "parsed only {} old names from --help",
-        old.len()
-    );
+    let n = old.len();
+    assert!(n >= 10, "parsed only {n} old names from --help");
     for (key, _) in &old {
         if !has_word(&page, key) {
             problems.push(format!("old name {key}: in --help, not in vipd.8"));
@@ -371,21 +368,16 @@ fn config_page_documents_every_yaml_key_of_help_and_no_other() {
         .iter()
         .filter_map(|o| o.key.as_deref().map(|k| (k, o)))
         .collect();
-    assert!(
-        help_keys.len() > 20,
-        "parsed only {} keys from --help",
-        help_keys.len()
-    );
+    let n = help_keys.len();
+    assert!(n > 20, "parsed only {n} keys from --help");
     let page_keys: BTreeMap<&str, &str> = entries
         .iter()
         .map(|(k, b)| (k.as_str(), b.as_str()))
         .collect();
-    for k in help_keys.keys().filter(|k| !page_keys.contains_key(*k)) {
-        problems.push(format!("{k}: a key in --help, not in vipd.conf.5's KEYS"));
-    }
-    for k in page_keys.keys().filter(|k| !help_keys.contains_key(*k)) {
-        problems.push(format!("{k}: in vipd.conf.5's KEYS, not a key in --help"));
-    }
+    let help_set: BTreeSet<&str> = help_keys.keys().copied().collect();
+    let page_set: BTreeSet<&str> = page_keys.keys().copied().collect();
+    let help_set = ("the keys of --help", &help_set);
+    note_differences(&mut problems, help_set, ("vipd.conf.5's KEYS", &page_set));
     for (key, opt) in &help_keys {
         if let (Some(body), Some(default)) = (page_keys.get(key), &opt.default) {
             if let Some(m) = default_mismatch(default, body) {
@@ -678,41 +670,30 @@ fn make_install_honours_prefix_and_destdir() {
 /// Whether an ELF executable is static-pie: position-independent (ET_DYN), with a dynamic
 /// section for its own relocations, and no program interpreter (no dynamic loader).
 fn static_pie(bytes: &[u8]) -> Result<(), String> {
-    let u16_at = |at: usize| -> Option<u16> {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    // A little-endian field of `n` bytes at `at`.
+    let le = |at: usize, n: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(n)?)?;
+        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
     };
-    let u32_at = |at: usize| -> Option<u32> {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |at: usize| -> Option<u64> {
-        bytes.get(at..at + 8).map(|b| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(b);
-            u64::from_le_bytes(w)
-        })
-    };
+    let header = |at: usize, n: usize| le(at, n).ok_or("short header");
     if bytes.get(0..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
         return Err("not a 64-bit little-endian ELF file".into());
     }
-    let e_type = u16_at(16).ok_or("short header")?;
+    let e_type = header(16, 2)?;
     if e_type != 3 {
         return Err(format!(
-            "e_type {e_type}, want 3 (ET_DYN, position-independent)"
+            "e_type {e_type}, want 3 (ET_DYN: position-independent)"
         ));
     }
-    let phoff = usize::try_from(u64_at(32).ok_or("short header")?).map_err(|e| e.to_string())?;
-    let phentsize = usize::from(u16_at(54).ok_or("short header")?);
-    let phnum = usize::from(u16_at(56).ok_or("short header")?);
+    let field = |at, n| header(at, n).map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+    let (phoff, phentsize, phnum) = (field(32, 8)?, field(54, 2)?, field(56, 2)?);
     let mut types = Vec::new();
     for i in 0..phnum {
-        types.push(u32_at(phoff + i * phentsize).ok_or("program header out of the file")?);
+        let at = phoff.saturating_add(i.saturating_mul(phentsize));
+        types.push(le(at, 4).ok_or("program header out of the file")?);
     }
-    const PT_DYNAMIC: u32 = 2;
-    const PT_INTERP: u32 = 3;
+    const PT_DYNAMIC: u64 = 2;
+    const PT_INTERP: u64 = 3;
     if types.contains(&PT_INTERP) {
         return Err("it has a program interpreter (dynamically linked)".into());
     }
