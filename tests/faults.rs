@@ -543,6 +543,10 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
     let pid = vipd.pid();
     thread::sleep(interval * 2);
     let hwm_start = hwm_kib(pid);
+    let bounded = |hwm: u64, when: &str| {
+        let grew = format!("vipd's VmHWM grew from {hwm_start} kB to {hwm} kB");
+        assert!(hwm < hwm_start + 512, "{when}: {grew}");
+    };
     let faults = [
         (Mode::InvalidJson, "invalid JSON"),
         (Mode::HugeBody, "larger than"),
@@ -569,11 +573,7 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
         thread::sleep(window);
         let t1 = Instant::now();
         // Memory first: a reply read whole would show here before anything else.
-        let hwm = hwm_kib(pid);
-        assert!(
-            hwm < hwm_start + 512,
-            "{mode:?}: vipd's VmHWM grew from {hwm_start} kB to {hwm} kB"
-        );
+        bounded(hwm_kib(pid), &format!("{mode:?}"));
         let stderr = vipd.stderr();
         let new: Vec<&str> = stderr.lines().skip(before).collect();
         let unknown: Vec<&str> = new
@@ -588,11 +588,8 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
             new.join("\n")
         );
         assert_eq!(logged(&vipd, "DCS unreachable").len(), unknown_before + 1);
-        assert!(
-            unknown[0].contains(says),
-            "{mode:?}: the line should say {says:?}: {}",
-            unknown[0]
-        );
+        let line = unknown[0];
+        assert!(line.contains(says), "{mode:?}: want {says:?} in {line}");
         assert!(
             new.len() <= 2,
             "{mode:?}: more than the unknown and the grace line in {window:?}:\n{}",
@@ -600,12 +597,8 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
         );
         check!(vipd, lab.has_vip(), "{mode:?}: VIP dropped within grace");
         // The cadence: reads that started in the window, the first one after t0.
-        let reads: Vec<Instant> = server
-            .ranges_since(t0)
-            .iter()
-            .map(|(at, _)| *at)
-            .filter(|&at| at < t1)
-            .collect();
+        let reads = server.ranges_since(t0).into_iter().map(|(at, _)| at);
+        let reads: Vec<Instant> = reads.filter(|&at| at < t1).collect();
         let first = reads.first().map(|&r| r - t0);
         let gaps = reads.windows(2).map(|w| w[1] - w[0]).chain(first);
         let max_gap = gaps.max().unwrap_or(window);
@@ -623,7 +616,7 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
             "{mode:?}: {n} reads in {} ms, largest gap {} ms; {}",
             window.as_millis(),
             max_gap.as_millis(),
-            unknown[0].split("DCS unreachable").nth(1).unwrap_or("")
+            line.split("DCS unreachable").nth(1).unwrap_or("")
         ));
     }
     // A 1 GiB line in the watch stream: ranges are good, so this is not even unknown; the
@@ -661,19 +654,12 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
         mib(server.huge_sent() - sent_before),
         if release { "release" } else { "debug" }
     );
-    assert!(
-        hwm < hwm_start + 512,
-        "vipd's VmHWM grew from {hwm_start} kB to {hwm} kB with the 1 GiB bodies"
-    );
-    assert!(
-        anon < 1024,
-        "vipd's RssAnon is {anon} kB after 1 GiB bodies"
-    );
+    bounded(hwm, "after the 1 GiB bodies");
+    assert!(anon < 1024, "RssAnon {anon} kB after 1 GiB bodies");
     if release {
-        let want = "want under 4 MiB";
         assert!(
             hwm < 4096,
-            "vipd's VmHWM is {hwm} kB after 1 GiB bodies; {want}"
+            "VmHWM {hwm} kB after 1 GiB bodies, want < 4 MiB"
         );
     }
     check!(vipd, lab.has_vip(), "VIP dropped");

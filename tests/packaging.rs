@@ -456,23 +456,11 @@ fn packaging_scripts_pass_shellcheck() {
                 .into_owned()
         })
         .collect();
-    for must in [
-        "packaging/sysvinit/vipd",
-        "packaging/sysvinit/vipd.default",
-        "packaging/runit/run",
-        "packaging/runit/log/run",
-        "packaging/openrc/vipd.initd",
-        "packaging/openrc/vipd.confd",
-        "packaging/deb/build-deb.sh",
-        "packaging/deb/postinst",
-        "packaging/deb/prerm",
-        "packaging/deb/postrm",
-        "packaging/check-size.sh",
-    ] {
-        assert!(
-            names.iter().any(|n| n == must),
-            "{must} was not found as a script; found {names:?}"
-        );
+    let must = "sysvinit/vipd sysvinit/vipd.default runit/run runit/log/run openrc/vipd.initd \
+                openrc/vipd.confd deb/build-deb.sh deb/postinst deb/prerm deb/postrm check-size.sh";
+    for must in must.split_whitespace().map(|m| format!("packaging/{m}")) {
+        let found = names.contains(&must);
+        assert!(found, "{must} was not found as a script; found {names:?}");
     }
     let out = run_in(&repo(), &t[0], &names);
     out.expect(0, &format!("shellcheck {}", names.join(" ")));
@@ -595,18 +583,14 @@ fn check_size_script_passes_within_and_fails_over_budget() {
 /// ("link", target) or ("dir").
 fn tree(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for e in entries.flatten() {
             let path = e.path();
             let rel = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+                .display()
+                .to_string();
             let meta = fs::symlink_metadata(&path).expect("lstat");
             if meta.file_type().is_symlink() {
                 let target = fs::read_link(&path).expect("readlink");
@@ -774,11 +758,9 @@ fn control_fields(text: &str) -> BTreeMap<String, String> {
     let mut last: Option<String> = None;
     for line in text.lines() {
         if line.starts_with(' ') {
-            if let Some(k) = &last {
-                if let Some(v) = fields.get_mut(k) {
-                    v.push('\n');
-                    v.push_str(line);
-                }
+            if let Some(v) = last.as_ref().and_then(|k| fields.get_mut(k)) {
+                v.push('\n');
+                v.push_str(line);
             }
         } else if let Some((k, v)) = line.split_once(':') {
             fields.insert(k.to_string(), v.trim().to_string());
@@ -821,25 +803,19 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
         let names: Vec<String> = field(k).split(',').map(|s| s.trim().to_string()).collect();
         assert_eq!(names, ["vip-manager"], "{k}");
     }
+    let depends = f.get("Depends");
+    assert_eq!(depends, None, "a static binary depends on nothing");
+    let pre = field("Pre-Depends");
+    let why = "invoke-rc.d --skip-systemd-native";
     assert!(
-        !f.contains_key("Depends"),
-        "a static binary depends on nothing, yet Depends: {}",
-        field("Depends")
+        pre.starts_with("init-system-helpers (>= "),
+        "Pre-Depends ({why}): {pre}"
     );
-    assert!(
-        field("Pre-Depends").starts_with("init-system-helpers (>= "),
-        "Pre-Depends (invoke-rc.d --skip-systemd-native): {}",
-        field("Pre-Depends")
-    );
-    let maintainer = field("Maintainer");
-    assert!(
-        maintainer.contains(" <") && maintainer.ends_with('>') && maintainer.contains('@'),
-        "Maintainer: {maintainer}"
-    );
-    assert!(
-        field("Description").lines().count() > 3,
-        "Description: a synopsis and a long description"
-    );
+    let m = field("Maintainer");
+    let ok = m.contains(" <") && m.ends_with('>') && m.contains('@');
+    assert!(ok, "Maintainer: {m}");
+    let lines = field("Description").lines().count();
+    assert!(lines > 3, "Description: a synopsis and a long description");
 
     // Files.
     let scratch = TempDir::new(&lab_id(), "deb");
@@ -935,12 +911,10 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
     // The units load: systemd-analyze verify in the unpacked tree, with the host's targets.
     let units = root.join("lib/systemd/system");
     let host_units = Path::new("/lib/systemd/system");
-    if let Ok(entries) = fs::read_dir(host_units) {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().ends_with(".target") {
-                let _ = fs::copy(e.path(), units.join(&name));
-            }
+    for e in fs::read_dir(host_units).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().ends_with(".target") {
+            let _ = fs::copy(e.path(), units.join(&name));
         }
     }
     // The scratch root is below /dev/shm or the temporary directory: no spaces.
@@ -980,12 +954,9 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
         fs::write(root.join(f), "").expect("touch");
     }
     let status = |root: &Path| -> String {
-        let out = dpkg_in(dpkg, root, &["--status", "vipd"]);
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Status: "))
-            .unwrap_or("")
-            .to_string()
+        let out = dpkg_in(dpkg, root, &["--status", "vipd"]).stdout;
+        let status = out.lines().find_map(|l| l.strip_prefix("Status: "));
+        status.unwrap_or("").to_string()
     };
     let wants = root.join("etc/systemd/system/multi-user.target.wants/vipd.service");
 
@@ -1089,11 +1060,8 @@ fn read_pid(path: &Path) -> Option<u32> {
 fn monitor_time(line: &str) -> Option<f64> {
     let stamp = line.strip_prefix('[')?.split(']').next()?;
     let clock = stamp.split('T').nth(1)?;
-    let mut parts = clock.split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
+    let parts = clock.split(':').map(|p| p.parse::<f64>().ok());
+    parts.take(3).try_fold(0.0, |t, p| Some(t * 60.0 + p?))
 }
 
 /// From `ip -ts monitor address` output: the time from the first deletion of `addr` to the
@@ -1106,41 +1074,28 @@ fn gap_ms(monitor: &str, addr: &str) -> Option<f64> {
         let is_delete = line.contains("] Deleted ");
         match (deleted, is_delete) {
             (None, true) => deleted = Some(t),
-            (Some(d), false) => {
-                let mut gap = t - d;
-                if gap < 0.0 {
-                    gap += 86_400.0; // midnight
-                }
-                return Some(gap * 1000.0);
-            }
+            // rem_euclid: also across midnight.
+            (Some(d), false) => return Some((t - d).rem_euclid(86_400.0) * 1000.0),
             _ => {}
         }
     }
     None
 }
 
-/// The sysvinit script in the lab: runs `packaging/sysvinit/vipd ARGS` inside the node's
-/// namespace, with its settings file in a scratch directory.
-struct SysV<'a> {
-    lab: &'a SingleNode,
-    defaults: PathBuf,
-}
-
-impl SysV<'_> {
-    /// `vipd LINE`, which must exit with `code`.
-    fn run(&self, line: &str, code: i32) -> Outcome {
-        let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &self.lab.node.name])
-            .arg(tool("sh"))
-            .arg(repo().join("packaging/sysvinit/vipd"))
-            .args(args(line))
-            .env("VIPD_DEFAULT_FILE", &self.defaults);
-        scrub_env(&mut cmd);
-        let what = format!("init script {line}");
-        let out = Proc::spawn(&what, cmd, true).finish(Duration::from_secs(60));
-        out.expect(code, &what);
-        out
-    }
+/// The sysvinit script in the lab: `packaging/sysvinit/vipd LINE` inside the node's
+/// namespace with the settings file `defaults`, which must exit with `code`.
+fn init_script(lab: &SingleNode, defaults: &str, line: &str, code: i32) -> Outcome {
+    let mut cmd = Command::new(tool("ip"));
+    cmd.args(["netns", "exec", &lab.node.name])
+        .arg(tool("sh"))
+        .arg(repo().join("packaging/sysvinit/vipd"))
+        .args(args(line))
+        .env("VIPD_DEFAULT_FILE", defaults);
+    scrub_env(&mut cmd);
+    let what = format!("init script {line}");
+    let out = Proc::spawn(&what, cmd, true).finish(Duration::from_secs(60));
+    out.expect(code, &what);
+    out
 }
 
 #[test]
@@ -1159,27 +1114,22 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     fs::copy(repo().join("packaging/vipd.yml"), confdir.join("main.yml")).expect("copy example");
     let second = format!("ip: {SECOND_VIP}\nnetmask: 24\n");
     fs::write(confdir.join("second.yml"), second).expect("write second.yml");
-    let defaults = dir.write(
-        "default",
-        format!(
-            "DAEMON={}\nVIPD_CONFDIR={}\nVIPD_RUNDIR={}\nVIPD_LOGDIR={}\nVIPD_OPTS=\"{}\"\n",
-            vipd_bin().display(),
-            confdir.display(),
-            rundir.display(),
-            logdir.display(),
-            lab_opts(&lab)
-        ),
+    let defaults = format!(
+        "DAEMON={}\nVIPD_CONFDIR={}\nVIPD_RUNDIR={}\nVIPD_LOGDIR={}\nVIPD_OPTS=\"{}\"\n",
+        vipd_bin().display(),
+        confdir.display(),
+        rundir.display(),
+        logdir.display(),
+        lab_opts(&lab)
     );
-    let sysv = SysV {
-        lab: &lab,
-        defaults: defaults.into(),
-    };
+    let defaults = dir.write("default", defaults);
+    let sysv = |line: &str, code: i32| init_script(&lab, &defaults, line, code);
     let pidfile = |name: &str| rundir.join(format!("{name}.pid"));
     let pid_of = |name: &str| read_pid(&pidfile(name)).unwrap_or_else(|| panic!("no {name}.pid"));
     let s = Duration::ZERO;
 
     // start: one vipd per file, each adds its VIP.
-    let out = sysv.run("start", 0);
+    let out = sysv("start", 0);
     for (vip, name) in [(VIP, "main"), (SECOND_VIP, "second")] {
         assert!(
             addr_within(&lab, vip, true, ms(3000)),
@@ -1194,13 +1144,13 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     }
 
     // status: both run.
-    let out = sysv.run("status", 0);
+    let out = sysv("status", 0);
     for name in ["main", "second"] {
         expect_contains(&out.stdout, &format!("vipd {name} is running"));
     }
     // start again: already running, nothing changes.
     let main_pid = pid_of("main");
-    sysv.run("start main", 0);
+    sysv("start main", 0);
     assert_eq!(
         pid_of("main"),
         main_pid,
@@ -1215,7 +1165,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
         Proc::spawn("ip monitor address", cmd, true)
     };
     std::thread::sleep(ms(300)); // ip monitor has subscribed
-    sysv.run("restart main", 0);
+    sysv("restart main", 0);
     expect_addr(&lab, VIP, true, ms(3000), "after restart");
     let new_pid = pid_of("main");
     assert_ne!(new_pid, main_pid, "restart must start a new vipd");
@@ -1235,7 +1185,7 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
 
     // force-reload is a restart too (vipd has no reload).
     let second_pid = pid_of("second");
-    sysv.run("force-reload second", 0);
+    sysv("force-reload second", 0);
     assert_ne!(
         pid_of("second"),
         second_pid,
@@ -1244,31 +1194,31 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     expect_addr(&lab, SECOND_VIP, true, ms(3000), "after force-reload");
 
     // stop one: its VIP is gone when stop returns, the other stays.
-    sysv.run("stop second", 0);
+    sysv("stop second", 0);
     expect_addr(&lab, SECOND_VIP, false, s, "when `stop second` returned");
     expect_addr(&lab, VIP, true, s, "stop second removed the main VIP");
     assert!(!pidfile("second").exists(), "stop leaves second.pid behind");
-    let out = sysv.run("status", 3);
+    let out = sysv("status", 3);
     expect_contains(&out.stdout, "vipd second is not running");
-    sysv.run("status main", 0);
+    sysv("status main", 0);
 
     // A configuration error: start fails and says why.
     fs::write(confdir.join("bad.yml"), "ip: 192.0.2.300\n").expect("write bad.yml");
-    let out = sysv.run("start bad", 1);
+    let out = sysv("start bad", 1);
     expect_contains(&out.stderr, "192.0.2.300");
     expect_contains(&out.stderr, "not an IP address");
     assert!(!pidfile("bad").exists(), "a failed start leaves a pid file");
-    sysv.run("start absent", 6);
-    sysv.run("start ../x", 2);
+    sysv("start absent", 6);
+    sysv("start ../x", 2);
     fs::remove_file(confdir.join("bad.yml")).expect("remove bad.yml");
 
     // stop all: every VIP gone, no vipd left, status 3.
     let main_pid = pid_of("main");
-    sysv.run("stop", 0);
+    sysv("stop", 0);
     expect_addr(&lab, VIP, false, s, "when `stop` returned");
     assert!(!alive(main_pid), "vipd {main_pid} still runs after stop");
     assert!(!pidfile("main").exists(), "stop leaves main.pid behind");
-    sysv.run("status", 3);
+    sysv("status", 3);
     let log = read(&logdir.join("main.log"));
     assert!(
         log.contains("SIGTERM") && log.contains(VIP),
@@ -1301,17 +1251,14 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
     }
     let config = dir.path.join("vipd.yml");
     fs::copy(repo().join("packaging/vipd.yml"), &config).expect("copy example");
-    fs::write(
-        service.join("conf"),
-        format!(
-            "VIPD={}\nVIPD_CONFIG={}\nVIPD_OPTS=\"{}\"\nVIPD_LOGDIR={}\n",
-            vipd_bin().display(),
-            config.display(),
-            lab_opts(&lab),
-            logdir.display()
-        ),
-    )
-    .expect("write conf");
+    let conf = format!(
+        "VIPD={}\nVIPD_CONFIG={}\nVIPD_OPTS=\"{}\"\nVIPD_LOGDIR={}\n",
+        vipd_bin().display(),
+        config.display(),
+        lab_opts(&lab),
+        logdir.display()
+    );
+    fs::write(service.join("conf"), conf).expect("write conf");
     let svc = service.to_string_lossy().into_owned();
     let sv_run = |line: &str| -> Outcome {
         let mut all = args(line);
