@@ -45,18 +45,12 @@ fn soak_a_thousand_moves_without_fd_or_memory_growth() {
     gate!(Etcd);
     let lab = TwoNodes::new();
     lab.etcd.put(KEY, "n1");
-    let bin = std::env::var_os("VIPD_RELEASE_BIN")
-        .filter(|p| !p.is_empty())
-        .map_or_else(vipd_bin, Into::into);
+    let (bin, _) = soak_bin();
     let extra = "--interval 1000 --announce-count 1";
     let mut v1 = lab.vipd(&bin, &lab.n1, "n1", extra);
     let mut v2 = lab.vipd(&bin, &lab.n2, "n2", extra);
     let logs = |v1: &Proc, v2: &Proc| format!("{}\n{}", v1.log(), v2.log());
-    assert!(
-        wait_until(Duration::from_secs(10), POLL, || lab.n1.has_vip(HOST_IF)).is_some(),
-        "VIP never appeared on n1\n{}",
-        logs(&v1, &v2)
-    );
+    wait_vip(|| lab.n1.has_vip(HOST_IF), &v1, "n1");
     let k1 = in_netns(&lab.n1.name, Kernel::open_without_announce).expect("netlink in n1");
     let k2 = in_netns(&lab.n2.name, Kernel::open_without_announce).expect("netlink in n2");
     let pids = [v1.pid(), v2.pid()];
@@ -111,30 +105,18 @@ fn soak_a_thousand_moves_without_fd_or_memory_growth() {
         "{MOVES} moves in {took:?} (slowest {slowest:?}); at move {FIRST}: {at_first:?}, at move \
          {MOVES}: {at_last:?}"
     );
-    for (node, (a, b)) in at_first.iter().zip(at_last.iter()).enumerate() {
-        assert_eq!(
-            a.fds,
-            b.fds,
-            "vipd on n{}: {} open descriptors at move {FIRST}, {} at move {MOVES}\n{}",
-            node + 1,
-            a.fds,
-            b.fds,
-            logs(&v1, &v2)
-        );
+    for (node, (a, b)) in ["n1", "n2"].iter().zip(at_first.iter().zip(&at_last)) {
+        let at = format!("vipd on {node} at move {FIRST}, then {MOVES}");
+        let logs = logs(&v1, &v2);
+        assert_eq!(a.fds, b.fds, "{at}: open descriptors\n{logs}");
+        let rss = format!("VmRSS {} then {} kB", a.rss_kib, b.rss_kib);
         assert!(
             b.rss_kib < a.rss_kib + 64,
-            "vipd on n{}: VmRSS {} kB at move {FIRST}, {} kB at move {MOVES} (want < 64 KiB \
-             growth)",
-            node + 1,
-            a.rss_kib,
-            b.rss_kib
+            "{at}: {rss} (want < 64 KiB growth)"
         );
     }
-    assert!(
-        v1.is_running() && v2.is_running(),
-        "a vipd exited\n{}",
-        logs(&v1, &v2)
-    );
+    let running = v1.is_running() && v2.is_running();
+    assert!(running, "a vipd exited\n{}", logs(&v1, &v2));
     // The last move went to n1 (1,000 is even): n1 holds it.
     assert!(lab.n1.has_vip(HOST_IF) && !lab.n2.has_vip(HOST_IF));
     for v in [&mut v1, &mut v2] {

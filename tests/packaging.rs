@@ -28,9 +28,10 @@ fn read(path: &Path) -> String {
 }
 
 /// Runs a command to completion (bounded), with `dir` as working directory.
-fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Outcome {
+fn run_in<S: AsRef<str>>(dir: &Path, program: &Path, args: &[S]) -> Outcome {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(dir);
+    cmd.args(&args).current_dir(dir);
     let what = format!("{} {}", program.display(), args.join(" "));
     Proc::spawn(&what, cmd, true).finish(Duration::from_secs(120))
 }
@@ -38,6 +39,34 @@ fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Outcome {
 /// `vipd ARGS` (the binary under test) to completion.
 fn vipd_output(args: &[&str]) -> Outcome {
     run_in(&repo(), &vipd_bin(), args)
+}
+
+/// Panics unless the command succeeded and said nothing.
+#[track_caller]
+fn expect_quiet(out: &Outcome, what: &str) {
+    assert!(
+        out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
+        "{what} ({}):\n{}{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[track_caller]
+fn expect_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "want {needle:?} in:\n{text}");
+}
+
+/// Lines `KEY VALUE…` (the key without spaces) as a map.
+fn table(text: &str) -> BTreeMap<String, String> {
+    let pairs = text.lines().filter_map(|l| l.trim().split_once(' '));
+    pairs.map(|(k, v)| (k.into(), v.trim().into())).collect()
+}
+
+/// Whether two files have the same content (or are both unreadable).
+fn same_file(a: &Path, b: &Path) -> bool {
+    fs::read(a).ok() == fs::read(b).ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,14 +184,11 @@ fn strip_overstrike(text: &str) -> String {
     out
 }
 
-/// The page as a reader sees it: `mandoc -T ascii`, wide enough that no paragraph wraps.
-fn render(mandoc: &Path, page: &Path) -> String {
-    let out = run_in(
-        &repo(),
-        mandoc,
-        &["-T", "ascii", "-O", "width=1000", &page.to_string_lossy()],
-    );
-    out.expect(0, &format!("mandoc {}", page.display()));
+/// The page (relative to the source tree) as a reader sees it: `mandoc -T ascii`, wide
+/// enough that no paragraph wraps.
+fn render(mandoc: &Path, page: &str) -> String {
+    let out = run_in(&repo(), mandoc, &["-T", "ascii", "-O", "width=1000", page]);
+    out.expect(0, &format!("mandoc {page}"));
     strip_overstrike(&out.stdout)
 }
 
@@ -239,6 +265,18 @@ fn default_mismatch(help_default: &str, body: &str) -> Option<String> {
     }
 }
 
+/// Notes each item of one set missing from the other, both ways: `x: in A, not in B`.
+fn note_differences<T: Ord + std::fmt::Display>(
+    problems: &mut Vec<String>,
+    a: (&str, &BTreeSet<T>),
+    b: (&str, &BTreeSet<T>),
+) {
+    for ((x, xs), (y, ys)) in [(a, b), (b, a)] {
+        let missing = xs.difference(ys);
+        problems.extend(missing.map(|v| format!("{v}: in {x}, not in {y}")));
+    }
+}
+
 fn help_text() -> String {
     let out = vipd_output(&["--help"]);
     out.expect(0, "vipd --help");
@@ -250,26 +288,19 @@ fn man_page_documents_every_option_of_help_and_no_other() {
     let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
-    assert!(
-        options.len() > 20,
-        "parsed only {} options from --help:\n{help}",
-        options.len()
-    );
-    let page = render(mandoc, &repo().join("man/vipd.8"));
+    let n = options.len();
+    assert!(n > 20, "parsed only {n} options from --help:\n{help}");
+    let page = render(mandoc, "man/vipd.8");
     let entries = tagged_entries(&section(&page, "OPTIONS"), |t| t.starts_with('-'));
     let mut problems = Vec::new();
 
     let help_flags: BTreeSet<String> = options.iter().flat_map(|o| o.flags.clone()).collect();
-    let mut man_flags = BTreeSet::new();
-    for (tag, _) in &entries {
-        man_flags.extend(heading_flags(tag));
-    }
-    for f in help_flags.difference(&man_flags) {
-        problems.push(format!("{f}: in --help, not in vipd.8's OPTIONS"));
-    }
-    for f in man_flags.difference(&help_flags) {
-        problems.push(format!("{f}: in vipd.8's OPTIONS, not in --help"));
-    }
+    let man_flags = entries
+        .iter()
+        .flat_map(|(tag, _)| heading_flags(tag))
+        .collect();
+    let options_section = ("vipd.8's OPTIONS", &man_flags);
+    note_differences(&mut problems, ("--help", &help_flags), options_section);
 
     for opt in &options {
         let Some((tag, body)) = entries
@@ -303,18 +334,10 @@ fn man_page_documents_every_option_of_help_and_no_other() {
         .chain(help_old_names(&help).into_iter().map(|(_, v)| v))
         .collect();
     let man_vars = vip_variables(&page);
-    for v in help_vars.difference(&man_vars) {
-        problems.push(format!("{v}: in --help, not in vipd.8"));
-    }
-    for v in man_vars.difference(&help_vars) {
-        problems.push(format!("{v}: in vipd.8, not in --help"));
-    }
+    note_differences(&mut problems, ("--help", &help_vars), ("vipd.8", &man_vars));
     let old = help_old_names(&help);
-    assert!(
-        old.len() >= 10,
-        "parsed only {} old names from --help",
-        old.len()
-    );
+    let n = old.len();
+    assert!(n >= 10, "parsed only {n} old names from --help");
     for (key, _) in &old {
         if !has_word(&page, key) {
             problems.push(format!("old name {key}: in --help, not in vipd.8"));
@@ -332,7 +355,7 @@ fn config_page_documents_every_yaml_key_of_help_and_no_other() {
     let mandoc = &gate!(Tools, "mandoc")[0];
     let help = help_text();
     let options = help_options(&help);
-    let page = render(mandoc, &repo().join("man/vipd.conf.5"));
+    let page = render(mandoc, "man/vipd.conf.5");
     let is_key = |t: &str| {
         !t.is_empty()
             && t.chars()
@@ -345,21 +368,16 @@ fn config_page_documents_every_yaml_key_of_help_and_no_other() {
         .iter()
         .filter_map(|o| o.key.as_deref().map(|k| (k, o)))
         .collect();
-    assert!(
-        help_keys.len() > 20,
-        "parsed only {} keys from --help",
-        help_keys.len()
-    );
+    let n = help_keys.len();
+    assert!(n > 20, "parsed only {n} keys from --help");
     let page_keys: BTreeMap<&str, &str> = entries
         .iter()
         .map(|(k, b)| (k.as_str(), b.as_str()))
         .collect();
-    for k in help_keys.keys().filter(|k| !page_keys.contains_key(*k)) {
-        problems.push(format!("{k}: a key in --help, not in vipd.conf.5's KEYS"));
-    }
-    for k in page_keys.keys().filter(|k| !help_keys.contains_key(*k)) {
-        problems.push(format!("{k}: in vipd.conf.5's KEYS, not a key in --help"));
-    }
+    let help_set: BTreeSet<&str> = help_keys.keys().copied().collect();
+    let page_set: BTreeSet<&str> = page_keys.keys().copied().collect();
+    let help_set = ("the keys of --help", &help_set);
+    note_differences(&mut problems, help_set, ("vipd.conf.5's KEYS", &page_set));
     for (key, opt) in &help_keys {
         if let (Some(body), Some(default)) = (page_keys.get(key), &opt.default) {
             if let Some(m) = default_mismatch(default, body) {
@@ -386,13 +404,7 @@ fn man_pages_lint_without_warnings() {
     let mandoc = &gate!(Tools, "mandoc")[0];
     for page in ["man/vipd.8", "man/vipd.conf.5"] {
         let out = run_in(&repo(), mandoc, &["-T", "lint", "-W", "warning", page]);
-        assert!(
-            out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
-            "mandoc -T lint -W warning {page} ({}):\n{}{}",
-            out.status,
-            out.stdout,
-            out.stderr
-        );
+        expect_quiet(&out, &format!("mandoc -T lint -W warning {page}"));
     }
 }
 
@@ -444,39 +456,19 @@ fn packaging_scripts_pass_shellcheck() {
                 .into_owned()
         })
         .collect();
-    for must in [
-        "packaging/sysvinit/vipd",
-        "packaging/sysvinit/vipd.default",
-        "packaging/runit/run",
-        "packaging/runit/log/run",
-        "packaging/openrc/vipd.initd",
-        "packaging/openrc/vipd.confd",
-        "packaging/deb/build-deb.sh",
-        "packaging/deb/postinst",
-        "packaging/deb/prerm",
-        "packaging/deb/postrm",
-        "packaging/check-size.sh",
-    ] {
-        assert!(
-            names.iter().any(|n| n == must),
-            "{must} was not found as a script; found {names:?}"
-        );
+    let must = "sysvinit/vipd sysvinit/vipd.default runit/run runit/log/run openrc/vipd.initd \
+                openrc/vipd.confd deb/build-deb.sh deb/postinst deb/prerm deb/postrm check-size.sh";
+    for must in must.split_whitespace().map(|m| format!("packaging/{m}")) {
+        let found = names.contains(&must);
+        assert!(found, "{must} was not found as a script; found {names:?}");
     }
-    let args: Vec<&str> = names.iter().map(String::as_str).collect();
-    let out = run_in(&repo(), &t[0], &args);
-    assert!(
-        out.status.success(),
-        "shellcheck {} ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    let out = run_in(&repo(), &t[0], &names);
+    out.expect(0, &format!("shellcheck {}", names.join(" ")));
 }
 
 /// A unit file's settings: (section, key) → values in order.
-fn unit_settings(path: &Path) -> BTreeMap<(String, String), Vec<String>> {
-    let mut map: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+fn unit_settings(path: &Path) -> Settings {
+    let mut map = Settings::new();
     let mut section = String::new();
     for line in read(path).lines() {
         let line = line.trim();
@@ -496,11 +488,9 @@ fn unit_settings(path: &Path) -> BTreeMap<(String, String), Vec<String>> {
     map
 }
 
-fn words_of(
-    settings: &BTreeMap<(String, String), Vec<String>>,
-    sec: &str,
-    key: &str,
-) -> Vec<String> {
+type Settings = BTreeMap<(String, String), Vec<String>>;
+
+fn words_of(settings: &Settings, sec: &str, key: &str) -> Vec<String> {
     settings
         .get(&(sec.to_string(), key.to_string()))
         .map(|vs| {
@@ -522,57 +512,40 @@ fn systemd_units_order_restart_and_confine_vipd() {
         Path::new("vipd@.service"),
         "vip-manager@.service must alias vipd@.service"
     );
-    let caps: BTreeSet<String> = ["CAP_NET_ADMIN", "CAP_NET_RAW"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let caps: BTreeSet<String> = ["CAP_NET_ADMIN", "CAP_NET_RAW"].map(String::from).into();
+    let (vipd, config) = (
+        "/usr/sbin/vipd",
+        "/usr/sbin/vipd --config /etc/vipd/vipd.yml",
+    );
     let units = [
-        (
-            "vipd.service",
-            None,
-            "/usr/sbin/vipd --config /etc/vipd/vipd.yml",
-        ),
-        (
-            "vipd@.service",
-            Some("-/etc/patroni/%i.vip"),
-            "/usr/sbin/vipd",
-        ),
-        (
-            "vip-manager.service",
-            Some("-/etc/default/vip-manager"),
-            "/usr/sbin/vipd",
-        ),
+        ("vipd.service", "", config),
+        ("vipd@.service", "-/etc/patroni/%i.vip", vipd),
+        ("vip-manager.service", "-/etc/default/vip-manager", vipd),
     ];
     for (name, env_file, exec) in units {
         let s = unit_settings(&dir.join(name));
         let one = |sec: &str, key: &str| -> String { words_of(&s, sec, key).join(" ") };
+        let has = |key: &str, word: &str| words_of(&s, "Unit", key).iter().any(|w| w == word);
         assert!(
-            words_of(&s, "Unit", "After").contains(&"network-online.target".to_string())
-                && words_of(&s, "Unit", "Wants").contains(&"network-online.target".to_string()),
+            has("After", "network-online.target") && has("Wants", "network-online.target"),
             "{name}: After= and Wants= network-online.target"
         );
         assert!(
-            words_of(&s, "Unit", "Before").contains(&"patroni.service".to_string()),
+            has("Before", "patroni.service"),
             "{name}: Before=patroni.service"
         );
         assert_eq!(one("Service", "ExecStart"), exec, "{name}: ExecStart");
         assert_eq!(one("Service", "Restart"), "on-failure", "{name}: Restart");
         for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
             let got: BTreeSet<String> = words_of(&s, "Service", key).into_iter().collect();
-            assert_eq!(
-                got, caps,
-                "{name}: {key} must hold exactly the two capabilities"
-            );
+            assert_eq!(got, caps, "{name}: {key}, exactly the two");
         }
         assert_eq!(one("Service", "NoNewPrivileges"), "yes", "{name}");
         assert_eq!(one("Service", "ProtectSystem"), "strict", "{name}");
         assert_eq!(one("Service", "ProtectHome"), "yes", "{name}");
         assert_eq!(one("Service", "PrivateTmp"), "yes", "{name}");
-        assert_eq!(
-            one("Service", "EnvironmentFile"),
-            env_file.unwrap_or(""),
-            "{name}: EnvironmentFile"
-        );
+        let env = one("Service", "EnvironmentFile");
+        assert_eq!(env, env_file, "{name}: EnvironmentFile");
         assert_eq!(one("Install", "WantedBy"), "multi-user.target", "{name}");
     }
 }
@@ -586,38 +559,23 @@ fn check_size_script_passes_within_and_fails_over_budget() {
     let over = dir.path.join("over");
     fs::write(&exact, vec![0u8; 1 << 20]).expect("write exact");
     fs::write(&over, vec![0u8; (1 << 20) + 1]).expect("write over");
-    let run = |args: &[&str]| {
-        let mut all = vec![script.to_str().expect("utf-8 path")];
-        all.extend_from_slice(args);
+    let run = |line: &str| {
+        let mut all = vec![script.to_string_lossy().into_owned()];
+        all.extend(args(line));
         run_in(&dir.path, &sh, &all)
     };
-    let ok = run(&["exact", "1.0", "over", "1.5"]);
+    let ok = run("exact 1.0 over 1.5");
     ok.expect(0, "within budget");
-    assert!(
-        ok.stdout.contains("OK   exact: 1048576 bytes") && ok.stdout.contains("OK   over:"),
-        "{}",
-        ok.stdout
-    );
-    let bad = run(&["exact", "1.0", "over", "1.0"]);
+    expect_contains(&ok.stdout, "OK   exact: 1048576 bytes");
+    expect_contains(&ok.stdout, "OK   over:");
+    let bad = run("exact 1.0 over 1.0");
     bad.expect(1, "over budget");
-    assert!(
-        bad.stdout.contains("OVER over: 1048577 bytes"),
-        "{}",
-        bad.stdout
-    );
-    let missing = run(&["absent", "1.0"]);
+    expect_contains(&bad.stdout, "OVER over: 1048577 bytes");
+    let missing = run("absent 1.0");
     missing.expect(1, "a missing file");
-    assert!(
-        missing.stdout.contains("MISSING absent"),
-        "{}",
-        missing.stdout
-    );
-    for args in [
-        &["exact"][..],
-        &["exact", "lots"][..],
-        &["exact", "1..0"][..],
-    ] {
-        assert_eq!(run(args).code(), Some(2), "bad arguments {args:?}");
+    expect_contains(&missing.stdout, "MISSING absent");
+    for line in ["exact", "exact lots", "exact 1..0"] {
+        assert_eq!(run(line).code(), Some(2), "bad arguments {line:?}");
     }
 }
 
@@ -625,18 +583,14 @@ fn check_size_script_passes_within_and_fails_over_budget() {
 /// ("link", target) or ("dir").
 fn tree(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display()))
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for e in entries.flatten() {
             let path = e.path();
             let rel = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+                .display()
+                .to_string();
             let meta = fs::symlink_metadata(&path).expect("lstat");
             if meta.file_type().is_symlink() {
                 let target = fs::read_link(&path).expect("readlink");
@@ -671,34 +625,26 @@ fn make_install_honours_prefix_and_destdir() {
     }
     let out = Proc::spawn("make install", cmd, true).finish(Duration::from_secs(60));
     out.expect(0, "make install");
-    let got = tree(&dest.path);
-    let want: BTreeMap<String, String> = [
-        ("opt/vipd/sbin/vipd", "file 0755"),
-        ("opt/vipd/share/doc/vipd/examples/vipd.yml", "file 0644"),
-        ("opt/vipd/share/man/man5/vipd.conf.5", "file 0644"),
-        ("opt/vipd/share/man/man8/vipd.8", "file 0644"),
-    ]
-    .iter()
-    .map(|(p, k)| (p.to_string(), k.to_string()))
-    .collect();
-    assert_eq!(got, want, "files make install put under DESTDIR");
-    for (installed, source) in [
-        ("opt/vipd/sbin/vipd", vipd_bin()),
-        ("opt/vipd/share/man/man8/vipd.8", repo().join("man/vipd.8")),
-        (
-            "opt/vipd/share/man/man5/vipd.conf.5",
-            repo().join("man/vipd.conf.5"),
-        ),
-        (
-            "opt/vipd/share/doc/vipd/examples/vipd.yml",
-            repo().join("packaging/vipd.yml"),
-        ),
-    ] {
-        assert!(
-            fs::read(dest.path.join(installed)).ok() == fs::read(&source).ok(),
-            "{installed} differs from {}",
-            source.display()
-        );
+    let want = table(
+        "opt/vipd/sbin/vipd file 0755
+         opt/vipd/share/doc/vipd/examples/vipd.yml file 0644
+         opt/vipd/share/man/man5/vipd.conf.5 file 0644
+         opt/vipd/share/man/man8/vipd.8 file 0644",
+    );
+    assert_eq!(
+        tree(&dest.path),
+        want,
+        "files make install put under DESTDIR"
+    );
+    let sources = table(
+        "opt/vipd/share/man/man8/vipd.8 man/vipd.8
+         opt/vipd/share/man/man5/vipd.conf.5 man/vipd.conf.5
+         opt/vipd/share/doc/vipd/examples/vipd.yml packaging/vipd.yml",
+    );
+    let sources = sources.iter().map(|(i, s)| (i.as_str(), repo().join(s)));
+    for (installed, source) in sources.chain([("opt/vipd/sbin/vipd", vipd_bin())]) {
+        let same = same_file(&dest.path.join(installed), &source);
+        assert!(same, "{installed} differs from {}", source.display());
     }
 }
 
@@ -708,41 +654,30 @@ fn make_install_honours_prefix_and_destdir() {
 /// Whether an ELF executable is static-pie: position-independent (ET_DYN), with a dynamic
 /// section for its own relocations, and no program interpreter (no dynamic loader).
 fn static_pie(bytes: &[u8]) -> Result<(), String> {
-    let u16_at = |at: usize| -> Option<u16> {
-        bytes
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    // A little-endian field of `n` bytes at `at`.
+    let le = |at: usize, n: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(n)?)?;
+        Some(b.iter().rev().fold(0, |v, &x| v << 8 | u64::from(x)))
     };
-    let u32_at = |at: usize| -> Option<u32> {
-        bytes
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |at: usize| -> Option<u64> {
-        bytes.get(at..at + 8).map(|b| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(b);
-            u64::from_le_bytes(w)
-        })
-    };
+    let header = |at: usize, n: usize| le(at, n).ok_or("short header");
     if bytes.get(0..4) != Some(b"\x7fELF") || bytes.get(4) != Some(&2) || bytes.get(5) != Some(&1) {
         return Err("not a 64-bit little-endian ELF file".into());
     }
-    let e_type = u16_at(16).ok_or("short header")?;
+    let e_type = header(16, 2)?;
     if e_type != 3 {
         return Err(format!(
-            "e_type {e_type}, want 3 (ET_DYN, position-independent)"
+            "e_type {e_type}, want 3 (ET_DYN: position-independent)"
         ));
     }
-    let phoff = usize::try_from(u64_at(32).ok_or("short header")?).map_err(|e| e.to_string())?;
-    let phentsize = usize::from(u16_at(54).ok_or("short header")?);
-    let phnum = usize::from(u16_at(56).ok_or("short header")?);
+    let field = |at, n| header(at, n).map(|v| usize::try_from(v).unwrap_or(usize::MAX));
+    let (phoff, phentsize, phnum) = (field(32, 8)?, field(54, 2)?, field(56, 2)?);
     let mut types = Vec::new();
     for i in 0..phnum {
-        types.push(u32_at(phoff + i * phentsize).ok_or("program header out of the file")?);
+        let at = phoff.saturating_add(i.saturating_mul(phentsize));
+        types.push(le(at, 4).ok_or("program header out of the file")?);
     }
-    const PT_DYNAMIC: u32 = 2;
-    const PT_INTERP: u32 = 3;
+    const PT_DYNAMIC: u64 = 2;
+    const PT_INTERP: u64 = 3;
     if types.contains(&PT_INTERP) {
         return Err("it has a program interpreter (dynamically linked)".into());
     }
@@ -751,6 +686,55 @@ fn static_pie(bytes: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every file of the package: path, then kind and mode (see [`tree`]).
+const DEB_FILES: &str = "
+    etc/default/vipd file 0644
+    etc/init.d/vipd file 0755
+    etc/logrotate.d/vipd file 0644
+    lib/systemd/system/vip-manager.service file 0644
+    lib/systemd/system/vip-manager@.service link -> vipd@.service
+    lib/systemd/system/vipd.service file 0644
+    lib/systemd/system/vipd@.service file 0644
+    usr/bin/vip-manager link -> ../sbin/vipd
+    usr/sbin/vipd file 0755
+    usr/share/doc/vipd/README.md.gz file 0644
+    usr/share/doc/vipd/changelog.gz file 0644
+    usr/share/doc/vipd/copyright file 0644
+    usr/share/doc/vipd/examples/openrc/vipd.confd file 0644
+    usr/share/doc/vipd/examples/openrc/vipd.initd file 0644
+    usr/share/doc/vipd/examples/runit/log/run file 0644
+    usr/share/doc/vipd/examples/runit/run file 0644
+    usr/share/doc/vipd/examples/vip-manager.default file 0644
+    usr/share/doc/vipd/examples/vipd.yml file 0644
+    usr/share/man/man5/vipd.conf.5.gz file 0644
+    usr/share/man/man8/vip-manager.8.gz link -> vipd.8.gz
+    usr/share/man/man8/vipd.8.gz file 0644";
+
+/// Files the package ships as they are in the tree: path in the package, source.
+const DEB_SOURCES: &str = "
+    etc/default/vipd packaging/sysvinit/vipd.default
+    etc/init.d/vipd packaging/sysvinit/vipd
+    etc/logrotate.d/vipd packaging/sysvinit/vipd.logrotate
+    lib/systemd/system/vipd.service packaging/systemd/vipd.service
+    lib/systemd/system/vipd@.service packaging/systemd/vipd@.service
+    lib/systemd/system/vip-manager.service packaging/systemd/vip-manager.service
+    usr/share/doc/vipd/copyright packaging/deb/copyright
+    usr/share/doc/vipd/examples/vipd.yml packaging/vipd.yml
+    usr/share/doc/vipd/examples/runit/run packaging/runit/run
+    usr/share/doc/vipd/examples/openrc/vipd.initd packaging/openrc/vipd.initd";
+
+/// Files the package ships gzipped: path in the package, source.
+const DEB_GZIPPED: &str = "
+    usr/share/man/man8/vipd.8.gz man/vipd.8
+    usr/share/man/man5/vipd.conf.5.gz man/vipd.conf.5
+    usr/share/doc/vipd/changelog.gz packaging/deb/changelog";
+
+const CONFFILES: [&str; 3] = [
+    "/etc/default/vipd",
+    "/etc/init.d/vipd",
+    "/etc/logrotate.d/vipd",
+];
 
 /// The package `make deb` built; None (the test skips) when it is missing and
 /// VIPD_ALLOW_SKIP=1, a failure otherwise.
@@ -774,11 +758,9 @@ fn control_fields(text: &str) -> BTreeMap<String, String> {
     let mut last: Option<String> = None;
     for line in text.lines() {
         if line.starts_with(' ') {
-            if let Some(k) = &last {
-                if let Some(v) = fields.get_mut(k) {
-                    v.push('\n');
-                    v.push_str(line);
-                }
+            if let Some(v) = last.as_ref().and_then(|k| fields.get_mut(k)) {
+                v.push('\n');
+                v.push_str(line);
             }
         } else if let Some((k, v)) = line.split_once(':') {
             fields.insert(k.to_string(), v.trim().to_string());
@@ -821,165 +803,85 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
         let names: Vec<String> = field(k).split(',').map(|s| s.trim().to_string()).collect();
         assert_eq!(names, ["vip-manager"], "{k}");
     }
+    let depends = f.get("Depends");
+    assert_eq!(depends, None, "a static binary depends on nothing");
+    let pre = field("Pre-Depends");
+    let why = "invoke-rc.d --skip-systemd-native";
     assert!(
-        !f.contains_key("Depends"),
-        "a static binary depends on nothing, yet Depends: {}",
-        field("Depends")
+        pre.starts_with("init-system-helpers (>= "),
+        "Pre-Depends ({why}): {pre}"
     );
-    assert!(
-        field("Pre-Depends").starts_with("init-system-helpers (>= "),
-        "Pre-Depends (invoke-rc.d --skip-systemd-native): {}",
-        field("Pre-Depends")
-    );
-    let maintainer = field("Maintainer");
-    assert!(
-        maintainer.contains(" <") && maintainer.ends_with('>') && maintainer.contains('@'),
-        "Maintainer: {maintainer}"
-    );
-    assert!(
-        field("Description").lines().count() > 3,
-        "Description: a synopsis and a long description"
-    );
+    let m = field("Maintainer");
+    let ok = m.contains(" <") && m.ends_with('>') && m.contains('@');
+    assert!(ok, "Maintainer: {m}");
+    let lines = field("Description").lines().count();
+    assert!(lines > 3, "Description: a synopsis and a long description");
 
     // Files.
-    let lab = lab_id();
-    let scratch = TempDir::new(&lab, "deb");
+    let scratch = TempDir::new(&lab_id(), "deb");
     let root = scratch.path.join("root");
     let control = scratch.path.join("control");
-    run_in(&repo(), dpkg_deb, &["-x", &deb_s, &root.to_string_lossy()]).expect(0, "dpkg-deb -x");
-    run_in(
-        &repo(),
-        dpkg_deb,
-        &["-e", &deb_s, &control.to_string_lossy()],
-    )
-    .expect(0, "dpkg-deb -e");
+    for (op, dir) in [("-x", &root), ("-e", &control)] {
+        let out = run_in(&repo(), dpkg_deb, &[op, &deb_s, &dir.to_string_lossy()]);
+        out.expect(0, &format!("dpkg-deb {op}"));
+    }
     let got = tree(&root);
-    let doc = "usr/share/doc/vipd";
-    let want: BTreeMap<String, String> = [
-        ("etc/default/vipd", "file 0644"),
-        ("etc/init.d/vipd", "file 0755"),
-        ("etc/logrotate.d/vipd", "file 0644"),
-        ("lib/systemd/system/vip-manager.service", "file 0644"),
-        (
-            "lib/systemd/system/vip-manager@.service",
-            "link -> vipd@.service",
-        ),
-        ("lib/systemd/system/vipd.service", "file 0644"),
-        ("lib/systemd/system/vipd@.service", "file 0644"),
-        ("usr/bin/vip-manager", "link -> ../sbin/vipd"),
-        ("usr/sbin/vipd", "file 0755"),
-        (&format!("{doc}/README.md.gz"), "file 0644"),
-        (&format!("{doc}/changelog.gz"), "file 0644"),
-        (&format!("{doc}/copyright"), "file 0644"),
-        (&format!("{doc}/examples/openrc/vipd.confd"), "file 0644"),
-        (&format!("{doc}/examples/openrc/vipd.initd"), "file 0644"),
-        (&format!("{doc}/examples/runit/log/run"), "file 0644"),
-        (&format!("{doc}/examples/runit/run"), "file 0644"),
-        (&format!("{doc}/examples/vip-manager.default"), "file 0644"),
-        (&format!("{doc}/examples/vipd.yml"), "file 0644"),
-        ("usr/share/man/man5/vipd.conf.5.gz", "file 0644"),
-        ("usr/share/man/man8/vip-manager.8.gz", "link -> vipd.8.gz"),
-        ("usr/share/man/man8/vipd.8.gz", "file 0644"),
-    ]
-    .iter()
-    .map(|(p, k)| (p.to_string(), k.to_string()))
-    .collect();
     assert_eq!(
-        got, want,
+        got,
+        table(DEB_FILES),
         "the package's files (no lintian override among them)"
     );
 
     // What it ships is what the tree has.
     let src = repo();
-    for (shipped, source) in [
-        ("etc/default/vipd", "packaging/sysvinit/vipd.default"),
-        ("etc/init.d/vipd", "packaging/sysvinit/vipd"),
-        ("etc/logrotate.d/vipd", "packaging/sysvinit/vipd.logrotate"),
-        (
-            "lib/systemd/system/vipd.service",
-            "packaging/systemd/vipd.service",
-        ),
-        (
-            "lib/systemd/system/vipd@.service",
-            "packaging/systemd/vipd@.service",
-        ),
-        (
-            "lib/systemd/system/vip-manager.service",
-            "packaging/systemd/vip-manager.service",
-        ),
-        ("usr/share/doc/vipd/copyright", "packaging/deb/copyright"),
-        ("usr/share/doc/vipd/examples/vipd.yml", "packaging/vipd.yml"),
-        (
-            "usr/share/doc/vipd/examples/runit/run",
-            "packaging/runit/run",
-        ),
-        (
-            "usr/share/doc/vipd/examples/openrc/vipd.initd",
-            "packaging/openrc/vipd.initd",
-        ),
-    ] {
+    for (shipped, source) in table(DEB_SOURCES) {
         assert!(
-            fs::read(root.join(shipped)).ok() == fs::read(src.join(source)).ok(),
+            same_file(&root.join(&shipped), &src.join(&source)),
             "{shipped} in the package differs from {source}: run `make deb`"
         );
     }
-    for (shipped, source) in [
-        ("usr/share/man/man8/vipd.8.gz", "man/vipd.8"),
-        ("usr/share/man/man5/vipd.conf.5.gz", "man/vipd.conf.5"),
-        ("usr/share/doc/vipd/changelog.gz", "packaging/deb/changelog"),
-    ] {
+    for (shipped, source) in table(DEB_GZIPPED) {
         assert!(
-            gunzip(gzip, &root.join(shipped)) == fs::read(src.join(source)).unwrap_or_default(),
+            gunzip(gzip, &root.join(&shipped)) == fs::read(src.join(&source)).unwrap_or_default(),
             "{shipped} in the package is not {source}, compressed: run `make deb`"
         );
     }
-    let changelog =
-        String::from_utf8_lossy(&gunzip(gzip, &root.join(format!("{doc}/changelog.gz"))))
-            .into_owned();
+    let changelog = gunzip(gzip, &root.join("usr/share/doc/vipd/changelog.gz"));
+    let changelog = String::from_utf8_lossy(&changelog);
     assert!(
         changelog.starts_with(&format!("vipd ({version}) ")),
         "changelog.gz must start with this version: {changelog}"
     );
 
     // Control area: conffiles, md5sums, maintainer scripts.
-    let conffiles: Vec<String> = read(&control.join("conffiles"))
-        .lines()
-        .map(String::from)
-        .collect();
+    let conffiles = read(&control.join("conffiles"));
     assert_eq!(
-        conffiles,
-        [
-            "/etc/default/vipd",
-            "/etc/init.d/vipd",
-            "/etc/logrotate.d/vipd"
-        ],
+        conffiles.lines().collect::<Vec<_>>(),
+        CONFFILES,
         "conffiles: every file in /etc, nothing else"
     );
-    let md5 = read(&control.join("md5sums"));
-    let listed: BTreeSet<String> = md5
+    let md5 = control.join("md5sums");
+    let sums = read(&md5);
+    let listed: BTreeSet<&str> = sums
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+        .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
-    let regular: BTreeSet<String> = got
+    let regular: BTreeSet<&str> = got
         .iter()
         .filter(|(p, kind)| kind.starts_with("file") && !p.starts_with("etc/"))
-        .map(|(p, _)| p.clone())
+        .map(|(p, _)| p.as_str())
         .collect();
     assert_eq!(listed, regular, "md5sums: every file outside /etc");
     let check = run_in(
         &root,
         md5sum,
-        &[
-            "--check",
-            "--quiet",
-            &control.join("md5sums").to_string_lossy(),
-        ],
+        &["--check", "--quiet", &md5.to_string_lossy()],
     );
     check.expect(0, "md5sum --check of the package's md5sums");
     for script in ["postinst", "prerm", "postrm"] {
         let path = control.join(script);
         assert!(
-            fs::read(&path).ok() == fs::read(src.join("packaging/deb").join(script)).ok(),
+            same_file(&path, &src.join("packaging/deb").join(script)),
             "DEBIAN/{script} differs from packaging/deb/{script}"
         );
         let mode = fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
@@ -1009,36 +911,17 @@ fn deb_package_is_a_static_drop_in_for_vip_manager() {
     // The units load: systemd-analyze verify in the unpacked tree, with the host's targets.
     let units = root.join("lib/systemd/system");
     let host_units = Path::new("/lib/systemd/system");
-    if let Ok(entries) = fs::read_dir(host_units) {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().ends_with(".target") {
-                let _ = fs::copy(e.path(), units.join(&name));
-            }
+    for e in fs::read_dir(host_units).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().ends_with(".target") {
+            let _ = fs::copy(e.path(), units.join(&name));
         }
     }
-    let verify = run_in(
-        &root,
-        analyze,
-        &[
-            "verify",
-            "--man=no",
-            &format!("--root={}", root.display()),
-            "vipd.service",
-            "vipd@15-main.service",
-            "vip-manager.service",
-            "vip-manager@15-main.service",
-        ],
-    );
-    assert!(
-        verify.status.success()
-            && verify.stdout.trim().is_empty()
-            && verify.stderr.trim().is_empty(),
-        "systemd-analyze verify ({}):\n{}{}",
-        verify.status,
-        verify.stdout,
-        verify.stderr
-    );
+    // The scratch root is below /dev/shm or the temporary directory: no spaces.
+    let units = "vipd.service vipd@15-main.service vip-manager.service vip-manager@15-main.service";
+    let verify = format!("verify --man=no --root={} {units}", root.display());
+    let verify = run_in(&root, analyze, &args(&verify));
+    expect_quiet(&verify, "systemd-analyze verify");
 }
 
 /// `dpkg --root=ROOT ARGS…` with its own database and log in ROOT, the maintainer scripts
@@ -1052,8 +935,7 @@ fn dpkg_in(dpkg: &Path, root: &Path, args: &[&str]) -> Outcome {
         "--force-depends".to_string(),
     ];
     all.extend(args.iter().map(|a| a.to_string()));
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    run_in(root, dpkg, &refs)
+    run_in(root, dpkg, &all)
 }
 
 #[test]
@@ -1065,24 +947,16 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
     };
     let scratch = TempDir::new(&lab_id(), "dpkg-root");
     let root = scratch.path.clone();
-    for d in [
-        "var/lib/dpkg/info",
-        "var/lib/dpkg/updates",
-        "var/log",
-        "etc",
-    ] {
+    for d in args("var/lib/dpkg/info var/lib/dpkg/updates var/log etc") {
         fs::create_dir_all(root.join(d)).expect("mkdir");
     }
     for f in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
         fs::write(root.join(f), "").expect("touch");
     }
     let status = |root: &Path| -> String {
-        let out = dpkg_in(dpkg, root, &["--status", "vipd"]);
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Status: "))
-            .unwrap_or("")
-            .to_string()
+        let out = dpkg_in(dpkg, root, &["--status", "vipd"]).stdout;
+        let status = out.lines().find_map(|l| l.strip_prefix("Status: "));
+        status.unwrap_or("").to_string()
     };
     let wants = root.join("etc/systemd/system/multi-user.target.wants/vipd.service");
 
@@ -1101,16 +975,8 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
         "postinst must enable vipd.service (deb-systemd-helper)"
     );
     let out = dpkg_in(dpkg, &root, &["--status", "vipd"]);
-    for conffile in [
-        "/etc/default/vipd",
-        "/etc/init.d/vipd",
-        "/etc/logrotate.d/vipd",
-    ] {
-        assert!(
-            out.stdout.contains(&format!(" {conffile} ")),
-            "{conffile} not registered as a conffile:\n{}",
-            out.stdout
-        );
+    for conffile in CONFFILES {
+        expect_contains(&out.stdout, &format!(" {conffile} "));
     }
 
     // Upgrade (the same version again: postinst configure with the old version), after an
@@ -1129,18 +995,11 @@ fn deb_installs_upgrades_removes_and_purges_in_a_scratch_root() {
     let out = dpkg_in(dpkg, &root, &["--remove", "vipd"]);
     out.expect(0, "dpkg --remove");
     assert_eq!(status(&root), "deinstall ok config-files");
-    assert!(
-        !root.join("usr/sbin/vipd").exists(),
-        "remove left usr/sbin/vipd"
-    );
-    assert!(
-        !root.join("usr/bin/vip-manager").exists(),
-        "remove left usr/bin/vip-manager"
-    );
-    assert!(
-        root.join("etc/default/vipd").is_file(),
-        "remove deleted a conffile"
-    );
+    for gone in ["usr/sbin/vipd", "usr/bin/vip-manager"] {
+        assert!(!root.join(gone).exists(), "remove left {gone}");
+    }
+    let conffile = root.join("etc/default/vipd");
+    assert!(conffile.is_file(), "remove deleted a conffile");
 
     // Purge: nothing of vipd is left, not even its enablement.
     fs::create_dir_all(root.join("var/log/vipd")).expect("mkdir log");
@@ -1177,18 +1036,20 @@ fn lab_opts(lab: &SingleNode) -> String {
     )
 }
 
-fn has_addr(lab: &SingleNode, addr: &str) -> bool {
-    let addr = addr.parse().expect("an IPv4 address");
-    !lab.node.prefixes_of(NODE_IF, addr).is_empty()
+/// Waits at most `within` (zero: looks once) until `addr` is on the node's interface, or
+/// gone from it.
+fn addr_within(lab: &SingleNode, addr: &str, present: bool, within: Duration) -> bool {
+    let ip = addr.parse().expect("an IPv4 address");
+    let has = || !lab.node.prefixes_of(NODE_IF, ip).is_empty();
+    wait_until(within, POLL, || has() == present).is_some()
 }
 
-fn wait_addr(lab: &SingleNode, addr: &str, present: bool, within: Duration) -> bool {
-    wait_until(within, POLL, || has_addr(lab, addr) == present).is_some()
-}
-
-/// The binary under test as /proc/PID/exe shows it.
-fn vipd_exe() -> PathBuf {
-    fs::canonicalize(vipd_bin()).unwrap_or_else(|_| vipd_bin())
+/// [`addr_within`], which must hold; the panic names `what`.
+#[track_caller]
+fn expect_addr(lab: &SingleNode, addr: &str, present: bool, within: Duration, what: &str) {
+    let state = if present { "missing" } else { "still present" };
+    let done = addr_within(lab, addr, present, within);
+    assert!(done, "{what}: {addr} {state} after {within:?}");
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
@@ -1199,11 +1060,8 @@ fn read_pid(path: &Path) -> Option<u32> {
 fn monitor_time(line: &str) -> Option<f64> {
     let stamp = line.strip_prefix('[')?.split(']').next()?;
     let clock = stamp.split('T').nth(1)?;
-    let mut parts = clock.split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
+    let parts = clock.split(':').map(|p| p.parse::<f64>().ok());
+    parts.take(3).try_fold(0.0, |t, p| Some(t * 60.0 + p?))
 }
 
 /// From `ip -ts monitor address` output: the time from the first deletion of `addr` to the
@@ -1216,38 +1074,28 @@ fn gap_ms(monitor: &str, addr: &str) -> Option<f64> {
         let is_delete = line.contains("] Deleted ");
         match (deleted, is_delete) {
             (None, true) => deleted = Some(t),
-            (Some(d), false) => {
-                let mut gap = t - d;
-                if gap < 0.0 {
-                    gap += 86_400.0; // midnight
-                }
-                return Some(gap * 1000.0);
-            }
+            // rem_euclid: also across midnight.
+            (Some(d), false) => return Some((t - d).rem_euclid(86_400.0) * 1000.0),
             _ => {}
         }
     }
     None
 }
 
-/// The sysvinit script in the lab: runs `packaging/sysvinit/vipd ARGS` inside the node's
-/// namespace, with its settings file in a scratch directory.
-struct SysV<'a> {
-    lab: &'a SingleNode,
-    defaults: PathBuf,
-}
-
-impl SysV<'_> {
-    fn run(&self, args: &[&str]) -> Outcome {
-        let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &self.lab.node.name])
-            .arg(tool("sh"))
-            .arg(repo().join("packaging/sysvinit/vipd"))
-            .args(args)
-            .env("VIPD_DEFAULT_FILE", &self.defaults);
-        scrub_env(&mut cmd);
-        Proc::spawn(&format!("init script {}", args.join(" ")), cmd, true)
-            .finish(Duration::from_secs(60))
-    }
+/// The sysvinit script in the lab: `packaging/sysvinit/vipd LINE` inside the node's
+/// namespace with the settings file `defaults`, which must exit with `code`.
+fn init_script(lab: &SingleNode, defaults: &str, line: &str, code: i32) -> Outcome {
+    let mut cmd = Command::new(tool("ip"));
+    cmd.args(["netns", "exec", &lab.node.name])
+        .arg(tool("sh"))
+        .arg(repo().join("packaging/sysvinit/vipd"))
+        .args(args(line))
+        .env("VIPD_DEFAULT_FILE", defaults);
+    scrub_env(&mut cmd);
+    let what = format!("init script {line}");
+    let out = Proc::spawn(&what, cmd, true).finish(Duration::from_secs(60));
+    out.expect(code, &what);
+    out
 }
 
 #[test]
@@ -1260,98 +1108,66 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
     let dir = lab.dir("sysvinit");
-    let confdir = dir.path.join("etc/vipd");
-    let rundir = dir.path.join("run");
-    let logdir = dir.path.join("log");
+    let [confdir, rundir, logdir] = ["etc/vipd", "run", "log"].map(|d| dir.path.join(d));
     fs::create_dir_all(&confdir).expect("mkdir confdir");
     // Instance "main": the annotated example as shipped (192.0.2.50/24); "second": another VIP.
     fs::copy(repo().join("packaging/vipd.yml"), confdir.join("main.yml")).expect("copy example");
-    fs::write(
-        confdir.join("second.yml"),
-        format!("ip: {SECOND_VIP}\nnetmask: 24\n"),
-    )
-    .expect("write second.yml");
-    let defaults = dir.path.join("default");
-    fs::write(
-        &defaults,
-        format!(
-            "DAEMON={}\nVIPD_CONFDIR={}\nVIPD_RUNDIR={}\nVIPD_LOGDIR={}\nVIPD_OPTS=\"{}\"\n",
-            vipd_bin().display(),
-            confdir.display(),
-            rundir.display(),
-            logdir.display(),
-            lab_opts(&lab)
-        ),
-    )
-    .expect("write defaults");
-    let sysv = SysV {
-        lab: &lab,
-        defaults,
-    };
+    let second = format!("ip: {SECOND_VIP}\nnetmask: 24\n");
+    fs::write(confdir.join("second.yml"), second).expect("write second.yml");
+    let defaults = format!(
+        "DAEMON={}\nVIPD_CONFDIR={}\nVIPD_RUNDIR={}\nVIPD_LOGDIR={}\nVIPD_OPTS=\"{}\"\n",
+        vipd_bin().display(),
+        confdir.display(),
+        rundir.display(),
+        logdir.display(),
+        lab_opts(&lab)
+    );
+    let defaults = dir.write("default", defaults);
+    let sysv = |line: &str, code: i32| init_script(&lab, &defaults, line, code);
     let pidfile = |name: &str| rundir.join(format!("{name}.pid"));
+    let pid_of = |name: &str| read_pid(&pidfile(name)).unwrap_or_else(|| panic!("no {name}.pid"));
+    let s = Duration::ZERO;
 
     // start: one vipd per file, each adds its VIP.
-    let out = sysv.run(&["start"]);
-    out.expect(0, "start");
+    let out = sysv("start", 0);
     for (vip, name) in [(VIP, "main"), (SECOND_VIP, "second")] {
         assert!(
-            wait_addr(&lab, vip, true, ms(3000)),
+            addr_within(&lab, vip, true, ms(3000)),
             "{vip} ({name}) did not appear after start\n{}{}\nlog: {}",
             out.stdout,
             out.stderr,
             fs::read_to_string(logdir.join(format!("{name}.log"))).unwrap_or_default()
         );
-        let pid = read_pid(&pidfile(name)).unwrap_or_else(|| panic!("no pid file for {name}"));
+        let pid = pid_of(name);
         assert!(alive(pid), "{name}: pid {pid} is not running");
-        assert_eq!(
-            fs::read_link(format!("/proc/{pid}/exe")).ok(),
-            Some(vipd_exe()),
-            "{name}: the pid file names vipd itself"
-        );
+        expect_vipd_exe(pid, &format!("{name}: the pid file names vipd itself"));
     }
 
     // status: both run.
-    let out = sysv.run(&["status"]);
-    out.expect(0, "status");
+    let out = sysv("status", 0);
     for name in ["main", "second"] {
-        assert!(
-            out.stdout.contains(&format!("vipd {name} is running")),
-            "status output: {}",
-            out.stdout
-        );
+        expect_contains(&out.stdout, &format!("vipd {name} is running"));
     }
     // start again: already running, nothing changes.
-    let main_pid = read_pid(&pidfile("main")).expect("main pid");
-    let out = sysv.run(&["start", "main"]);
-    out.expect(0, "second start");
+    let main_pid = pid_of("main");
+    sysv("start main", 0);
     assert_eq!(
-        read_pid(&pidfile("main")),
-        Some(main_pid),
+        pid_of("main"),
+        main_pid,
         "start must not start a second vipd"
     );
 
     // restart main, measuring how long the VIP is away; the other instance is not touched.
     let mut monitor = {
         let mut cmd = Command::new(tool("ip"));
-        cmd.args([
-            "-n",
-            &lab.node.name,
-            "-ts",
-            "monitor",
-            "address",
-            "dev",
-            NODE_IF,
-        ]);
+        let line = format!("-n {} -ts monitor address dev {NODE_IF}", lab.node.name);
+        cmd.args(args(&line));
         Proc::spawn("ip monitor address", cmd, true)
     };
     std::thread::sleep(ms(300)); // ip monitor has subscribed
-    let out = sysv.run(&["restart", "main"]);
-    out.expect(0, "restart");
-    assert!(
-        wait_addr(&lab, VIP, true, ms(3000)),
-        "the VIP did not come back after restart"
-    );
-    let new_pid = read_pid(&pidfile("main")).expect("main pid after restart");
+    sysv("restart main", 0);
+    expect_addr(&lab, VIP, true, ms(3000), "after restart");
+    let new_pid = pid_of("main");
     assert_ne!(new_pid, main_pid, "restart must start a new vipd");
     assert!(!alive(main_pid), "the old vipd {main_pid} still runs");
     std::thread::sleep(ms(100));
@@ -1368,68 +1184,54 @@ fn sysvinit_script_starts_reports_restarts_and_stops_one_vipd_per_file() {
     );
 
     // force-reload is a restart too (vipd has no reload).
-    let second_pid = read_pid(&pidfile("second")).expect("second pid");
-    let out = sysv.run(&["force-reload", "second"]);
-    out.expect(0, "force-reload");
-    let reloaded = read_pid(&pidfile("second")).expect("second pid after force-reload");
-    assert_ne!(reloaded, second_pid, "force-reload must restart vipd");
-    assert!(
-        wait_addr(&lab, SECOND_VIP, true, ms(3000)),
-        "{SECOND_VIP} did not come back after force-reload"
+    let second_pid = pid_of("second");
+    sysv("force-reload second", 0);
+    assert_ne!(
+        pid_of("second"),
+        second_pid,
+        "force-reload must restart vipd"
     );
+    expect_addr(&lab, SECOND_VIP, true, ms(3000), "after force-reload");
 
     // stop one: its VIP is gone when stop returns, the other stays.
-    let out = sysv.run(&["stop", "second"]);
-    out.expect(0, "stop second");
-    assert!(
-        !has_addr(&lab, SECOND_VIP),
-        "{SECOND_VIP} still present when `stop second` returned"
-    );
-    assert!(has_addr(&lab, VIP), "stop second removed the main VIP");
+    sysv("stop second", 0);
+    expect_addr(&lab, SECOND_VIP, false, s, "when `stop second` returned");
+    expect_addr(&lab, VIP, true, s, "stop second removed the main VIP");
     assert!(!pidfile("second").exists(), "stop leaves second.pid behind");
-    let out = sysv.run(&["status"]);
-    out.expect(3, "status with one stopped");
-    assert!(
-        out.stdout.contains("vipd second is not running"),
-        "{}",
-        out.stdout
-    );
-    let out = sysv.run(&["status", "main"]);
-    out.expect(0, "status main");
+    let out = sysv("status", 3);
+    expect_contains(&out.stdout, "vipd second is not running");
+    sysv("status main", 0);
 
     // A configuration error: start fails and says why.
     fs::write(confdir.join("bad.yml"), "ip: 192.0.2.300\n").expect("write bad.yml");
-    let out = sysv.run(&["start", "bad"]);
-    out.expect(1, "start bad");
-    assert!(
-        out.stderr.contains("192.0.2.300") && out.stderr.contains("not an IP address"),
-        "start bad must show vipd's error line: {}",
-        out.stderr
-    );
+    let out = sysv("start bad", 1);
+    expect_contains(&out.stderr, "192.0.2.300");
+    expect_contains(&out.stderr, "not an IP address");
     assert!(!pidfile("bad").exists(), "a failed start leaves a pid file");
-    let out = sysv.run(&["start", "absent"]);
-    out.expect(6, "start of an unconfigured instance");
-    let out = sysv.run(&["start", "../x"]);
-    out.expect(2, "an invalid instance name");
+    sysv("start absent", 6);
+    sysv("start ../x", 2);
     fs::remove_file(confdir.join("bad.yml")).expect("remove bad.yml");
 
     // stop all: every VIP gone, no vipd left, status 3.
-    let main_pid = read_pid(&pidfile("main")).expect("main pid");
-    let out = sysv.run(&["stop"]);
-    out.expect(0, "stop");
-    assert!(
-        !has_addr(&lab, VIP),
-        "the VIP is still present when `stop` returned"
-    );
+    let main_pid = pid_of("main");
+    sysv("stop", 0);
+    expect_addr(&lab, VIP, false, s, "when `stop` returned");
     assert!(!alive(main_pid), "vipd {main_pid} still runs after stop");
     assert!(!pidfile("main").exists(), "stop leaves main.pid behind");
-    let out = sysv.run(&["status"]);
-    out.expect(3, "status after stop");
+    sysv("status", 3);
     let log = read(&logdir.join("main.log"));
     assert!(
         log.contains("SIGTERM") && log.contains(VIP),
         "main.log must hold vipd's lines (start, SIGTERM):\n{log}"
     );
+}
+
+/// Panics unless process `pid` runs the binary under test.
+#[track_caller]
+fn expect_vipd_exe(pid: u32, what: &str) {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let want = fs::canonicalize(vipd_bin()).unwrap_or_else(|_| vipd_bin());
+    assert_eq!(exe, Some(want), "{what}");
 }
 
 #[test]
@@ -1449,91 +1251,70 @@ fn runit_service_runs_vipd_under_runsv_with_svlogd() {
     }
     let config = dir.path.join("vipd.yml");
     fs::copy(repo().join("packaging/vipd.yml"), &config).expect("copy example");
-    fs::write(
-        service.join("conf"),
-        format!(
-            "VIPD={}\nVIPD_CONFIG={}\nVIPD_OPTS=\"{}\"\nVIPD_LOGDIR={}\n",
-            vipd_bin().display(),
-            config.display(),
-            lab_opts(&lab),
-            logdir.display()
-        ),
-    )
-    .expect("write conf");
+    let conf = format!(
+        "VIPD={}\nVIPD_CONFIG={}\nVIPD_OPTS=\"{}\"\nVIPD_LOGDIR={}\n",
+        vipd_bin().display(),
+        config.display(),
+        lab_opts(&lab),
+        logdir.display()
+    );
+    fs::write(service.join("conf"), conf).expect("write conf");
     let svc = service.to_string_lossy().into_owned();
-    let sv_run = |args: &[&str]| -> Outcome {
-        let mut all = args.to_vec();
-        all.push(&svc);
+    let sv_run = |line: &str| -> Outcome {
+        let mut all = args(line);
+        all.push(svc.clone());
         run_in(&dir.path, sv, &all)
+    };
+    let current = logdir.join("current");
+    // Waits for svlogd's file to hold `text`.
+    let logged = |text: &str, within: Duration| -> bool {
+        let has = || fs::read_to_string(&current).is_ok_and(|l| l.contains(text));
+        wait_until(within, POLL, has).is_some()
     };
 
     let mut runsv = Proc::spawn_in(&lab.node.name, &t[0], std::slice::from_ref(&svc), true);
-    assert!(
-        wait_addr(&lab, VIP, true, ms(5000)),
-        "the VIP did not appear under runsv\n{}",
-        runsv.log()
+    expect_addr(
+        &lab,
+        VIP,
+        true,
+        ms(5000),
+        &format!("under runsv\n{}", runsv.log()),
     );
     // The supervised process is vipd itself (run execs it), not a shell.
-    let status = sv_run(&["status"]);
-    assert!(
-        status.stdout.starts_with("run: "),
-        "sv status: {}",
-        status.stdout
-    );
+    let status = sv_run("status").stdout;
+    assert!(status.starts_with("run: "), "sv status: {status}");
     let pid: u32 = status
-        .stdout
         .split("(pid ")
         .nth(1)
         .and_then(|s| s.split(')').next())
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in `sv status`: {}", status.stdout));
-    assert_eq!(
-        fs::read_link(format!("/proc/{pid}/exe")).ok(),
-        Some(vipd_exe()),
-        "runsv must supervise vipd itself"
-    );
-    // vipd's stderr reaches svlogd.
-    let current = logdir.join("current");
+        .unwrap_or_else(|| panic!("no pid in `sv status`: {status}"));
+    expect_vipd_exe(pid, "runsv must supervise vipd itself");
+    let shown = current.display();
     assert!(
-        wait_until(ms(3000), POLL, || {
-            fs::read_to_string(&current).is_ok_and(|l| l.contains(VIP))
-        })
-        .is_some(),
-        "svlogd's {} does not show vipd's lines",
-        current.display()
+        logged(VIP, ms(3000)),
+        "svlogd's {shown} does not show vipd's lines"
     );
 
     // sv down: SIGTERM, vipd removes the VIP and exits 0.
-    let out = sv_run(&["-w", "10", "down"]);
-    out.expect(0, "sv -w 10 down");
-    assert!(
-        !has_addr(&lab, VIP),
-        "the VIP is still present after `sv down`"
-    );
+    sv_run("-w 10 down").expect(0, "sv -w 10 down");
+    expect_addr(&lab, VIP, false, Duration::ZERO, "after `sv down`");
     assert!(!alive(pid), "vipd {pid} still runs after sv down");
+    let status = sv_run("status").stdout;
     assert!(
-        sv_run(&["status"]).stdout.starts_with("down: "),
-        "sv status after down"
+        status.starts_with("down: "),
+        "sv status after down: {status}"
     );
     assert!(
-        wait_until(ms(2000), POLL, || {
-            fs::read_to_string(&current).is_ok_and(|l| l.contains("SIGTERM"))
-        })
-        .is_some(),
+        logged("SIGTERM", ms(2000)),
         "the log does not show the SIGTERM release:\n{}",
         fs::read_to_string(&current).unwrap_or_default()
     );
 
     // sv up: a new vipd, the VIP back.
-    sv_run(&["-w", "10", "up"]).expect(0, "sv up");
-    assert!(
-        wait_addr(&lab, VIP, true, ms(5000)),
-        "the VIP did not come back after sv up"
-    );
-    sv_run(&["-w", "10", "exit"]).expect(0, "sv exit");
-    assert!(
-        !has_addr(&lab, VIP),
-        "the VIP is still present after `sv exit`"
-    );
+    sv_run("-w 10 up").expect(0, "sv up");
+    expect_addr(&lab, VIP, true, ms(5000), "after sv up");
+    sv_run("-w 10 exit").expect(0, "sv exit");
+    expect_addr(&lab, VIP, false, Duration::ZERO, "after `sv exit`");
     runsv.stop();
 }

@@ -978,3 +978,12 @@ pub fn fd_count(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
 }
+
+/// The binary for the memory bounds of the fault tests and the soak: `VIPD_RELEASE_BIN`
+/// (`make soak` sets it to the release build) or the test build; and whether it is the former.
+pub fn soak_bin() -> (PathBuf, bool) {
+    match env::var_os("VIPD_RELEASE_BIN").filter(|p| !p.is_empty()) {
+        Some(p) => (p.into(), true),
+        None => (vipd_bin(), false),
+    }
+}
