@@ -16,7 +16,7 @@
 #   make fuzz        each cargo-fuzz target for FUZZ_SECONDS (default 300) s; needs cargo-fuzz
 #                    (installed if missing) and RUSTC_BOOTSTRAP=1 on a stable toolchain
 #   make soak        the memory bounds with the release binary: hostile DCS replies (VmHWM
-#                    under 4 MiB) and the 1,000-move soak (as root; `make test` runs both
+#                    under 4 MiB) and the 1,500-move soak (as root; `make test` runs both
 #                    with the test build, which checks growth only)
 #   make install     PREFIX=/usr/local, DESTDIR for staging
 #   make clean

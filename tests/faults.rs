@@ -4,7 +4,7 @@
 //!
 //! Scenarios: DCS outage shorter and longer than the grace period; lost quorum;
 //! compaction, a new data dir, endpoint failover; interface faults; hostile DCS replies; a
-//! flapping leader key; SIGTERM at awkward moments; least privilege. The soak (1,000 moves)
+//! flapping leader key; SIGTERM at awkward moments; least privilege. The soak (1,500 moves)
 //! is in tests/faults_soak.rs, the fuzz inputs in tests/faults_fuzz_inputs.rs.
 
 use crate::common::*;

@@ -1,6 +1,7 @@
-//! Soak: 1,000 moves of the VIP between two nodes on one bridge and one
+//! Soak: 1,500 moves of the VIP between two nodes on one bridge and one
 //! etcd, each move checked through netlink in both namespaces; the open file descriptors of
-//! both vipd are the same at move 10 and move 1,000, and their VmRSS grows by less than 64 KiB.
+//! both vipd are the same at move 500 and move 1,500, and their VmRSS grows by less than
+//! 64 KiB in those 1,000 moves.
 //! Gated: root and etcd.
 
 use crate::common::*;
@@ -8,9 +9,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vipd::net::{AddrBackend, Kernel};
 
-const MOVES: usize = 1000;
-/// Where the first measurement is taken (after the code paths and buffers of a move are warm).
-const FIRST: usize = 10;
+const MOVES: usize = 1500;
+/// Where the first measurement is taken: the allocator of a debug build settles within a
+/// few hundred moves (measured: +64 kB from move 10 to 1,000, then 0 from 1,000 to 3,000).
+const FIRST: usize = 500;
 /// Bound on one move (both nodes acting).
 const MOVE_BOUND: Duration = Duration::from_secs(5);
 
@@ -41,7 +43,7 @@ fn sample(pid: u32) -> Sample {
 }
 
 #[test]
-fn soak_a_thousand_moves_without_fd_or_memory_growth() {
+fn soak_moves_without_fd_or_memory_growth() {
     gate!(Etcd);
     let lab = TwoNodes::new();
     lab.etcd.put(KEY, "n1");
@@ -117,7 +119,7 @@ fn soak_a_thousand_moves_without_fd_or_memory_growth() {
     }
     let running = v1.is_running() && v2.is_running();
     assert!(running, "a vipd exited\n{}", logs(&v1, &v2));
-    // The last move went to n1 (1,000 is even): n1 holds it.
+    // The last move went to n1 (1,500 is even): n1 holds it.
     assert!(lab.n1.has_vip(HOST_IF) && !lab.n2.has_vip(HOST_IF));
     for v in [&mut v1, &mut v2] {
         assert_eq!(v.terminate(Duration::from_secs(3)), Some(0));

@@ -149,7 +149,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         crate::logger::set_verbose(config.verbose);
         self.cfg = config;
-        log::info!("SIGHUP: configuration reloaded: {}", managed_summary(&self.cfg));
+        log::info!(
+            "SIGHUP: configuration reloaded: {}",
+            managed_summary(&self.cfg)
+        );
     }
 
     /// Release the VIP (unless keep-on-exit, trying three times) and say how it went.
