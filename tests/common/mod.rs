@@ -177,11 +177,13 @@ fn record(kind: &str, test: &str) {
     let Some(path) = env::var_os("VIPD_TEST_REPORT").filter(|p| !p.is_empty()) else {
         return;
     };
+    // One write(2) per line: tests running at once append whole lines (O_APPEND).
+    let line = format!("{kind} {test}\n");
     let written = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .and_then(|mut f| writeln!(f, "{kind} {test}"));
+        .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
         let path = Path::new(&path).display();
         panic!("cannot append to VIPD_TEST_REPORT {path}: {e}");
