@@ -51,17 +51,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         .next()
         .and_then(|s| s.parse::<u16>().ok())
         .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| {
-            format!(
-                "bad status line {:?}",
-                status_line.chars().take(60).collect::<String>()
-            )
-        })?;
+        .ok_or_else(|| format!("bad status line {}", quoted(status_line, 60)))?;
     if !version.starts_with("HTTP/1.") {
-        return Err(format!(
-            "not HTTP/1.x: {:?}",
-            version.chars().take(20).collect::<String>()
-        ));
+        return Err(format!("not HTTP/1.x: {}", quoted(version, 20)));
     }
     let mut close = version == "HTTP/1.0";
     let mut framing = Framing::Close;
@@ -74,13 +66,16 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
         if name.eq_ignore_ascii_case("content-length") {
             let n = value
                 .parse()
-                .map_err(|_| format!("bad Content-Length {value:?}"))?;
+                .map_err(|_| format!("bad Content-Length {}", quoted(value, 40)))?;
             if framing != Framing::Chunked {
                 framing = Framing::Length(n);
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             if !value.eq_ignore_ascii_case("chunked") {
-                return Err(format!("unsupported Transfer-Encoding {value:?}"));
+                return Err(format!(
+                    "unsupported Transfer-Encoding {}",
+                    quoted(value, 40)
+                ));
             }
             framing = Framing::Chunked;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -294,6 +289,11 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+/// At most `max` characters of a server's text, quoted, for an error line.
+fn quoted(text: &str, max: usize) -> String {
+    format!("{:?}", text.chars().take(max).collect::<String>())
 }
 
 #[cfg(test)]
