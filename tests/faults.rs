@@ -2,7 +2,8 @@
 //! member, or three), the real kernel and misbehaving servers, in network namespaces made by
 //! the lab (tests/common). Every test is gated (root, and etcd where it uses one).
 //!
-//! Scenarios: DCS outage shorter and longer than the grace period; lost quorum;
+//! Scenarios: DCS outage shorter and longer than the grace period; a silent etcd (stopped,
+//! or a path that drops every packet); lost quorum;
 //! compaction, a new data dir, endpoint failover; interface faults; hostile DCS replies; a
 //! flapping leader key; SIGTERM at awkward moments; least privilege. The soak (1,500 moves)
 //! is in tests/faults_soak.rs, the fuzz inputs in tests/faults_fuzz_inputs.rs.
@@ -183,6 +184,122 @@ fn expect_one_release(
     let shown = mon.describe(t0);
     check!(vipd, n == 1, "{what}: {n} events, want one delete\n{shown}");
     at
+}
+
+/// Runs its closure when dropped: a fault is undone even when the test fails.
+struct Undo<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Undo<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// etcd, in the peer namespace, falls silent while the watch is open and this node holds the
+/// VIP: no FIN, no RST, so only vipd's own timeouts can tell. `cut` silences it and returns
+/// the guard whose drop ends the fault. vipd (interval 1 s, grace 8 s) must report the DCS
+/// unknown within 5 s, keep the VIP through the grace period, release it once after, and be
+/// back within one interval (+ 1.5 s) of the fault's end.
+fn silent_etcd_is_unknown_then_grace_then_back<G>(what: &str, cut: impl FnOnce(&SingleNode) -> G) {
+    let net = NodeLab::new();
+    // etcd's own gateway talks to it over its client address: in another namespace than
+    // vipd's, a rule there touches nothing but vipd's traffic.
+    let etcd = Etcd::start(&net.peer, &net.lab, "192.0.2.12");
+    let lab = SingleNode { etcd, net };
+    let (interval, grace, bound) = (ms(1000), ms(8000), ms(5000));
+    lab.etcd.put(KEY, NODE_NAME);
+    let mut vipd = lab.vipd("--announce-count 1 --dcs-grace 8000");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
+    let mon = AddrMonitor::start(&lab.node, NODE_IF);
+    // A few turns with the watch open.
+    thread::sleep(ms(2500));
+
+    let t0 = Instant::now();
+    let fault = cut(&lab);
+    let unknown = wait_logged(&vipd, "DCS unreachable", 1, bound);
+    let detected = t0.elapsed();
+    check!(vipd, unknown, "{what}: not unknown within {bound:?}");
+    check!(
+        vipd,
+        lab.has_vip(),
+        "{what}: VIP dropped at once, grace ignored"
+    );
+    // Grace runs from the last answer: at most one interval before the fault, at the latest
+    // when the fault was noticed.
+    let window = (
+        t0 + grace - interval,
+        t0 + detected + grace + interval + SLACK,
+    );
+    let what = format!("{what} (grace {grace:?})");
+    let released = expect_one_release(&mon, &vipd, t0, window, ms(500), &what);
+    for (line, n) in [("keeping", 1), ("longer than the grace period", 1)] {
+        let got = logged(&vipd, line).len();
+        check!(vipd, got == n, "{what}: {got} lines {line:?}, want {n}");
+    }
+
+    drop(fault);
+    let ended = Instant::now();
+    let back = within(interval + ms(1500), || {
+        lab.has_vip() && logged(&vipd, LEADER_IS_NODE1).len() == 2
+    });
+    let took = ended.elapsed();
+    check!(
+        vipd,
+        back,
+        "{what}: not back {took:?} after the fault ended\n{}",
+        mon.describe(t0)
+    );
+    eprintln!(
+        "{what}: unknown after {} ms, released after {} ms, back {} ms after the fault ended",
+        millis(detected),
+        millis(released - t0),
+        millis(took)
+    );
+    check!(vipd, vipd.is_running(), "vipd exited");
+}
+
+/// etcd SIGSTOPped: its kernel still holds the connections open, nothing answers.
+#[test]
+fn etcd_sigstopped_under_an_open_watch_is_unknown_then_grace_then_back() {
+    gate!(Etcd);
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    silent_etcd_is_unknown_then_grace_then_back("etcd SIGSTOPped", |lab| {
+        let pid = Pid::from_raw(lab.etcd.pid() as i32);
+        kill(pid, Signal::SIGSTOP).expect("SIGSTOP etcd");
+        Undo(move || {
+            let _ = kill(pid, Signal::SIGCONT);
+        })
+    });
+}
+
+/// Every packet to and from etcd's client port dropped on vipd's side (nftables in its
+/// namespace): a black-holed path.
+#[test]
+fn a_path_dropping_every_packet_to_etcd_is_unknown_then_grace_then_back() {
+    let nft = gate!(Etcd, "nft").remove(0);
+    silent_etcd_is_unknown_then_grace_then_back("packets to etcd dropped", |lab| {
+        let rules = "add table inet vipdt; \
+            add chain inet vipdt out { type filter hook output priority 0; }; \
+            add chain inet vipdt in { type filter hook input priority 0; }; \
+            add rule inet vipdt out ip daddr 192.0.2.12 tcp dport 2379 drop; \
+            add rule inet vipdt in ip saddr 192.0.2.12 tcp sport 2379 drop";
+        lab.node
+            .exec(&nft, &[rules])
+            .expect(0, "nft: the drop rules");
+        let ns = lab.node.name.clone();
+        Undo(move || {
+            // The namespace, deleted at the end, takes the table with it anyway.
+            let nft = nft.to_string_lossy();
+            let out = run(
+                &tool("ip"),
+                &["netns", "exec", &ns, &nft, "delete table inet vipdt"],
+            );
+            if !thread::panicking() {
+                out.expect(0, "nft: deleting the drop rules");
+            }
+        })
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

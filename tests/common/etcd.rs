@@ -134,6 +134,11 @@ impl Etcd {
         self.restart();
     }
 
+    /// The etcd process's pid (`ip netns exec` execs etcd), for signals.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("etcd is not running").pid()
+    }
+
     /// Whether the etcd process is running.
     pub fn is_running(&mut self) -> bool {
         self.proc.as_mut().is_some_and(Proc::is_running)

@@ -81,6 +81,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("timeout", "coreutils"),
     ("md5sum", "coreutils"),
     ("etcdctl", "etcd-client"),
+    ("nft", "nftables"),
     ("dpkg-deb", "dpkg"),
     ("start-stop-daemon", "dpkg"),
     ("systemd-analyze", "systemd"),
