@@ -61,6 +61,16 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
 
+# pause S: sleep S seconds in a way a signal cuts short (bash runs a trap only after a
+# foreground command ends, but at once during `wait`); lab_down ends the sleep too.
+PAUSE_PID=
+pause() {
+    sleep "$1" &
+    PAUSE_PID=$!
+    wait "$PAUSE_PID"
+}
+lab_on_down() { [[ -z $PAUSE_PID ]] || kill "$PAUSE_PID" 2>/dev/null || true; }
+
 echo "bench-fleet: writing $N leader keys (v3 and v2), each naming node \"other\""
 for ((i = 1; i <= N; i++)); do
     lab_put "/service/fleet$i/leader" other
@@ -81,7 +91,7 @@ window() {
         a_n0=$((a_n0 + $(cpu_ns "$pid")))
     done
     t0=$(lab_now_ms)
-    sleep "$IDLE"
+    pause "$IDLE"
     local e_t1 e_n1
     e_t1=$(cpu_ticks "$LAB_ETCD_PID")
     e_n1=$(cpu_ns "$LAB_ETCD_PID")
@@ -111,7 +121,7 @@ run_kind() {
             --trigger-key "/service/fleet$i/leader" --trigger-value "fleet$i"
         pids+=("$LAB_LAST_PID")
     done
-    sleep "$SETTLE"
+    pause "$SETTLE"
     for pid in "${pids[@]}"; do
         lab_alive "$pid" || { tail -n 5 "$LAB_DIR/$label-1.log" >&2; die "$label: an agent exited at start"; }
     done
