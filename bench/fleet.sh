@@ -55,8 +55,11 @@ LAB_ETCD_ARGS=(--enable-v2)
 lab_up 1 || die "the lab did not come up"
 NS=$(lab_node_ns 1)
 
-# As in bench/failover.sh: run time of all threads in ns, utime+stime in ticks.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# As in bench/failover.sh: run time of all threads in ns, utime+stime in ticks. A thread
+# may exit between the glob and cat; mawk's %d stops at 2^31 ns, which etcd passes.
+cpu_ns() {
+    { cat /proc/"$1"/task/*/schedstat 2>/dev/null || true; } | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
