@@ -13,6 +13,8 @@
 #   make lint        mandoc -T lint on the man pages, shellcheck on packaging/'s scripts
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
 #   make bench       failover timings and idle cost (bench/failover.sh; as root)
+#   make bench-fleet N idle agents on one etcd: etcd's CPU per agent, the agents' CPU and
+#                    RSS, against vip-manager (bench/fleet.sh; as root)
 #   make fuzz        each cargo-fuzz target for FUZZ_SECONDS (default 300) s; needs cargo-fuzz
 #                    (installed if missing) and RUSTC_BOOTSTRAP=1 on a stable toolchain
 #   make soak        the memory bounds with the release binary: hostile DCS replies (VmHWM
@@ -65,7 +67,7 @@ endif
 endif
 
 .PHONY: all build deps test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
-	install clean check-cargo fuzz soak
+	bench-fleet install clean check-cargo fuzz soak
 
 all: build
 
@@ -154,6 +156,12 @@ demo:
 bench: check-cargo
 	@bash .ci/deps bench
 	bash bench/failover.sh
+
+# etcd's cost per idle agent and each agent's own, N of each kind on one etcd (bench/fleet.sh;
+# as root; N, IDLE, SETTLE, INTERVAL override the defaults; VIPD_BEFORE=PATH adds an older vipd).
+bench-fleet: check-cargo
+	@bash .ci/deps bench
+	bash bench/fleet.sh
 
 # libFuzzer targets (fuzz/fuzz_targets, checks in fuzz/harness.rs). New corpus entries go to
 # target/fuzz-corpus/<target>, the committed seeds (fuzz/corpus/<target>) are only read; a

@@ -52,7 +52,8 @@ lab_up 3 || die "the lab did not come up"
 # cpu_ns PID: run time in ns of all the process's threads (schedstat; Go runs its work on
 # several threads, so the main thread's alone would undercount vip-manager).
 # cpu_ticks PID: utime+stime in clock ticks (all threads, 10 ms granularity).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# (%.0f: mawk's %d stops at 2^31 ns.)
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
