@@ -47,15 +47,10 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-pub fn is_https(endpoint: &str) -> bool {
+fn is_https(endpoint: &str) -> bool {
     endpoint
         .get(..8)
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-}
-
-#[cfg(test)]
-fn any_https(endpoints: &[String]) -> bool {
-    endpoints.iter().any(|e| is_https(e))
 }
 
 impl Tls {

@@ -162,6 +162,22 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAdd
     }
 }
 
+/// `req`'s bytes in `out` (emptied first), below the endpoint's own path.
+fn encode(target: &Result<Target, String>, req: &Request, out: &mut Vec<u8>) -> Result<(), Error> {
+    let target = target.as_ref().map_err(|e| Error::Failed(e.clone()))?;
+    out.clear();
+    let path = (target.path.as_str(), req.path);
+    wire::write_request(
+        out,
+        req.method,
+        &target.authority,
+        path,
+        req.headers,
+        req.body,
+    );
+    Ok(())
+}
+
 /// One endpoint's connection, opened when needed and kept alive between requests.
 pub struct Connection {
     target: Result<Target, String>,
@@ -201,16 +217,7 @@ impl Connection {
     /// `deadline` (or a little later when the turn is already late). A kept-alive
     /// connection the server closed while idle is replaced once.
     pub fn request(&mut self, req: &Request, deadline: Instant) -> Result<Reply, Error> {
-        let target = self.target.as_ref().map_err(|e| Error::Failed(e.clone()))?;
-        self.request.clear();
-        wire::write_request(
-            &mut self.request,
-            req.method,
-            &target.authority,
-            (&target.path, req.path),
-            req.headers,
-            req.body,
-        );
+        encode(&self.target, req, &mut self.request)?;
         let deadline = deadline.max(Instant::now() + FLOOR);
         let reused = self.transport.is_some();
         let mut result = self.exchange(deadline, req.interruptible);
@@ -225,12 +232,11 @@ impl Connection {
     }
 
     fn exchange(&mut self, deadline: Instant, interruptible: bool) -> Result<Reply, Retry> {
-        if self.transport.is_none() {
-            self.transport = Some(self.connect(deadline)?);
-        }
-        let Some(transport) = self.transport.as_mut() else {
-            return Err(Retry::Error(Error::Failed("no connection".into())));
+        let transport = match self.transport.take() {
+            Some(open) => open,
+            None => self.connect(deadline)?,
         };
+        let transport = self.transport.insert(transport);
         transport
             .write_all(&self.request, deadline)
             .map_err(Retry::first)?;
@@ -297,17 +303,8 @@ impl Connection {
     /// Send `req` on a connection of its own and read the reply's head: the reply is a
     /// chunked stream that goes on for as long as the server likes (etcd's watch).
     pub fn open_stream(&self, req: &Request, deadline: Instant) -> Result<Stream, Error> {
-        let target = self.target.as_ref().map_err(|e| Error::Failed(e.clone()))?;
         let mut request = Vec::with_capacity(256);
-        let path = (target.path.as_str(), req.path);
-        wire::write_request(
-            &mut request,
-            req.method,
-            &target.authority,
-            path,
-            req.headers,
-            req.body,
-        );
+        encode(&self.target, req, &mut request)?;
         let deadline = deadline.max(Instant::now() + FLOOR);
         let mut transport = self.connect(deadline)?;
         transport.write_all(&request, deadline)?;
