@@ -197,6 +197,15 @@ pub(super) const OPTIONS: &[Opt] = &[
         ..TEXT
     },
     Opt {
+        key: "dcs-check-interval",
+        metavar: "MS",
+        default: "3000, or interval when larger",
+        help: "etcd v3 with a watch: the key is read again at least this often (a cheap \
+               serializable read; at least interval, up to 3600000); in between, the \
+               watch reports its changes without a read.",
+        ..TEXT
+    },
+    Opt {
         key: "announce-count",
         metavar: "N",
         default: "3",

@@ -1,6 +1,13 @@
-//! etcd through its v3 JSON gateway (grpc-gateway): `POST <prefix>/kv/range` once a turn,
-//! changes awaited on a watch stream ([`watch`]), authentication with a token when
-//! credentials are set.
+//! etcd through its v3 JSON gateway (grpc-gateway): `POST <prefix>/kv/range`, changes
+//! awaited on a watch stream ([`watch`]), authentication with a token when credentials
+//! are set.
+//!
+//! Without a watch (`no-watch`) the key is read every turn. With one, a turn reads it
+//! only when [`next_look`] says so: while the stream is healthy the state last read,
+//! updated by the watch's events, is reported, and a cheap serializable read on the
+//! watch's endpoint confirms it once `check_interval` has passed (a hung etcd then
+//! times it out); after any doubt (no stream yet, a broken or cancelled one, a failed
+//! or contradicting read) the key is read afresh, linearizably.
 //!
 //! The reply handling is pure ([`reply`]: [`parse_range`], [`api_prefix`], [`parse_auth`];
 //! [`parse_watch_line`]) and unit-tested on the byte shapes etcd 3.4 sends; [`Etcd`] is
@@ -42,6 +49,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Wait for changes with a watch between range reads (`no-watch` turns it off).
     pub watch: bool,
+    /// With a healthy watch: the longest time between two reads of the key.
+    pub check_interval: Duration,
     /// CA and client certificate for https:// endpoints.
     pub tls: Tls,
 }
@@ -84,15 +93,26 @@ pub struct Etcd {
     /// Each endpoint's API prefix, once `GET /version` told it.
     prefixes: Vec<Option<&'static str>>,
     key: Vec<u8>,
+    /// The bodies of a linearizable and of a serializable range read of the key.
     range_body: String,
+    confirm_body: String,
     credentials: Option<Credentials>,
     token: Option<String>,
     /// The server said authentication is not enabled: read without a token (as etcd's
     /// Go client does) until a reply asks for one.
     auth_not_enabled: bool,
     watch: bool,
-    /// The revision of this turn's successful range read.
+    interval: Duration,
+    check_interval: Duration,
+    /// The revision of the last successful range read, or of a later watch event.
     revision: Option<i64>,
+    /// The key's state as last read, updated by the watch's events; `None` after a
+    /// failed read.
+    known: Option<Observation>,
+    /// When the last successful read started, and when etcd last answered (a read or a
+    /// watch event).
+    last_read: Option<Instant>,
+    last_fact: Option<Instant>,
     /// The watch stream, kept open across turns while it is healthy.
     stream: Option<watch::WatchStream>,
     line: Vec<u8>,
@@ -109,12 +129,18 @@ impl Etcd {
             endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
             prefixes: vec![None; settings.endpoints.len()],
             key: settings.key.as_bytes().to_vec(),
-            range_body: reply::key_body(settings.key.as_bytes()),
+            range_body: reply::key_body(settings.key.as_bytes(), false),
+            confirm_body: reply::key_body(settings.key.as_bytes(), true),
             credentials: settings.credentials.clone(),
             token: None,
             auth_not_enabled: false,
             watch: settings.watch,
+            interval: settings.interval,
+            check_interval: settings.check_interval,
             revision: None,
+            known: None,
+            last_read: None,
+            last_fact: None,
             stream: None,
             line: Vec::with_capacity(1024),
             last_reply: Value::Null,
@@ -207,8 +233,14 @@ impl Etcd {
         }
     }
 
-    /// One range read on endpoint `i`, authenticating (again) when needed.
-    fn range_on(&mut self, i: usize, deadline: Instant) -> Result<Range, Failure> {
+    /// One range read on endpoint `i` (`serializable`: from the member's own state, no
+    /// round through the leader), authenticating (again) when needed.
+    fn range_on(
+        &mut self,
+        i: usize,
+        deadline: Instant,
+        serializable: bool,
+    ) -> Result<Range, Failure> {
         self.detect_prefix(i, deadline)
             .map_err(Failure::Transport)?;
         if self.credentials.is_some() && self.token.is_none() && !self.auth_not_enabled {
@@ -218,9 +250,16 @@ impl Etcd {
         let mut reauthenticated = false;
         loop {
             // Lent out for the call, which needs the client mutably.
-            let request = std::mem::take(&mut self.range_body);
+            let body = match serializable {
+                true => &mut self.confirm_body,
+                false => &mut self.range_body,
+            };
+            let request = std::mem::take(body);
             let reply = self.post(i, "/kv/range", &request, deadline);
-            self.range_body = request;
+            match serializable {
+                true => self.confirm_body = request,
+                false => self.range_body = request,
+            }
             let Reply { status, body, .. } =
                 reply.map_err(|e| Failure::Transport(e.to_string()))?;
             let parsed = reply::json(&body).and_then(|v| {
@@ -260,7 +299,7 @@ impl Etcd {
     pub fn range(&mut self, deadline: Instant) -> Result<Range, String> {
         let mut errors = Vec::new();
         for i in self.endpoints.order() {
-            match self.range_on(i, deadline) {
+            match self.range_on(i, deadline, false) {
                 Ok(range) => return Ok(range),
                 Err(e) => self.endpoints.failed(i, e, &mut errors),
             }
@@ -299,23 +338,144 @@ fn rejected_text(e: Result<Rejected, String>) -> String {
     }
 }
 
+/// What a turn does with the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Report the state last read, updated by the watch: no request.
+    Remembered,
+    /// A serializable read on the watch's endpoint, to confirm that state.
+    Confirm,
+    /// A linearizable read, from scratch.
+    Read,
+}
+
+/// What a turn at `now` does with the key: with a `healthy` watch (created, no error
+/// since the last successful read, which started at `last_read`), remember until
+/// `check_interval` has passed, then confirm; without one, read. A quarter `interval`
+/// of slack keeps a turn that comes a little early from putting the read off by a
+/// whole turn.
+pub fn next_look(
+    healthy: bool,
+    last_read: Option<Instant>,
+    now: Instant,
+    check_interval: Duration,
+    interval: Duration,
+) -> Look {
+    match last_read {
+        Some(at) if healthy => {
+            if now + interval / 4 >= at + check_interval {
+                Look::Confirm
+            } else {
+                Look::Remembered
+            }
+        }
+        _ => Look::Read,
+    }
+}
+
+fn observation(value: Option<String>) -> Observation {
+    match value {
+        Some(v) => Observation::Leader(v),
+        None => Observation::NoLeader,
+    }
+}
+
+impl Etcd {
+    /// A successful read that started at `at`.
+    fn read_done(&mut self, at: Instant, range: Range) -> Observation {
+        let obs = observation(range.value);
+        self.revision = Some(range.revision);
+        self.known = Some(obs.clone());
+        (self.last_read, self.last_fact) = (Some(at), Some(at));
+        obs
+    }
+
+    /// Forget the state and the watch: the next look reads from scratch.
+    fn doubt(&mut self) {
+        (self.revision, self.known, self.stream) = (None, None, None);
+    }
+
+    /// Confirm the remembered state with a serializable read on the watch's endpoint:
+    /// `Ok` with the state when it agrees; `Err(Some(text))` when the read failed and
+    /// the turn's time is up, `Err(None)` when a fresh read should follow now.
+    fn confirm(&mut self, at: Instant, deadline: Instant) -> Result<Observation, Option<String>> {
+        let i = self
+            .stream
+            .as_ref()
+            .map_or(self.endpoints.current, |s| s.endpoint);
+        let outcome = self.range_on(i, deadline, true);
+        self.doubt_unless_agrees(i, at, deadline, outcome)
+    }
+
+    fn doubt_unless_agrees(
+        &mut self,
+        i: usize,
+        at: Instant,
+        deadline: Instant,
+        outcome: Result<Range, Failure>,
+    ) -> Result<Observation, Option<String>> {
+        let url = &self.endpoints.list[i].url;
+        let late = match outcome {
+            Ok(range) if self.known.as_ref() == Some(&observation(range.value.clone())) => {
+                return Ok(self.read_done(at, range));
+            }
+            Ok(_) => {
+                log::debug!("{url}: the key changed without a watch event; reading it afresh");
+                None
+            }
+            Err(e) => {
+                let text = format!("{url}: {e}");
+                log::debug!("confirming read: {text}");
+                let mut errors = Vec::new();
+                self.endpoints.failed(i, e, &mut errors);
+                (Instant::now() >= deadline).then_some(text)
+            }
+        };
+        self.doubt();
+        Err(late)
+    }
+}
+
 impl Dcs for Etcd {
     fn observe(&mut self, deadline: Instant) -> Observation {
-        self.revision = None;
-        match self.range(deadline) {
-            Ok(Range { revision, value }) => {
-                self.revision = Some(revision);
-                match value {
-                    Some(v) => Observation::Leader(v),
-                    None => Observation::NoLeader,
+        let at = Instant::now();
+        let healthy =
+            self.watch && self.known.is_some() && self.stream.as_ref().is_some_and(|s| s.created);
+        match next_look(
+            healthy,
+            self.last_read,
+            at,
+            self.check_interval,
+            self.interval,
+        ) {
+            Look::Remembered => {
+                if let Some(known) = &self.known {
+                    return known.clone();
                 }
             }
-            Err(e) => Observation::Unknown(e),
+            Look::Confirm => match self.confirm(at, deadline) {
+                Ok(obs) => return obs,
+                Err(Some(why)) => return Observation::Unknown(why),
+                Err(None) => {}
+            },
+            Look::Read => {}
+        }
+        let at = Instant::now();
+        match self.range(deadline) {
+            Ok(range) => self.read_done(at, range),
+            Err(e) => {
+                (self.revision, self.known) = (None, None);
+                Observation::Unknown(e)
+            }
         }
     }
 
     fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
         self.watch(deadline)
+    }
+
+    fn last_fact(&self) -> Option<Instant> {
+        self.last_fact
     }
 }
 
