@@ -31,6 +31,7 @@ fn settings(endpoints: &[&str], credentials: Option<(&str, &str)>) -> Settings {
         }),
         interval: Duration::from_millis(500),
         watch: true,
+        check_interval: Duration::from_millis(500),
         tls: Tls::default(),
     }
 }

@@ -90,6 +90,8 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
         credentials: None,
         interval: Duration::from_millis(200),
         watch: true,
+        // A read every turn: the stale event below needs the read before it.
+        check_interval: Duration::from_millis(200),
         tls: Default::default(),
     });
     let turn = || Instant::now() + Duration::from_millis(200);

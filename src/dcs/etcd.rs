@@ -390,14 +390,10 @@ impl Etcd {
         obs
     }
 
-    /// Forget the state and the watch: the next look reads from scratch.
-    fn doubt(&mut self) {
-        (self.revision, self.known, self.stream) = (None, None, None);
-    }
-
     /// Confirm the remembered state with a serializable read on the watch's endpoint:
     /// `Ok` with the state when it agrees; `Err(Some(text))` when the read failed and
-    /// the turn's time is up, `Err(None)` when a fresh read should follow now.
+    /// the turn's time is up, `Err(None)` when a fresh read should follow now (after a
+    /// failure, without the watch: it may be the next endpoint that answers).
     fn confirm(&mut self, at: Instant, deadline: Instant) -> Result<Observation, Option<String>> {
         let i = self
             .stream
@@ -415,24 +411,25 @@ impl Etcd {
         outcome: Result<Range, Failure>,
     ) -> Result<Observation, Option<String>> {
         let url = &self.endpoints.list[i].url;
-        let late = match outcome {
+        match outcome {
             Ok(range) if self.known.as_ref() == Some(&observation(range.value.clone())) => {
-                return Ok(self.read_done(at, range));
+                Ok(self.read_done(at, range))
             }
+            // Most likely the event is on its way; the fresh read's revision makes the
+            // stream skip it.
             Ok(_) => {
-                log::debug!("{url}: the key changed without a watch event; reading it afresh");
-                None
+                log::debug!("{url}: the key changed before its watch event; reading it afresh");
+                self.known = None;
+                Err(None)
             }
             Err(e) => {
                 let text = format!("{url}: {e}");
                 log::debug!("confirming read: {text}");
-                let mut errors = Vec::new();
-                self.endpoints.failed(i, e, &mut errors);
-                (Instant::now() >= deadline).then_some(text)
+                self.endpoints.failed(i, e, &mut Vec::new());
+                (self.revision, self.known, self.stream) = (None, None, None);
+                Err((Instant::now() >= deadline).then_some(text))
             }
-        };
-        self.doubt();
-        Err(late)
+        }
     }
 }
 
