@@ -199,10 +199,10 @@ pub(super) const OPTIONS: &[Opt] = &[
     Opt {
         key: "dcs-check-interval",
         metavar: "MS",
-        default: "3000, or interval when larger",
-        help: "etcd v3 with a watch: the key is read again at least this often (a cheap \
-               serializable read; at least interval, up to 3600000); in between, the \
-               watch reports its changes without a read.",
+        default: "3000",
+        help: "etcd v3 with a watch: milliseconds between reads of the key (a cheap \
+               serializable one); in between, the watch reports its changes. At least \
+               interval (a larger interval raises the default), up to 3600000.",
         ..TEXT
     },
     Opt {
