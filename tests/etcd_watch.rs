@@ -112,6 +112,7 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
     // watch delivers the event: that event is stale and must be skipped; the next one
     // (node3 at 7) is news.
     *lock(&fake.value) = ("node2".into(), 6);
+    assert_eq!(etcd.wait_for_change(turn()), Some(Wait::Deadline));
     assert_eq!(etcd.observe(turn()), Observation::Leader("node2".into()));
     lines.send(event("node2", 6)).unwrap();
     lines.send(event("node3", 7)).unwrap();

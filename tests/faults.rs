@@ -109,7 +109,9 @@ fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
     let interval = ms(200);
     let grace = ms(1500);
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd("--interval 200 --announce-count 1 --dcs-grace 1500");
+    // A read every turn: grace counts from the last read, here at most one interval old.
+    let extra = "--interval 200 --dcs-check-interval 200 --announce-count 1 --dcs-grace 1500";
+    let mut vipd = lab.vipd(extra);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
     thread::sleep(ms(400));
@@ -316,7 +318,7 @@ fn lost_quorum_is_unknown_within_seconds_and_grace_applies() {
     let interval = ms(300);
     let grace = ms(2500);
     cluster.members[0].put(KEY, NODE_NAME);
-    let extra = "--interval 300 --announce-count 1 --dcs-grace 2500 -v";
+    let extra = "--interval 300 --dcs-check-interval 300 --announce-count 1 --dcs-grace 2500 -v";
     let mut vipd = lab.vipd(&cluster.endpoints(), extra);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
@@ -653,7 +655,8 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
     let server = FakeEtcd::start(&lab.node.name, "127.0.0.2", NODE_NAME);
     let interval = ms(300);
     let (bin, release) = soak_bin();
-    let extra = "--interval 300 --announce-count 1 --dcs-grace 60000";
+    // A read every turn, so that a fault shows at the next turn.
+    let extra = "--interval 300 --dcs-check-interval 300 --announce-count 1 --dcs-grace 60000";
     let args = vipd_args(NODE_IF, NODE_NAME, &server.endpoint, extra);
     let mut vipd = Proc::spawn_in(&lab.node.name, &bin, &args, true);
     wait_vip(|| lab.has_vip(), &vipd, "start");
