@@ -459,7 +459,17 @@ impl Dcs for Etcd {
         }
         let at = Instant::now();
         match self.range(deadline) {
-            Ok(range) => self.read_done(at, range),
+            Ok(range) => {
+                // Another endpoint answered: a watch on the one that failed is in doubt.
+                if self
+                    .stream
+                    .as_ref()
+                    .is_some_and(|s| s.endpoint != self.endpoints.current)
+                {
+                    self.stream = None;
+                }
+                self.read_done(at, range)
+            }
             Err(e) => {
                 (self.revision, self.known) = (None, None);
                 Observation::Unknown(e)
