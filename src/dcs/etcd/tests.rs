@@ -243,21 +243,42 @@ fn at(value: &str, revision: i64) -> Range {
 #[test]
 fn a_healthy_watch_is_trusted_until_the_check_interval() {
     let (t0, s) = (Instant::now(), Duration::from_secs(1));
-    let look = |healthy, ms| next_look(healthy, Some(t0), t0 + Duration::from_millis(ms), 3 * s, s);
-    for ms in [0, 1000, 2000, 2749] {
-        assert_eq!(look(true, ms), Look::Remembered, "{ms} ms");
+    let ms = Duration::from_millis;
+    let look = |healthy, fact, now| {
+        next_look(
+            healthy,
+            Some(t0),
+            Some(t0 + ms(fact)),
+            t0 + ms(now),
+            3 * s,
+            s,
+        )
+    };
+    for now in [0, 1000, 2000, 2749] {
+        assert_eq!(look(true, 0, now), Look::Remembered, "{now} ms");
     }
-    // Due at the third turn even when it comes a little early.
-    for ms in [2750, 3000, 60_000] {
-        assert_eq!(look(true, ms), Look::Confirm, "{ms} ms");
+    // Due at the third turn even when it comes a little early; counted from etcd's
+    // last answer (a probe or an event), not from the last read.
+    for now in [2750, 3000, 20_000] {
+        assert_eq!(look(true, 0, now), Look::Probe, "{now} ms");
     }
-    // Any doubt (no created watch, a failed or contradicting read): a fresh read.
-    for ms in [0, 1000, 5000] {
-        assert_eq!(look(false, ms), Look::Read, "{ms} ms");
+    assert_eq!(look(true, 2000, 4000), Look::Remembered);
+    assert_eq!(look(true, 2000, 4750), Look::Probe);
+    // The key itself every tenth check (30 s), whatever answered in between.
+    for (fact, now) in [(0, 29_750), (29_000, 29_750), (0, 60_000)] {
+        assert_eq!(look(true, fact, now), Look::Confirm, "{fact}, {now} ms");
     }
-    assert_eq!(next_look(true, None, t0, 3 * s, s), Look::Read);
-    // A check interval of one turn confirms every turn.
-    assert_eq!(next_look(true, Some(t0), t0 + s, s, s), Look::Confirm);
+    // Any doubt (no created watch, a failed check or contradicting read): a fresh read.
+    for now in [0, 1000, 5000] {
+        assert_eq!(look(false, 0, now), Look::Read, "{now} ms");
+    }
+    assert_eq!(next_look(true, None, Some(t0), t0, 3 * s, s), Look::Read);
+    assert_eq!(next_look(true, Some(t0), None, t0, 3 * s, s), Look::Read);
+    // A check interval of one turn checks every turn.
+    assert_eq!(
+        next_look(true, Some(t0), Some(t0), t0 + s, s, s),
+        Look::Probe
+    );
 }
 
 #[test]
