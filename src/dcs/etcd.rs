@@ -2,22 +2,17 @@
 //! awaited on a watch stream ([`watch`]), authentication with a token when credentials
 //! are set.
 //!
-//! Without a watch (`no-watch`) the key is read every turn. With one, a turn reads it
-//! only when [`next_look`] says so. While the stream is healthy, the watch is the fact:
-//! the state last read, updated by the watch's events, is reported; once
-//! `check_interval` has passed since etcd last answered, a `GET /version` on the
-//! watch's endpoint proves that the member is alive and reachable (a hung etcd or a
-//! dead path then times it out), and every [`CHECKS_PER_READ`] checks a serializable
-//! read confirms the state itself. etcd cancels a watch made with `hasleader` when its
-//! member loses the leader, so a live member with an open watch has reported every
-//! change. After any doubt (no stream yet, a broken or cancelled one, a failed check or
-//! a contradicting read) the key is read afresh, linearizably. `GET /version` costs
-//! etcd about a fifth of a range read through the gateway (measured: 90 against 460 µs).
+//! Without a watch (`no-watch`) the key is read every turn. With one, the watch is the
+//! fact while its stream is healthy, and etcd is only checked now and then ([`check`]:
+//! what a healthy watch leaves in doubt, and why a cheap probe answers it). After any
+//! doubt (no stream yet, a broken or cancelled one, a failed check or a contradicting
+//! read) the key is read afresh, linearizably.
 //!
 //! The reply handling is pure ([`reply`]: [`parse_range`], [`api_prefix`], [`parse_auth`];
 //! [`parse_watch_line`]) and unit-tested on the byte shapes etcd 3.4 sends; [`Etcd`] is
 //! the thin HTTP shell.
 
+mod check;
 pub mod reply;
 pub mod watch;
 
@@ -25,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use check::{CHECKS_PER_READ, Look, next_look};
 pub use reply::{
     CODE_FAILED_PRECONDITION, CODE_INVALID_ARGUMENT, CODE_UNAUTHENTICATED, Range, ReplyError,
     api_prefix, parse_auth, parse_range, status_error,
@@ -340,142 +336,6 @@ fn rejected_text(e: Result<Rejected, String>) -> String {
     match e {
         Ok(Rejected(text)) => format!("credentials rejected: {text}"),
         Err(text) => text,
-    }
-}
-
-/// With a healthy watch the key itself is read again at every tenth check: the watch
-/// is the fact, this read a cheap cross-check of it (30 s at the defaults).
-pub const CHECKS_PER_READ: u32 = 10;
-
-/// What a turn does with the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Look {
-    /// Report the state last read, updated by the watch: no request.
-    Remembered,
-    /// `GET /version` on the watch's endpoint: the member still answers.
-    Probe,
-    /// A serializable read on the watch's endpoint, to confirm the remembered state.
-    Confirm,
-    /// A linearizable read, from scratch.
-    Read,
-}
-
-/// What a turn at `now` does with the key. With a `healthy` watch (created, no error
-/// since the last successful read, which started at `last_read`): remember until
-/// `check_interval` has passed since etcd last answered (`last_fact`: a read, a probe or
-/// an event), then probe; confirm with a read every [`CHECKS_PER_READ`] checks. Without
-/// one, read. A quarter `interval` of slack keeps a turn that comes a little early from
-/// putting a check off by a whole turn.
-pub fn next_look(
-    healthy: bool,
-    last_read: Option<Instant>,
-    last_fact: Option<Instant>,
-    now: Instant,
-    check_interval: Duration,
-    interval: Duration,
-) -> Look {
-    let (Some(read), Some(fact), true) = (last_read, last_fact, healthy) else {
-        return Look::Read;
-    };
-    let soon = now + interval / 4;
-    if soon >= read + check_interval * CHECKS_PER_READ {
-        Look::Confirm
-    } else if soon >= fact + check_interval {
-        Look::Probe
-    } else {
-        Look::Remembered
-    }
-}
-
-fn observation(value: Option<String>) -> Observation {
-    match value {
-        Some(v) => Observation::Leader(v),
-        None => Observation::NoLeader,
-    }
-}
-
-impl Etcd {
-    /// A successful read that started at `at`.
-    fn read_done(&mut self, at: Instant, range: Range) -> Observation {
-        let obs = observation(range.value);
-        self.revision = Some(range.revision);
-        self.known = Some(obs.clone());
-        (self.last_read, self.last_fact) = (Some(at), Some(at));
-        obs
-    }
-
-    /// The endpoint the watch is open on.
-    fn watch_endpoint(&self) -> usize {
-        self.stream
-            .as_ref()
-            .map_or(self.endpoints.current, |s| s.endpoint)
-    }
-
-    /// Confirm the remembered state with a serializable read on the watch's endpoint:
-    /// `Ok` with the state when it agrees; `Err(Some(text))` when the read failed and
-    /// the turn's time is up, `Err(None)` when a fresh read should follow now (after a
-    /// failure, without the watch: it may be the next endpoint that answers).
-    fn confirm(&mut self, at: Instant, deadline: Instant) -> Result<Observation, Option<String>> {
-        let i = self.watch_endpoint();
-        let outcome = self.range_on(i, deadline, true);
-        self.doubt_unless_agrees(i, at, deadline, outcome)
-    }
-
-    /// Ask the watch's endpoint for its version, the cheapest request etcd answers (no
-    /// gRPC round inside it): an answer proves that the member is alive and reachable,
-    /// which is all a healthy watch leaves in doubt, since etcd cancels it when the
-    /// member loses its leader. Failures as for [`Etcd::confirm`].
-    fn probe(&mut self, at: Instant, deadline: Instant) -> Result<Observation, Option<String>> {
-        let i = self.watch_endpoint();
-        let outcome = match self.endpoints.get(i, &["/version"], None, deadline, false) {
-            Ok(reply) if reply.status == 200 => Ok(()),
-            Ok(reply) => Err(Failure::Transport(format!(
-                "GET /version: HTTP {}",
-                reply.status
-            ))),
-            Err(e) => Err(Failure::Transport(e.to_string())),
-        };
-        match (outcome, self.known.clone()) {
-            (Ok(()), Some(known)) => {
-                self.last_fact = Some(at);
-                Ok(known)
-            }
-            (Ok(()), None) => Err(None),
-            (Err(e), _) => Err(self.doubted(i, e, deadline)),
-        }
-    }
-
-    /// A check on endpoint `i` failed: forget the state and the watch, and say why when
-    /// the turn's time is up (otherwise a fresh read follows at once).
-    fn doubted(&mut self, i: usize, e: Failure, deadline: Instant) -> Option<String> {
-        let text = format!("{}: {e}", self.endpoints.list[i].url);
-        log::debug!("check of the watched state: {text}");
-        self.endpoints.failed(i, e, &mut Vec::new());
-        (self.revision, self.known, self.stream) = (None, None, None);
-        (Instant::now() >= deadline).then_some(text)
-    }
-
-    fn doubt_unless_agrees(
-        &mut self,
-        i: usize,
-        at: Instant,
-        deadline: Instant,
-        outcome: Result<Range, Failure>,
-    ) -> Result<Observation, Option<String>> {
-        let url = &self.endpoints.list[i].url;
-        match outcome {
-            Ok(range) if self.known.as_ref() == Some(&observation(range.value.clone())) => {
-                Ok(self.read_done(at, range))
-            }
-            // Most likely the event is on its way; the fresh read's revision makes the
-            // stream skip it.
-            Ok(_) => {
-                log::debug!("{url}: the key changed before its watch event; reading it afresh");
-                self.known = None;
-                Err(None)
-            }
-            Err(e) => Err(self.doubted(i, e, deadline)),
-        }
     }
 }
 

@@ -140,7 +140,7 @@ impl Etcd {
                 match outcome {
                     Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
                     Ok(WatchLine::Changed { value, revision: r }) => {
-                        let obs = super::observation(value);
+                        let obs = super::check::observation(value);
                         self.known = Some(obs.clone());
                         self.last_fact = Some(Instant::now());
                         // A revision the server left out skips nothing later.
