@@ -117,7 +117,7 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Build the command from argv (without argv[0]), the environment (`env` looks a
+/// Build the command from argv (without `argv[0]`), the environment (`env` looks a
 /// variable up) and the YAML file they name; `hostname` is the default trigger-value.
 ///
 /// `--help` and `--version` win over any other argument, even a wrong one.

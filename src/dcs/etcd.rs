@@ -3,7 +3,7 @@
 //! are set.
 //!
 //! Without a watch (`no-watch`) the key is read every turn. With one, the watch is the
-//! fact while its stream is healthy, and etcd is only checked now and then ([`check`]:
+//! fact while its stream is healthy, and etcd is only checked now and then (`check`:
 //! what a healthy watch leaves in doubt, and why a cheap probe answers it). After any
 //! doubt (no stream yet, a broken or cancelled one, a failed check or a contradicting
 //! read) the key is read afresh, linearizably.
