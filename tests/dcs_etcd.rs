@@ -31,6 +31,7 @@ fn settings(endpoints: &[&str], credentials: Option<(&str, &str)>) -> Settings {
         }),
         interval: Duration::from_millis(500),
         watch: true,
+        check_interval: Duration::from_millis(500),
         tls: Tls::default(),
     }
 }
@@ -301,8 +302,11 @@ fn secrets_stay_out_of_the_output() {
     enable_auth(&etcd);
     let args = format!(
         "--trigger-key {KEY} --etcd-user patroni --etcd-password={PASSWORD} \
-         --consul-token={TOKEN} --interval 200 --dcs-grace 1000 --verbose"
+         --consul-token={TOKEN} --interval 200 --dcs-check-interval 200 --dcs-grace 1000 \
+         --verbose"
     );
+    // An open watch outlives the password; the read at every tenth check (2 s here)
+    // finds it rotated.
     let mut etcd_vipd = lab.node.vipd(&pg1_args(&args));
     let added = within(Duration::from_secs(5), || lab.has_vip());
     assert!(added, "{}", etcd_vipd.output());

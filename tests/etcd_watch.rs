@@ -23,6 +23,10 @@ const KEY: &str = "/service/demo/leader";
 struct Fake {
     value: Mutex<(String, i64)>,
     watch_requests: AtomicUsize,
+    /// Range reads and version probes served; the status probes get.
+    ranges: AtomicUsize,
+    versions: AtomicUsize,
+    version_status: AtomicUsize,
     lines: Mutex<Option<Receiver<String>>>,
 }
 
@@ -45,8 +49,14 @@ fn event(value: &str, revision: i64) -> String {
 
 fn answer(fake: &Fake, request: &Request) -> Reply {
     match request.path() {
-        "/version" => Reply::json(200, VERSION),
+        "/version" => {
+            // The first GET /version finds the API prefix; the rest are probes.
+            fake.versions.fetch_add(1, Ordering::SeqCst);
+            let status = fake.version_status.load(Ordering::SeqCst) as u16;
+            Reply::json(status, VERSION)
+        }
         "/v3/kv/range" => {
+            fake.ranges.fetch_add(1, Ordering::SeqCst);
             let (value, revision) = lock(&fake.value).clone();
             Reply::json(200, range_body(&value, revision))
         }
@@ -74,6 +84,9 @@ fn start() -> (Arc<Fake>, Sender<String>, Server) {
     let fake = Arc::new(Fake {
         value: Mutex::new(("node1".into(), 5)),
         watch_requests: AtomicUsize::new(0),
+        ranges: AtomicUsize::new(0),
+        versions: AtomicUsize::new(0),
+        version_status: AtomicUsize::new(200),
         lines: Mutex::new(Some(rx)),
     });
     let f = fake.clone();
@@ -81,18 +94,28 @@ fn start() -> (Arc<Fake>, Sender<String>, Server) {
     (fake, tx, server)
 }
 
-#[test]
-fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
-    let (fake, lines, server) = start();
-    let mut etcd = Etcd::new(&Settings {
+fn client(server: &Server, check_interval_ms: u64) -> Etcd {
+    Etcd::new(&Settings {
         endpoints: vec![server.url()],
         key: KEY.into(),
         credentials: None,
         interval: Duration::from_millis(200),
         watch: true,
+        check_interval: Duration::from_millis(check_interval_ms),
         tls: Default::default(),
-    });
-    let turn = || Instant::now() + Duration::from_millis(200);
+    })
+}
+
+fn turn() -> Instant {
+    Instant::now() + Duration::from_millis(200)
+}
+
+#[test]
+fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
+    let (fake, lines, server) = start();
+    // Ten checks fit in one turn: each turn confirms with a read, which the stale
+    // event below needs before it.
+    let mut etcd = client(&server, 20);
 
     assert_eq!(etcd.observe(turn()), Observation::Leader("node1".into()));
     // Quiet turns: the same stream each time.
@@ -110,6 +133,7 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
     // watch delivers the event: that event is stale and must be skipped; the next one
     // (node3 at 7) is news.
     *lock(&fake.value) = ("node2".into(), 6);
+    assert_eq!(etcd.wait_for_change(turn()), Some(Wait::Deadline));
     assert_eq!(etcd.observe(turn()), Observation::Leader("node2".into()));
     lines.send(event("node2", 6)).unwrap();
     lines.send(event("node3", 7)).unwrap();
@@ -142,5 +166,58 @@ fn the_watch_stream_is_kept_across_turns_and_stale_events_are_skipped() {
         fake.watch_requests.load(Ordering::SeqCst),
         2,
         "a new watch after the cancel"
+    );
+}
+
+#[test]
+fn a_healthy_watch_costs_a_probe_per_check_and_a_read_per_ten_checks() {
+    let (fake, lines, server) = start();
+    let mut etcd = client(&server, 200);
+    let count = |c: &AtomicUsize| c.load(Ordering::SeqCst);
+    assert_eq!(etcd.observe(turn()), Observation::Leader("node1".into()));
+    assert_eq!((count(&fake.ranges), count(&fake.versions)), (1, 1));
+    // 25 idle turns of one check interval each: a probe each, a read at every tenth.
+    let mut facts = Vec::new();
+    for _ in 0..25 {
+        assert_eq!(etcd.wait_for_change(turn()), Some(Wait::Deadline));
+        assert_eq!(etcd.observe(turn()), Observation::Leader("node1".into()));
+        facts.push(etcd.last_fact().expect("a fact"));
+    }
+    let (ranges, probes) = (count(&fake.ranges) - 1, count(&fake.versions) - 1);
+    assert!((2..=3).contains(&ranges), "{ranges} reads in 25 turns");
+    assert_eq!(ranges + probes, 25, "{probes} probes, {ranges} reads");
+    assert!(
+        facts.windows(2).all(|w| w[1] > w[0]),
+        "every check is a fact"
+    );
+    assert_eq!(count(&fake.watch_requests), 1);
+
+    // An event is a fact too: the turn after it needs no check.
+    lines.send(event("node2", 6)).unwrap();
+    assert_eq!(
+        etcd.wait_for_change(turn()),
+        Some(Wait::Changed(Observation::Leader("node2".into())))
+    );
+    let before = (count(&fake.ranges), count(&fake.versions));
+    assert_eq!(etcd.observe(turn()), Observation::Leader("node2".into()));
+    assert_eq!(before, (count(&fake.ranges), count(&fake.versions)));
+
+    // A probe that fails is doubt: the key is read afresh at once, and the watch is
+    // given up (the fake closes a second one unanswered).
+    fake.version_status.store(503, Ordering::SeqCst);
+    *lock(&fake.value) = ("node3".into(), 7);
+    let _ = etcd.wait_for_change(turn());
+    let before = count(&fake.ranges);
+    assert_eq!(etcd.observe(turn()), Observation::Leader("node3".into()));
+    assert_eq!(
+        count(&fake.ranges),
+        before + 1,
+        "a fresh read after the failed probe"
+    );
+    let _ = etcd.wait_for_change(turn());
+    assert_eq!(
+        count(&fake.watch_requests),
+        2,
+        "a new watch after the doubt"
     );
 }

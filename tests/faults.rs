@@ -109,7 +109,9 @@ fn dcs_outage_longer_than_grace_releases_once_at_expiry_and_comes_back() {
     let interval = ms(200);
     let grace = ms(1500);
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd("--interval 200 --announce-count 1 --dcs-grace 1500");
+    // A check every turn: grace counts from etcd's last answer, here at most one interval old.
+    let extra = "--interval 200 --dcs-check-interval 200 --announce-count 1 --dcs-grace 1500";
+    let mut vipd = lab.vipd(extra);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
     thread::sleep(ms(400));
@@ -207,6 +209,8 @@ fn silent_etcd_is_unknown_then_grace_then_back<G>(what: &str, cut: impl FnOnce(&
     let etcd = Etcd::start(&net.peer, &net.lab, "192.0.2.12");
     let lab = SingleNode { etcd, net };
     let (interval, grace, bound) = (ms(1000), ms(8000), ms(5000));
+    // The default dcs-check-interval: how old etcd's last answer may be when it falls silent.
+    let check = ms(3000);
     lab.etcd.put(KEY, NODE_NAME);
     let mut vipd = lab.vipd("--announce-count 1 --dcs-grace 8000");
     wait_vip(|| lab.has_vip(), &vipd, "start");
@@ -224,12 +228,9 @@ fn silent_etcd_is_unknown_then_grace_then_back<G>(what: &str, cut: impl FnOnce(&
         lab.has_vip(),
         "{what}: VIP dropped at once, grace ignored"
     );
-    // Grace runs from the last answer: at most one interval before the fault, at the latest
-    // when the fault was noticed.
-    let window = (
-        t0 + grace - interval,
-        t0 + detected + grace + interval + SLACK,
-    );
+    // Grace runs from the last answer: at most one check interval before the fault, at the
+    // latest when the fault was noticed.
+    let window = (t0 + grace - check, t0 + detected + grace + interval + SLACK);
     let what = format!("{what} (grace {grace:?})");
     let released = expect_one_release(&mon, &vipd, t0, window, ms(500), &what);
     for (line, n) in [("keeping", 1), ("longer than the grace period", 1)] {
@@ -316,7 +317,8 @@ fn lost_quorum_is_unknown_within_seconds_and_grace_applies() {
     let interval = ms(300);
     let grace = ms(2500);
     cluster.members[0].put(KEY, NODE_NAME);
-    let extra = "--interval 300 --announce-count 1 --dcs-grace 2500 -v";
+    // A check every turn; only the watch, cancelled by etcd, can tell that quorum is lost.
+    let extra = "--interval 300 --dcs-check-interval 300 --announce-count 1 --dcs-grace 2500 -v";
     let mut vipd = lab.vipd(&cluster.endpoints(), extra);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let mon = AddrMonitor::start(&lab.node, NODE_IF);
@@ -641,7 +643,7 @@ fn hwm_kib(pid: u32) -> u64 {
 }
 
 /// A misbehaving server as the only endpoint, switched from good answers to one fault
-/// at a time: each fault is unknown with one log line (the VIP is kept: grace), the loop keeps its
+/// at a time (range reads without a watch, then the watch stream): each fault is unknown with one log line (the VIP is kept: grace), the loop keeps its
 /// interval (the server sees one read per interval, no stall, no spin), and vipd's memory stays
 /// bounded after 1 GiB bodies (VmHWM under 4 MiB in the release build, which `make soak` passes
 /// as `VIPD_RELEASE_BIN`; the test build's text alone is larger: then only the growth is
@@ -653,14 +655,20 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
     let server = FakeEtcd::start(&lab.node.name, "127.0.0.2", NODE_NAME);
     let interval = ms(300);
     let (bin, release) = soak_bin();
-    let extra = "--interval 300 --announce-count 1 --dcs-grace 60000";
-    let args = vipd_args(NODE_IF, NODE_NAME, &server.endpoint, extra);
-    let mut vipd = Proc::spawn_in(&lab.node.name, &bin, &args, true);
-    wait_vip(|| lab.has_vip(), &vipd, "start");
+    // First without a watch: a range read every turn, so that a fault in its reply
+    // shows at the next turn (a healthy watch reads only every tenth check).
+    let start = |extra: &str| {
+        let args = vipd_args(NODE_IF, NODE_NAME, &server.endpoint, extra);
+        let vipd = Proc::spawn_in(&lab.node.name, &bin, &args, true);
+        wait_vip(|| lab.has_vip(), &vipd, "start");
+        thread::sleep(interval * 2);
+        let hwm_start = hwm_kib(vipd.pid());
+        (vipd, hwm_start)
+    };
+    let (mut vipd, hwm_start) =
+        start("--interval 300 --no-watch --announce-count 1 --dcs-grace 60000");
     let pid = vipd.pid();
-    thread::sleep(interval * 2);
-    let hwm_start = hwm_kib(pid);
-    let bounded = |hwm: u64, when: &str| {
+    let bounded = |hwm: u64, hwm_start: u64, when: &str| {
         let grew = format!("vipd's VmHWM grew from {hwm_start} kB to {hwm} kB");
         assert!(hwm < hwm_start + 512, "{when}: {grew}");
     };
@@ -690,7 +698,7 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
         thread::sleep(window);
         let t1 = Instant::now();
         // Memory first: a reply read whole would show here before anything else.
-        bounded(hwm_kib(pid), &format!("{mode:?}"));
+        bounded(hwm_kib(pid), hwm_start, &format!("{mode:?}"));
         let stderr = vipd.stderr();
         let new: Vec<&str> = stderr.lines().skip(before).collect();
         let unknown: Vec<&str> = new
@@ -736,11 +744,22 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
             line.split("DCS unreachable").nth(1).unwrap_or("")
         ));
     }
-    // A 1 GiB line in the watch stream: ranges are good, so this is not even unknown; the
-    // watch gives up at its line bound and the reads keep their interval.
+    // A 1 GiB line in the watch stream, now with the watch: ranges are good, so this is
+    // not even unknown; the watch gives up at its line bound and the reads keep their
+    // interval.
     server.set_mode(Mode::Good);
     let good = wait_logged(&vipd, LEADER_IS_NODE1, 2, interval * 3 + SLACK);
     check!(vipd, good, "not back to good before the watch fault");
+    let hwm_reads = hwm_kib(pid);
+    bounded(hwm_reads, hwm_start, "after the 1 GiB bodies");
+    let status = vipd.terminate(SLACK);
+    check!(
+        vipd,
+        status == Some(0),
+        "vipd without a watch: exit {status:?}"
+    );
+    let (mut vipd, hwm_start) = start("--interval 300 --announce-count 1 --dcs-grace 60000");
+    let pid = vipd.pid();
     let unknown_before = logged(&vipd, "DCS unreachable").len();
     let sent_before = server.huge_sent();
     let lines_before = server.huge_lines();
@@ -771,12 +790,12 @@ fn hostile_dcs_replies_are_unknown_with_one_line_bounded_memory_and_steady_inter
         mib(server.huge_sent() - sent_before),
         if release { "release" } else { "debug" }
     );
-    bounded(hwm, "after the 1 GiB bodies");
+    bounded(hwm, hwm_start, "after the 1 GiB watch lines");
     assert!(anon < 1024, "RssAnon {anon} kB after 1 GiB bodies");
     if release {
         assert!(
-            hwm < 4096,
-            "VmHWM {hwm} kB after 1 GiB bodies, want < 4 MiB"
+            hwm.max(hwm_reads) < 4096,
+            "VmHWM {hwm_reads} and {hwm} kB after 1 GiB bodies and lines, want < 4 MiB"
         );
     }
     check!(vipd, lab.has_vip(), "VIP dropped");

@@ -41,6 +41,9 @@ pub(super) fn build(
     let [etcd_ca_file, etcd_cert_file, etcd_key_file] = tls_files(src, &endpoints, warnings)?;
     let interval = src.number("interval", 1000, MIN_INTERVAL_MS, MAX_MS)?;
     let dcs_grace = dcs_grace(src)?;
+    // Never below interval (a turn reads at most once): an error names the range.
+    let dcs_check_interval =
+        src.number("dcs-check-interval", interval.max(3000), interval, MAX_MS)?;
     let (announce_count, announce_interval, announce_mode) =
         announcements(src, vip.addr, warnings)?;
     for key in ["retry-num", "retry-after"] {
@@ -71,6 +74,7 @@ pub(super) fn build(
         announce_interval,
         announce_mode,
         no_watch: src.bool("no-watch", false)?,
+        dcs_check_interval: Duration::from_millis(dcs_check_interval),
         verbose: src.bool("verbose", false)?,
         config_file,
     })

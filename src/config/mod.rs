@@ -76,6 +76,8 @@ pub struct Config {
     pub announce_mode: AnnounceMode,
     /// Read the key every interval instead of a blocking watch.
     pub no_watch: bool,
+    /// With an etcd v3 watch: the longest time between two reads of the key.
+    pub dcs_check_interval: Duration,
     pub verbose: bool,
     /// The YAML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
@@ -115,7 +117,7 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Build the command from argv (without argv[0]), the environment (`env` looks a
+/// Build the command from argv (without `argv[0]`), the environment (`env` looks a
 /// variable up) and the YAML file they name; `hostname` is the default trigger-value.
 ///
 /// `--help` and `--version` win over any other argument, even a wrong one.
@@ -178,6 +180,7 @@ impl Config {
             consul_token: self.consul_token.clone(),
             interval: self.interval,
             watch: !self.no_watch,
+            check_interval: self.dcs_check_interval,
             tls: self.tls_files(),
         }
     }
@@ -212,6 +215,7 @@ impl Config {
             etcd_key_file: None,
             consul_token: None,
             no_watch: false,
+            dcs_check_interval: Duration::from_millis(3000),
             config_file: None,
             interval: Duration::from_millis(1000),
             dcs_grace: Grace::After(Duration::from_secs(10)),

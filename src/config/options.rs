@@ -197,6 +197,16 @@ pub(super) const OPTIONS: &[Opt] = &[
         ..TEXT
     },
     Opt {
+        key: "dcs-check-interval",
+        metavar: "MS",
+        default: "3000",
+        help: "etcd v3 with a watch: milliseconds from etcd's last answer until it is \
+               asked again (GET /version; a serializable read of the key every tenth \
+               time); in between, the watch reports its changes. At least interval (a \
+               larger interval raises the default), up to 3600000.",
+        ..TEXT
+    },
+    Opt {
         key: "announce-count",
         metavar: "N",
         default: "3",

@@ -9,7 +9,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation};
@@ -63,8 +63,14 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
     }
 
-    /// Decide with the daemon's history (grace runs from the last fact, or from start).
-    fn decide_now(&mut self, obs: &Observation, now: Instant) -> (Desired, Reason) {
+    /// Decide with the daemon's history (grace runs from the last fact, or from start);
+    /// a fact in `obs` was seen at `fact_at`.
+    fn decide_now(
+        &mut self,
+        obs: &Observation,
+        now: Instant,
+        fact_at: Instant,
+    ) -> (Desired, Reason) {
         let last = self.last_fact.map(|(leading, at)| LastFact {
             leading,
             age: now.saturating_duration_since(at),
@@ -78,21 +84,27 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.cfg.dcs_grace,
         );
         if !matches!(obs, Observation::Unknown(_)) {
-            self.last_fact = Some((decision.0 == Desired::Present, now));
+            self.last_fact = Some((decision.0 == Desired::Present, fact_at));
         }
         decision
     }
 
     /// One full turn: observe until `deadline` (unless the watch already saw the
-    /// change), decide, reconcile, log.
+    /// change), decide, reconcile, log. A remembered observation counts from when
+    /// the DCS last really answered ([`Dcs::last_fact`]).
     fn turn(&mut self, seen: Option<Observation>, deadline: Instant) -> Report {
-        let obs = seen.unwrap_or_else(|| self.dcs.observe(deadline));
+        let (obs, fact_at) = match seen {
+            Some(obs) => (obs, None),
+            None => (self.dcs.observe(deadline), self.dcs.last_fact()),
+        };
         let now = Instant::now();
-        let decision = self.decide_now(&obs, now);
+        let fact_at = fact_at.map_or(now, |at| at.min(now));
+        let decision = self.decide_now(&obs, now, fact_at);
         let report = self.reconcile(obs, decision, now, false);
         self.log_report(&report);
         if !matches!(report.observation, Observation::Unknown(_)) {
-            self.last_dcs_ok = Some(SystemTime::now());
+            let age = now.duration_since(fact_at);
+            self.last_dcs_ok = Some(SystemTime::now() - age.min(Duration::from_secs(86_400)));
         }
         self.write_status(&report);
         report
@@ -106,7 +118,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let obs = self.dcs.observe(now + self.cfg.interval);
         let decision = match obs {
             Observation::Unknown(_) => (Desired::Unchanged, Reason::UnknownNoHistory),
-            _ => self.decide_now(&obs, now),
+            _ => self.decide_now(&obs, now, now),
         };
         let report = self.reconcile(obs, decision, Instant::now(), dry_run);
         if report.action == Action::Added {

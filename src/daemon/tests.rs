@@ -85,17 +85,25 @@ pub(super) fn link(up: bool, carrier_changes: u32) -> LinkInfo {
     }
 }
 
-struct FakeDcs(VecDeque<Observation>);
+/// Scripted observations, and when the DCS last really answered (`None`: now).
+struct FakeDcs(VecDeque<Observation>, Option<Instant>);
 impl Dcs for FakeDcs {
     fn observe(&mut self, _: Instant) -> Observation {
         self.0
             .pop_front()
             .unwrap_or(Observation::Unknown("script ended".into()))
     }
+    fn last_fact(&self) -> Option<Instant> {
+        self.1
+    }
 }
 
 fn daemon() -> Daemon<FakeDcs, FakeNet> {
-    Daemon::new(Config::example(), FakeDcs(VecDeque::new()), FakeNet::new())
+    Daemon::new(
+        Config::example(),
+        FakeDcs(VecDeque::new(), None),
+        FakeNet::new(),
+    )
 }
 
 fn leader(name: &str) -> Observation {
@@ -105,7 +113,7 @@ fn leader(name: &str) -> Observation {
 /// Observe `obs` at `t0 + at_ms` and reconcile.
 fn step(d: &mut Daemon<FakeDcs, FakeNet>, t0: Instant, at_ms: u64, obs: Observation) -> Report {
     let now = t0 + Duration::from_millis(at_ms);
-    let decision = d.decide_now(&obs, now);
+    let decision = d.decide_now(&obs, now, now);
     d.reconcile(obs, decision, now, false)
 }
 
@@ -290,11 +298,40 @@ fn kernel_errors_are_reported_not_fatal() {
 }
 
 #[test]
+fn grace_counts_from_the_dcs_last_real_answer() {
+    let mut d = daemon();
+    let answered = Instant::now() - Duration::from_secs(4);
+    d.dcs = FakeDcs(VecDeque::from([leader("pg1")]), Some(answered));
+    // A remembered observation: a fact of when the DCS answered, not of this turn.
+    assert_eq!(d.turn(None, Instant::now()).action, Action::Added);
+    assert_eq!(d.last_fact, Some((true, answered)));
+    let ok = SystemTime::now().duration_since(d.last_dcs_ok.unwrap());
+    let ok = ok.unwrap().as_millis();
+    assert!((4000..5000).contains(&ok), "last_dcs_success {ok} ms ago");
+    let unknown = || Observation::Unknown("timed out".into());
+    assert_eq!(
+        step(&mut d, answered, 9_999, unknown()).action,
+        Action::None
+    );
+    assert_eq!(
+        step(&mut d, answered, 10_000, unknown()).reason,
+        Reason::GraceExpired
+    );
+    // A change the watch reported is a fact of the turn that acts on it.
+    let before = Instant::now();
+    d.turn(Some(leader("pg1")), Instant::now());
+    assert!(
+        d.last_fact
+            .is_some_and(|(leading, at)| leading && at >= before)
+    );
+}
+
+#[test]
 fn dry_run_changes_nothing() {
     let mut d = daemon();
     let now = Instant::now();
     let obs = leader("pg1");
-    let decision = d.decide_now(&obs, now);
+    let decision = d.decide_now(&obs, now, now);
     let r = d.reconcile(obs, decision, now, true);
     assert_eq!(r.action, Action::WouldAdd);
     assert!(d.net.ops.is_empty());
@@ -308,7 +345,7 @@ fn once_exit_statuses() {
         cfg.dcs_grace = Grace::After(Duration::ZERO);
         let mut net = FakeNet::new();
         net.addrs = addrs;
-        let d = Daemon::new(cfg, FakeDcs(VecDeque::from([obs])), net);
+        let d = Daemon::new(cfg, FakeDcs(VecDeque::from([obs]), None), net);
         d.once(dry, false)
     };
     let vip = vec![("192.0.2.50".parse().unwrap(), 24)];

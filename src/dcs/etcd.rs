@@ -1,11 +1,18 @@
-//! etcd through its v3 JSON gateway (grpc-gateway): `POST <prefix>/kv/range` once a turn,
-//! changes awaited on a watch stream ([`watch`]), authentication with a token when
-//! credentials are set.
+//! etcd through its v3 JSON gateway (grpc-gateway): `POST <prefix>/kv/range`, changes
+//! awaited on a watch stream ([`watch`]), authentication with a token when credentials
+//! are set.
+//!
+//! Without a watch (`no-watch`) the key is read every turn. With one, the watch is the
+//! fact while its stream is healthy, and etcd is only checked now and then (`check`:
+//! what a healthy watch leaves in doubt, and why a cheap probe answers it). After any
+//! doubt (no stream yet, a broken or cancelled one, a failed check or a contradicting
+//! read) the key is read afresh, linearizably.
 //!
 //! The reply handling is pure ([`reply`]: [`parse_range`], [`api_prefix`], [`parse_auth`];
 //! [`parse_watch_line`]) and unit-tested on the byte shapes etcd 3.4 sends; [`Etcd`] is
 //! the thin HTTP shell.
 
+mod check;
 pub mod reply;
 pub mod watch;
 
@@ -13,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use check::{CHECKS_PER_READ, Look, next_look};
 pub use reply::{
     CODE_FAILED_PRECONDITION, CODE_INVALID_ARGUMENT, CODE_UNAUTHENTICATED, Range, ReplyError,
     api_prefix, parse_auth, parse_range, status_error,
@@ -42,6 +50,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Wait for changes with a watch between range reads (`no-watch` turns it off).
     pub watch: bool,
+    /// With a healthy watch: the longest time between two reads of the key.
+    pub check_interval: Duration,
     /// CA and client certificate for https:// endpoints.
     pub tls: Tls,
 }
@@ -84,15 +94,26 @@ pub struct Etcd {
     /// Each endpoint's API prefix, once `GET /version` told it.
     prefixes: Vec<Option<&'static str>>,
     key: Vec<u8>,
+    /// The bodies of a linearizable and of a serializable range read of the key.
     range_body: String,
+    confirm_body: String,
     credentials: Option<Credentials>,
     token: Option<String>,
     /// The server said authentication is not enabled: read without a token (as etcd's
     /// Go client does) until a reply asks for one.
     auth_not_enabled: bool,
     watch: bool,
-    /// The revision of this turn's successful range read.
+    interval: Duration,
+    check_interval: Duration,
+    /// The revision of the last successful range read, or of a later watch event.
     revision: Option<i64>,
+    /// The key's state as last read, updated by the watch's events; `None` after a
+    /// failed read.
+    known: Option<Observation>,
+    /// When the last successful read started, and when etcd last answered (a read or a
+    /// watch event).
+    last_read: Option<Instant>,
+    last_fact: Option<Instant>,
     /// The watch stream, kept open across turns while it is healthy.
     stream: Option<watch::WatchStream>,
     line: Vec<u8>,
@@ -109,12 +130,18 @@ impl Etcd {
             endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
             prefixes: vec![None; settings.endpoints.len()],
             key: settings.key.as_bytes().to_vec(),
-            range_body: reply::key_body(settings.key.as_bytes()),
+            range_body: reply::key_body(settings.key.as_bytes(), false),
+            confirm_body: reply::key_body(settings.key.as_bytes(), true),
             credentials: settings.credentials.clone(),
             token: None,
             auth_not_enabled: false,
             watch: settings.watch,
+            interval: settings.interval,
+            check_interval: settings.check_interval,
             revision: None,
+            known: None,
+            last_read: None,
+            last_fact: None,
             stream: None,
             line: Vec::with_capacity(1024),
             last_reply: Value::Null,
@@ -207,8 +234,14 @@ impl Etcd {
         }
     }
 
-    /// One range read on endpoint `i`, authenticating (again) when needed.
-    fn range_on(&mut self, i: usize, deadline: Instant) -> Result<Range, Failure> {
+    /// One range read on endpoint `i` (`serializable`: from the member's own state, no
+    /// round through the leader), authenticating (again) when needed.
+    fn range_on(
+        &mut self,
+        i: usize,
+        deadline: Instant,
+        serializable: bool,
+    ) -> Result<Range, Failure> {
         self.detect_prefix(i, deadline)
             .map_err(Failure::Transport)?;
         if self.credentials.is_some() && self.token.is_none() && !self.auth_not_enabled {
@@ -218,9 +251,16 @@ impl Etcd {
         let mut reauthenticated = false;
         loop {
             // Lent out for the call, which needs the client mutably.
-            let request = std::mem::take(&mut self.range_body);
+            let body = match serializable {
+                true => &mut self.confirm_body,
+                false => &mut self.range_body,
+            };
+            let request = std::mem::take(body);
             let reply = self.post(i, "/kv/range", &request, deadline);
-            self.range_body = request;
+            match serializable {
+                true => self.confirm_body = request,
+                false => self.range_body = request,
+            }
             let Reply { status, body, .. } =
                 reply.map_err(|e| Failure::Transport(e.to_string()))?;
             let parsed = reply::json(&body).and_then(|v| {
@@ -260,7 +300,7 @@ impl Etcd {
     pub fn range(&mut self, deadline: Instant) -> Result<Range, String> {
         let mut errors = Vec::new();
         for i in self.endpoints.order() {
-            match self.range_on(i, deadline) {
+            match self.range_on(i, deadline, false) {
                 Ok(range) => return Ok(range),
                 Err(e) => self.endpoints.failed(i, e, &mut errors),
             }
@@ -301,21 +341,53 @@ fn rejected_text(e: Result<Rejected, String>) -> String {
 
 impl Dcs for Etcd {
     fn observe(&mut self, deadline: Instant) -> Observation {
-        self.revision = None;
+        let at = Instant::now();
+        let healthy =
+            self.watch && self.known.is_some() && self.stream.as_ref().is_some_and(|s| s.created);
+        let checked = match next_look(
+            healthy,
+            self.last_read,
+            self.last_fact,
+            at,
+            self.check_interval,
+            self.interval,
+        ) {
+            Look::Remembered => self.known.clone().ok_or(None),
+            Look::Probe => self.probe(at, deadline),
+            Look::Confirm => self.confirm(at, deadline),
+            Look::Read => Err(None),
+        };
+        match checked {
+            Ok(obs) => return obs,
+            Err(Some(why)) => return Observation::Unknown(why),
+            Err(None) => {}
+        }
+        let at = Instant::now();
         match self.range(deadline) {
-            Ok(Range { revision, value }) => {
-                self.revision = Some(revision);
-                match value {
-                    Some(v) => Observation::Leader(v),
-                    None => Observation::NoLeader,
+            Ok(range) => {
+                // Another endpoint answered: a watch on the one that failed is in doubt.
+                if self
+                    .stream
+                    .as_ref()
+                    .is_some_and(|s| s.endpoint != self.endpoints.current)
+                {
+                    self.stream = None;
                 }
+                self.read_done(at, range)
             }
-            Err(e) => Observation::Unknown(e),
+            Err(e) => {
+                (self.revision, self.known) = (None, None);
+                Observation::Unknown(e)
+            }
         }
     }
 
     fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
         self.watch(deadline)
+    }
+
+    fn last_fact(&self) -> Option<Instant> {
+        self.last_fact
     }
 }
 

@@ -204,6 +204,13 @@ impl Dcs for EtcdAny {
             Api::V2 => self.v2.wait_for_change(deadline),
         }
     }
+
+    fn last_fact(&self) -> Option<Instant> {
+        match self.following {
+            Api::V3 => self.v3.last_fact(),
+            Api::V2 => self.v2.last_fact(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,14 @@ pub trait Dcs {
         let _ = deadline;
         None
     }
+
+    /// When the DCS last really answered (a read, or an event of its watch) for the
+    /// last [`Dcs::observe`]: a client that may report a remembered state says how old
+    /// it is, so that `dcs-grace` counts from a true fact. `None`: the observation is
+    /// fresh.
+    fn last_fact(&self) -> Option<Instant> {
+        None
+    }
 }
 
 impl<T: Dcs + ?Sized> Dcs for Box<T> {
@@ -122,6 +130,10 @@ impl<T: Dcs + ?Sized> Dcs for Box<T> {
 
     fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
         (**self).wait_for_change(deadline)
+    }
+
+    fn last_fact(&self) -> Option<Instant> {
+        (**self).last_fact()
     }
 }
 
@@ -141,6 +153,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Wait for changes (etcd watch, Consul blocking query) rather than read once a turn.
     pub watch: bool,
+    /// With an etcd v3 watch: the longest time between two reads of the key.
+    pub check_interval: Duration,
     pub tls: TlsFiles,
 }
 
@@ -156,6 +170,7 @@ impl Settings {
             }),
             interval: self.interval,
             watch: self.watch,
+            check_interval: self.check_interval,
             tls: tls.clone(),
         }
     }
@@ -217,6 +232,7 @@ mod tests {
             consul_token: None,
             interval: Duration::from_secs(1),
             watch: true,
+            check_interval: Duration::from_secs(3),
             tls: TlsFiles::default(),
         }
     }
@@ -225,7 +241,7 @@ mod tests {
     fn a_new_client_only_for_changed_settings_or_tls_files() {
         let old = settings();
         assert!(!old.need_new_client(&settings()));
-        let changes: [fn(&mut Settings); 8] = [
+        let changes: [fn(&mut Settings); 9] = [
             |s| s.dcs_type = DcsType::Consul,
             |s| s.endpoints.push("http://127.0.0.1:3379".into()),
             |s| s.key = "/service/other/leader".into(),
@@ -234,6 +250,7 @@ mod tests {
             |s| s.consul_token = Some(Secret("t".into())),
             |s| s.interval = Duration::from_millis(500),
             |s| s.watch = false,
+            |s| s.check_interval = Duration::from_secs(5),
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut new = settings();

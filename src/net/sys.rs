@@ -9,7 +9,7 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Evaluates a libc call (the caller writes the `unsafe` block and its `SAFETY:`
@@ -93,19 +93,7 @@ impl Socket {
         name: libc::c_int,
         value: &T,
     ) -> io::Result<()> {
-        let len = mem::size_of::<T>() as libc::socklen_t;
-        // SAFETY: `value` points to a live, initialised `T` of exactly `len` bytes,
-        // which the kernel only reads during the call.
-        syscall!(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                (value as *const T).cast::<libc::c_void>(),
-                len,
-            )
-        })?;
-        Ok(())
+        setsockopt(self.fd.as_fd(), level, name, value)
     }
 
     /// `bind(2)` a netlink socket to port id `port` (0: the kernel picks one),
@@ -244,6 +232,49 @@ impl Socket {
         })?;
         usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
     }
+}
+
+/// `setsockopt(2)` on any socket with any plain-data value.
+fn setsockopt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    let len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` points to a live, initialised `T` of exactly `len` bytes,
+    // which the kernel only reads during the call; `fd` is open while borrowed.
+    syscall!(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast::<libc::c_void>(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// TCP keepalive on `sock` (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
+/// `TCP_KEEPCNT`): after `idle_s` seconds without traffic the kernel probes every
+/// `interval_s` seconds and, after `count` unanswered probes, fails the socket
+/// (`ETIMEDOUT`), so that a silently dead path ends even a wait that sends nothing.
+pub fn set_tcp_keepalive(
+    sock: BorrowedFd<'_>,
+    idle_s: libc::c_int,
+    interval_s: libc::c_int,
+    count: libc::c_int,
+) -> io::Result<()> {
+    setsockopt(
+        sock,
+        libc::SOL_SOCKET,
+        libc::SO_KEEPALIVE,
+        &1 as &libc::c_int,
+    )?;
+    setsockopt(sock, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, &idle_s)?;
+    setsockopt(sock, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, &interval_s)?;
+    setsockopt(sock, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, &count)
 }
 
 /// `setns(fd, CLONE_NEWNET)`: moves the calling thread (only it) into the network

@@ -54,6 +54,15 @@ fn new_options_parse() {
     );
     assert_eq!(c.dcs_grace, Grace::After(Duration::ZERO));
     assert_eq!(c.announce_mode, AnnounceMode::Reply);
+
+    // dcs-check-interval: 3 s, or interval when that is longer; set, at least interval.
+    let check = |flags: &str| config(&base_with(&words(flags)), &[]).0.dcs_check_interval;
+    assert_eq!(check(""), Duration::from_millis(3000));
+    assert_eq!(check("--interval=5000"), Duration::from_millis(5000));
+    assert_eq!(
+        check("--dcs-check-interval=1000"),
+        Duration::from_millis(1000)
+    );
 }
 
 /// `FLAGS => ERROR` lines.
@@ -106,6 +115,8 @@ VIP_ENDPOINT=http://a:1,ftp://b => VIP_ENDPOINT: "ftp://b" has an unsupported sc
 --dcs-grace=soon => --dcs-grace: "soon" is not a whole number of milliseconds or "never"
 --dcs-grace=86400001 => --dcs-grace: "86400001" is out of range 0..86400000
 --announce-count=101 => --announce-count: "101" is out of range 0..100
+--dcs-check-interval=999 => --dcs-check-interval: "999" is out of range 1000..3600000
+--interval=5000 VIP_DCS_CHECK_INTERVAL=4999 => VIP_DCS_CHECK_INTERVAL: "4999" is out of range 5000..3600000
 --announce-interval=-5 => --announce-interval: "-5" is not a whole number
 --announce-mode=gratuitous => --announce-mode: "gratuitous" is not an announce-mode (expected request, reply or both)
 VIP_NO_WATCH=perhaps => VIP_NO_WATCH: "perhaps" is not a boolean (expected true or false)

@@ -201,7 +201,13 @@ pub fn parse_auth(body: &[u8]) -> Result<String, ReplyError> {
     }
 }
 
-/// The JSON body naming `key` for range requests.
-pub fn key_body(key: &[u8]) -> String {
-    format!("{{\"key\":\"{}\"}}", base64::encode(key))
+/// The JSON body of a range read of `key`; a `serializable` one is answered from the
+/// member's own state, without a round through the leader.
+pub fn key_body(key: &[u8], serializable: bool) -> String {
+    let extra = if serializable {
+        ",\"serializable\":true"
+    } else {
+        ""
+    };
+    format!("{{\"key\":\"{}\"{extra}}}", base64::encode(key))
 }

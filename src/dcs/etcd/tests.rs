@@ -2,6 +2,7 @@
 
 use super::reply::key_body;
 use super::*;
+use crate::dcs::http::Tls;
 
 const KEY: &[u8] = b"/service/demo/leader";
 
@@ -182,7 +183,14 @@ fn malformed_watch_lines_are_errors() {
 
 #[test]
 fn range_body_names_the_key() {
-    assert_eq!(key_body(KEY), r#"{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI="}"#);
+    assert_eq!(
+        key_body(KEY, false),
+        r#"{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI="}"#
+    );
+    assert_eq!(
+        key_body(KEY, true),
+        r#"{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","serializable":true}"#
+    );
 }
 
 #[test]
@@ -211,4 +219,111 @@ fn error_statuses_quote_a_plain_text_body() {
         status_error(500, b"{}", &shape),
         "HTTP 500: malformed reply: no header"
     );
+}
+
+fn client(endpoint: &str) -> Etcd {
+    Etcd::new(&Settings {
+        endpoints: vec![endpoint.into()],
+        key: "/service/demo/leader".into(),
+        credentials: None,
+        interval: Duration::from_secs(1),
+        watch: true,
+        check_interval: Duration::from_secs(3),
+        tls: Tls::default(),
+    })
+}
+
+fn at(value: &str, revision: i64) -> Range {
+    Range {
+        revision,
+        value: Some(value.into()),
+    }
+}
+
+#[test]
+fn a_healthy_watch_is_trusted_until_the_check_interval() {
+    let (t0, s) = (Instant::now(), Duration::from_secs(1));
+    let ms = Duration::from_millis;
+    let look = |healthy, fact, now| {
+        next_look(
+            healthy,
+            Some(t0),
+            Some(t0 + ms(fact)),
+            t0 + ms(now),
+            3 * s,
+            s,
+        )
+    };
+    for now in [0, 1000, 2000, 2749] {
+        assert_eq!(look(true, 0, now), Look::Remembered, "{now} ms");
+    }
+    // Due at the third turn even when it comes a little early; counted from etcd's
+    // last answer (a probe or an event), not from the last read.
+    for now in [2750, 3000, 20_000] {
+        assert_eq!(look(true, 0, now), Look::Probe, "{now} ms");
+    }
+    assert_eq!(look(true, 2000, 4000), Look::Remembered);
+    assert_eq!(look(true, 2000, 4750), Look::Probe);
+    // The key itself every tenth check (30 s), whatever answered in between.
+    for (fact, now) in [(0, 29_750), (29_000, 29_750), (0, 60_000)] {
+        assert_eq!(look(true, fact, now), Look::Confirm, "{fact}, {now} ms");
+    }
+    // Any doubt (no created watch, a failed check or contradicting read): a fresh read.
+    for now in [0, 1000, 5000] {
+        assert_eq!(look(false, 0, now), Look::Read, "{now} ms");
+    }
+    assert_eq!(next_look(true, None, Some(t0), t0, 3 * s, s), Look::Read);
+    assert_eq!(next_look(true, Some(t0), None, t0, 3 * s, s), Look::Read);
+    // A check interval of one turn checks every turn.
+    assert_eq!(
+        next_look(true, Some(t0), Some(t0), t0 + s, s, s),
+        Look::Probe
+    );
+}
+
+#[test]
+fn a_confirming_read_keeps_an_agreeing_state_and_doubts_the_rest() {
+    let mut e = client("http://192.0.2.1:2379");
+    let pg1 = Observation::Leader("pg1".into());
+    let t0 = Instant::now();
+    assert_eq!(e.read_done(t0, at("pg1", 5)), pg1);
+    assert_eq!((&e.known, e.revision), (&Some(pg1.clone()), Some(5)));
+    assert_eq!((e.last_read, e.last_fact()), (Some(t0), Some(t0)));
+    // Agrees: the state stands, as a fact of this read.
+    let t1 = t0 + Duration::from_secs(3);
+    assert_eq!(e.doubt_unless_agrees(0, t1, t1, Ok(at("pg1", 6))), Ok(pg1));
+    assert_eq!(
+        (e.revision, e.last_read, e.last_fact()),
+        (Some(6), Some(t1), Some(t1))
+    );
+    // Disagrees (the event is still on its way, or was lost): read afresh at once, and
+    // until then nothing is remembered.
+    assert_eq!(
+        e.doubt_unless_agrees(0, t1, t1, Ok(at("pg2", 7))),
+        Err(None)
+    );
+    assert_eq!(e.known, None);
+    // Fails: unknown when the turn's time is up; otherwise a fresh read follows. Either
+    // way the state and the watch are forgotten.
+    let failed = || Err(Failure::Transport("timed out".into()));
+    for (deadline, late) in [
+        (Instant::now(), true),
+        (t1 + Duration::from_secs(60), false),
+    ] {
+        e.read_done(t1, at("pg1", 7));
+        let text = "http://192.0.2.1:2379: timed out".to_string();
+        let expected = Err(late.then_some(text));
+        assert_eq!(e.doubt_unless_agrees(0, t1, deadline, failed()), expected);
+        assert!(e.known.is_none() && e.revision.is_none() && e.stream.is_none());
+    }
+}
+
+#[test]
+fn without_a_watch_stream_a_turn_reads() {
+    // Port 1 on loopback refuses at once: a read was made, not a remembered answer.
+    let mut e = client("http://127.0.0.1:1");
+    e.read_done(Instant::now(), at("pg1", 5));
+    let obs = e.observe(Instant::now() + Duration::from_secs(1));
+    assert!(matches!(obs, Observation::Unknown(_)), "{obs}");
+    assert_eq!((&e.known, e.revision), (&None, None));
 }

@@ -1,5 +1,6 @@
 //! etcd's watch: the reply stream of `POST <prefix>/watch` is kept open across turns and
-//! read until a change newer than the turn's range read, its end, or the deadline.
+//! read until a change newer than the last range read, its end, or the deadline; each
+//! change updates the state the client remembers.
 //! [`parse_watch_line`] is pure, unit-tested (super::tests) and fuzzed.
 
 use std::time::Instant;
@@ -9,8 +10,8 @@ use serde_json::Value;
 use super::reply::{ReplyError, int64, json, kv_key, kv_value, malformed};
 use super::{Etcd, with_headers};
 use crate::base64;
+use crate::dcs::Wait;
 use crate::dcs::http::conn::{Request, Stream, StreamEnd};
-use crate::dcs::{Observation, Wait};
 
 /// One line of a watch stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,10 @@ pub(super) struct WatchStream {
     stream: Stream,
     /// The revision it was created from (a range revision + 1).
     from: i64,
+    /// The endpoint it is open on.
+    pub(super) endpoint: usize,
+    /// etcd said the watch is set up, and nothing went wrong since.
+    pub(super) created: bool,
 }
 
 impl Etcd {
@@ -114,13 +119,18 @@ impl Etcd {
             Wait::Reread
         })?;
         self.line.clear();
-        Ok(WatchStream { stream, from })
+        Ok(WatchStream {
+            stream,
+            from,
+            endpoint: i,
+            created: false,
+        })
     }
 
-    /// Read the open stream until a change newer than `revision` (this turn's range
-    /// read), a broken stream, or the deadline (a signal such as SIGTERM ends the wait
-    /// too). Events at or below `revision` are already reflected in the range read and
-    /// skipped: never act on a stale value.
+    /// Read the open stream until a change newer than `revision` (the last range read
+    /// or event), a broken stream, or the deadline (a signal such as SIGTERM ends the
+    /// wait too). Events at or below `revision` are already reflected in what is known
+    /// and skipped: never act on a stale value.
     fn read_watch(&mut self, stream: &mut WatchStream, revision: i64, deadline: Instant) -> Wait {
         loop {
             // Complete lines first: bytes after a returned event stay for the next call.
@@ -129,13 +139,18 @@ impl Etcd {
                 self.line.drain(..=pos);
                 match outcome {
                     Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
-                    Ok(WatchLine::Changed { value: Some(v), .. }) => {
-                        return Wait::Changed(Observation::Leader(v));
+                    Ok(WatchLine::Changed { value, revision: r }) => {
+                        let obs = super::check::observation(value);
+                        self.known = Some(obs.clone());
+                        self.last_fact = Some(Instant::now());
+                        // A revision the server left out skips nothing later.
+                        if r != i64::MAX {
+                            self.revision = Some(r);
+                        }
+                        return Wait::Changed(obs);
                     }
-                    Ok(WatchLine::Changed { value: None, .. }) => {
-                        return Wait::Changed(Observation::NoLeader);
-                    }
-                    Ok(WatchLine::Created | WatchLine::Other) => {}
+                    Ok(WatchLine::Created) => stream.created = true,
+                    Ok(WatchLine::Other) => {}
                     Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
                         log::debug!("watch ended: {why}");
                         return Wait::Reread;
@@ -166,7 +181,7 @@ impl Etcd {
         if !self.watch {
             return None;
         }
-        // Without a successful range read this turn there is nothing to compare with.
+        // Without a successful range read there is nothing to compare with.
         let revision = self.revision?;
         let stream = match self.stream.take() {
             // A stream from ahead of the store (etcd restored or rebuilt behind the same

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 pub use super::transport::Transport;
@@ -289,6 +290,10 @@ impl Connection {
         }
         let sock = sock.ok_or(last)?;
         sock.set_nodelay(true)?;
+        // A path that dies silently (packets dropped, no FIN or RST) fails the socket
+        // after about 4 s of silence, even under a watch that sends nothing; the probes
+        // cost the server's kernel, not its process.
+        crate::net::sys::set_tcp_keepalive(sock.as_fd(), 2, 1, 2)?;
         sock.set_nonblocking(true)?;
         if !target.https {
             return Ok(Transport::Plain(sock));
