@@ -199,6 +199,55 @@ fn within(timeout: Duration, f: impl FnMut() -> bool) -> bool {
     wait_until(timeout, ms(10), f).is_some()
 }
 
+/// What an idle vipd asks of etcd, counted by etcd itself: with v3, no watch opened
+/// after the first and a range read only at every tenth check (the checks in between
+/// are `GET /version`, which etcd does not count); with v2, the quorum read of every
+/// turn and one streaming wait for all turns.
+#[test]
+fn an_idle_vipd_asks_etcd_for_little() {
+    gate!(Etcd);
+    let (lab, etcd) = etcd_lab("--enable-v2");
+    etcd.put(KEY, "pg1");
+    etcd.v2(&["set", KEY, "pg1"]);
+    let range = || etcd.metric("grpc_server_started_total", &["grpc_method=\"Range\""]);
+    let watches = || etcd.metric("grpc_server_started_total", &["grpc_method=\"Watch\""]);
+    // etcd 3.4 counts every v2 read twice (measured: one GET adds 2, quorum or not).
+    let v2_gets = || etcd.metric("etcd_debugging_store_reads_total", &["action=\"get\""]) / 2.0;
+    let v2_waits = || etcd.metric("etcd_debugging_store_watch_requests_total", &[]);
+    let (turns, interval) = (20, ms(200));
+    for dcs_type in ["etcd3", "etcd2"] {
+        let args = format!(
+            "--trigger-key {KEY} --dcs-type {dcs_type} --interval 200 --dcs-check-interval 200 \
+             --announce-count 1"
+        );
+        let mut vipd = lab.node.vipd(&pg1_args(&args));
+        assert!(
+            within(Duration::from_secs(5), || lab.has_vip()),
+            "{}",
+            vipd.output()
+        );
+        // Past the first read and watch.
+        std::thread::sleep(interval * 2);
+        let before = [range(), watches(), v2_gets(), v2_waits()];
+        std::thread::sleep(interval * turns);
+        let after = [range(), watches(), v2_gets(), v2_waits()];
+        let [ranges, watches, gets, waits] = [0, 1, 2, 3].map(|k| after[k] - before[k]);
+        eprintln!(
+            "{dcs_type}: {turns} idle turns: {ranges} range reads, {watches} watches, \
+             {gets} v2 reads, {waits} v2 waits"
+        );
+        if dcs_type == "etcd3" {
+            assert!((1.0..=3.0).contains(&ranges), "{ranges} range reads");
+            assert_eq!((watches, gets, waits), (0.0, 0.0, 0.0));
+        } else {
+            // A turn may come a little late: at least three quarters of them.
+            assert!((15.0..=21.0).contains(&gets), "{gets} v2 reads");
+            assert_eq!((ranges, watches, waits), (0.0, 0.0, 0.0));
+        }
+        assert_eq!(vipd.terminate(Duration::from_secs(3)), Some(0));
+    }
+}
+
 #[test]
 fn daemon_follows_a_v2_key_with_waits() {
     gate!(Etcd);

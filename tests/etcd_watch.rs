@@ -1,9 +1,10 @@
-//! The etcd client's watch against a scripted etcd gateway on loopback (no root, no
-//! etcd needed): the stream is kept across turns (one watch request, not one per
-//! turn), events already reflected in the turn's range read are skipped, and a
-//! cancelled stream leads to a fresh read. The real etcd is exercised by the lab
-//! tests; this fake only serves the three calls the client makes, in the shapes etcd
-//! 3.4.23 sends (see the captures in src/dcs/etcd/tests.rs).
+//! The etcd clients' watches against a scripted etcd on loopback (no root, no etcd
+//! needed): the stream is kept across turns (one watch request, not one per turn),
+//! events already reflected in a read are skipped, a cancelled or ended stream leads to
+//! a fresh read, and a healthy v3 watch is checked with probes and an occasional read.
+//! The same for v2's streaming wait. The real etcd is exercised by the lab tests; this
+//! fake only serves the calls the clients make, in the shapes etcd 3.4.23 sends (see
+//! the captures in src/dcs/etcd/tests.rs and src/dcs/etcd2/tests.rs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -219,5 +220,98 @@ fn a_healthy_watch_costs_a_probe_per_check_and_a_read_per_ten_checks() {
         count(&fake.watch_requests),
         2,
         "a new watch after the doubt"
+    );
+}
+
+// --- etcd's v2 streaming wait ----------------------------------------------------------
+
+/// A v2 reply or event line for the key at `index`.
+fn v2_node(action: &str, value: &str, index: u64) -> String {
+    format!(
+        r#"{{"action":"{action}","node":{{"key":"{KEY}","value":"{value}","modifiedIndex":{index},"createdIndex":2}}}}"#
+    )
+}
+
+#[test]
+fn the_v2_wait_is_one_stream_across_turns_and_stale_events_are_skipped() {
+    use vipd::dcs::etcd2::Etcd2;
+    let (tx, rx) = mpsc::channel::<String>();
+    let fake = Arc::new(Fake {
+        value: Mutex::new(("node1".into(), 5)),
+        watch_requests: AtomicUsize::new(0),
+        ranges: AtomicUsize::new(0),
+        versions: AtomicUsize::new(0),
+        version_status: AtomicUsize::new(200),
+        lines: Mutex::new(Some(rx)),
+    });
+    let f = fake.clone();
+    let server = Server::start("127.0.0.1:0", move |request| {
+        if request.query("wait") != Some("true") {
+            f.ranges.fetch_add(1, Ordering::SeqCst);
+            let (value, index) = lock(&f.value).clone();
+            return Reply::json(200, v2_node("get", &value, index as u64))
+                .header("X-Etcd-Index", index);
+        }
+        // Only a streaming wait from the read's next index is served, with the scripted
+        // lines, once; a later one is closed unanswered.
+        assert_eq!(request.query("stream"), Some("true"));
+        f.watch_requests.fetch_add(1, Ordering::SeqCst);
+        let lines = lock(&f.lines).take();
+        Reply::raw(move |conn| {
+            let Some(lines) = lines else { return Ok(()) };
+            conn.head(
+                200,
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+            )?;
+            for line in lines.iter() {
+                conn.chunk(format!("{line}\n").as_bytes())?;
+            }
+            conn.write(b"0\r\n\r\n")
+        })
+    });
+    let mut etcd = Etcd2::new(&Settings {
+        endpoints: vec![server.url()],
+        key: KEY.into(),
+        credentials: None,
+        interval: Duration::from_millis(200),
+        watch: true,
+        check_interval: Duration::from_millis(200),
+        tls: Default::default(),
+    });
+    let count = |c: &AtomicUsize| c.load(Ordering::SeqCst);
+    // Every turn reads (quorum), and all of them share one wait.
+    for turn_no in 1..=4 {
+        assert_eq!(etcd.observe(turn()), Observation::Leader("node1".into()));
+        assert_eq!(etcd.wait_for_change(turn()), Some(Wait::Deadline));
+        assert_eq!(count(&fake.ranges), turn_no);
+    }
+    assert_eq!(count(&fake.watch_requests), 1, "one wait for all turns");
+    // The read sees node2 at 6 before the stream sends it: that event is stale and
+    // skipped; node3 at 7 is news and ends the wait at once.
+    *lock(&fake.value) = ("node2".into(), 6);
+    assert_eq!(etcd.observe(turn()), Observation::Leader("node2".into()));
+    tx.send(v2_node("set", "node2", 6)).unwrap();
+    tx.send(v2_node("set", "node3", 7)).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        etcd.wait_for_change(turn()),
+        Some(Wait::Changed(Observation::Leader("node3".into())))
+    );
+    assert!(started.elapsed() < Duration::from_millis(150));
+    // A delete, then the server ends the stream: a fresh read and a new wait.
+    tx.send(v2_node("delete", "", 8)).unwrap();
+    assert_eq!(
+        etcd.wait_for_change(turn()),
+        Some(Wait::Changed(Observation::NoLeader))
+    );
+    drop(tx);
+    assert_eq!(etcd.wait_for_change(turn()), Some(Wait::Reread));
+    *lock(&fake.value) = ("node3".into(), 9);
+    assert_eq!(etcd.observe(turn()), Observation::Leader("node3".into()));
+    let _ = etcd.wait_for_change(turn());
+    assert_eq!(
+        count(&fake.watch_requests),
+        2,
+        "a new wait after the stream ended"
     );
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Netns, Outcome, Proc, TempDir, args, json, ms, tool, wait_until};
+use super::{Netns, Outcome, Proc, TempDir, args, in_netns, json, ms, tool, wait_until};
 
 /// Fast elections (the DCS tests): heartbeat 50 ms, election timeout 500 ms.
 pub const FAST_ELECTIONS: &str = "--heartbeat-interval 50 --election-timeout 500";
@@ -170,6 +170,21 @@ impl Etcd {
     }
 
     /// `etcdctl ARGS…` (API v3).
+    /// The sum of etcd's Prometheus samples named `name` whose labels contain every one
+    /// of `labels` (such as `grpc_method="Range"`), read from its `/metrics`.
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let url = format!("{}/metrics", self.endpoint);
+        let text = in_netns(&self.ns, || {
+            let mut reply = ureq::get(&url).call().expect("GET /metrics");
+            reply.body_mut().read_to_string().expect("the metrics")
+        });
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter(|l| labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub fn etcdctl(&self, args: &[&str]) -> Outcome {
         self.ctl(3, args)
     }
