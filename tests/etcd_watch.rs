@@ -80,23 +80,30 @@ fn answer(fake: &Fake, request: &Request) -> Reply {
     }
 }
 
+impl Fake {
+    /// node1 at revision 5, the watch lines to come from `lines`.
+    fn new(lines: Receiver<String>) -> Arc<Fake> {
+        Arc::new(Fake {
+            value: Mutex::new(("node1".into(), 5)),
+            watch_requests: AtomicUsize::new(0),
+            ranges: AtomicUsize::new(0),
+            versions: AtomicUsize::new(0),
+            version_status: AtomicUsize::new(200),
+            lines: Mutex::new(Some(lines)),
+        })
+    }
+}
+
 fn start() -> (Arc<Fake>, Sender<String>, Server) {
     let (tx, rx) = mpsc::channel();
-    let fake = Arc::new(Fake {
-        value: Mutex::new(("node1".into(), 5)),
-        watch_requests: AtomicUsize::new(0),
-        ranges: AtomicUsize::new(0),
-        versions: AtomicUsize::new(0),
-        version_status: AtomicUsize::new(200),
-        lines: Mutex::new(Some(rx)),
-    });
+    let fake = Fake::new(rx);
     let f = fake.clone();
     let server = Server::start("127.0.0.1:0", move |request| answer(&f, request));
     (fake, tx, server)
 }
 
-fn client(server: &Server, check_interval_ms: u64) -> Etcd {
-    Etcd::new(&Settings {
+fn settings(server: &Server, check_interval_ms: u64) -> Settings {
+    Settings {
         endpoints: vec![server.url()],
         key: KEY.into(),
         credentials: None,
@@ -104,7 +111,11 @@ fn client(server: &Server, check_interval_ms: u64) -> Etcd {
         watch: true,
         check_interval: Duration::from_millis(check_interval_ms),
         tls: Default::default(),
-    })
+    }
+}
+
+fn client(server: &Server, check_interval_ms: u64) -> Etcd {
+    Etcd::new(&settings(server, check_interval_ms))
 }
 
 fn turn() -> Instant {
@@ -236,14 +247,7 @@ fn v2_node(action: &str, value: &str, index: u64) -> String {
 fn the_v2_wait_is_one_stream_across_turns_and_stale_events_are_skipped() {
     use vipd::dcs::etcd2::Etcd2;
     let (tx, rx) = mpsc::channel::<String>();
-    let fake = Arc::new(Fake {
-        value: Mutex::new(("node1".into(), 5)),
-        watch_requests: AtomicUsize::new(0),
-        ranges: AtomicUsize::new(0),
-        versions: AtomicUsize::new(0),
-        version_status: AtomicUsize::new(200),
-        lines: Mutex::new(Some(rx)),
-    });
+    let fake = Fake::new(rx);
     let f = fake.clone();
     let server = Server::start("127.0.0.1:0", move |request| {
         if request.query("wait") != Some("true") {
@@ -269,15 +273,7 @@ fn the_v2_wait_is_one_stream_across_turns_and_stale_events_are_skipped() {
             conn.write(b"0\r\n\r\n")
         })
     });
-    let mut etcd = Etcd2::new(&Settings {
-        endpoints: vec![server.url()],
-        key: KEY.into(),
-        credentials: None,
-        interval: Duration::from_millis(200),
-        watch: true,
-        check_interval: Duration::from_millis(200),
-        tls: Default::default(),
-    });
+    let mut etcd = Etcd2::new(&settings(&server, 200));
     let count = |c: &AtomicUsize| c.load(Ordering::SeqCst);
     // Every turn reads (quorum), and all of them share one wait.
     for turn_no in 1..=4 {
