@@ -1,5 +1,34 @@
 //! The desired state of the VIP: a pure function of what the DCS said, when it last
-//! said something, and the DCS-loss policy. No I/O here.
+//! said something, the DCS-loss policy, and — while the DCS is silent — this node's
+//! Patroni and the leader key's lease. No I/O here.
+//!
+//! # While the DCS cannot be read
+//!
+//! A known DCS decides alone: the VIP is here exactly when the key names this node.
+//! While it is unknown, the first of these rules that applies decides:
+//!
+//! | Patroni (`GET /patroni`) | `dcs-grace` | lease of the key | the VIP |
+//! | --- | --- | --- | --- |
+//! | `role` primary (`master`, `primary`, `standby_leader`), `state` `running` | any | any | kept (added) |
+//! | any other role or state | any | any | released at once |
+//! | no answer, or no `patroni-url` | `0` | any | released at once |
+//! | no answer, or no `patroni-url` | finite | known | kept until the grace or the lease ends, whichever is first |
+//! | no answer, or no `patroni-url` | finite | unknown | kept until the grace ends |
+//! | no answer, or no `patroni-url` | `never` | any | kept |
+//!
+//! The grace rows apply only when this node led at the last fact; a node that did not
+//! lead stays without the VIP, and one with no fact since start leaves the kernel
+//! alone until the grace from start ends.
+//!
+//! Why: Patroni itself is the authority on whether this node's PostgreSQL accepts
+//! writes, and it answers while the DCS does not (its `failsafe_mode` keeps a primary
+//! running without the DCS); a Patroni that says anything but a running primary means
+//! that clients through the VIP would reach a database that cannot write, or one about
+//! to be fenced. Without Patroni, the lease is the latest moment at which the leader
+//! key could still exist as far as this node knows (renewals only push it later), so a
+//! VIP kept past it could face a new leader elected elsewhere. `never` is the
+//! operator's explicit choice for `failsafe_mode` without `patroni-url` and is not
+//! cut.
 
 use std::time::Duration;
 
@@ -45,20 +74,57 @@ pub enum Reason {
     UnknownNotLeading,
     /// DCS unknown and never known since start; within grace from start.
     UnknownNoHistory,
+    /// DCS unknown; this node's Patroni says it runs a writable primary.
+    PatroniPrimary,
+    /// DCS unknown; this node's Patroni says it is not a running primary.
+    PatroniNotPrimary,
+    /// DCS unknown, within grace, but the leader key's lease may have run out.
+    LeaseExpired,
+    /// The key newly names this node; the VIP waits for Patroni to say primary.
+    AwaitingPrimary,
 }
 
-/// Decide the wanted state.
+/// What this node's Patroni said while the DCS was silent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatroniSays {
+    /// `role` master, primary or standby_leader with `state` running.
+    Primary,
+    /// Anything else it answered (role and state, or why the body is unreadable).
+    NotPrimary(String),
+    /// No HTTP answer at all (refused, timed out), or no `patroni-url`.
+    NoAnswer,
+}
+
+/// What the fencing rules know beyond the DCS: Patroni's answer and how long the
+/// leader key's lease may still last (`None`: not known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub patroni: PatroniSays,
+    pub lease_left: Option<Duration>,
+}
+
+impl Fence {
+    /// Nothing beyond the DCS.
+    pub const NONE: Fence = Fence {
+        patroni: PatroniSays::NoAnswer,
+        lease_left: None,
+    };
+}
+
+/// Decide the wanted state (the rules and their reasons: the module's table).
 ///
 /// * `last`: the last fact before this observation, or `None` when the DCS has not
 ///   answered since start. For an observation with no history, `since_start` stands
 ///   in for the fact's age, so a daemon restarted during a DCS outage neither drops
 ///   a VIP at once nor keeps it forever.
+/// * `fence`: consulted only while the DCS is unknown.
 pub fn decide(
     obs: &Observation,
     trigger_value: &str,
     last: Option<LastFact>,
     since_start: Duration,
     grace: Grace,
+    fence: &Fence,
 ) -> (Desired, Reason) {
     let within = |age: Duration| match grace {
         Grace::Never => true,
@@ -66,19 +132,29 @@ pub fn decide(
     };
     match obs {
         Observation::Leader(name) if name == trigger_value => {
-            (Desired::Present, Reason::ThisNodeLeads)
+            return (Desired::Present, Reason::ThisNodeLeads);
         }
-        Observation::Leader(_) => (Desired::Absent, Reason::OtherNodeLeads),
-        Observation::NoLeader => (Desired::Absent, Reason::NoLeader),
-        Observation::Unknown(_) => match last {
-            Some(LastFact { leading: true, age }) if within(age) => {
-                (Desired::Present, Reason::GraceHolding)
+        Observation::Leader(_) => return (Desired::Absent, Reason::OtherNodeLeads),
+        Observation::NoLeader => return (Desired::Absent, Reason::NoLeader),
+        Observation::Unknown(_) => {}
+    }
+    match fence.patroni {
+        PatroniSays::Primary => return (Desired::Present, Reason::PatroniPrimary),
+        PatroniSays::NotPrimary(_) => return (Desired::Absent, Reason::PatroniNotPrimary),
+        PatroniSays::NoAnswer => {}
+    }
+    match last {
+        Some(LastFact { leading: true, age }) if within(age) => {
+            let lease_over = fence.lease_left == Some(Duration::ZERO);
+            match (grace, lease_over) {
+                (Grace::After(_), true) => (Desired::Absent, Reason::LeaseExpired),
+                _ => (Desired::Present, Reason::GraceHolding),
             }
-            Some(LastFact { leading: true, .. }) => (Desired::Absent, Reason::GraceExpired),
-            Some(LastFact { leading: false, .. }) => (Desired::Absent, Reason::UnknownNotLeading),
-            None if within(since_start) => (Desired::Unchanged, Reason::UnknownNoHistory),
-            None => (Desired::Absent, Reason::GraceExpired),
-        },
+        }
+        Some(LastFact { leading: true, .. }) => (Desired::Absent, Reason::GraceExpired),
+        Some(LastFact { leading: false, .. }) => (Desired::Absent, Reason::UnknownNotLeading),
+        None if within(since_start) => (Desired::Unchanged, Reason::UnknownNoHistory),
+        None => (Desired::Absent, Reason::GraceExpired),
     }
 }
 
@@ -131,7 +207,7 @@ mod tests {
             (&u, None, 10 * S, g10, (Absent, GraceExpired)),
         ];
         for (obs, last, since_start, grace, want) in cases {
-            let got = decide(obs, ME, last, since_start, grace);
+            let got = decide(obs, ME, last, since_start, grace, &Fence::NONE);
             assert_eq!(got, want, "{obs:?} {last:?} {since_start:?} {grace:?}");
         }
     }
@@ -140,7 +216,7 @@ mod tests {
     fn leader_match_is_exact() {
         for other in ["pg10", "pg", "PG1", " pg1", "pg1\n", ""] {
             let obs = Observation::Leader(other.into());
-            let d = decide(&obs, ME, fact(true, 0), S, grace10());
+            let d = decide(&obs, ME, fact(true, 0), S, grace10(), &Fence::NONE);
             assert_eq!(d, (Desired::Absent, Reason::OtherNodeLeads), "{other:?}");
         }
     }
@@ -153,7 +229,8 @@ mod tests {
         let mut last = None;
         let mut out = Vec::new();
         for name in seq {
-            let (d, _) = decide(&Observation::Leader(name.into()), ME, last, S, grace10());
+            let obs = Observation::Leader(name.into());
+            let (d, _) = decide(&obs, ME, last, S, grace10(), &Fence::NONE);
             last = Some(LastFact {
                 leading: d == Desired::Present,
                 age: Duration::ZERO,
@@ -163,7 +240,60 @@ mod tests {
         use Desired::*;
         assert_eq!(out, [Present, Absent, Present, Absent, Present]);
         // An error right after the flap ends on "leading" holds the VIP.
-        let d = decide(&unknown(), ME, last, S, grace10());
+        let d = decide(&unknown(), ME, last, S, grace10(), &Fence::NONE);
         assert_eq!(d.0, Present);
+    }
+
+    /// Every cell of the module's table: Patroni × grace × lease, after this node led
+    /// (4 s ago, within the finite grace of 10 s).
+    #[test]
+    fn the_fencing_table_cell_by_cell() {
+        use Desired::*;
+        use Reason::*;
+        let not = PatroniSays::NotPrimary("role replica, state running".into());
+        let patroni = [PatroniSays::Primary, not, PatroniSays::NoAnswer];
+        let graces = [Grace::After(Duration::ZERO), grace10(), Grace::Never];
+        // Known and still running, known and run out, unknown.
+        let leases = [Some(3 * S), Some(Duration::ZERO), None];
+        for p in &patroni {
+            for &grace in &graces {
+                for lease_left in leases {
+                    let fence = Fence {
+                        patroni: p.clone(),
+                        lease_left,
+                    };
+                    let got = decide(&unknown(), ME, fact(true, 4), S, grace, &fence);
+                    let want = match (p, grace, lease_left) {
+                        (PatroniSays::Primary, ..) => (Present, PatroniPrimary),
+                        (PatroniSays::NotPrimary(_), ..) => (Absent, PatroniNotPrimary),
+                        (_, Grace::After(Duration::ZERO), _) => (Absent, GraceExpired),
+                        (_, Grace::Never, _) => (Present, GraceHolding),
+                        (_, _, Some(Duration::ZERO)) => (Absent, LeaseExpired),
+                        _ => (Present, GraceHolding),
+                    };
+                    assert_eq!(got, want, "{p:?} {grace:?} {lease_left:?}");
+                }
+            }
+        }
+        // Past the grace, a running lease does not extend it.
+        let fence = Fence {
+            patroni: PatroniSays::NoAnswer,
+            lease_left: Some(60 * S),
+        };
+        let got = decide(&unknown(), ME, fact(true, 10), S, grace10(), &fence);
+        assert_eq!(got, (Absent, GraceExpired));
+        // Patroni decides even without history or after another node led; a known DCS
+        // is never overruled by it.
+        let primary = Fence {
+            patroni: PatroniSays::Primary,
+            lease_left: None,
+        };
+        for last in [None, fact(false, 0)] {
+            let got = decide(&unknown(), ME, last, S, grace10(), &primary);
+            assert_eq!(got, (Present, PatroniPrimary), "{last:?}");
+        }
+        let other = Observation::Leader("pg2".into());
+        let got = decide(&other, ME, fact(true, 0), S, grace10(), &primary);
+        assert_eq!(got, (Absent, OtherNodeLeads));
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod dcs;
 pub mod decide;
+pub mod fence;
 pub mod logger;
 pub mod net;
 #[allow(unsafe_code)]

@@ -8,6 +8,7 @@ use vipd::config::{self, Command, Config};
 use vipd::daemon::{Daemon, Reloaded};
 use vipd::dcs::Dcs;
 use vipd::dcs::http::Tls;
+use vipd::fence::patroni::{AskPatroni, Patroni};
 use vipd::net::Kernel;
 use vipd::signals::Signals;
 
@@ -29,7 +30,19 @@ fn env(name: &str) -> Option<String> {
 /// The TLS files, loaded and judged by rustls: a certificate or key it refuses is a
 /// configuration error (one line naming the file), never a failure at a connection.
 fn load_tls(cfg: &Config) -> Result<Tls, String> {
-    Tls::load(&cfg.tls_files(), &cfg.endpoints)
+    let urls: Vec<String> = cfg
+        .endpoints
+        .iter()
+        .chain(&cfg.patroni_url)
+        .cloned()
+        .collect();
+    Tls::load(&cfg.tls_files(), &urls)
+}
+
+/// The client of this node's Patroni REST API, when `patroni-url` is set.
+fn patroni(cfg: &Config, tls: &Tls) -> Option<Box<dyn AskPatroni>> {
+    let url = cfg.patroni_url.as_deref()?;
+    Some(Box::new(Patroni::new(url, cfg.interval, tls)))
 }
 
 /// SIGHUP: the same arguments and environment, read again; a new DCS client when its
@@ -44,14 +57,19 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
         log::warn!("SIGHUP: {w}");
     }
     let settings = config.dcs_settings();
+    let tls = load_tls(&config)?;
     let dcs = if current.dcs_settings().need_new_client(&settings) {
-        let tls = load_tls(&config)?;
         let deadline = settings.startup_deadline();
         Some(vipd::dcs::open(&settings, &tls, deadline).map_err(|rejected| rejected.0)?)
     } else {
         None
     };
-    Ok(Reloaded { config, dcs })
+    let patroni = patroni(&config, &tls);
+    Ok(Reloaded {
+        config,
+        dcs,
+        patroni,
+    })
 }
 
 /// One line on stderr (the logger is not set up yet), then exit with `status`.
@@ -117,7 +135,8 @@ fn start(cfg: Config, tls: &Tls, once: Option<(bool, bool)>, args: &[OsString]) 
         log::error!("{}", rejected.0);
         2
     })?;
-    let daemon = Daemon::new(cfg, dcs, kernel);
+    let patroni = patroni(&cfg, tls);
+    let daemon = Daemon::new(cfg, dcs, kernel).with_patroni(patroni);
     // Sockets open, configuration read: keep only CAP_NET_ADMIN and CAP_NET_RAW.
     match vipd::caps::drop_to_net_admin_and_raw() {
         Ok(d) => log::debug!(

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::sources::Sources;
-use super::values::{parse_endpoints, parse_ip, parse_netmask, parse_number, valid_interface};
+use super::values::{
+    parse_endpoint, parse_endpoints, parse_ip, parse_netmask, parse_number, valid_interface,
+};
 use super::{Config, ConfigError, DcsType, Secret};
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
@@ -44,6 +46,7 @@ pub(super) fn build(
     // Never below interval (a turn reads at most once): an error names the range.
     let dcs_check_interval =
         src.number("dcs-check-interval", interval.max(3000), interval, MAX_MS)?;
+    let (patroni_url, primary_check) = patroni(src)?;
     let (announce_count, announce_interval, announce_mode) =
         announcements(src, vip.addr, warnings)?;
     for key in ["retry-num", "retry-after"] {
@@ -75,9 +78,28 @@ pub(super) fn build(
         announce_mode,
         no_watch: src.bool("no-watch", false)?,
         dcs_check_interval: Duration::from_millis(dcs_check_interval),
+        patroni_url,
+        primary_check,
         verbose: src.bool("verbose", false)?,
         config_file,
     })
+}
+
+/// `patroni-url` (an http:// or https:// URL) and `primary-check`, which is on by
+/// default with it and cannot be on without it.
+fn patroni(src: &Sources<'_>) -> Result<(Option<String>, bool), ConfigError> {
+    let url = match src.text("patroni-url")? {
+        Some((v, origin)) => Some(parse_endpoint(v, origin)?.trim_end_matches('/').to_string()),
+        None => None,
+    };
+    let check = src.bool("primary-check", url.is_some())?;
+    if check && url.is_none() {
+        let origin = src.origin("primary-check").unwrap_or("primary-check");
+        return Err(ConfigError(format!(
+            "{origin}: needs patroni-url (the node's Patroni REST API to ask)"
+        )));
+    }
+    Ok((url, check))
 }
 
 fn check_manager_type(src: &Sources<'_>) -> Result<(), ConfigError> {

@@ -78,6 +78,10 @@ pub struct Config {
     pub no_watch: bool,
     /// With an etcd v3 watch: the longest time between two reads of the key.
     pub dcs_check_interval: Duration,
+    /// This node's Patroni REST API (`patroni-url`), without a trailing `/`.
+    pub patroni_url: Option<String>,
+    /// Add the VIP only once Patroni says this node is a running primary.
+    pub primary_check: bool,
     pub verbose: bool,
     /// The YAML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
@@ -216,6 +220,8 @@ impl Config {
             consul_token: None,
             no_watch: false,
             dcs_check_interval: Duration::from_millis(3000),
+            patroni_url: None,
+            primary_check: false,
             config_file: None,
             interval: Duration::from_millis(1000),
             dcs_grace: Grace::After(Duration::from_secs(10)),

@@ -207,6 +207,27 @@ pub(super) const OPTIONS: &[Opt] = &[
         ..TEXT
     },
     Opt {
+        key: "patroni-url",
+        metavar: "URL",
+        default: "(none)",
+        help: "This node's Patroni REST API, e.g. http://192.0.2.11:8008 (restapi's \
+               connect_address). While the DCS cannot be read, GET /patroni decides: a \
+               running primary keeps the VIP, anything else releases it; with \
+               primary-check, the VIP waits for it to say primary. https takes the \
+               etcd-ca-file, etcd-cert-file and etcd-key-file.",
+        ..TEXT
+    },
+    Opt {
+        key: "primary-check",
+        kind: Kind::Bool,
+        metavar: "BOOL",
+        default: "true with patroni-url",
+        help: "When the key newly names this node, add the VIP only once Patroni says \
+               PostgreSQL is a running primary (asked every 100 ms; no answer at all \
+               adds it with a warning).",
+        ..TEXT
+    },
+    Opt {
         key: "announce-count",
         metavar: "N",
         default: "3",

@@ -98,7 +98,7 @@ pub(super) fn valid_interface(name: &str) -> bool {
 
 /// One DCS URL: scheme http or https, a host, an optional numeric port; the trailing
 /// `/` removed. Credentials in the URL are refused without echoing them.
-fn parse_endpoint(raw: &str, origin: &str) -> Result<String, ConfigError> {
+pub(super) fn parse_endpoint(raw: &str, origin: &str) -> Result<String, ConfigError> {
     let bad = |why: &str| ConfigError(format!("{origin}: {raw:?} {why}"));
     let Some((scheme, rest)) = raw.split_once("://") else {
         return Err(bad("has no scheme (expected http:// or https://)"));

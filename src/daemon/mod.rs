@@ -8,12 +8,16 @@ mod report;
 mod run;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fence;
 
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation};
-use crate::decide::{Desired, LastFact, Reason, decide};
+use crate::decide::{Desired, Fence, LastFact, PatroniSays, Reason, decide};
+use crate::fence::patroni::AskPatroni;
+use crate::fence::{ASK_TIMEOUT, Gate, Step};
 use crate::net::{AddrBackend, LinkInfo};
 use announce::Pacing;
 use reconcile::Action;
@@ -25,6 +29,8 @@ use report::Report;
 pub struct Reloaded<D> {
     pub config: Config,
     pub dcs: Option<D>,
+    /// The client of the new configuration's `patroni-url`.
+    pub patroni: Option<Box<dyn AskPatroni>>,
 }
 
 /// Reads the configuration again, given the running one.
@@ -45,6 +51,11 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     last_dcs_ok: Option<SystemTime>,
     /// The state last written to the status file (without its times).
     status_written: Option<serde_json::Value>,
+    /// This node's Patroni (`patroni-url`).
+    patroni: Option<Box<dyn AskPatroni>>,
+    /// What Patroni said at this turn, if it was asked.
+    patroni_said: Option<PatroniSays>,
+    gate: Gate,
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -60,7 +71,27 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             logged: Logged::default(),
             last_dcs_ok: None,
             status_written: None,
+            patroni: None,
+            patroni_said: None,
+            gate: Gate::default(),
         }
+    }
+
+    /// Ask `patroni` (this node's Patroni REST API) while the DCS is silent, and before
+    /// adding the VIP for a new leadership (`primary-check`).
+    pub fn with_patroni(mut self, patroni: Option<Box<dyn AskPatroni>>) -> Self {
+        self.patroni = patroni;
+        self
+    }
+
+    /// Ask Patroni, when there is one (remembered for the report).
+    fn ask_patroni(&mut self, now: Instant) -> PatroniSays {
+        let says = match self.patroni.as_mut() {
+            Some(p) => p.ask(now + ASK_TIMEOUT.min(self.cfg.interval)),
+            None => PatroniSays::NoAnswer,
+        };
+        self.patroni_said = self.patroni.is_some().then(|| says.clone());
+        says
     }
 
     /// Decide with the daemon's history (grace runs from the last fact, or from start);
@@ -76,23 +107,68 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             age: now.saturating_duration_since(at),
         });
         let since_start = now.saturating_duration_since(self.started);
+        // Patroni is asked only while the DCS is silent.
+        let fence = match obs {
+            Observation::Unknown(_) => Fence {
+                patroni: self.ask_patroni(now),
+                lease_left: None,
+            },
+            _ => Fence::NONE,
+        };
         let decision = decide(
             obs,
             &self.cfg.trigger_value,
             last,
             since_start,
             self.cfg.dcs_grace,
+            &fence,
         );
         if !matches!(obs, Observation::Unknown(_)) {
             self.last_fact = Some((decision.0 == Desired::Present, fact_at));
         }
-        decision
+        self.gated(decision, now)
+    }
+
+    /// Write-ready gating ([`crate::fence`]): a new leadership's add waits for Patroni
+    /// to say primary; a fact that another node leads, or none, closes the gate.
+    fn gated(&mut self, (desired, reason): (Desired, Reason), now: Instant) -> (Desired, Reason) {
+        match reason {
+            Reason::OtherNodeLeads | Reason::NoLeader => self.gate.close(),
+            Reason::ThisNodeLeads if self.cfg.primary_check && !self.gate.is_open() => {
+                let says = self.ask_patroni(now);
+                match self.gate.answer(&says, now) {
+                    Step::Pass { waited } if waited > Duration::ZERO => log::info!(
+                        "Patroni says this node is a running primary after {} ms",
+                        waited.as_millis()
+                    ),
+                    Step::Pass { .. } => {}
+                    Step::Wait { first } => {
+                        if let (true, PatroniSays::NotPrimary(why)) = (first, &says) {
+                            log::info!(
+                                "the key names this node; waiting for Patroni to say primary \
+                                 (now {why})"
+                            );
+                        }
+                        return (Desired::Unchanged, Reason::AwaitingPrimary);
+                    }
+                    Step::PassUnanswered { warn: true } => log::warn!(
+                        "Patroni at {} gives no answer: adding the VIP without waiting for \
+                         a primary",
+                        self.cfg.patroni_url.as_deref().unwrap_or("?")
+                    ),
+                    Step::PassUnanswered { .. } => {}
+                }
+            }
+            _ => {}
+        }
+        (desired, reason)
     }
 
     /// One full turn: observe until `deadline` (unless the watch already saw the
     /// change), decide, reconcile, log. A remembered observation counts from when
     /// the DCS last really answered ([`Dcs::last_fact`]).
     fn turn(&mut self, seen: Option<Observation>, deadline: Instant) -> Report {
+        self.patroni_said = None;
         let (obs, fact_at) = match seen {
             Some(obs) => (obs, None),
             None => (self.dcs.observe(deadline), self.dcs.last_fact()),

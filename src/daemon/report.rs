@@ -225,6 +225,12 @@ fn reason_text(r: Reason) -> &'static str {
         Reason::GraceExpired => "DCS unreachable, grace expired",
         Reason::UnknownNotLeading => "DCS unreachable, this node did not lead",
         Reason::UnknownNoHistory => "DCS unreachable since start",
+        Reason::PatroniPrimary => "DCS unreachable, Patroni says this node is a running primary",
+        Reason::PatroniNotPrimary => {
+            "DCS unreachable, Patroni says this node is not a running primary"
+        }
+        Reason::LeaseExpired => "DCS unreachable, the leader key's lease may have run out",
+        Reason::AwaitingPrimary => "this node leads; waiting for Patroni to say primary",
     }
 }
 

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use super::{Daemon, Logged, Reload, Reloaded};
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation, Wait};
+use crate::decide::Reason;
+use crate::fence::GATE_POLL;
 use crate::net::AddrBackend;
 use crate::signals::{Signal, Signals};
 
@@ -69,7 +71,12 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             return;
         }
         let from_watch = s.event.is_some();
-        self.turn(s.event.take(), now + self.cfg.interval);
+        let report = self.turn(s.event.take(), now + self.cfg.interval);
+        if report.reason == Reason::AwaitingPrimary {
+            // Ask Patroni again soon; a change of the key ends the wait sooner.
+            s.next_turn = Instant::now() + GATE_POLL;
+            return;
+        }
         // After an event, read the key again at once to re-arm the watch from a fresh
         // revision; otherwise keep the cadence. A wait that ends a little late (timers
         // have a granularity) must not push every later turn back: keep the cadence
@@ -119,7 +126,12 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// from the old place first (the next turn adds it at the new one); a new DCS
     /// client replaces the old; facts about another key or node name are forgotten.
     fn take_reloaded(&mut self, new: Reloaded<D>, now: Instant) {
-        let Reloaded { config, dcs } = new;
+        let Reloaded {
+            config,
+            dcs,
+            patroni,
+        } = new;
+        self.patroni = patroni;
         if config == self.cfg && dcs.is_none() {
             log::info!("SIGHUP: configuration unchanged");
             return;

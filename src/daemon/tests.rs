@@ -16,10 +16,10 @@ enum Op {
 }
 
 /// A kernel with one interface (index 7), its link state and address list.
-struct FakeNet {
+pub(super) struct FakeNet {
     exists: bool,
     up: bool,
-    addrs: Vec<(IpAddr, u8)>,
+    pub(super) addrs: Vec<(IpAddr, u8)>,
     ops: Vec<Op>,
     fail_add: bool,
     carrier_changes: u32,
@@ -86,7 +86,7 @@ pub(super) fn link(up: bool, carrier_changes: u32) -> LinkInfo {
 }
 
 /// Scripted observations, and when the DCS last really answered (`None`: now).
-struct FakeDcs(VecDeque<Observation>, Option<Instant>);
+pub(super) struct FakeDcs(VecDeque<Observation>, Option<Instant>);
 impl Dcs for FakeDcs {
     fn observe(&mut self, _: Instant) -> Observation {
         self.0
@@ -98,7 +98,7 @@ impl Dcs for FakeDcs {
     }
 }
 
-fn daemon() -> Daemon<FakeDcs, FakeNet> {
+pub(super) fn daemon() -> Daemon<FakeDcs, FakeNet> {
     Daemon::new(
         Config::example(),
         FakeDcs(VecDeque::new(), None),
@@ -106,12 +106,17 @@ fn daemon() -> Daemon<FakeDcs, FakeNet> {
     )
 }
 
-fn leader(name: &str) -> Observation {
+pub(super) fn leader(name: &str) -> Observation {
     Observation::Leader(name.into())
 }
 
 /// Observe `obs` at `t0 + at_ms` and reconcile.
-fn step(d: &mut Daemon<FakeDcs, FakeNet>, t0: Instant, at_ms: u64, obs: Observation) -> Report {
+pub(super) fn step(
+    d: &mut Daemon<FakeDcs, FakeNet>,
+    t0: Instant,
+    at_ms: u64,
+    obs: Observation,
+) -> Report {
     let now = t0 + Duration::from_millis(at_ms);
     let decision = d.decide_now(&obs, now, now);
     d.reconcile(obs, decision, now, false)

@@ -121,6 +121,10 @@ VIP_ENDPOINT=http://a:1,ftp://b => VIP_ENDPOINT: "ftp://b" has an unsupported sc
 --announce-mode=gratuitous => --announce-mode: "gratuitous" is not an announce-mode (expected request, reply or both)
 VIP_NO_WATCH=perhaps => VIP_NO_WATCH: "perhaps" is not a boolean (expected true or false)
 --etcd-password=pw => --etcd-password: set, but etcd-user is not
+--patroni-url=192.0.2.11:8008 => --patroni-url: "192.0.2.11:8008" has no scheme (expected http:// or https://)
+VIP_PATRONI_URL=ftp://192.0.2.11 => VIP_PATRONI_URL: "ftp://192.0.2.11" has an unsupported scheme (expected http:// or https://)
+--patroni-url=http://192.0.2.11:x => --patroni-url: "http://192.0.2.11:x" has an invalid port
+--primary-check => --primary-check: needs patroni-url (the node's Patroni REST API to ask)
 "#;
 
 #[test]

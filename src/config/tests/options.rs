@@ -21,6 +21,9 @@ fn valid_value(key: &str, file: &str) -> String {
         "announce-count" | "retry-num" => "7",
         "dcs-check-interval" => "4000",
         "announce-mode" => "reply",
+        "patroni-url" => "http://192.0.2.11:8008",
+        // With patroni-url (below), whose default it turns off.
+        "primary-check" => "false",
         "manager-type" => "basic",
         "verbose" | "keep-on-exit" | "no-watch" => "true",
         _ if key.ends_with("-file") => file,
@@ -36,6 +39,9 @@ fn flags_around(key: &str, pem: &str) -> Vec<String> {
         .filter(|pair| pair[0] != format!("--{key}"))
         .map(|pair| format!("{}={}", pair[0], pair[1]))
         .collect();
+    if key == "primary-check" {
+        flags.push("--patroni-url=http://192.0.2.11:8008".into());
+    }
     if key.starts_with("etcd-password") {
         flags.push("--etcd-user=u".into());
     }

@@ -1,0 +1,152 @@
+//! The daemon's fencing against a scripted Patroni: who decides while the DCS is
+//! silent, and write-ready gating of a new leadership's add.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::tests::{FakeDcs, FakeNet, daemon, leader, step};
+use super::*;
+
+/// Patroni's scripted answers (the last one repeats), and how often it was asked.
+#[derive(Clone, Default)]
+struct Script(Rc<RefCell<(VecDeque<PatroniSays>, usize)>>);
+
+impl Script {
+    fn new(answers: &[PatroniSays]) -> Script {
+        Script(Rc::new(RefCell::new((
+            answers.iter().cloned().collect(),
+            0,
+        ))))
+    }
+    fn asked(&self) -> usize {
+        self.0.borrow().1
+    }
+}
+
+impl AskPatroni for Script {
+    fn ask(&mut self, _: Instant) -> PatroniSays {
+        let mut s = self.0.borrow_mut();
+        s.1 += 1;
+        match s.0.len() {
+            0 => PatroniSays::NoAnswer,
+            1 => s.0[0].clone(),
+            _ => s.0.pop_front().unwrap_or(PatroniSays::NoAnswer),
+        }
+    }
+}
+
+fn replica() -> PatroniSays {
+    PatroniSays::NotPrimary("role replica, state running".into())
+}
+
+fn with(answers: &[PatroniSays], primary_check: bool) -> (Daemon<FakeDcs, FakeNet>, Script) {
+    let script = Script::new(answers);
+    let mut d = daemon().with_patroni(Some(Box::new(script.clone())));
+    d.cfg.patroni_url = Some("http://192.0.2.11:8008".into());
+    d.cfg.primary_check = primary_check;
+    (d, script)
+}
+
+fn unknown() -> Observation {
+    Observation::Unknown("connection refused".into())
+}
+
+#[test]
+fn while_the_dcs_is_silent_patroni_decides() {
+    let t0 = Instant::now();
+    // A running primary keeps the VIP far past the grace (10 s).
+    let (mut d, asked) = with(&[PatroniSays::Primary], false);
+    step(&mut d, t0, 0, leader("pg1"));
+    assert_eq!(asked.asked(), 0, "not asked while the DCS answers");
+    let r = step(&mut d, t0, 60_000, unknown());
+    assert_eq!((r.reason, r.action), (Reason::PatroniPrimary, Action::None));
+    assert_eq!(d.patroni_said, Some(PatroniSays::Primary));
+    // Anything else releases at once, within the grace.
+    let (mut d, _) = with(&[replica()], false);
+    step(&mut d, t0, 0, leader("pg1"));
+    let r = step(&mut d, t0, 1000, unknown());
+    assert_eq!(
+        (r.reason, r.action),
+        (Reason::PatroniNotPrimary, Action::Removed(1))
+    );
+    // No answer: the grace applies.
+    let (mut d, _) = with(&[PatroniSays::NoAnswer], false);
+    step(&mut d, t0, 0, leader("pg1"));
+    assert_eq!(
+        step(&mut d, t0, 9000, unknown()).reason,
+        Reason::GraceHolding
+    );
+    let r = step(&mut d, t0, 10_000, unknown());
+    assert_eq!(
+        (r.reason, r.action),
+        (Reason::GraceExpired, Action::Removed(1))
+    );
+}
+
+#[test]
+fn a_new_leadership_waits_for_the_primary() {
+    let t0 = Instant::now();
+    let (mut d, asked) = with(
+        &[replica(), replica(), replica(), PatroniSays::Primary],
+        true,
+    );
+    for at in [0, 100, 200] {
+        let r = step(&mut d, t0, at, leader("pg1"));
+        assert_eq!(
+            (r.desired, r.reason),
+            (Desired::Unchanged, Reason::AwaitingPrimary)
+        );
+        assert!(d.net.addrs.is_empty(), "no VIP before Patroni says primary");
+    }
+    let r = step(&mut d, t0, 300, leader("pg1"));
+    assert_eq!((r.reason, r.action), (Reason::ThisNodeLeads, Action::Added));
+    assert_eq!(asked.asked(), 4);
+    // Deleted by hand while leading: back at once, Patroni not asked again.
+    d.net.addrs.clear();
+    assert_eq!(step(&mut d, t0, 400, leader("pg1")).action, Action::Added);
+    assert_eq!(asked.asked(), 4);
+    // Another node leads, then this one again: the gate is closed again.
+    assert_eq!(
+        step(&mut d, t0, 500, leader("pg2")).action,
+        Action::Removed(1)
+    );
+    let r = step(&mut d, t0, 600, leader("pg1"));
+    assert_eq!((r.reason, r.action), (Reason::ThisNodeLeads, Action::Added));
+    assert_eq!(asked.asked(), 5);
+}
+
+#[test]
+fn the_key_moving_away_ends_the_wait_and_removal_is_never_delayed() {
+    let t0 = Instant::now();
+    let (mut d, _) = with(&[replica()], true);
+    assert_eq!(
+        step(&mut d, t0, 0, leader("pg1")).reason,
+        Reason::AwaitingPrimary
+    );
+    let r = step(&mut d, t0, 100, leader("pg2"));
+    assert_eq!((r.desired, r.action), (Desired::Absent, Action::None));
+    assert!(d.net.addrs.is_empty());
+    // A VIP already here when a new leadership is gated stays (nothing is removed by
+    // the wait); another leader removes it at once.
+    d.net.addrs.push((d.cfg.vip.addr, d.cfg.vip.prefix_len));
+    assert_eq!(step(&mut d, t0, 200, leader("pg1")).action, Action::None);
+    assert_eq!(
+        step(&mut d, t0, 300, leader("pg2")).action,
+        Action::Removed(1)
+    );
+}
+
+#[test]
+fn no_answer_from_patroni_adds_as_without_gating() {
+    let t0 = Instant::now();
+    let (mut d, asked) = with(&[PatroniSays::NoAnswer], true);
+    let r = step(&mut d, t0, 0, leader("pg1"));
+    assert_eq!((r.reason, r.action), (Reason::ThisNodeLeads, Action::Added));
+    assert_eq!(asked.asked(), 1);
+    // Off: Patroni is not asked for an add.
+    let (mut d, asked) = with(&[replica()], false);
+    assert_eq!(step(&mut d, t0, 0, leader("pg1")).action, Action::Added);
+    assert_eq!(asked.asked(), 0);
+}
