@@ -15,12 +15,6 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 /// `assert!` with what vipd logged after the message: `check!(vipd, cond, "format", args…)`.
-macro_rules! check {
-    ($vipd:expr, $cond:expr, $($msg:tt)+) => {
-        assert!($cond, "{}\n{}", format_args!($($msg)+), $vipd.log())
-    };
-}
-
 /// Lines of what `p` logged that contain `pat`.
 fn logged(p: &Proc, pat: &str) -> Vec<String> {
     p.stderr()

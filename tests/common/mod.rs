@@ -36,6 +36,13 @@ pub const VIP: &str = "192.0.2.50";
 /// Its prefix length.
 pub const VIP_LEN: u8 = 24;
 /// Patroni's leader key the tests write.
+/// `assert!` that shows the process's log (`$vipd`: a [`Proc`]) on failure.
+macro_rules! check {
+    ($vipd:expr, $cond:expr, $($msg:tt)+) => {
+        assert!($cond, "{}\n{}", format_args!($($msg)+), $vipd.log())
+    };
+}
+
 pub const KEY: &str = "/service/demo/leader";
 /// Extra time allowed on top of "within one interval" (process start-up, `ip` polling, scheduling).
 pub const SLACK: Duration = Duration::from_millis(700);

@@ -590,17 +590,31 @@ fn handle(state: &(Mutex<ConsulState>, Condvar), req: &Request) -> Reply {
 
 // --- Patroni -----------------------------------------------------------------------
 
-/// A fake Patroni REST API: `GET /leader` answers the configured status.
+/// A fake Patroni REST API: `GET /leader` answers the configured status; `GET
+/// /patroni` answers 200 with the configured body (see [`patroni_body`]).
 pub struct FakePatroni {
     pub http: Server,
     status: Arc<Mutex<u16>>,
+    body: Arc<Mutex<String>>,
+}
+
+/// The body of Patroni 3.0.2's `GET /patroni` for `role` and `state`, in the shape
+/// captured from Debian's patroni (tests/fixtures/patroni/).
+pub fn patroni_body(role: &str, state: &str) -> String {
+    format!(
+        r#"{{"state": "{state}", "postmaster_start_time": "2026-12-02 17:00:00.000000+00:00", "role": "{role}", "server_version": 150005, "xlog": {{"location": 50331800}}, "timeline": 1, "dcs_last_seen": 1796230800, "database_system_identifier": "7310000000000000000", "patroni": {{"version": "3.0.2", "scope": "demo"}}}}"#
+    )
 }
 
 impl FakePatroni {
     pub fn start(port: u16, status: u16) -> FakePatroni {
         let shared = Arc::new(Mutex::new(status));
-        let s = shared.clone();
+        let body = Arc::new(Mutex::new(patroni_body("master", "running")));
+        let (s, b) = (shared.clone(), body.clone());
         let handler = move |req: &Request| {
+            if req.path() == "/patroni" {
+                return Reply::json(200, lock(&b).clone());
+            }
             if req.path() != "/leader" {
                 return Reply::new(404, "");
             }
@@ -616,7 +630,13 @@ impl FakePatroni {
         FakePatroni {
             http: Server::start(&format!("127.0.0.1:{port}"), handler),
             status: shared,
+            body,
         }
+    }
+
+    /// What `GET /patroni` answers from now on.
+    pub fn set_body(&self, body: String) {
+        *lock(&self.body) = body;
     }
 
     pub fn set_status(&self, status: u16) {

@@ -1,0 +1,183 @@
+//! Fencing with this node's Patroni, in a network namespace with the real etcd and a
+//! faithful fake of Patroni's REST API (tests/fakes: `GET /patroni` bodies in the shape
+//! Patroni 3.0.2 sends): who decides while etcd is silent, and the VIP waiting for a
+//! writable primary when the key newly names this node.
+
+use std::thread;
+use std::time::Instant;
+
+use crate::common::*;
+use crate::fakes::{FakePatroni, patroni_body};
+
+/// The fake Patroni on the node's 127.0.0.1:8008, saying `role` and `state`.
+fn patroni(lab: &SingleNode, role: &str, state: &str) -> FakePatroni {
+    let p = in_netns(&lab.node.name, || FakePatroni::start(8008, 200));
+    p.set_body(patroni_body(role, state));
+    p
+}
+
+fn lines(p: &Proc, pat: &str) -> usize {
+    p.stderr().lines().filter(|l| l.contains(pat)).count()
+}
+
+const PATRONI: &str = "--patroni-url http://127.0.0.1:8008";
+
+/// etcd stopped while this node holds the VIP (grace 1 s): a running primary keeps it
+/// far past the grace; when Patroni says replica it goes within one interval; without
+/// an answer from Patroni the grace applies again.
+#[test]
+fn while_etcd_is_silent_patroni_keeps_or_releases_and_silence_leaves_it_to_grace() {
+    gate!(Etcd);
+    let mut lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let fake = patroni(&lab, "master", "running");
+    let (interval, grace) = (ms(200), ms(1000));
+    let extra = format!("--interval 200 --dcs-grace 1000 --announce-count 1 {PATRONI} -v");
+    let mut vipd = lab.vipd(&extra);
+    wait_vip(|| lab.has_vip(), &vipd, "start");
+
+    lab.etcd.stop();
+    let stopped = Instant::now();
+    thread::sleep(grace * 3);
+    check!(
+        vipd,
+        lab.has_vip(),
+        "VIP dropped although Patroni says primary"
+    );
+    check!(
+        vipd,
+        lines(&vipd, "DCS unreachable") == 1,
+        "one line for the outage"
+    );
+
+    fake.set_body(patroni_body("replica", "running"));
+    let told = Instant::now();
+    within(
+        interval + SLACK,
+        "released after Patroni said replica",
+        &|| vipd.log(),
+        || !lab.has_vip(),
+    );
+    eprintln!(
+        "kept {} ms past a {} ms grace while Patroni said primary; released {} ms after it \
+         said replica",
+        (told - stopped).as_millis(),
+        grace.as_millis(),
+        told.elapsed().as_millis()
+    );
+
+    // etcd back, Patroni primary again: the VIP returns. Then Patroni gone too: the
+    // grace decides, counted from etcd's last answer.
+    fake.set_body(patroni_body("master", "running"));
+    lab.etcd.restart();
+    within(ms(5000), "VIP back with etcd", &|| vipd.log(), || {
+        lab.has_vip()
+    });
+    drop(fake);
+    lab.etcd.stop();
+    let stopped = Instant::now();
+    within(
+        grace + interval * 2 + SLACK,
+        "released after the grace",
+        &|| vipd.log(),
+        || !lab.has_vip(),
+    );
+    let took = stopped.elapsed();
+    check!(
+        vipd,
+        took + interval >= grace,
+        "released after {took:?}, before the grace"
+    );
+    check!(vipd, vipd.is_running(), "vipd exited");
+}
+
+/// The key moves to this node while Patroni still says replica (as a new leader does
+/// before its promotion), then master after 800 ms: the VIP never appears before the
+/// first master answer, and soon after it; the log says how long the wait was.
+#[test]
+fn a_new_leader_gets_the_vip_only_once_patroni_says_primary() {
+    gate!(Etcd);
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, "node2");
+    let fake = patroni(&lab, "replica", "running");
+    let mut vipd = lab.vipd(&format!("--interval 1000 --announce-count 1 {PATRONI}"));
+    thread::sleep(ms(500));
+
+    lab.etcd.put(KEY, NODE_NAME);
+    let moved = Instant::now();
+    // Polled every 20 ms for 800 ms: never there while Patroni says replica.
+    while moved.elapsed() < ms(800) {
+        check!(vipd, !lab.has_vip(), "VIP added while Patroni says replica");
+        thread::sleep(POLL);
+    }
+    fake.set_body(patroni_body("master", "running"));
+    let primary = Instant::now();
+    within(
+        ms(1000),
+        "VIP added after Patroni said master",
+        &|| vipd.log(),
+        || lab.has_vip(),
+    );
+    let took = primary.elapsed();
+    let said = lines(&vipd, "Patroni says this node is a running primary after");
+    check!(vipd, said == 1, "no line saying how long the wait was");
+    eprintln!("VIP {} ms after Patroni said master", took.as_millis());
+
+    // Patroni says replica again: the VIP stays while the key names this node (the
+    // gate is for a new leadership only), and a hand deletion is repaired at once.
+    fake.set_body(patroni_body("replica", "running"));
+    lab.del_addr("192.0.2.50/24");
+    within(
+        ms(1000) + SLACK,
+        "re-added without waiting",
+        &|| vipd.log(),
+        || lab.has_vip(),
+    );
+    check!(vipd, vipd.is_running(), "vipd exited");
+}
+
+/// The key names this node and moves away before Patroni says primary: nothing is
+/// added. A standby cluster's leader is ready. Patroni refusing connections adds the
+/// VIP with a warning: a REST API outage must not become a database outage.
+#[test]
+fn the_wait_ends_with_the_key_standby_leaders_are_ready_and_no_answer_adds() {
+    gate!(Etcd);
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, "node2");
+    let fake = patroni(&lab, "replica", "running");
+    let mut vipd = lab.vipd(&format!("--interval 200 --announce-count 1 {PATRONI}"));
+    thread::sleep(ms(400));
+    lab.etcd.put(KEY, NODE_NAME);
+    thread::sleep(ms(300));
+    lab.etcd.put(KEY, "node2");
+    let moved = Instant::now();
+    fake.set_body(patroni_body("master", "running"));
+    while moved.elapsed() < ms(1000) {
+        check!(vipd, !lab.has_vip(), "VIP added after the key moved away");
+        thread::sleep(POLL);
+    }
+
+    fake.set_body(patroni_body("standby_leader", "running"));
+    lab.etcd.put(KEY, NODE_NAME);
+    within(ms(1000), "VIP for a standby leader", &|| vipd.log(), || {
+        lab.has_vip()
+    });
+
+    lab.etcd.put(KEY, "node2");
+    within(ms(1000), "VIP released", &|| vipd.log(), || !lab.has_vip());
+    drop(fake);
+    lab.etcd.put(KEY, NODE_NAME);
+    within(
+        ms(1500),
+        "VIP added without Patroni",
+        &|| vipd.log(),
+        || lab.has_vip(),
+    );
+    let warned = lines(&vipd, "gives no answer: adding the VIP without waiting");
+    check!(
+        vipd,
+        warned == 1,
+        "{warned} warnings about Patroni's silence"
+    );
+    check!(vipd, vipd.is_running(), "vipd exited");
+}
