@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation};
-use crate::decide::{Desired, Fence, LastFact, PatroniSays, Reason, decide};
+use crate::decide::{Desired, Fence, Grace, LastFact, PatroniSays, Reason, decide};
 use crate::fence::patroni::AskPatroni;
 use crate::fence::{ASK_TIMEOUT, Gate, Step};
 use crate::net::{AddrBackend, LinkInfo};
@@ -111,7 +111,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let fence = match obs {
             Observation::Unknown(_) => Fence {
                 patroni: self.ask_patroni(now),
-                lease_left: None,
+                lease_left: self
+                    .dcs
+                    .lease_bound()
+                    .map(|b| b.saturating_duration_since(now)),
             },
             _ => Fence::NONE,
         };
@@ -176,6 +179,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let now = Instant::now();
         let fact_at = fact_at.map_or(now, |at| at.min(now));
         let decision = self.decide_now(&obs, now, fact_at);
+        if decision.1 == Reason::ThisNodeLeads {
+            self.keep_lease_bound(now, deadline);
+        }
         let report = self.reconcile(obs, decision, now, false);
         self.log_report(&report);
         if !matches!(report.observation, Observation::Unknown(_)) {
@@ -184,6 +190,19 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         self.write_status(&report);
         report
+    }
+
+    /// While this node leads with a finite grace: keep the bound on the key's lease
+    /// further ahead than the grace, so that a grace kept while the DCS is silent is
+    /// cut only when the lease may really run out (asked only when the bound comes
+    /// within the grace: a few times a minute, by the leader only).
+    fn keep_lease_bound(&mut self, now: Instant, deadline: Instant) {
+        let Grace::After(grace) = self.cfg.dcs_grace else {
+            return;
+        };
+        if grace > Duration::ZERO && self.dcs.lease_bound().is_none_or(|b| b < now + grace) {
+            self.dcs.ask_lease(deadline);
+        }
     }
 
     /// `--once`: one observation and reconcile; the one-line summary (or the JSON

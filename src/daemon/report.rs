@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Action, Daemon};
 use crate::dcs::{Dcs, Observation};
-use crate::decide::{Desired, Grace, Reason};
+use crate::decide::{Desired, Grace, PatroniSays, Reason};
 use crate::net::AddrBackend;
 
 /// One turn's outcome, for the log and for `--once`.
@@ -112,6 +112,22 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Reason::GraceExpired if r.present_before == Some(true) => log::warn!(
                 "DCS unreachable for longer than the grace period ({grace}): releasing {addr}"
             ),
+            Reason::LeaseExpired if r.present_before == Some(true) => log::warn!(
+                "DCS unreachable and the leader key's lease may have run out (its last known \
+                 expiry passed): releasing {addr} before the grace period ({grace}) ends"
+            ),
+            Reason::PatroniPrimary => log::warn!(
+                "keeping {addr} while the DCS is unreachable: Patroni says this node is a \
+                 running primary"
+            ),
+            Reason::PatroniNotPrimary => {
+                if let Some(PatroniSays::NotPrimary(why)) = &self.patroni_said {
+                    log::warn!(
+                        "DCS unreachable and Patroni says this node is not a running primary \
+                         ({why}): no VIP here"
+                    );
+                }
+            }
             _ => {}
         }
         self.logged.decision = Some((r.desired, r.reason));

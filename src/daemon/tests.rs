@@ -26,7 +26,7 @@ pub(super) struct FakeNet {
 }
 
 impl FakeNet {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         FakeNet {
             exists: true,
             up: true,

@@ -150,3 +150,65 @@ fn no_answer_from_patroni_adds_as_without_gating() {
     assert_eq!(step(&mut d, t0, 0, leader("pg1")).action, Action::Added);
     assert_eq!(asked.asked(), 0);
 }
+
+/// A DCS that knows when the key's lease ends, and counts the questions about it.
+struct LeaseDcs {
+    bound: Option<Instant>,
+    asked: usize,
+}
+
+impl Dcs for LeaseDcs {
+    fn observe(&mut self, _: Instant) -> Observation {
+        unreachable!("the tests decide on given observations")
+    }
+    fn lease_bound(&self) -> Option<Instant> {
+        self.bound
+    }
+    fn ask_lease(&mut self, _: Instant) {
+        self.asked += 1;
+    }
+}
+
+fn lease_step(d: &mut Daemon<LeaseDcs, FakeNet>, now: Instant, obs: Observation) -> Report {
+    let decision = d.decide_now(&obs, now, now);
+    if decision.1 == Reason::ThisNodeLeads {
+        d.keep_lease_bound(now, now);
+    }
+    d.reconcile(obs, decision, now, false)
+}
+
+#[test]
+fn the_lease_cuts_the_grace_and_is_asked_only_when_it_could() {
+    let t0 = Instant::now();
+    let s = |n: u64| t0 + std::time::Duration::from_secs(n);
+    let dcs = LeaseDcs {
+        bound: None,
+        asked: 0,
+    };
+    let mut d = Daemon::new(Config::example(), dcs, FakeNet::new());
+    // Leading with no known bound: asked; with one beyond the grace (10 s): not.
+    lease_step(&mut d, s(0), leader("pg1"));
+    assert_eq!(d.dcs.asked, 1);
+    d.dcs.bound = Some(s(25));
+    lease_step(&mut d, s(1), leader("pg1"));
+    assert_eq!(d.dcs.asked, 1, "a bound 24 s ahead needs no question");
+    lease_step(&mut d, s(16), leader("pg1"));
+    assert_eq!(d.dcs.asked, 2, "a bound 9 s ahead is asked again");
+    // The answer: the lease ends at 20 s (its holder stopped renewing it). etcd falls
+    // silent at 16 s: the VIP is kept until the lease may have run out, before the
+    // grace (until 26 s) ends.
+    d.dcs.bound = Some(s(20));
+    assert_eq!(
+        lease_step(&mut d, s(19), unknown()).reason,
+        Reason::GraceHolding
+    );
+    let r = lease_step(&mut d, s(20), unknown());
+    assert_eq!(
+        (r.reason, r.action),
+        (Reason::LeaseExpired, Action::Removed(1))
+    );
+    // Not asked while another node leads.
+    let asked = d.dcs.asked;
+    lease_step(&mut d, s(30), leader("pg2"));
+    assert_eq!(d.dcs.asked, asked);
+}

@@ -13,6 +13,7 @@
 //! the thin HTTP shell.
 
 mod check;
+pub mod lease;
 pub mod reply;
 pub mod watch;
 
@@ -114,6 +115,11 @@ pub struct Etcd {
     /// watch event).
     last_read: Option<Instant>,
     last_fact: Option<Instant>,
+    /// The key's lease id (0: none), the latest moment it is known to last until, and
+    /// when it was last asked.
+    lease: i64,
+    lease_bound: Option<Instant>,
+    lease_asked: Option<Instant>,
     /// The watch stream, kept open across turns while it is healthy.
     stream: Option<watch::WatchStream>,
     line: Vec<u8>,
@@ -142,6 +148,9 @@ impl Etcd {
             known: None,
             last_read: None,
             last_fact: None,
+            lease: 0,
+            lease_bound: None,
+            lease_asked: None,
             stream: None,
             line: Vec::with_capacity(1024),
             last_reply: Value::Null,
@@ -388,6 +397,14 @@ impl Dcs for Etcd {
 
     fn last_fact(&self) -> Option<Instant> {
         self.last_fact
+    }
+
+    fn lease_bound(&self) -> Option<Instant> {
+        self.lease_bound
+    }
+
+    fn ask_lease(&mut self, deadline: Instant) {
+        self.query_lease(deadline)
     }
 }
 

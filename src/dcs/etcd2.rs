@@ -18,6 +18,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 pub use super::etcd::ReplyError;
+use super::etcd::lease::bound;
 use super::etcd::reply::{json, malformed};
 use super::etcd::{Credentials, Rejected, Settings, status_error};
 use super::http::conn::{Error, Request, Stream, StreamEnd};
@@ -41,6 +42,8 @@ pub struct Node {
     pub value: Option<String>,
     /// The index of the node (`modifiedIndex`), or the store's index of an error reply.
     pub index: Option<u64>,
+    /// Seconds the key has left (`ttl`, rounded up by etcd; `None` without a TTL).
+    pub ttl: Option<i64>,
 }
 
 /// A key as etcd's v2 store names it: one leading `/`, no empty segments, no trailing
@@ -60,7 +63,11 @@ pub fn parse_reply(body: &[u8], key: &str) -> Result<Node, ReplyError> {
             .ok_or_else(|| malformed("errorCode is not a number"))?;
         let index = obj.get("index").and_then(Value::as_u64);
         if code == CODE_KEY_NOT_FOUND {
-            return Ok(Node { value: None, index });
+            return Ok(Node {
+                value: None,
+                index,
+                ttl: None,
+            });
         }
         let message = obj
             .get("message")
@@ -89,8 +96,13 @@ pub fn parse_reply(body: &[u8], key: &str) -> Result<Node, ReplyError> {
         return Err(malformed("reply is for another key"));
     }
     let index = node.get("modifiedIndex").and_then(Value::as_u64);
+    let ttl = node.get("ttl").and_then(Value::as_i64);
     match action {
-        "delete" | "expire" | "compareAndDelete" => Ok(Node { value: None, index }),
+        "delete" | "expire" | "compareAndDelete" => Ok(Node {
+            value: None,
+            index,
+            ttl: None,
+        }),
         _ => {
             if node.get("dir").and_then(Value::as_bool) == Some(true) {
                 return Err(malformed("the trigger key is a directory"));
@@ -99,6 +111,7 @@ pub fn parse_reply(body: &[u8], key: &str) -> Result<Node, ReplyError> {
                 Some(Value::String(s)) => Ok(Node {
                     value: Some(s.clone()),
                     index,
+                    ttl,
                 }),
                 None | Some(Value::Null) => Err(malformed("node without value")),
                 Some(_) => Err(malformed("value is not a string")),
@@ -145,6 +158,9 @@ pub struct Etcd2 {
     stream: Option<WaitStream>,
     /// Bytes of the stream not yet parsed (at most one event line and a part).
     line: Vec<u8>,
+    /// The latest moment the key is known to exist until, from its `ttl` in the last
+    /// read or event (Patroni's v2 leader key carries one).
+    lease_bound: Option<Instant>,
 }
 
 /// An open streaming wait: its connection, endpoint, and the index it started from.
@@ -172,6 +188,7 @@ impl Etcd2 {
             index: None,
             stream: None,
             line: Vec::new(),
+            lease_bound: None,
         }
     }
 
@@ -302,6 +319,7 @@ impl Etcd2 {
                         if let Some(at) = node.index {
                             self.index = Some(at);
                         }
+                        self.lease_bound = node.ttl.map(|t| bound(Instant::now(), t));
                         return Wait::Changed(match node.value {
                             Some(v) => Observation::Leader(v),
                             None => Observation::NoLeader,
@@ -336,9 +354,11 @@ pub const MAX_EVENT_LINE: usize = 64 * 1024;
 impl Dcs for Etcd2 {
     fn observe(&mut self, deadline: Instant) -> Observation {
         self.index = None;
+        let asked = Instant::now();
         match self.read(deadline) {
             Ok((node, index)) => {
                 self.index = index;
+                self.lease_bound = node.ttl.map(|t| bound(asked, t));
                 // Another endpoint answered: a wait on the one that failed is in doubt.
                 if self
                     .stream
@@ -354,6 +374,10 @@ impl Dcs for Etcd2 {
             }
             Err(e) => Observation::Unknown(e),
         }
+    }
+
+    fn lease_bound(&self) -> Option<Instant> {
+        self.lease_bound
     }
 
     fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {

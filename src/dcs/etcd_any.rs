@@ -211,6 +211,20 @@ impl Dcs for EtcdAny {
             Api::V2 => self.v2.last_fact(),
         }
     }
+
+    fn lease_bound(&self) -> Option<Instant> {
+        match self.following {
+            Api::V3 => self.v3.lease_bound(),
+            Api::V2 => self.v2.lease_bound(),
+        }
+    }
+
+    fn ask_lease(&mut self, deadline: Instant) {
+        match self.following {
+            Api::V3 => self.v3.ask_lease(deadline),
+            Api::V2 => self.v2.ask_lease(deadline),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -121,6 +121,18 @@ pub trait Dcs {
     fn last_fact(&self) -> Option<Instant> {
         None
     }
+
+    /// The latest moment the leader key is known to exist until (its lease, as far as
+    /// this client knows; renewals only push it later). `None`: not known, or the DCS
+    /// has no such thing.
+    fn lease_bound(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Ask the DCS how long the key's lease lasts, when it can tell (etcd v3).
+    fn ask_lease(&mut self, deadline: Instant) {
+        let _ = deadline;
+    }
 }
 
 impl<T: Dcs + ?Sized> Dcs for Box<T> {
@@ -134,6 +146,14 @@ impl<T: Dcs + ?Sized> Dcs for Box<T> {
 
     fn last_fact(&self) -> Option<Instant> {
         (**self).last_fact()
+    }
+
+    fn lease_bound(&self) -> Option<Instant> {
+        (**self).lease_bound()
+    }
+
+    fn ask_lease(&mut self, deadline: Instant) {
+        (**self).ask_lease(deadline)
     }
 }
 

@@ -73,6 +73,7 @@ impl Etcd {
     /// A successful read that started at `at`.
     pub(super) fn read_done(&mut self, at: Instant, range: Range) -> Observation {
         let obs = observation(range.value);
+        self.lease_seen(range.lease);
         self.revision = Some(range.revision);
         self.known = Some(obs.clone());
         (self.last_read, self.last_fact) = (Some(at), Some(at));

@@ -15,6 +15,8 @@ pub struct Range {
     pub revision: i64,
     /// The key's value, or `None` when the key does not exist.
     pub value: Option<String>,
+    /// The key's lease id (0: none, or no key).
+    pub lease: i64,
 }
 
 /// A reply that is not what was asked for (etcd v3's and v2's alike).
@@ -131,6 +133,7 @@ pub fn parse_range_json(v: &Value, key: &[u8]) -> Result<Range, ReplyError> {
             return Ok(Range {
                 revision,
                 value: None,
+                lease: 0,
             });
         }
         Some(Value::Array(kvs)) => kvs,
@@ -140,6 +143,7 @@ pub fn parse_range_json(v: &Value, key: &[u8]) -> Result<Range, ReplyError> {
         return Ok(Range {
             revision,
             value: None,
+            lease: 0,
         });
     };
     if kv_key(kv)? != key {
@@ -148,7 +152,13 @@ pub fn parse_range_json(v: &Value, key: &[u8]) -> Result<Range, ReplyError> {
     Ok(Range {
         revision,
         value: Some(kv_value(kv)?),
+        lease: kv_lease(kv),
     })
+}
+
+/// The lease id of a key-value object (0, which the gateway leaves out, for none).
+pub fn kv_lease(kv: &Value) -> i64 {
+    int64(kv.get("lease")).unwrap_or(0)
 }
 
 /// The key of a key-value object (base64 in JSON).

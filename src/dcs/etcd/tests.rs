@@ -22,7 +22,8 @@ fn range_with_value() {
         r,
         Range {
             revision: 2,
-            value: Some("node1".into())
+            value: Some("node1".into()),
+            lease: 0
         }
     );
 }
@@ -34,7 +35,8 @@ fn range_of_missing_key_is_no_value() {
         r,
         Range {
             revision: 3,
-            value: None
+            value: None,
+            lease: 0
         }
     );
     let empty_list = r#"{"header":{"revision":"7"},"kvs":[]}"#;
@@ -142,7 +144,8 @@ fn watch_lines() {
         p(WATCH_PUTS),
         WatchLine::Changed {
             value: Some("node3".into()),
-            revision: 4
+            revision: 4,
+            lease: 0
         },
         "the last event wins"
     );
@@ -150,7 +153,8 @@ fn watch_lines() {
         p(WATCH_DELETE),
         WatchLine::Changed {
             value: None,
-            revision: 5
+            revision: 5,
+            lease: 0
         }
     );
     assert!(
@@ -237,7 +241,43 @@ fn at(value: &str, revision: i64) -> Range {
     Range {
         revision,
         value: Some(value.into()),
+        lease: 0,
     }
+}
+
+// What etcd 3.4.23 sent for a key put with a lease, then for `lease/timetolive` while
+// the lease lived and after it was revoked.
+const RANGE_LEASED: &str = r#"{"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"3","raft_term":"2"},"kvs":[{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","create_revision":"3","mod_revision":"3","version":"1","value":"bm9kZTE=","lease":"4111120395265511891"}],"count":"1"}"#;
+const WATCH_LEASED: &str = r#"{"result":{"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"3","raft_term":"2"},"events":[{"kv":{"key":"L3NlcnZpY2UvZGVtby9sZWFkZXI=","create_revision":"3","mod_revision":"3","version":"1","value":"bm9kZTE=","lease":"4111120395265511891"}}]}}"#;
+const TTL_ALIVE: &str = r#"{"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"3","raft_term":"2"},"ID":"4111120395265511891","TTL":"29","grantedTTL":"30"}"#;
+const TTL_GONE: &str = r#"{"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"4","raft_term":"2"},"ID":"4111120395265511891","TTL":"-1"}"#;
+
+#[test]
+fn leases_in_reads_events_and_time_to_live() {
+    use super::lease::{bound, parse_ttl};
+    const ID: i64 = 4111120395265511891;
+    assert_eq!(parse_range(RANGE_LEASED.as_bytes(), KEY).unwrap().lease, ID);
+    match parse_watch_line(WATCH_LEASED.as_bytes(), KEY).unwrap() {
+        WatchLine::Changed { lease, .. } => assert_eq!(lease, ID),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parse_ttl(TTL_ALIVE.as_bytes()), Ok(29));
+    assert_eq!(parse_ttl(TTL_GONE.as_bytes()), Ok(-1));
+    assert!(parse_ttl(b"{}").is_err());
+    // Rounded up by etcd: a second less; gone or at its last second: now.
+    let t0 = Instant::now();
+    assert_eq!(bound(t0, 29), t0 + Duration::from_secs(28));
+    for ttl in [1, 0, -1, i64::MIN] {
+        assert_eq!(bound(t0, ttl), t0, "{ttl}");
+    }
+    // A new lease (another leader, or none) makes the bound unknown.
+    let mut e = client("http://192.0.2.1:2379");
+    e.lease_seen(ID);
+    e.lease_bound = Some(t0);
+    e.lease_seen(ID);
+    assert_eq!(e.lease_bound, Some(t0));
+    e.lease_seen(0);
+    assert_eq!((e.lease, e.lease_bound), (0, None));
 }
 
 #[test]

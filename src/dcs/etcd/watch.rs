@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::reply::{ReplyError, int64, json, kv_key, kv_value, malformed};
+use super::reply::{ReplyError, int64, json, kv_key, kv_lease, kv_value, malformed};
 use super::{Etcd, with_headers};
 use crate::base64;
 use crate::dcs::Wait;
@@ -18,11 +18,13 @@ use crate::dcs::http::conn::{Request, Stream, StreamEnd};
 pub enum WatchLine {
     /// The watch is set up.
     Created,
-    /// Events arrived: the key's state after the last of them (`None`: deleted) and
-    /// that event's `mod_revision` (`i64::MAX` when the server left it out).
+    /// Events arrived: the key's state after the last of them (`None`: deleted),
+    /// that event's `mod_revision` (`i64::MAX` when the server left it out) and the
+    /// key's lease id (0: none).
     Changed {
         value: Option<String>,
         revision: i64,
+        lease: i64,
     },
     /// The server ended the watch (compacted start revision, or another reason).
     Canceled(String),
@@ -62,7 +64,7 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
             .as_array()
             .ok_or_else(|| malformed("events is not a list"))?;
         let mut state = None;
-        let mut revision = i64::MAX;
+        let (mut revision, mut lease) = (i64::MAX, 0);
         for ev in events {
             let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
             if kv_key(kv)? != key {
@@ -70,10 +72,15 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
             }
             let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
             revision = int64(kv.get("mod_revision")).unwrap_or(i64::MAX);
+            lease = if deleted { 0 } else { kv_lease(kv) };
             state = Some(if deleted { None } else { Some(kv_value(kv)?) });
         }
         return Ok(match state {
-            Some(value) => WatchLine::Changed { value, revision },
+            Some(value) => WatchLine::Changed {
+                value,
+                revision,
+                lease,
+            },
             None => WatchLine::Other,
         });
     }
@@ -139,8 +146,13 @@ impl Etcd {
                 self.line.drain(..=pos);
                 match outcome {
                     Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
-                    Ok(WatchLine::Changed { value, revision: r }) => {
+                    Ok(WatchLine::Changed {
+                        value,
+                        revision: r,
+                        lease,
+                    }) => {
                         let obs = super::check::observation(value);
+                        self.lease_seen(lease);
                         self.known = Some(obs.clone());
                         self.last_fact = Some(Instant::now());
                         // A revision the server left out skips nothing later.

@@ -32,6 +32,7 @@ fn value(v: &str, index: u64) -> Node {
     Node {
         value: Some(v.into()),
         index: Some(index),
+        ttl: None,
     }
 }
 
@@ -39,7 +40,18 @@ fn gone(index: u64) -> Node {
     Node {
         value: None,
         index: Some(index),
+        ttl: None,
     }
+}
+
+// A key set with `ttl=30`, read 1.2 s later with a quorum read (etcd 3.4.23).
+const GET_TTL: &str = r#"{"action":"get","node":{"key":"/service/demo/leader","value":"pg1","expiration":"2026-12-02T18:00:58.207647238Z","ttl":29,"modifiedIndex":5,"createdIndex":5}}"#;
+
+#[test]
+fn a_key_with_a_ttl() {
+    let node = parse(GET_TTL).unwrap();
+    assert_eq!((node.value.as_deref(), node.ttl), (Some("pg1"), Some(29)));
+    assert_eq!(parse(GET).unwrap().ttl, None);
 }
 
 #[test]
