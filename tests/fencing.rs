@@ -181,3 +181,60 @@ fn the_wait_ends_with_the_key_standby_leaders_are_ready_and_no_answer_adds() {
     );
     check!(vipd, vipd.is_running(), "vipd exited");
 }
+
+/// etcd falls silent and Patroni gives no answer, with a grace of a minute: the VIP is
+/// released when the leader key's lease may have run out (here a lease of 4 s that
+/// nobody renews), not a minute later; for a v3 key (lease/timetolive) and a v2 key
+/// (its ttl).
+#[test]
+fn a_grace_is_cut_by_the_leader_keys_lease_v3_and_v2() {
+    gate!(Etcd);
+    for api in ["etcd3", "etcd2"] {
+        let net = NodeLab::new();
+        let mut etcd = Etcd::start_with(
+            &net.node,
+            &net.lab,
+            "http://127.0.0.1:2379",
+            "--enable-v2",
+            &[],
+        );
+        let put = Instant::now();
+        if api == "etcd3" {
+            let granted = etcd.etcdctl_ok(&["lease", "grant", "4"]);
+            let id = granted.split_whitespace().nth(1).expect("a lease id");
+            etcd.etcdctl_ok(&["put", KEY, NODE_NAME, &format!("--lease={id}")]);
+        } else {
+            etcd.v2(&["set", "--ttl", "4", KEY, NODE_NAME]);
+        }
+        // No Patroni listens at this URL: it gives no answer.
+        let extra = format!(
+            "--dcs-type {api} --interval 200 --dcs-grace 60000 --announce-count 1 {PATRONI} \
+             --primary-check=false"
+        );
+        let mut vipd = net.vipd(&etcd.endpoint, &extra);
+        wait_vip(|| net.has_vip(), &vipd, api);
+        thread::sleep(ms(400));
+        etcd.stop();
+        // The lease ends at most 4 s after the put (3 s as far as vipd can tell: etcd
+        // rounds the seconds left up).
+        within(
+            ms(4000) + SLACK,
+            "released at the lease's end",
+            &|| vipd.log(),
+            || !net.has_vip(),
+        );
+        let took = put.elapsed();
+        let cut = lines(&vipd, "its last known expiry passed");
+        check!(vipd, cut == 1, "{api}: {cut} lines about the lease");
+        check!(
+            vipd,
+            took >= ms(2000),
+            "{api}: released {took:?} after the put"
+        );
+        eprintln!(
+            "{api}: a 4 s lease cut a 60 s grace: released {} ms after the put",
+            took.as_millis()
+        );
+        check!(vipd, vipd.is_running(), "vipd exited");
+    }
+}

@@ -4,8 +4,9 @@
 //!
 //! `POST <prefix>/lease/timetolive` with the kv's lease id, without `keys: true`
 //! (newer etcd releases tie that to read permission on every key of the lease). Its
-//! `TTL` is rounded up to whole seconds, so the bound is the request's start plus the
-//! TTL minus one second; `-1` means the lease is gone. Renewals only push the expiry
+//! `TTL` is whole seconds: etcd 3.4.23 truncates (29 right after a grant of 30),
+//! other releases may round up, so the bound is the request's start plus the TTL
+//! minus one second, safe either way; `-1` means the lease is gone. Renewals only push the expiry
 //! later, so the last answer is a safe bound. It is asked only by the node the key
 //! names, and only when the bound it knows comes within the grace (about every 20 s
 //! with Patroni's defaults, ttl 30 and loop_wait 10): a fleet's cost to etcd stays the
@@ -20,14 +21,14 @@ use crate::dcs::http::conn::Request;
 /// How soon a failed question is asked again.
 const RETRY: Duration = Duration::from_secs(3);
 
-/// The `TTL` of a `lease/timetolive` reply: seconds left, rounded up; -1 when gone.
+/// The `TTL` of a `lease/timetolive` reply: whole seconds left; -1 when gone.
 pub fn parse_ttl(body: &[u8]) -> Result<i64, ReplyError> {
     let v = json(body)?;
     int64(v.get("TTL")).ok_or_else(|| malformed("no TTL"))
 }
 
 /// The latest moment a lease with `ttl` seconds left, asked at `asked`, is known to
-/// last until (`ttl` is rounded up: one second less).
+/// last until (`ttl` may be rounded up: one second less).
 pub fn bound(asked: Instant, ttl: i64) -> Instant {
     let secs = u64::try_from(ttl.saturating_sub(1)).unwrap_or(0);
     asked + Duration::from_secs(secs)

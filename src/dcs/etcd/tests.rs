@@ -264,7 +264,7 @@ fn leases_in_reads_events_and_time_to_live() {
     assert_eq!(parse_ttl(TTL_ALIVE.as_bytes()), Ok(29));
     assert_eq!(parse_ttl(TTL_GONE.as_bytes()), Ok(-1));
     assert!(parse_ttl(b"{}").is_err());
-    // Rounded up by etcd: a second less; gone or at its last second: now.
+    // Perhaps rounded up: a second less; gone or at its last second: now.
     let t0 = Instant::now();
     assert_eq!(bound(t0, 29), t0 + Duration::from_secs(28));
     for ttl in [1, 0, -1, i64::MIN] {
