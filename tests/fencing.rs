@@ -238,3 +238,47 @@ fn a_grace_is_cut_by_the_leader_keys_lease_v3_and_v2() {
         check!(vipd, vipd.is_running(), "vipd exited");
     }
 }
+
+/// vipd SIGSTOPped for longer than its loop can take, the key moved away and back in
+/// the meantime: after SIGCONT it says so once and reads etcd afresh (a range read,
+/// counted by etcd) before acting; it still leads, so the VIP stays.
+#[test]
+fn after_a_pause_vipd_reads_afresh_before_acting() {
+    gate!(Etcd);
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let mut vipd = lab.vipd("--interval 200 --announce-count 1");
+    wait_vip(|| lab.has_vip(), &vipd, "start");
+    thread::sleep(ms(600));
+    let pid = Pid::from_raw(vipd.pid() as i32);
+    let reads = || {
+        lab.etcd
+            .metric("grpc_server_started_total", &["grpc_method=\"Range\""])
+    };
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP vipd");
+    lab.etcd.put(KEY, "node2");
+    lab.etcd.put(KEY, NODE_NAME);
+    thread::sleep(ms(3500));
+    let before = reads();
+    kill(pid, Signal::SIGCONT).expect("SIGCONT vipd");
+    within(
+        ms(1500),
+        "a fresh read after the pause",
+        &|| vipd.log(),
+        || reads() > before,
+    );
+    thread::sleep(ms(400));
+    check!(
+        vipd,
+        lines(&vipd, "did not run for") == 1,
+        "one line about the pause"
+    );
+    check!(
+        vipd,
+        lab.has_vip(),
+        "VIP gone although this node still leads"
+    );
+    check!(vipd, vipd.is_running(), "vipd exited");
+}

@@ -3,6 +3,7 @@
 //! and log lines, the `--once` output and the status file in `report`.
 
 mod announce;
+mod pause;
 mod reconcile;
 mod report;
 mod run;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Daemon, Logged, Reload, Reloaded};
+use super::{Daemon, Logged, Reload, Reloaded, pause};
 use crate::config::Config;
 use crate::dcs::{Dcs, Observation, Wait};
 use crate::decide::Reason;
@@ -44,7 +44,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             event: None,
             broken_watches: 0,
         };
+        let mut pauses = pause::PauseWatch::new();
         loop {
+            // A loop iteration is at most a turn and a wait, each bounded by interval,
+            // and a question to Patroni (at most a second).
+            if let Some(p) = pauses.look(self.cfg.interval * 3 + Duration::from_secs(2)) {
+                self.resume_after(p, &mut schedule);
+            }
             self.turn_or_announce(&mut schedule);
             let sleep = self.watch(&mut schedule);
             match signals.wait(sleep) {
@@ -59,6 +65,23 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 },
                 Some(sig) => return self.shutdown(sig),
             }
+        }
+    }
+
+    /// After a pause ([`pause`]): forget what the DCS client remembers and what the
+    /// watch saw, turn at once (which reads afresh), and age the last fact by the time
+    /// the machine slept (which `Instant` did not count).
+    fn resume_after(&mut self, p: pause::Pause, s: &mut Schedule) {
+        log::warn!(
+            "vipd did not run for {} ms (stopped or suspended): reading the DCS afresh",
+            p.total.as_millis()
+        );
+        self.dcs.forget();
+        s.event = None;
+        s.next_turn = Instant::now();
+        if let Some((leading, at)) = self.last_fact {
+            let at = at.checked_sub(p.suspended).unwrap_or(self.started);
+            self.last_fact = Some((leading, at));
         }
     }
 

@@ -204,6 +204,10 @@ impl Dcs for Consul {
         }
     }
 
+    fn forget(&mut self) {
+        self.fresh = None;
+    }
+
     fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
         if !self.watch || self.index == 0 || self.last.is_none() {
             return None;

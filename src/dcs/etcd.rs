@@ -406,6 +406,10 @@ impl Dcs for Etcd {
     fn ask_lease(&mut self, deadline: Instant) {
         self.query_lease(deadline)
     }
+
+    fn forget(&mut self) {
+        (self.revision, self.known, self.stream) = (None, None, None);
+    }
 }
 
 #[cfg(test)]

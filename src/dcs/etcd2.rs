@@ -380,6 +380,10 @@ impl Dcs for Etcd2 {
         self.lease_bound
     }
 
+    fn forget(&mut self) {
+        (self.index, self.stream) = (None, None);
+    }
+
     fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
         if !self.watch {
             return None;

@@ -225,6 +225,11 @@ impl Dcs for EtcdAny {
             Api::V2 => self.v2.ask_lease(deadline),
         }
     }
+
+    fn forget(&mut self) {
+        self.v3.forget();
+        self.v2.forget();
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,10 @@ pub trait Dcs {
     fn ask_lease(&mut self, deadline: Instant) {
         let _ = deadline;
     }
+
+    /// Forget what a watch or a blocking query remembers, so that the next
+    /// [`Dcs::observe`] reads afresh (after this process was paused).
+    fn forget(&mut self) {}
 }
 
 impl<T: Dcs + ?Sized> Dcs for Box<T> {
@@ -154,6 +158,10 @@ impl<T: Dcs + ?Sized> Dcs for Box<T> {
 
     fn ask_lease(&mut self, deadline: Instant) {
         (**self).ask_lease(deadline)
+    }
+
+    fn forget(&mut self) {
+        (**self).forget()
     }
 }
 

@@ -300,6 +300,20 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     usize::try_from(ready).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
 }
 
+/// `clock_gettime(CLOCK_BOOTTIME)`: time since boot, including time suspended, which
+/// `Instant` (CLOCK_MONOTONIC) leaves out. `None` if the clock cannot be read.
+pub fn boottime() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, exclusively borrowed timespec the kernel writes.
+    syscall!(unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) }).ok()?;
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
 /// `gethostname(2)`: the host name (Linux allows at most 64 bytes). A name that is
 /// not UTF-8 is an error of kind `InvalidData`.
 pub fn hostname() -> io::Result<String> {
