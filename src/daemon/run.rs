@@ -43,6 +43,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             broken_watches: 0,
         };
         loop {
+            crate::logger::flush_pending();
             self.turn_or_announce(&mut schedule);
             let sleep = self.watch(&mut schedule);
             match signals.wait(sleep) {
