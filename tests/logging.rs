@@ -1,0 +1,218 @@
+//! Logging never holds up the loop: the real vipd, logging every turn, with stderr a pipe
+//! that is full and not read for 10 s, keeps turning at its interval; once the pipe is read
+//! it says how many lines it dropped, and every line arrives whole.
+//!
+//! The loop's pace is counted without touching vipd: its DCS endpoint is a listener in the
+//! test's namespace that accepts each connection and closes it, so every turn connects once
+//! (and logs that the DCS is unreachable).
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use vipd::logger::QUEUE_LINES;
+
+/// The daemon's interval: a turn, a connection and a log line this often.
+const INTERVAL_MS: u64 = 50;
+/// How long the full pipe is left unread.
+const UNREAD: Duration = Duration::from_secs(10);
+/// The longest gap between two turns allowed while the pipe is unread: many intervals
+/// (a shared, busy machine), far less than the stall a blocking write would cause.
+const MAX_GAP: Duration = Duration::from_millis(1000);
+/// A filler line the test writes into the pipe to fill it (64 bytes, newline included).
+const FILLER: &str = "filler ------------------------------------------------------- \n";
+
+/// A child killed and reaped on Drop, also when the test fails.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Accepts connections on `listener` (non-blocking) and records when, until `stop` or a
+/// minute has passed; each connection is closed at once.
+fn count_accepts(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    times: Arc<Mutex<Vec<Instant>>>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let start = Instant::now();
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    lock(&times).push(Instant::now());
+                    drop(conn);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(ms(2)),
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    })
+}
+
+/// Fills the pipe whose read end is `stderr` through a second, non-blocking write end of
+/// the same pipe (opened through /proc; vipd's own end stays blocking). Whole filler
+/// lines only: a write of at most PIPE_BUF bytes to a pipe is taken whole or not at all.
+/// Returns the bytes written.
+fn fill(stderr: &ChildStderr) -> usize {
+    let path = format!("/proc/self/fd/{}", stderr.as_raw_fd());
+    let mut end = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {path} for writing: {e}"));
+    let mut written = 0;
+    // Bounded: the largest pipe Linux makes by default is 1 MiB.
+    for _ in 0..(2 << 20) / FILLER.len() {
+        match end.write(FILLER.as_bytes()) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return written,
+            Err(e) => panic!("filling the pipe: {e}"),
+        }
+    }
+    panic!("the pipe took {written} bytes and is still not full");
+}
+
+/// The largest gap in `times` within `from..to`, the window's edges included.
+fn largest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
+    let inside = times.iter().copied().filter(|t| (from..to).contains(t));
+    let edges = std::iter::once(from).chain(inside).chain(std::iter::once(to));
+    let edges: Vec<Instant> = edges.collect();
+    let gaps = edges.windows(2).map(|w| w[1] - w[0]);
+    gaps.max().unwrap_or_default()
+}
+
+/// Whether `line` is one whole log line: timestamp, level, text, newline.
+fn whole_log_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    let stamp = b.len() > 30
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[23] == b'Z'
+        && b[..4].iter().all(u8::is_ascii_digit);
+    let level = ["ERROR ", "WARN  ", "INFO  ", "DEBUG "]
+        .iter()
+        .any(|l| line.get(25..31) == Some(l));
+    stamp && level && line.ends_with('\n') && line.matches('\n').count() == 1
+}
+
+#[test]
+fn a_full_unread_stderr_pipe_does_not_slow_the_loop() {
+    gate!(Root);
+    let ns = Netns::new(&lab_id(), "log");
+    let listener = in_netns(&ns.name, || TcpListener::bind("127.0.0.1:0").expect("bind"));
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    let port = listener.local_addr().expect("local address").port();
+    let (stop, times) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let acceptor = count_accepts(listener, Arc::clone(&stop), Arc::clone(&times));
+
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let extra = format!("--interval {INTERVAL_MS} --dcs-grace never --verbose");
+    let mut cmd = Command::new(tool("ip"));
+    cmd.args(["netns", "exec", &ns.name])
+        .arg(vipd_bin())
+        .args(vipd_args("lo", "pg1", &endpoint, &extra));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    scrub_env(&mut cmd);
+    let mut vipd = Reaped(cmd.spawn().expect("start vipd"));
+    let mut stderr = vipd.0.stderr.take().expect("vipd's stderr");
+
+    let filled = fill(&stderr);
+    let from = Instant::now();
+    thread::sleep(UNREAD);
+    let to = Instant::now();
+
+    let turns = lock(&times).iter().filter(|t| (from..to).contains(t)).count();
+    let gap = largest_gap(&lock(&times), from, to);
+    assert!(
+        vipd.0.try_wait().expect("try_wait").is_none(),
+        "vipd exited while its stderr was full"
+    );
+
+    // Read the pipe now: the daemon writes what it kept; then it exits on SIGTERM.
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let out = Arc::clone(&out);
+        thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
+                lock(&out).extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    thread::sleep(Duration::from_secs(1));
+    let pid = vipd.0.id().to_string();
+    run(&tool("kill"), &["-s", "TERM", &pid]).expect(0, "kill -s TERM vipd");
+    let exited = wait_until(Duration::from_secs(5), POLL, || {
+        matches!(vipd.0.try_wait(), Ok(Some(_)))
+    });
+    let status = vipd.0.try_wait().ok().flatten();
+    wait_until(Duration::from_secs(2), POLL, || reader.is_finished());
+    stop.store(true, Ordering::Relaxed);
+    join_bounded(Some(acceptor));
+    let text = String::from_utf8_lossy(&lock(&out)).into_owned();
+    let text_tail = || text.lines().rev().take(80).collect::<Vec<_>>().join("\n");
+
+    assert!(
+        turns as u64 >= UNREAD.as_millis() as u64 / INTERVAL_MS / 2,
+        "only {turns} turns in {UNREAD:?} at an interval of {INTERVAL_MS} ms\n{}",
+        text_tail()
+    );
+    assert!(
+        gap <= MAX_GAP,
+        "the loop stood still for {gap:?} while stderr was full ({turns} turns)\n{}",
+        text_tail()
+    );
+    assert!(exited.is_some() && reader.is_finished(), "vipd did not exit on SIGTERM");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "vipd's exit status");
+
+    // Every line whole: the filler the test wrote, or one log line each.
+    assert!(text.ends_with('\n'), "a cut last line\n{}", text_tail());
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let fillers = lines.iter().filter(|l| **l == FILLER).count();
+    assert_eq!(fillers * FILLER.len(), filled, "the filler arrived whole");
+    let broken: Vec<&&str> = lines
+        .iter()
+        .filter(|l| **l != FILLER && !whole_log_line(l))
+        .collect();
+    assert!(broken.is_empty(), "lines not whole: {broken:?}");
+
+    // Said once how many were dropped: all the turns' lines but the queue's.
+    let notices: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.ends_with(" log lines dropped: stderr was not writable\n"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one dropped-lines line\n{}", text_tail());
+    let dropped: usize = notices[0][31..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {:?}", notices[0]));
+    assert!(
+        dropped + QUEUE_LINES + 2 >= turns,
+        "{dropped} dropped and {QUEUE_LINES} kept, of {turns} turns' lines"
+    );
+    eprintln!(
+        "logging: {turns} turns in {UNREAD:?} unread, largest gap {gap:?}, {dropped} lines \
+         dropped, {filled} filler bytes"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.contains("SIGTERM: exiting")),
+        "the lines after the pipe was read arrive\n{}",
+        text_tail()
+    );
+}
