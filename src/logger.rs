@@ -24,7 +24,7 @@
 //!   A Unix stream socket (the journal's) reports it while its send buffer is at most a
 //!   quarter used, far more than a line.
 //! - `POLLERR`, `POLLHUP` or `POLLNVAL` (no reader left, stderr closed) mean the write
-//!   fails at once; it is made and its error ignored, as before.
+//!   fails at once rather than waits: it is made, and its error ignored.
 //!
 //! What remains: another process writing to the same pipe between the poll and the
 //! write could take the free page; vipd writes to its stderr only from here, and one

@@ -75,7 +75,7 @@ fn fill(stderr: &ChildStderr) -> usize {
         .open(&path)
         .unwrap_or_else(|e| panic!("open {path} for writing: {e}"));
     let mut written = 0;
-    // Bounded: the largest pipe Linux makes by default is 1 MiB.
+    // Bounded: no pipe is larger than fs.pipe-max-size, 1 MiB by default.
     for _ in 0..(2 << 20) / FILLER.len() {
         match end.write(FILLER.as_bytes()) {
             Ok(n) => written += n,
