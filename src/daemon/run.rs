@@ -46,6 +46,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         };
         let mut pauses = pause::PauseWatch::new();
         loop {
+            crate::logger::flush_pending();
             // A loop iteration is at most a turn and a wait, each bounded by interval,
             // and a question to Patroni (at most a second).
             if let Some(p) = pauses.look(self.cfg.interval * 3 + Duration::from_secs(2)) {
