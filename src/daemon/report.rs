@@ -151,6 +151,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             "desired": desired,
             "actual": actual,
             "action": action,
+            "rule": rule_word(r.reason),
+            "patroni": self.patroni_said.as_ref().map(patroni_word),
             "error": self.error_text(r),
         })
     }
@@ -230,6 +232,32 @@ fn state_words(r: &Report) -> (&'static str, &'static str, &'static str) {
         Action::Failed(_) => "failed",
     };
     (desired, actual, action)
+}
+
+/// Which rule decided, for the JSON state (the fencing table's rows among them).
+fn rule_word(r: Reason) -> &'static str {
+    match r {
+        Reason::ThisNodeLeads => "this-node-leads",
+        Reason::OtherNodeLeads => "another-node-leads",
+        Reason::NoLeader => "no-leader",
+        Reason::GraceHolding => "grace",
+        Reason::GraceExpired => "grace-expired",
+        Reason::UnknownNotLeading => "unknown-not-leading",
+        Reason::UnknownNoHistory => "unknown-since-start",
+        Reason::PatroniPrimary => "patroni-primary",
+        Reason::PatroniNotPrimary => "patroni-not-primary",
+        Reason::LeaseExpired => "lease-expired",
+        Reason::AwaitingPrimary => "awaiting-primary",
+    }
+}
+
+/// What Patroni said at this turn, for the JSON state.
+fn patroni_word(s: &PatroniSays) -> String {
+    match s {
+        PatroniSays::Primary => "primary".into(),
+        PatroniSays::NotPrimary(why) => format!("not primary: {why}"),
+        PatroniSays::NoAnswer => "no answer".into(),
+    }
 }
 
 fn reason_text(r: Reason) -> &'static str {

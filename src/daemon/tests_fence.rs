@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::tests::{FakeDcs, FakeNet, daemon, leader, step};
 use super::*;
+use serde_json::Value;
 
 /// Patroni's scripted answers (the last one repeats), and how often it was asked.
 #[derive(Clone, Default)]
@@ -211,4 +212,28 @@ fn the_lease_cuts_the_grace_and_is_asked_only_when_it_could() {
     let asked = d.dcs.asked;
     lease_step(&mut d, s(30), leader("pg2"));
     assert_eq!(d.dcs.asked, asked);
+}
+
+#[test]
+fn the_json_state_names_the_rule_and_patronis_answer() {
+    let t0 = Instant::now();
+    let (mut d, _) = with(&[replica()], true);
+    let r = step(&mut d, t0, 0, leader("pg1"));
+    let v = d.status(&r);
+    assert_eq!(v["rule"], "awaiting-primary", "{v}");
+    assert_eq!(
+        v["patroni"], "not primary: role replica, state running",
+        "{v}"
+    );
+    let (mut d, _) = with(&[PatroniSays::Primary], false);
+    let r = step(&mut d, t0, 0, leader("pg1"));
+    let v = d.status(&r);
+    assert_eq!(
+        (&v["rule"], &v["patroni"]),
+        (&"this-node-leads".into(), &Value::Null)
+    );
+    d.patroni_said = None;
+    let r = step(&mut d, t0, 60_000, unknown());
+    assert_eq!(d.status(&r)["rule"], "patroni-primary");
+    assert_eq!(d.status(&r)["patroni"], "primary");
 }
