@@ -11,11 +11,15 @@
 # CPU time (utime+stime from /proc/PID/stat, and the exact run time from
 # /proc/PID/schedstat) and peak memory (VmHWM) of each agent.
 #
-# Agents: vipd (static musl build) with its watch, vipd --no-watch, and Debian's
-# vip-manager 1.0.2 when installed (apt-get install vip-manager); 1.0.2 reads only
-# etcd's v2 API, so etcd runs with --enable-v2 and its key is written through v2.
+# Agents: vipd (static musl build) with its watch, vipd --no-watch, vipd with
+# --patroni-url (primary-check on) against a fake Patroni on each node's loopback that
+# says "running primary" at once (the gating's own delay), the vipd at VIPD_BEFORE
+# when given (a before/after comparison in one run), and Debian's vip-manager 1.0.2
+# when installed (apt-get install vip-manager); 1.0.2 reads only etcd's v2 API, so
+# etcd runs with --enable-v2 and its key is written through v2.
 #
 # Usage (as root): make bench   or   MOVES=20 INTERVAL=1000 IDLE=60 bash bench/failover.sh
+#                  VIPD_BEFORE=/path/to/an/older/vipd adds it as "vipd-before".
 # Raw numbers: bench/results/ (CSV per agent and a summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +28,15 @@ MOVES=${MOVES:-20}
 INTERVAL=${INTERVAL:-1000}
 IDLE=${IDLE:-60}
 OUT=${OUT:-bench/results}
+VIPD_BEFORE=${VIPD_BEFORE:-}
 KEY=/service/bench/leader
 VIP=192.0.2.50
 MUSL=x86_64-unknown-linux-musl
 
 die() { echo "bench: $*" >&2; exit 1; }
 [[ $EUID == 0 ]] || die "run as root (network namespaces): sudo env \"PATH=\$PATH\" make bench"
+[[ -z $VIPD_BEFORE || -x $VIPD_BEFORE ]] || die "VIPD_BEFORE is not an executable: $VIPD_BEFORE"
+[[ -z $VIPD_BEFORE ]] || VIPD_BEFORE=$(realpath "$VIPD_BEFORE")
 
 bash .ci/deps bench || die "cannot install the packages the benchmark needs"
 
@@ -98,11 +105,37 @@ run_set() {
     for pid in "${pids[@]}"; do lab_stop "$pid" 5000 || true; done
 }
 
+# A fake Patroni REST API on each node's 127.0.0.1:8008: GET /patroni says a running
+# primary at once, in the shape Patroni 3.0 answers.
+FAKE_PATRONI='
+import http.server
+B = b"{\"state\": \"running\", \"role\": \"master\", \"patroni\": {\"version\": \"3.0.2\"}}"
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(B)))
+        self.end_headers()
+        self.wfile.write(B)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 8008), H).serve_forever()
+'
+for i in 1 2 3; do
+    lab_spawn "$(lab_node_ns "$i")" "$LAB_DIR/patroni-node$i.log" python3 -c "$FAKE_PATRONI"
+done
+
 COMMON=(--ip "$VIP" --netmask 24 --interface eth0 --trigger-key "$KEY" --dcs-endpoints "$LAB_ENDPOINT" --interval "$INTERVAL")
 # vipd puts the key through v3; the v2 writes are for vip-manager only.
 run_set vipd v3 "$VIPD" "${COMMON[@]}"
 run_set vipd-nowatch v3 "$VIPD" "${COMMON[@]}" --no-watch
-sets=(vipd vipd-nowatch)
+run_set vipd-gated v3 "$VIPD" "${COMMON[@]}" --patroni-url http://127.0.0.1:8008
+sets=(vipd vipd-nowatch vipd-gated)
+if [[ -n $VIPD_BEFORE ]]; then
+    run_set vipd-before v3 "$VIPD_BEFORE" "${COMMON[@]}"
+    sets+=(vipd-before)
+fi
 if command -v vip-manager >/dev/null; then
     run_set vip-manager v2 vip-manager "${COMMON[@]}" --dcs-type etcd
     sets+=(vip-manager)
