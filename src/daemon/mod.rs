@@ -40,6 +40,9 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     pacing: Pacing,
     /// The link at the last turn, to see it come up again or flap.
     link_seen: Option<LinkInfo>,
+    /// When the VIP last got the configured lifetime (an add or a refresh); `None`:
+    /// not since start, the last removal or a change of the lifetime.
+    refreshed: Option<Instant>,
     logged: Logged,
     /// When the DCS last answered (for the status file).
     last_dcs_ok: Option<SystemTime>,
@@ -57,6 +60,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             last_fact: None,
             pacing: Pacing::default(),
             link_seen: None,
+            refreshed: None,
             logged: Logged::default(),
             last_dcs_ok: None,
             status_written: None,

@@ -136,6 +136,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.pacing.stop();
             self.link_seen = None;
         }
+        if config.vip_lifetime != self.cfg.vip_lifetime {
+            // The next turn gives the VIP the new lifetime, if it is held.
+            self.refreshed = None;
+        }
         let forget = dcs.is_some()
             || config.trigger_key != self.cfg.trigger_key
             || config.trigger_value != self.cfg.trigger_value;

@@ -121,6 +121,12 @@ VIP_ENDPOINT=http://a:1,ftp://b => VIP_ENDPOINT: "ftp://b" has an unsupported sc
 --announce-mode=gratuitous => --announce-mode: "gratuitous" is not an announce-mode (expected request, reply or both)
 VIP_NO_WATCH=perhaps => VIP_NO_WATCH: "perhaps" is not a boolean (expected true or false)
 --etcd-password=pw => --etcd-password: set, but etcd-user is not
+--vip-lifetime=2999 => --vip-lifetime: "2999" is below 3 × interval (3000 ms): the VIP could expire between two refreshes
+--interval=5000 VIP_VIP_LIFETIME=10000 => VIP_VIP_LIFETIME: "10000" is below 3 × interval (15000 ms): the VIP could expire between two refreshes
+VIP_VIP_LIFETIME=10s => VIP_VIP_LIFETIME: "10s" is not a whole number of milliseconds or "forever"
+--vip-lifetime=-1 => --vip-lifetime: "-1" is not a whole number of milliseconds or "forever"
+--vip-lifetime=86400001 => --vip-lifetime: "86400001" is out of range 3000..86400000 (or "forever")
+--vip-lifetime=99999999999999999999999 => --vip-lifetime: "99999999999999999999999" is out of range 3000..86400000 (or "forever")
 "#;
 
 #[test]
