@@ -15,6 +15,7 @@ mod etcd_watch;
 mod faults;
 mod faults_fuzz_inputs;
 mod faults_soak;
+mod fencing_lifetime;
 mod ipv6;
 mod netlink_kernel;
 mod once;
