@@ -118,7 +118,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// Take a reloaded configuration: a VIP or interface that changed is released
     /// from the old place first (the next turn adds it at the new one); a new DCS
     /// client replaces the old; facts about another key or node name are forgotten.
-    fn take_reloaded(&mut self, new: Reloaded<D>, now: Instant) {
+    pub(super) fn take_reloaded(&mut self, new: Reloaded<D>, now: Instant) {
         let Reloaded { config, dcs } = new;
         if config == self.cfg && dcs.is_none() {
             log::info!("SIGHUP: configuration unchanged");

@@ -390,3 +390,5 @@ fn once_exit_statuses() {
     );
     assert!(line.ends_with(r#"error="connection refused""#), "{line}");
 }
+
+mod lifetime;

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::reply::{AddrMsg, Payload, parse, prefixes_of};
+use super::reply::{AddrMsg, Payload, only_known_addresses, parse, prefixes_of};
 use super::request::{AddrChange, AddrOptions, addr_dump_request, addr_request, link_request};
 use super::{FAMILY_UNSPEC, family_of};
 use crate::net::arp::PacketSocket;
@@ -229,7 +229,10 @@ impl Kernel {
                 // From the kernel: RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR.
                 Ok((len, 0)) => {
                     let datagram = self.buf.get(..len).unwrap_or_default();
-                    changed |= !only_known_addresses(datagram, self.addr_cache.as_ref());
+                    let known = self.addr_cache.as_ref().is_some_and(|(i, a, prefixes)| {
+                        only_known_addresses(datagram, *i, *a, prefixes)
+                    });
+                    changed |= !known;
                 }
                 // Nothing but the kernel sends to this socket; ignore anyone else.
                 Ok(_) => {}
@@ -246,9 +249,8 @@ impl Kernel {
         true
     }
 
-    /// Adds, refreshes or deletes `vip` and waits for the kernel's ack. An address
-    /// that already is as asked (`EADDRNOTAVAIL` for a delete) is success; `EEXIST`
-    /// is returned (an add) or an error (a refresh never gets it).
+    /// Adds, refreshes or deletes `vip` and waits for the kernel's ack. A delete of
+    /// an absent address (`EADDRNOTAVAIL`) is success; an add's `EEXIST` is not.
     fn change_addr(
         &mut self,
         change: AddrChange,
@@ -268,9 +270,8 @@ impl Kernel {
         };
         let op = || format!("{verb} {vip} on interface #{ifindex}");
         match self.transact(Until::Ack, op, |_| {}) {
-            Err(e) if change == AddrChange::Del && e.errno == libc::EADDRNOTAVAIL => Ok(()),
-            Err(e) => Err(e),
-            Ok(_) => Ok(()),
+            Err(e) if change != AddrChange::Del || e.errno != libc::EADDRNOTAVAIL => Err(e),
+            _ => Ok(()),
         }
     }
 
@@ -371,30 +372,6 @@ impl Kernel {
     }
 }
 
-/// Whether every message of a notification datagram is an `RTM_NEWADDR` for an
-/// address `listed` (the last address reading) already has: the kernel sends one
-/// whenever an address's lifetime or flags change, vipd's own refreshes included,
-/// and such a change alters neither the link nor which prefix lengths the address
-/// has. Anything else (another message, another address or prefix length, a
-/// datagram that does not parse) may be a change.
-fn only_known_addresses(datagram: &[u8], listed: Option<&(u32, IpAddr, Vec<u8>)>) -> bool {
-    let Some((ifindex, addr, prefixes)) = listed else {
-        return false;
-    };
-    let mut messages = 0;
-    let known = parse(datagram).all(|msg| {
-        messages += 1;
-        match msg.map(|m| m.payload) {
-            Ok(Payload::NewAddr(a)) => {
-                (a.ifindex, a.address) == (*ifindex, Some(*addr))
-                    && prefixes.contains(&a.prefix_len)
-            }
-            _ => false,
-        }
-    });
-    known && messages > 0
-}
-
 fn timed_out(op: String) -> NetError {
     NetError::with_text(
         op,
@@ -481,9 +458,8 @@ impl AddrBackend for Kernel {
         vip: Vip,
         lifetime: Option<Duration>,
     ) -> Result<(), NetError> {
-        // A refresh of an address the last reading lists leaves the list as it was
-        // (it changes or, if the address went meanwhile, makes that same address),
-        // so that reading stays; its notification is recognised as no change.
+        // Refreshing an address the last reading lists (or making it again, if it just
+        // went) leaves the list as it was: the reading stays, the notification is no change.
         let listed = self.addr_cache.take().filter(|(i, a, prefixes)| {
             (*i, *a) == (ifindex, vip.addr) && prefixes.contains(&vip.prefix_len)
         });
@@ -493,8 +469,7 @@ impl AddrBackend for Kernel {
     }
 
     fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
-        let vip = Vip { addr, prefix_len };
-        self.change_addr(AddrChange::Del, ifindex, vip, None)
+        self.change_addr(AddrChange::Del, ifindex, Vip { addr, prefix_len }, None)
     }
 
     fn announce(&mut self, link: &LinkInfo, vip: Vip, mode: AnnounceMode) -> Result<(), NetError> {
