@@ -21,8 +21,11 @@ struct Schedule {
 
 /// What the daemon manages, for the start and reload lines.
 fn managed_summary(cfg: &Config) -> String {
+    let lifetime = cfg
+        .vip_lifetime
+        .map_or("forever".to_string(), |l| format!("{} ms", l.as_millis()));
     format!(
-        "{} on {} for {:?} (key {}, interval {} ms)",
+        "{} on {} for {:?} (key {}, interval {} ms, vip-lifetime {lifetime})",
         cfg.vip,
         cfg.interface,
         cfg.trigger_value,
