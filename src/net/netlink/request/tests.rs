@@ -302,3 +302,33 @@ fn a_refresh_is_the_add_with_replace_instead_of_excl() {
         assert_eq!(u32_at(flags_attr, 0), Some(want));
     }
 }
+
+#[test]
+fn lifetime_requests_match_ip_addr_add_and_replace_with_valid_lft() {
+    let plain = AddrOptions::default();
+    // (capture, change, address, prefix length, lifetime in ms)
+    for (capture, change, addr, len, ms) in [
+        (ADD_LIFETIME, AddrChange::Add, VIP4, 24, 10_001),
+        (REPLACE_LIFETIME, AddrChange::Refresh, VIP4, 24, 10_000),
+        (REPLACE6_LIFETIME, AddrChange::Refresh, VIP6, 64, 9_001),
+    ] {
+        let c = calls(capture);
+        let captured = &call(&c, "sendmsg(3", "RTM_NEWADDR").bytes;
+        let vip = Vip {
+            addr,
+            prefix_len: len,
+        };
+        let mut built = Vec::new();
+        let lifetime = Some(Duration::from_millis(ms));
+        addr_request(
+            &mut built,
+            change,
+            0,
+            eth0_index(capture),
+            vip,
+            &plain,
+            lifetime,
+        );
+        assert_eq!(built, masked(captured), "{change:?} {addr}/{len}");
+    }
+}
