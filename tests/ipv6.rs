@@ -307,7 +307,7 @@ fn kernel_adds_with_label_and_noprefixroute() {
 
     // Plain adds bring their subnet routes: the control.
     for (vip, family) in [(v4, "-4"), (v6, "-6")] {
-        k.add(ifindex, vip).unwrap();
+        k.add(ifindex, vip, None).unwrap();
         assert!(routed(family), "{}", routes(family));
         k.del(ifindex, vip.addr, vip.prefix_len).unwrap();
         assert!(!routed(family), "{}", routes(family));
@@ -317,8 +317,8 @@ fn kernel_adds_with_label_and_noprefixroute() {
     options.noprefixroute = true;
     k.set_addr_options(options);
     for (vip, family) in [(v4, "-4"), (v6, "-6")] {
-        k.add(ifindex, vip).unwrap();
-        k.add(ifindex, vip).expect("EEXIST is success");
+        k.add(ifindex, vip, None).unwrap();
+        k.add(ifindex, vip, None).expect("EEXIST is success");
         assert_eq!(k.vip_prefixes(ifindex, vip.addr).unwrap(), [vip.prefix_len]);
         let shown = node.ip(&[family, "-o", "addr", "show", "dev", "veth0"]);
         let line = shown

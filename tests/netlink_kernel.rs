@@ -95,11 +95,11 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
 
     // Add, idempotently, at two prefix lengths, beside a look-alike address.
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [] as [u8; 0]);
-    k.add(eth0, v4(VIP, 24)).unwrap();
+    k.add(eth0, v4(VIP, 24), None).unwrap();
     assert!(addrs_of("eth0", "-4").contains("inet 192.0.2.50/24 "));
-    k.add(eth0, v4(VIP, 24)).expect("EEXIST is success");
-    k.add(eth0, v4(VIP, 32)).unwrap();
-    k.add(eth0, v4(LOOKALIKE, 24)).unwrap();
+    k.add(eth0, v4(VIP, 24), None).expect("EEXIST is success");
+    k.add(eth0, v4(VIP, 32), None).unwrap();
+    k.add(eth0, v4(LOOKALIKE, 24), None).unwrap();
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [24, 32]);
     assert_eq!(k.vip_prefixes(eth0, LOOKALIKE).unwrap(), [24]);
     assert_eq!(k.vip_prefixes(eth1, VIP).unwrap(), [] as [u8; 0]);
@@ -108,10 +108,10 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
     assert_eq!(listed.len(), 3, "{listed:?}");
 
     // Kernel errors come back with errno, op and (where the kernel gives it) text.
-    let err = k.add(999_999, v4(VIP, 24)).unwrap_err();
+    let err = k.add(999_999, v4(VIP, 24), None).unwrap_err();
     assert_eq!(err.errno, libc::ENODEV, "{err}");
     assert!(err.op.contains("192.0.2.50/24"), "{err}");
-    let err = k.add(eth0, v4(LOOKALIKE, 33)).unwrap_err();
+    let err = k.add(eth0, v4(LOOKALIKE, 33), None).unwrap_err();
     assert_eq!(err.errno, libc::EINVAL, "{err}");
     eprintln!("kernel errors as reported: {err}");
 
@@ -145,8 +145,8 @@ fn kernel_adds_lists_deletes_and_announces_in_a_namespace() {
     assert!(!addrs_of("eth0", "-4").contains("192.0.2.50/"));
 
     // IPv6: added without duplicate address detection, so never tentative.
-    k.add(eth0, v4(VIP6, 64)).unwrap();
-    k.add(eth0, v4(VIP6, 64)).expect("EEXIST is success");
+    k.add(eth0, v4(VIP6, 64), None).unwrap();
+    k.add(eth0, v4(VIP6, 64), None).expect("EEXIST is success");
     assert_eq!(k.vip_prefixes(eth0, VIP6).unwrap(), [64]);
     let shown = addrs_of("eth0", "-6");
     let line = shown
@@ -183,7 +183,7 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
 
     // Addresses: added and deleted by vipd, by hand, at another prefix length, and
     // on another interface; link answers stay valid throughout.
-    k.add(eth0, v4(VIP, 24)).unwrap();
+    k.add(eth0, v4(VIP, 24), None).unwrap();
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [24]);
     ns.ip(&["addr", "add", "192.0.2.50/32", "dev", "eth0"]);
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [24, 32]);
@@ -226,7 +226,7 @@ fn kernel_answers_follow_every_change_and_cost_nothing_while_idle() {
     assert_eq!(moved.mac, [0x00, 0x00, 0x5e, 0x00, 0x53, 0x02]);
 
     // Renamed away, gone with its addresses, made again (a new index), and idle.
-    k.add(eth0, v4(VIP, 24)).unwrap();
+    k.add(eth0, v4(VIP, 24), None).unwrap();
     assert_eq!(k.vip_prefixes(eth0, VIP).unwrap(), [24]);
     ns.ip(&["link", "set", "eth0", "name", "eth9"]);
     assert_eq!(k.link("eth0").unwrap(), None);

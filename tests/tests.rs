@@ -16,6 +16,7 @@ mod faults;
 mod faults_fuzz_inputs;
 mod faults_soak;
 mod fencing;
+mod fencing_lifetime;
 mod ipv6;
 mod logging;
 mod netlink_kernel;

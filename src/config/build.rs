@@ -24,6 +24,8 @@ const MAX_MS: u64 = 3_600_000;
 const MAX_GRACE_MS: u64 = 86_400_000;
 const MIN_INTERVAL_MS: u64 = 10;
 const MAX_ANNOUNCE_COUNT: u64 = 100;
+/// The default vip-lifetime when 3 × interval is less.
+const DEFAULT_LIFETIME_MS: u64 = 10_000;
 
 /// The configuration the sources describe; `hostname` is the default trigger-value.
 pub(super) fn build(
@@ -73,6 +75,7 @@ pub(super) fn build(
         dcs_grace,
         status_file: src.text("status-file")?.map(|(v, _)| PathBuf::from(v)),
         keep_on_exit: src.bool("keep-on-exit", false)?,
+        vip_lifetime: vip_lifetime(src, interval)?,
         announce_count,
         announce_interval,
         announce_mode,
@@ -307,6 +310,37 @@ fn dcs_grace(src: &Sources<'_>) -> Result<Grace, ConfigError> {
             Ok(Grace::After(Duration::from_millis(ms)))
         }
     }
+}
+
+/// How long the kernel keeps the VIP without a refresh (`None`: forever). vipd
+/// refreshes it every third of the lifetime, at a turn: below 3 × interval a
+/// healthy holder could see its VIP expire between two turns.
+fn vip_lifetime(src: &Sources<'_>, interval_ms: u64) -> Result<Option<Duration>, ConfigError> {
+    let min = interval_ms.saturating_mul(3);
+    let ms = match src.text("vip-lifetime")? {
+        None => DEFAULT_LIFETIME_MS.max(min),
+        Some((v, _)) if v.eq_ignore_ascii_case("forever") => return Ok(None),
+        Some((v, origin)) if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(ConfigError(format!(
+                "{origin}: {v:?} is not a whole number of milliseconds or \"forever\""
+            )));
+        }
+        Some((v, origin)) => match v.parse::<u64>() {
+            Ok(ms) if ms < min => {
+                return Err(ConfigError(format!(
+                    "{origin}: {v:?} is below 3 × interval ({min} ms): the VIP could \
+                     expire between two refreshes"
+                )));
+            }
+            Ok(ms) if ms <= MAX_GRACE_MS => ms,
+            _ => {
+                return Err(ConfigError(format!(
+                    "{origin}: {v:?} is out of range {min}..{MAX_GRACE_MS} (or \"forever\")"
+                )));
+            }
+        },
+    };
+    Ok(Some(Duration::from_millis(ms)))
 }
 
 /// How many announcements, how far apart, and of which ARP operation.

@@ -71,6 +71,9 @@ pub struct Config {
     /// Where the daemon keeps its state as JSON (`status-file`).
     pub status_file: Option<PathBuf>,
     pub keep_on_exit: bool,
+    /// How long the kernel keeps the VIP without a refresh (`vip-lifetime`);
+    /// `None`: permanently. `--once` without an explicit value: `None`.
+    pub vip_lifetime: Option<Duration>,
     pub announce_count: u32,
     pub announce_interval: Duration,
     pub announce_mode: AnnounceMode,
@@ -159,7 +162,11 @@ pub fn load(
         layers: [&cli.layer, &env_layer, &file_layer],
     };
     let config_file = config_file.map(|(path, _)| PathBuf::from(path));
-    let config = build::build(&sources, hostname, config_file, &mut warnings)?;
+    let mut config = build::build(&sources, hostname, config_file, &mut warnings)?;
+    if cli.once && sources.origin("vip-lifetime").is_none() {
+        // A cron-driven --once must not lose the VIP between two runs.
+        config.vip_lifetime = None;
+    }
     let command = if cli.once {
         Command::Once {
             config,
@@ -227,6 +234,7 @@ impl Config {
             dcs_grace: Grace::After(Duration::from_secs(10)),
             status_file: None,
             keep_on_exit: false,
+            vip_lifetime: Some(Duration::from_secs(10)),
             announce_count: 3,
             announce_interval: Duration::from_millis(1000),
             announce_mode: AnnounceMode::Request,

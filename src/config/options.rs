@@ -266,6 +266,17 @@ pub(super) const OPTIONS: &[Opt] = &[
         ..TEXT
     },
     Opt {
+        key: "vip-lifetime",
+        metavar: "MS",
+        default: "10000",
+        help: "Milliseconds the kernel keeps the VIP after vipd last refreshed it (every \
+               third of it), so a killed or hung vipd cannot hold it on: at least 3 × \
+               interval (a larger interval raises the default), up to 86400000; \
+               forever = a permanent address. --once adds a permanent one unless this \
+               is set.",
+        ..TEXT
+    },
+    Opt {
         key: "manager-type",
         metavar: "TYPE",
         default: "basic",

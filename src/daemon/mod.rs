@@ -9,8 +9,6 @@ mod report;
 mod run;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_fence;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,6 +45,9 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     pacing: Pacing,
     /// The link at the last turn, to see it come up again or flap.
     link_seen: Option<LinkInfo>,
+    /// When the VIP last got the configured lifetime (an add or a refresh); `None`:
+    /// not since start, the last removal or a change of the lifetime.
+    refreshed: Option<Instant>,
     logged: Logged,
     /// When the DCS last answered (for the status file).
     last_dcs_ok: Option<SystemTime>,
@@ -69,6 +70,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             last_fact: None,
             pacing: Pacing::default(),
             link_seen: None,
+            refreshed: None,
             logged: Logged::default(),
             last_dcs_ok: None,
             status_written: None,

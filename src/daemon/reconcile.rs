@@ -1,12 +1,24 @@
 //! Reconciling the kernel with the decision: read what the interface holds, plan the
 //! change (a pure function), then apply the plan — or, in a dry run, only report it.
+//!
+//! The VIP is added with a lifetime (`vip-lifetime`) and refreshed every third of it
+//! while this node should hold it, so the kernel itself removes it once vipd stops
+//! refreshing: killed, stopped, hung, or not reaching the kernel. What may never
+//! happen is a refresh when the decision is not [`Desired::Present`]: a node that
+//! lost the DCS's word (and so holds the VIP only as [`Desired::Unchanged`], left
+//! from before) lets it run out. Every copy of the VIP is refreshed, at its own
+//! prefix length, so one left at another prefix length (by hand, by an older
+//! configuration) cannot outlive this node's right to it either. The first turn
+//! that wants the VIP refreshes it whatever it had (an address from `--once`, a
+//! restart or by hand gets the lifetime; with `forever` one with a lifetime becomes
+//! permanent), and so does the first after a reload that changed the lifetime.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Daemon, Report};
 use crate::dcs::{Dcs, Observation};
 use crate::decide::{Desired, Reason};
-use crate::net::{AddrBackend, LinkInfo, NetError};
+use crate::net::{AddrBackend, LinkInfo, NetError, Vip};
 
 /// What reconciling did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +54,13 @@ enum Plan {
     Add(LinkInfo),
     /// The link came back up with the VIP on it: announce it again.
     Reannounce(LinkInfo),
+    /// Give every copy of the VIP (these prefix lengths) its lifetime again, and
+    /// announce it again if the link came back up.
+    Refresh {
+        link: LinkInfo,
+        prefixes: Vec<u8>,
+        reannounce: bool,
+    },
     /// Remove every copy (these prefix lengths) of the VIP from the interface.
     Remove {
         ifindex: u32,
@@ -49,9 +68,15 @@ enum Plan {
     },
 }
 
-/// Plan the change from the decision, the kernel's state (`None`: no such interface)
-/// and the link as it was at the previous turn.
-fn plan(desired: Desired, actual: Option<&Actual>, seen: Option<LinkInfo>) -> Plan {
+/// Plan the change from the decision, the kernel's state (`None`: no such interface),
+/// the link as it was at the previous turn and whether the VIP's lifetime is due a
+/// refresh.
+fn plan(
+    desired: Desired,
+    actual: Option<&Actual>,
+    seen: Option<LinkInfo>,
+    refresh_due: bool,
+) -> Plan {
     let Some(Actual { link, prefixes }) = actual else {
         return Plan::WaitForInterface;
     };
@@ -61,6 +86,11 @@ fn plan(desired: Desired, actual: Option<&Actual>, seen: Option<LinkInfo>) -> Pl
         link.up && seen.is_some_and(|s| !s.up || s.carrier_changes != link.carrier_changes);
     match desired {
         Desired::Present if !present => Plan::Add(*link),
+        Desired::Present if refresh_due => Plan::Refresh {
+            link: *link,
+            prefixes: prefixes.clone(),
+            reannounce: came_up,
+        },
         Desired::Present if came_up => Plan::Reannounce(*link),
         Desired::Absent if present => Plan::Remove {
             ifindex: link.index,
@@ -78,7 +108,9 @@ impl Plan {
             Plan::WaitForInterface => Action::InterfaceMissing,
             Plan::Add(_) => Action::WouldAdd,
             Plan::Remove { .. } => Action::WouldRemove,
-            Plan::Keep | Plan::StopAnnouncing | Plan::Reannounce(_) => Action::None,
+            Plan::Keep | Plan::StopAnnouncing | Plan::Reannounce(_) | Plan::Refresh { .. } => {
+                Action::None
+            }
         }
     }
 }
@@ -97,7 +129,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Err(e) => (None, Action::Failed(e)),
             Ok(actual) => {
                 let present = actual.as_ref().map(|a| !a.prefixes.is_empty());
-                let plan = plan(desired, actual.as_ref(), self.link_seen);
+                let due = self.refresh_due(now);
+                let plan = plan(desired, actual.as_ref(), self.link_seen, due);
                 if dry_run {
                     (present, plan.preview())
                 } else {
@@ -133,25 +166,71 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 self.pacing.stop();
                 Action::None
             }
-            Plan::Add(link) => match self.net.add(link.index, self.cfg.vip) {
+            Plan::Add(link) => match self
+                .net
+                .add(link.index, self.cfg.vip, self.cfg.vip_lifetime)
+            {
                 Ok(()) => {
+                    self.refreshed = Some(now);
                     self.start_announcing(now, &link);
                     Action::Added
                 }
                 Err(e) => Action::Failed(e),
             },
+            Plan::Refresh {
+                link,
+                prefixes,
+                reannounce,
+            } => {
+                let refreshed = self.refresh(link.index, &prefixes);
+                if reannounce {
+                    self.start_announcing(now, &link);
+                }
+                match refreshed {
+                    Err(e) => Action::Failed(e),
+                    Ok(()) => {
+                        self.refreshed = Some(now);
+                        if reannounce {
+                            Action::Reannounced
+                        } else {
+                            Action::None
+                        }
+                    }
+                }
+            }
             Plan::Reannounce(link) => {
                 self.start_announcing(now, &link);
                 Action::Reannounced
             }
             Plan::Remove { ifindex, prefixes } => {
                 self.pacing.stop();
+                self.refreshed = None;
                 match self.remove(ifindex, &prefixes) {
                     Ok(n) => Action::Removed(n),
                     Err(e) => Action::Failed(e),
                 }
             }
         }
+    }
+
+    /// Whether the VIP's lifetime is due a refresh at `now`: a third of it has passed
+    /// since the last add or refresh, or none was made with the current lifetime.
+    fn refresh_due(&self, now: Instant) -> bool {
+        match (self.refreshed, self.cfg.vip_lifetime) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(at), Some(lifetime)) => now.saturating_duration_since(at) >= lifetime / 3,
+        }
+    }
+
+    /// Give each copy of the VIP the configured lifetime from now.
+    fn refresh(&mut self, ifindex: u32, prefixes: &[u8]) -> Result<(), NetError> {
+        let (addr, lifetime): (_, Option<Duration>) = (self.cfg.vip.addr, self.cfg.vip_lifetime);
+        for &prefix_len in prefixes {
+            self.net
+                .refresh(ifindex, Vip { addr, prefix_len }, lifetime)?;
+        }
+        Ok(())
     }
 
     fn remove(&mut self, ifindex: u32, prefixes: &[u8]) -> Result<usize, NetError> {
@@ -163,6 +242,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 
     /// Remove the VIP from the interface, wherever it is: how many copies went.
     pub(super) fn release(&mut self) -> Result<usize, NetError> {
+        self.refreshed = None;
         match self.read_kernel()? {
             Some(Actual { link, prefixes }) => self.remove(link.index, &prefixes),
             None => Ok(0),
@@ -189,29 +269,77 @@ mod tests {
             ifindex: 7,
             prefixes: vec![24, 32],
         };
-        // (wanted, the kernel now, the link at the last turn, the plan)
+        let refresh = |link, prefixes: &[u8], reannounce| Plan::Refresh {
+            link,
+            prefixes: prefixes.to_vec(),
+            reannounce,
+        };
+        // (wanted, the kernel now, the link at the last turn, the plan without and
+        // with a refresh due)
         let cases = [
-            (Present, None, Some(up), Plan::WaitForInterface),
-            (Absent, None, Some(up), Plan::WaitForInterface),
-            (Unchanged, None, None, Plan::WaitForInterface),
-            (Present, on(up, &[]), None, Plan::Add(up)),
+            (Present, None, Some(up), Plan::WaitForInterface, None),
+            (Absent, None, Some(up), Plan::WaitForInterface, None),
+            (Unchanged, None, None, Plan::WaitForInterface, None),
+            (Present, on(up, &[]), None, Plan::Add(up), None),
             // Added even on a link that is down: announcements wait for it to be up.
-            (Present, on(down, &[]), None, Plan::Add(down)),
-            (Present, on(up, &[24]), None, Plan::Keep),
-            (Present, on(up, &[24]), Some(up), Plan::Keep),
+            (Present, on(down, &[]), None, Plan::Add(down), None),
+            (
+                Present,
+                on(up, &[24]),
+                None,
+                Plan::Keep,
+                Some(refresh(up, &[24], false)),
+            ),
+            (
+                Present,
+                on(up, &[24]),
+                Some(up),
+                Plan::Keep,
+                Some(refresh(up, &[24], false)),
+            ),
+            // Every copy, at its own prefix length, gets the lifetime.
+            (
+                Present,
+                on(up, &[24, 32]),
+                Some(up),
+                Plan::Keep,
+                Some(refresh(up, &[24, 32], false)),
+            ),
             // Up again since the last turn, or flapped (the carrier count moved).
-            (Present, on(up, &[24]), Some(down), Plan::Reannounce(up)),
-            (Present, on(up, &[24]), Some(flapped), Plan::Reannounce(up)),
-            // Still down: nothing to announce on.
-            (Present, on(down, &[24]), Some(link(false, 0)), Plan::Keep),
-            (Absent, on(up, &[24, 32]), None, remove),
-            (Absent, on(up, &[]), None, Plan::StopAnnouncing),
-            (Unchanged, on(up, &[]), Some(down), Plan::Keep),
-            (Unchanged, on(up, &[24]), Some(down), Plan::Keep),
+            (
+                Present,
+                on(up, &[24]),
+                Some(down),
+                Plan::Reannounce(up),
+                Some(refresh(up, &[24], true)),
+            ),
+            (
+                Present,
+                on(up, &[24]),
+                Some(flapped),
+                Plan::Reannounce(up),
+                Some(refresh(up, &[24], true)),
+            ),
+            // Still down: nothing to announce on, but the address keeps its lifetime.
+            (
+                Present,
+                on(down, &[24]),
+                Some(link(false, 0)),
+                Plan::Keep,
+                Some(refresh(down, &[24], false)),
+            ),
+            (Absent, on(up, &[24, 32]), None, remove, None),
+            (Absent, on(up, &[]), None, Plan::StopAnnouncing, None),
+            // Never a refresh without the DCS's word: a VIP left from before runs out.
+            (Unchanged, on(up, &[]), Some(down), Plan::Keep, None),
+            (Unchanged, on(up, &[24]), Some(down), Plan::Keep, None),
         ];
-        for (desired, actual, seen, want) in cases {
-            let got = plan(desired, actual.as_ref(), seen);
+        for (desired, actual, seen, want, want_due) in cases {
+            let got = plan(desired, actual.as_ref(), seen, false);
             assert_eq!(got, want, "{desired:?} {actual:?} {seen:?}");
+            let got = plan(desired, actual.as_ref(), seen, true);
+            let want = want_due.unwrap_or(want);
+            assert_eq!(got, want, "{desired:?} {actual:?} {seen:?}, refresh due");
         }
     }
 
@@ -227,6 +355,14 @@ mod tests {
             (Plan::StopAnnouncing, Action::None),
             (Plan::Add(link(true, 1)), Action::WouldAdd),
             (Plan::Reannounce(link(true, 1)), Action::None),
+            (
+                Plan::Refresh {
+                    link: link(true, 1),
+                    prefixes: vec![24],
+                    reannounce: false,
+                },
+                Action::None,
+            ),
             (remove, Action::WouldRemove),
         ];
         for (plan, action) in cases {

@@ -23,8 +23,11 @@ struct Schedule {
 
 /// What the daemon manages, for the start and reload lines.
 fn managed_summary(cfg: &Config) -> String {
+    let lifetime = cfg
+        .vip_lifetime
+        .map_or("forever".to_string(), |l| format!("{} ms", l.as_millis()));
     format!(
-        "{} on {} for {:?} (key {}, interval {} ms)",
+        "{} on {} for {:?} (key {}, interval {} ms, vip-lifetime {lifetime})",
         cfg.vip,
         cfg.interface,
         cfg.trigger_value,
@@ -149,7 +152,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// Take a reloaded configuration: a VIP or interface that changed is released
     /// from the old place first (the next turn adds it at the new one); a new DCS
     /// client replaces the old; facts about another key or node name are forgotten.
-    fn take_reloaded(&mut self, new: Reloaded<D>, now: Instant) {
+    pub(super) fn take_reloaded(&mut self, new: Reloaded<D>, now: Instant) {
         let Reloaded {
             config,
             dcs,
@@ -171,6 +174,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             }
             self.pacing.stop();
             self.link_seen = None;
+        }
+        if config.vip_lifetime != self.cfg.vip_lifetime {
+            // The next turn gives the VIP the new lifetime, if it is held.
+            self.refreshed = None;
         }
         let forget = dcs.is_some()
             || config.trigger_key != self.cfg.trigger_key

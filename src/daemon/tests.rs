@@ -11,6 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
     Add(u8),
+    /// A refresh at this prefix length, with this lifetime (`None`: permanent).
+    Refresh(u8, Option<Duration>),
     Del(u8),
     Announce,
 }
@@ -23,6 +25,8 @@ pub(super) struct FakeNet {
     ops: Vec<Op>,
     fail_add: bool,
     carrier_changes: u32,
+    /// The lifetime of the last add or refresh.
+    lifetime: Option<Duration>,
 }
 
 impl FakeNet {
@@ -34,6 +38,7 @@ impl FakeNet {
             ops: Vec::new(),
             fail_add: false,
             carrier_changes: 1,
+            lifetime: None,
         }
     }
     fn announcements(&self) -> usize {
@@ -55,12 +60,24 @@ impl AddrBackend for FakeNet {
             .map(|(_, l)| *l)
             .collect())
     }
-    fn add(&mut self, _: u32, vip: Vip) -> Result<(), NetError> {
+    fn add(&mut self, _: u32, vip: Vip, lifetime: Option<Duration>) -> Result<(), NetError> {
         if self.fail_add {
             return Err(NetError::new("add", libc::EPERM));
         }
+        self.lifetime = lifetime;
         self.ops.push(Op::Add(vip.prefix_len));
         self.addrs.push((vip.addr, vip.prefix_len));
+        Ok(())
+    }
+    fn refresh(&mut self, _: u32, vip: Vip, lifetime: Option<Duration>) -> Result<(), NetError> {
+        if self.fail_add {
+            return Err(NetError::new("refresh", libc::EPERM));
+        }
+        self.lifetime = lifetime;
+        self.ops.push(Op::Refresh(vip.prefix_len, lifetime));
+        if !self.addrs.contains(&(vip.addr, vip.prefix_len)) {
+            self.addrs.push((vip.addr, vip.prefix_len));
+        }
         Ok(())
     }
     fn del(&mut self, _: u32, addr: IpAddr, len: u8) -> Result<(), NetError> {
@@ -141,8 +158,9 @@ fn becoming_leader_adds_and_announces_at_once_then_on_schedule() {
     d.announce_due(t0 + Duration::from_millis(3000), None);
     assert_eq!(d.net.announcements(), 3, "exactly announce-count");
     assert_eq!(d.next_announcement(), None);
-    // Still leader: nothing more happens.
-    let r = step(&mut d, t0, 3500, leader("pg1"));
+    // Still leader, and a third of the lifetime (10 s) not yet over: nothing more
+    // happens.
+    let r = step(&mut d, t0, 3333, leader("pg1"));
     assert_eq!(r.action, Action::None);
     assert_eq!(d.net.ops.len(), 4);
 }
@@ -377,3 +395,6 @@ fn once_exit_statuses() {
     );
     assert!(line.ends_with(r#"error="connection refused""#), "{line}");
 }
+
+mod fence;
+mod lifetime;

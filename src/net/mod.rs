@@ -11,6 +11,7 @@ pub mod sys;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 pub use netlink::Kernel;
 
@@ -108,15 +109,32 @@ impl std::error::Error for NetError {}
 /// reading, so an answer given again equals a fresh read. Any notification, a lost
 /// one (`ENOBUFS`), an error while reading them, or no way to hear them at all drops
 /// both answers; [`add`](AddrBackend::add) and [`del`](AddrBackend::del) drop the
-/// address answer themselves.
+/// address answer themselves. The one exception is a notification that an address
+/// the last reading lists was changed in place (its lifetime refreshed, by vipd or
+/// anyone): that changes no answer, so [`refresh`](AddrBackend::refresh) of a listed
+/// address keeps the reading and the idle loop stays free of reads.
+///
+/// Lifetimes (`Option<Duration>`, `None`: permanent) are the kernel's dead-man's
+/// switch: an address added or refreshed with one is removed by the kernel itself
+/// once that long has passed without another refresh, whatever became of vipd.
 pub trait AddrBackend {
     /// The interface called `name`, or `None` when there is no such interface.
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError>;
     /// The prefix lengths at which `addr` is configured on interface `ifindex`
     /// (exact address match; empty when absent).
     fn vip_prefixes(&mut self, ifindex: u32, addr: IpAddr) -> Result<Vec<u8>, NetError>;
-    /// Add the VIP; an address that is already there (EEXIST) is success.
-    fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError>;
+    /// Add the VIP for `lifetime`; an address that is already there (EEXIST) is
+    /// success, and gets `lifetime` too.
+    fn add(&mut self, ifindex: u32, vip: Vip, lifetime: Option<Duration>) -> Result<(), NetError>;
+    /// Give the VIP (at `vip.prefix_len`) `lifetime` from now, whatever it had left;
+    /// an address that went meanwhile is added again, as [`add`](AddrBackend::add)
+    /// would.
+    fn refresh(
+        &mut self,
+        ifindex: u32,
+        vip: Vip,
+        lifetime: Option<Duration>,
+    ) -> Result<(), NetError>;
     /// Remove `addr/prefix_len`; an address that is not there (EADDRNOTAVAIL) is success.
     fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError>;
     /// Send one announcement of `vip` from `link`: gratuitous ARP for IPv4 (`mode`

@@ -344,9 +344,11 @@ const MARKER: &str = "198.51.100.254/32";
 
 /// `ip -o monitor address` inside a namespace: every add and delete of the VIP on one
 /// interface, with the time it was read. Unlike polling, it sees a delete followed at once by
-/// an add (a flap).
+/// an add (a flap). A notification for a copy already there (its lifetime refreshed) is no
+/// event: it is only counted ([`AddrMonitor::refreshes`]).
 pub struct AddrMonitor {
     events: Arc<Mutex<Vec<AddrEvent>>>,
+    refreshes: Arc<AtomicUsize>,
     proc: Proc,
     reader: Option<JoinHandle<()>>,
     ifname: String,
@@ -366,8 +368,16 @@ impl AddrMonitor {
             .unwrap_or_else(|| panic!("{what}: no stdout"));
         let events = Arc::new(Mutex::new(Vec::new()));
         let marker = Arc::new(AtomicUsize::new(0));
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        // The copies there now: a notification for one of them is a refresh.
+        let mut present: Vec<String> = ns
+            .prefixes_of(ifname, VIP.parse().expect("VIP"))
+            .iter()
+            .map(|len| format!("{VIP}/{len}"))
+            .collect();
         let reader = {
             let events = Arc::clone(&events);
+            let refreshes = Arc::clone(&refreshes);
             let marker = Arc::clone(&marker);
             let ifname = ifname.to_string();
             thread::spawn(move || {
@@ -387,6 +397,20 @@ impl AddrMonitor {
                     let on_if = line.split_whitespace().nth(1) == Some(ifname.as_str())
                         || line.split_whitespace().nth(2) == Some(ifname.as_str());
                     if line.contains(&vip) && on_if {
+                        let copy = line
+                            .split_whitespace()
+                            .find(|w| w.starts_with(&vip[5..]))
+                            .unwrap_or_default()
+                            .to_string();
+                        let deleted = line.starts_with("Deleted");
+                        if deleted {
+                            present.retain(|c| *c != copy);
+                        } else if present.contains(&copy) {
+                            refreshes.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        } else {
+                            present.push(copy);
+                        }
                         lock(&events).push(AddrEvent {
                             at,
                             added: !line.starts_with("Deleted"),
@@ -398,6 +422,7 @@ impl AddrMonitor {
         };
         let m = AddrMonitor {
             events,
+            refreshes,
             proc,
             reader: Some(reader),
             ifname: ifname.to_string(),
@@ -416,6 +441,12 @@ impl AddrMonitor {
             panic!("{} did not start\n{}", m.ns, m.proc.log());
         }
         m
+    }
+
+    /// How many notifications for a copy of the VIP already there (lifetime refreshes)
+    /// were seen so far.
+    pub fn refreshes(&self) -> usize {
+        self.refreshes.load(Ordering::SeqCst)
     }
 
     /// Every add and delete of the VIP on the interface so far.

@@ -60,13 +60,49 @@ fn commands() {
         (&["--once"][..], false, false),
         (&["--dry-run", "--once", "--json"][..], true, true),
     ] {
+        // --once adds a permanent address unless vip-lifetime is set.
         let once = Command::Once {
-            config: config.clone(),
+            config: Config {
+                vip_lifetime: None,
+                ..config.clone()
+            },
             dry_run,
             json,
         };
         assert_eq!(command(extra), once, "{extra:?}");
     }
+}
+
+#[test]
+fn once_is_permanent_unless_vip_lifetime_is_set() {
+    let lifetime =
+        |extra: &[&str], env: &[(&str, &str)]| match run(&base_with(extra), env).unwrap().command {
+            Command::Once { config, .. } | Command::Run(config) => config.vip_lifetime,
+            other => panic!("{other:?}"),
+        };
+    let secs = |s| Some(Duration::from_secs(s));
+    // The daemon: the default, 10 s.
+    assert_eq!(lifetime(&[], &[]), secs(10));
+    assert_eq!(lifetime(&["--once"], &[]), None);
+    assert_eq!(lifetime(&["--once", "--dry-run"], &[]), None);
+    // Explicitly set: --once uses it too, from any source.
+    assert_eq!(lifetime(&["--once", "--vip-lifetime=4000"], &[]), secs(4));
+    let env = [("VIP_VIP_LIFETIME", "5000")];
+    assert_eq!(lifetime(&["--once"], &env), secs(5));
+    // An empty value is unset, as everywhere.
+    assert_eq!(lifetime(&["--once"], &[("VIP_VIP_LIFETIME", "")]), None);
+    assert_eq!(lifetime(&["--once", "--vip-lifetime=forever"], &[]), None);
+    let file = TempFile::new("once-lifetime", b"vip-lifetime: 6000\n");
+    let path = format!("--config={}", file.path());
+    assert_eq!(lifetime(&["--once", &path], &[]), secs(6));
+    assert_eq!(lifetime(&[&path], &[]), secs(6));
+    // The default follows a long interval: 3 × interval; FOREVER in any case.
+    assert_eq!(lifetime(&["--interval=5000"], &[]), secs(15));
+    assert_eq!(lifetime(&["--vip-lifetime=FOREVER"], &[]), None);
+    assert_eq!(
+        lifetime(&["--interval=200", "--vip-lifetime=600"], &[]),
+        Some(Duration::from_millis(600))
+    );
 }
 
 /// `ARGUMENTS => ERROR` lines, the arguments after the required flags. The value of a

@@ -125,6 +125,12 @@ VIP_NO_WATCH=perhaps => VIP_NO_WATCH: "perhaps" is not a boolean (expected true 
 VIP_PATRONI_URL=ftp://192.0.2.11 => VIP_PATRONI_URL: "ftp://192.0.2.11" has an unsupported scheme (expected http:// or https://)
 --patroni-url=http://192.0.2.11:x => --patroni-url: "http://192.0.2.11:x" has an invalid port
 --primary-check => --primary-check: needs patroni-url (the node's Patroni REST API to ask)
+--vip-lifetime=2999 => --vip-lifetime: "2999" is below 3 × interval (3000 ms): the VIP could expire between two refreshes
+--interval=5000 VIP_VIP_LIFETIME=10000 => VIP_VIP_LIFETIME: "10000" is below 3 × interval (15000 ms): the VIP could expire between two refreshes
+VIP_VIP_LIFETIME=10s => VIP_VIP_LIFETIME: "10s" is not a whole number of milliseconds or "forever"
+--vip-lifetime=-1 => --vip-lifetime: "-1" is not a whole number of milliseconds or "forever"
+--vip-lifetime=86400001 => --vip-lifetime: "86400001" is out of range 3000..86400000 (or "forever")
+--vip-lifetime=99999999999999999999999 => --vip-lifetime: "99999999999999999999999" is out of range 3000..86400000 (or "forever")
 "#;
 
 #[test]

@@ -19,7 +19,7 @@ fn valid_value(key: &str, file: &str) -> String {
         "consul-token" => "t9",
         "interval" | "announce-interval" | "dcs-grace" | "retry-after" => "123",
         "announce-count" | "retry-num" => "7",
-        "dcs-check-interval" => "4000",
+        "dcs-check-interval" | "vip-lifetime" => "4000",
         "announce-mode" => "reply",
         "patroni-url" => "http://192.0.2.11:8008",
         // With patroni-url (below), whose default it turns off.

@@ -21,6 +21,12 @@ pub(super) const DEL_LABEL: &str =
     include_str!("../../../tests/fixtures/netlink/ip-addr-del-label.strace");
 pub(super) const ADD6_NOPREFIXROUTE: &str =
     include_str!("../../../tests/fixtures/netlink/ip-6-addr-add-noprefixroute.strace");
+pub(super) const ADD_LIFETIME: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-addr-add-lifetime.strace");
+pub(super) const REPLACE_LIFETIME: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-addr-replace-lifetime.strace");
+pub(super) const REPLACE6_LIFETIME: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-6-addr-replace-lifetime.strace");
 pub(super) const LINK: &str = include_str!("../../../tests/fixtures/netlink/ip-link-show.strace");
 pub(super) const LINK_ABSENT: &str =
     include_str!("../../../tests/fixtures/netlink/ip-link-show-absent.strace");

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::reply::{AddrMsg, Payload, parse, prefixes_of};
+use super::reply::{AddrMsg, Payload, only_known_addresses, parse, prefixes_of};
 use super::request::{AddrChange, AddrOptions, addr_dump_request, addr_request, link_request};
 use super::{FAMILY_UNSPEC, family_of};
 use crate::net::arp::PacketSocket;
@@ -209,8 +209,9 @@ impl Kernel {
         }
     }
 
-    /// Reads (and drops) every queued change notification; any at all, or any
-    /// doubt, drops the last answers about the link and the addresses.
+    /// Reads (and drops) every queued change notification; any that may alter an
+    /// answer, or any doubt, drops the last answers about the link and the
+    /// addresses.
     fn look_for_changes(&mut self) {
         if self.may_have_changed() {
             self.link_cache = None;
@@ -226,7 +227,13 @@ impl Kernel {
         for _ in 0..MAX_EVENTS_PER_LOOK {
             match events.recv_netlink(&mut self.buf) {
                 // From the kernel: RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR.
-                Ok((_, 0)) => changed = true,
+                Ok((len, 0)) => {
+                    let datagram = self.buf.get(..len).unwrap_or_default();
+                    let known = self.addr_cache.as_ref().is_some_and(|(i, a, prefixes)| {
+                        only_known_addresses(datagram, *i, *a, prefixes)
+                    });
+                    changed |= !known;
+                }
                 // Nothing but the kernel sends to this socket; ignore anyone else.
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return changed,
@@ -242,20 +249,28 @@ impl Kernel {
         true
     }
 
-    /// Adds or deletes `vip` and waits for the kernel's ack. An address that already
-    /// is as asked (`EEXIST` for an add, `EADDRNOTAVAIL` for a delete) is success.
-    fn change_addr(&mut self, change: AddrChange, ifindex: u32, vip: Vip) -> Result<(), NetError> {
+    /// Adds, refreshes or deletes `vip` and waits for the kernel's ack. A delete of
+    /// an absent address (`EADDRNOTAVAIL`) is success; an add's `EEXIST` is not.
+    fn change_addr(
+        &mut self,
+        change: AddrChange,
+        ifindex: u32,
+        vip: Vip,
+        lifetime: Option<Duration>,
+    ) -> Result<(), NetError> {
         // Its notification will say so too; whatever happens, read afresh.
         self.addr_cache = None;
         let seq = self.next_seq();
-        addr_request(&mut self.req, change, seq, ifindex, vip, &self.addr_options);
-        let (verb, already) = match change {
-            AddrChange::Add => ("add", libc::EEXIST),
-            AddrChange::Del => ("delete", libc::EADDRNOTAVAIL),
+        let options = &self.addr_options;
+        addr_request(&mut self.req, change, seq, ifindex, vip, options, lifetime);
+        let verb = match change {
+            AddrChange::Add => "add",
+            AddrChange::Refresh => "refresh the lifetime of",
+            AddrChange::Del => "delete",
         };
         let op = || format!("{verb} {vip} on interface #{ifindex}");
         match self.transact(Until::Ack, op, |_| {}) {
-            Err(e) if e.errno != already => Err(e),
+            Err(e) if change != AddrChange::Del || e.errno != libc::EADDRNOTAVAIL => Err(e),
             _ => Ok(()),
         }
     }
@@ -429,12 +444,32 @@ impl AddrBackend for Kernel {
         Ok(prefixes)
     }
 
-    fn add(&mut self, ifindex: u32, vip: Vip) -> Result<(), NetError> {
-        self.change_addr(AddrChange::Add, ifindex, vip)
+    fn add(&mut self, ifindex: u32, vip: Vip, lifetime: Option<Duration>) -> Result<(), NetError> {
+        match self.change_addr(AddrChange::Add, ifindex, vip, lifetime) {
+            // Added by someone else since the look: it gets the lifetime all the same.
+            Err(e) if e.errno == libc::EEXIST => self.refresh(ifindex, vip, lifetime),
+            done => done,
+        }
+    }
+
+    fn refresh(
+        &mut self,
+        ifindex: u32,
+        vip: Vip,
+        lifetime: Option<Duration>,
+    ) -> Result<(), NetError> {
+        // Refreshing an address the last reading lists (or making it again, if it just
+        // went) leaves the list as it was: the reading stays, the notification is no change.
+        let listed = self.addr_cache.take().filter(|(i, a, prefixes)| {
+            (*i, *a) == (ifindex, vip.addr) && prefixes.contains(&vip.prefix_len)
+        });
+        self.change_addr(AddrChange::Refresh, ifindex, vip, lifetime)?;
+        self.addr_cache = listed;
+        Ok(())
     }
 
     fn del(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetError> {
-        self.change_addr(AddrChange::Del, ifindex, Vip { addr, prefix_len })
+        self.change_addr(AddrChange::Del, ifindex, Vip { addr, prefix_len }, None)
     }
 
     fn announce(&mut self, link: &LinkInfo, vip: Vip, mode: AnnounceMode) -> Result<(), NetError> {
@@ -462,39 +497,4 @@ impl AddrBackend for Kernel {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::net::netlink::captures::{ETH0_MAC, VIP4};
-
-    #[test]
-    fn kernel_skips_stale_replies() {
-        // Unprivileged and read-only: looks up the loopback interface of the current
-        // namespace (always index 1) and sends nothing on any network.
-        let mut k = Kernel::open_without_announce().unwrap();
-        // A request whose reply nobody reads: an ENODEV error that waits in the socket
-        // ahead of the next reply. Taking it for the next reply would report "no lo".
-        let stale = k.next_seq();
-        link_request(&mut k.req, stale, "nosuch-vipd0").unwrap();
-        k.nl.send_to_kernel(&k.req).unwrap();
-        let lo = k.link("lo").unwrap().expect("every namespace has lo");
-        assert_eq!(lo.index, 1);
-        assert_eq!(lo.mac, [0; 6], "loopback's hardware address is all zero");
-        assert_eq!(k.link("nosuch-vipd0").unwrap(), None);
-        // No announcements from an interface without a hardware address, nor without
-        // the AF_PACKET socket.
-        let vip = Vip {
-            addr: VIP4,
-            prefix_len: 24,
-        };
-        let err = k.announce(&lo, vip, AnnounceMode::Request).unwrap_err();
-        assert_eq!(err.errno, libc::EOPNOTSUPP);
-        let with_mac = LinkInfo {
-            mac: ETH0_MAC,
-            ..lo
-        };
-        let err = k
-            .announce(&with_mac, vip, AnnounceMode::Request)
-            .unwrap_err();
-        assert_eq!(err.errno, libc::EBADF);
-    }
-}
+mod tests;

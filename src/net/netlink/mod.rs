@@ -27,7 +27,8 @@ pub use reply::{
     AddrMsg, Header, LinkMsg, Message, Messages, ParseError, Payload, parse, prefixes_of,
 };
 pub use request::{
-    AddrChange, AddrOptions, BadLinkName, addr_dump_request, addr_request, link_request,
+    AddrChange, AddrOptions, BadLinkName, addr_dump_request, addr_request, lifetime_secs,
+    link_request,
 };
 
 // Values from <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_addr.h>,
@@ -47,6 +48,8 @@ const NLM_F_REQUEST: u16 = 0x01;
 const NLM_F_ACK: u16 = 0x04;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
+/// On `RTM_NEWADDR`: change an address that exists instead of failing with `EEXIST`.
+const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_CREATE: u16 = 0x400;
 /// In an `NLMSG_ERROR`: the echoed request is cut to its header (`NETLINK_CAP_ACK`).
 const NLM_F_CAPPED: u16 = 0x100;
@@ -57,6 +60,11 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
+/// `struct ifa_cacheinfo`: preferred and valid lifetime in seconds, then two
+/// timestamps the kernel ignores on a request.
+const IFA_CACHEINFO: u16 = 6;
+/// A lifetime of "forever" in `ifa_cacheinfo` (`INFINITY_LIFE_TIME`).
+const INFINITY_LIFE_TIME: u32 = u32::MAX;
 /// All of an address's flags as a `u32` (`ifaddrmsg.ifa_flags` has only 8 bits).
 const IFA_FLAGS: u16 = 8;
 const IFA_F_NODAD: u32 = 0x02;

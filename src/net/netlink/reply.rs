@@ -363,5 +363,26 @@ pub fn prefixes_of(addrs: &[AddrMsg], ifindex: u32, addr: IpAddr) -> Vec<u8> {
     prefixes
 }
 
+/// Whether every message of a notification `datagram` (one at least) is an
+/// `RTM_NEWADDR` for `addr` on interface `ifindex` at one of `prefixes`, the prefix
+/// lengths the last reading found. The kernel sends one whenever an address's
+/// lifetime or flags change, vipd's own refreshes included, and such a change
+/// alters neither the link nor the prefix lengths the address has. Anything else
+/// (another message, address or prefix length, a datagram that does not parse) may
+/// be a change.
+pub fn only_known_addresses(datagram: &[u8], ifindex: u32, addr: IpAddr, prefixes: &[u8]) -> bool {
+    let mut messages = 0;
+    let known = parse(datagram).all(|msg| {
+        messages += 1;
+        match msg.map(|m| m.payload) {
+            Ok(Payload::NewAddr(a)) => {
+                (a.ifindex, a.address) == (ifindex, Some(addr)) && prefixes.contains(&a.prefix_len)
+            }
+            _ => false,
+        }
+    });
+    known && messages > 0
+}
+
 #[cfg(test)]
 mod tests;

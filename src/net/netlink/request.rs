@@ -1,8 +1,9 @@
-//! Building rtnetlink requests: address add and delete, address dumps, link look-ups,
-//! each into a reused buffer, byte for byte as iproute2 sends them.
+//! Building rtnetlink requests: address add, refresh and delete, address dumps, link
+//! look-ups, each into a reused buffer, byte for byte as iproute2 sends them.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::*;
 use crate::net::Vip;
@@ -48,6 +49,11 @@ pub enum AddrChange {
     /// `RTM_NEWADDR` with `NLM_F_REQUEST|NLM_F_ACK|NLM_F_EXCL|NLM_F_CREATE`
     /// (`ip addr add`): an address already there fails with `EEXIST`.
     Add,
+    /// `RTM_NEWADDR` with `NLM_F_REQUEST|NLM_F_ACK|NLM_F_CREATE|NLM_F_REPLACE`
+    /// (`ip addr replace`): the address gets the lifetime asked for, whether it was
+    /// there or not. Same header, flags and attributes as the add, so an address
+    /// the refresh has to create again comes back exactly as the add made it.
+    Refresh,
     /// `RTM_DELADDR` with `NLM_F_REQUEST|NLM_F_ACK` (`ip addr del`): an absent
     /// address fails with `EADDRNOTAVAIL`.
     Del,
@@ -92,6 +98,12 @@ impl AddrOptions {
 /// does not fit the header's 8 bits, every flag in `IFA_FLAGS` (and none in the
 /// header), then `IFA_ADDRESS`. A delete ignores `options`: the kernel finds the
 /// address by address and prefix length alone.
+///
+/// `lifetime` (add and refresh only) is sent last as `IFA_CACHEINFO` (`ip addr add
+/// ... valid_lft S preferred_lft S`), preferred = valid, in whole seconds rounded
+/// up ([`lifetime_secs`]). `None` means permanent: an add then sends no
+/// `IFA_CACHEINFO` (the kernel's default is permanent), a refresh sends
+/// `INFINITY_LIFE_TIME` to make an address that had a lifetime permanent again.
 pub fn addr_request(
     buf: &mut Vec<u8>,
     change: AddrChange,
@@ -99,15 +111,25 @@ pub fn addr_request(
     ifindex: u32,
     vip: Vip,
     options: &AddrOptions,
+    lifetime: Option<Duration>,
 ) {
     let (kind, flags) = match change {
         AddrChange::Add => (
             RTM_NEWADDR,
             NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
         ),
+        AddrChange::Refresh => (
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        ),
         AddrChange::Del => (RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK),
     };
-    let adding = change == AddrChange::Add;
+    let adding = change != AddrChange::Del;
+    let cacheinfo = match (change, lifetime) {
+        (AddrChange::Del, _) | (AddrChange::Add, None) => None,
+        (_, Some(lifetime)) => Some(lifetime_secs(lifetime)),
+        (AddrChange::Refresh, None) => Some(INFINITY_LIFE_TIME),
+    };
     let mut ifa_flags = 0;
     if adding && vip.addr.is_ipv6() {
         ifa_flags |= IFA_F_NODAD;
@@ -138,7 +160,26 @@ pub fn addr_request(
         push_attr(buf, IFA_FLAGS, &all.to_ne_bytes());
     }
     push_attr(buf, IFA_ADDRESS, octets);
+    if let Some(secs) = cacheinfo {
+        // ifa_prefered, ifa_valid, cstamp, tstamp.
+        let mut info = [0u8; 16];
+        info[..4].copy_from_slice(&secs.to_ne_bytes());
+        info[4..8].copy_from_slice(&secs.to_ne_bytes());
+        push_attr(buf, IFA_CACHEINFO, &info);
+    }
     finish(buf);
+}
+
+/// A lifetime in the whole seconds `ifa_cacheinfo` counts, rounded up so the kernel
+/// never keeps the address for less than asked (and never 0, which it refuses),
+/// and kept below `INFINITY_LIFE_TIME`, which would mean "forever".
+pub fn lifetime_secs(lifetime: Duration) -> u32 {
+    let secs = lifetime
+        .as_secs()
+        .saturating_add(u64::from(lifetime.subsec_nanos() > 0));
+    u32::try_from(secs.max(1))
+        .unwrap_or(INFINITY_LIFE_TIME - 1)
+        .min(INFINITY_LIFE_TIME - 1)
 }
 
 /// Builds into `buf` an `RTM_GETADDR` dump request (`NLM_F_REQUEST|NLM_F_DUMP`) for

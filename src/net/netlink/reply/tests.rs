@@ -344,3 +344,32 @@ fn other_message_types_are_other() {
     let msgs = parse_all(&message(NLMSG_NOOP, 0, &[])).unwrap();
     assert_eq!(msgs[0].payload, Payload::Other);
 }
+
+#[test]
+fn only_a_known_address_changed_in_place_is_no_change() {
+    use crate::net::Vip;
+    use crate::net::netlink::request::{AddrChange, AddrOptions, addr_request};
+    // A notification has the layout of the request that caused it.
+    let note = |change, addr, prefix_len| {
+        let mut buf = Vec::new();
+        let vip = Vip { addr, prefix_len };
+        let o = AddrOptions::default();
+        let lifetime = Some(std::time::Duration::from_secs(10));
+        addr_request(&mut buf, change, 0, 7, vip, &o, lifetime);
+        buf
+    };
+    let refreshed = note(AddrChange::Refresh, VIP4, 24);
+    assert!(only_known_addresses(&refreshed, 7, VIP4, &[24, 32]));
+    let two = [refreshed.clone(), note(AddrChange::Refresh, VIP4, 32)].concat();
+    assert!(only_known_addresses(&two, 7, VIP4, &[24, 32]));
+    // Another prefix length, interface or address; a deletion; garbage; nothing.
+    assert!(!only_known_addresses(&refreshed, 7, VIP4, &[32]));
+    assert!(!only_known_addresses(&refreshed, 8, VIP4, &[24]));
+    assert!(!only_known_addresses(&refreshed, 7, VIP6, &[24]));
+    let deleted = [refreshed.clone(), note(AddrChange::Del, VIP4, 24)].concat();
+    assert!(!only_known_addresses(&deleted, 7, VIP4, &[24]));
+    assert!(!only_known_addresses(&refreshed[..20], 7, VIP4, &[24]));
+    assert!(!only_known_addresses(&[], 7, VIP4, &[24]));
+    let link = message(RTM_NEWLINK, 0, &[0; 16]);
+    assert!(!only_known_addresses(&link, 7, VIP4, &[24]));
+}

@@ -11,7 +11,7 @@ fn built_with(change: AddrChange, ifindex: u32, addr: IpAddr, len: u8, o: &AddrO
         addr,
         prefix_len: len,
     };
-    addr_request(&mut buf, change, 0, ifindex, vip, o);
+    addr_request(&mut buf, change, 0, ifindex, vip, o, None);
     buf
 }
 
@@ -182,9 +182,153 @@ fn requests_carry_the_sequence_number_and_reuse_the_buffer() {
         },
         AddrOptions::default(),
     );
-    addr_request(&mut buf, AddrChange::Add, 0xdead_beef, 7, vip, &plain);
+    addr_request(&mut buf, AddrChange::Add, 0xdead_beef, 7, vip, &plain, None);
     assert_eq!(seq_of(&buf), 0xdead_beef);
-    addr_request(&mut buf, AddrChange::Del, 5, 7, vip, &plain);
+    addr_request(&mut buf, AddrChange::Del, 5, 7, vip, &plain, None);
     assert_eq!(seq_of(&buf), 5);
     assert_eq!(buf.len(), 40, "the old request is cleared, not appended to");
+}
+
+/// The data of attribute `kind` in an address request (after the 24-byte headers).
+fn attr_of(buf: &[u8], kind: u16) -> Option<&[u8]> {
+    let mut at = NLMSG_HDRLEN + 8;
+    while at + 4 <= buf.len() {
+        let len = usize::from(u16::from_ne_bytes([buf[at], buf[at + 1]]));
+        let typ = u16::from_ne_bytes([buf[at + 2], buf[at + 3]]);
+        if typ == kind {
+            return buf.get(at + 4..at + len);
+        }
+        at += align4(len.max(4));
+    }
+    None
+}
+
+fn with_lifetime(change: AddrChange, vip: Vip, o: &AddrOptions, ms: Option<u64>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    addr_request(
+        &mut buf,
+        change,
+        9,
+        3,
+        vip,
+        o,
+        ms.map(Duration::from_millis),
+    );
+    buf
+}
+
+#[test]
+fn lifetimes_are_whole_seconds_rounded_up() {
+    let secs = |ms| lifetime_secs(Duration::from_millis(ms));
+    assert_eq!(secs(10_000), 10);
+    assert_eq!(secs(10_001), 11);
+    assert_eq!(secs(2_000), 2);
+    assert_eq!(
+        secs(30),
+        1,
+        "never 0: the kernel refuses a valid lifetime of 0"
+    );
+    assert_eq!(secs(0), 1);
+    let huge = lifetime_secs(Duration::from_secs(u64::MAX));
+    assert_eq!(huge, u32::MAX - 1, "never INFINITY_LIFE_TIME by accident");
+}
+
+#[test]
+fn an_add_with_a_lifetime_carries_ifa_cacheinfo() {
+    let vip = Vip {
+        addr: VIP4,
+        prefix_len: 24,
+    };
+    let plain = AddrOptions::default();
+    let add = with_lifetime(AddrChange::Add, vip, &plain, Some(10_001));
+    // The plain add, then IFA_CACHEINFO: 4 + 16 bytes.
+    let without = with_lifetime(AddrChange::Add, vip, &plain, None);
+    assert_eq!(add.len(), without.len() + 20);
+    assert_eq!(u32_at(&add, 0), Some(add.len() as u32));
+    assert_eq!(add[NLMSG_HDRLEN..without.len()], without[NLMSG_HDRLEN..]);
+    let flags = u16::from_ne_bytes([add[6], add[7]]);
+    assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE);
+    // struct ifa_cacheinfo { ifa_prefered, ifa_valid, cstamp, tstamp }: preferred =
+    // valid = 11 s (10001 ms rounded up).
+    let info = attr_of(&add, IFA_CACHEINFO).expect("IFA_CACHEINFO");
+    assert_eq!(info.len(), 16);
+    let words: Vec<u32> = (0..4).filter_map(|i| u32_at(info, 4 * i)).collect();
+    assert_eq!(words, [11, 11, 0, 0]);
+    assert_eq!(
+        attr_of(&without, IFA_CACHEINFO),
+        None,
+        "permanent: as ip addr add"
+    );
+    // A delete never carries a lifetime.
+    let del = with_lifetime(AddrChange::Del, vip, &plain, Some(10_000));
+    assert_eq!(attr_of(&del, IFA_CACHEINFO), None);
+}
+
+#[test]
+fn a_refresh_is_the_add_with_replace_instead_of_excl() {
+    let options = AddrOptions {
+        noprefixroute: true,
+        ..AddrOptions::default()
+    };
+    for (addr, len) in [(VIP4, 24), (VIP6, 64)] {
+        let vip = Vip {
+            addr,
+            prefix_len: len,
+        };
+        for o in [AddrOptions::default(), options.clone()] {
+            let add = with_lifetime(AddrChange::Add, vip, &o, Some(10_000));
+            let refresh = with_lifetime(AddrChange::Refresh, vip, &o, Some(10_000));
+            let flags = u16::from_ne_bytes([refresh[6], refresh[7]]);
+            assert_eq!(
+                flags,
+                NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                "{addr}"
+            );
+            // Everything else, prefix length and IFA_FLAGS included, as the add.
+            assert_eq!(add[..6], refresh[..6]);
+            assert_eq!(add[8..], refresh[8..], "{addr} {o:?}");
+            assert_eq!(refresh[NLMSG_HDRLEN + 1], len);
+            let info = attr_of(&refresh, IFA_CACHEINFO).unwrap();
+            assert_eq!((u32_at(info, 0), u32_at(info, 4)), (Some(10), Some(10)));
+        }
+        // A permanent refresh says so: INFINITY_LIFE_TIME, not "no change".
+        let forever = with_lifetime(AddrChange::Refresh, vip, &options, None);
+        let info = attr_of(&forever, IFA_CACHEINFO).unwrap();
+        assert_eq!(u32_at(info, 0), Some(INFINITY_LIFE_TIME));
+        assert_eq!(u32_at(info, 4), Some(INFINITY_LIFE_TIME));
+        // IPv6 keeps nodad, noprefixroute goes to IFA_FLAGS, as in the add.
+        let flags_attr = attr_of(&forever, IFA_FLAGS).unwrap();
+        let want = IFA_F_NOPREFIXROUTE | if addr.is_ipv6() { IFA_F_NODAD } else { 0 };
+        assert_eq!(u32_at(flags_attr, 0), Some(want));
+    }
+}
+
+#[test]
+fn lifetime_requests_match_ip_addr_add_and_replace_with_valid_lft() {
+    let plain = AddrOptions::default();
+    // (capture, change, address, prefix length, lifetime in ms)
+    for (capture, change, addr, len, ms) in [
+        (ADD_LIFETIME, AddrChange::Add, VIP4, 24, 10_001),
+        (REPLACE_LIFETIME, AddrChange::Refresh, VIP4, 24, 10_000),
+        (REPLACE6_LIFETIME, AddrChange::Refresh, VIP6, 64, 9_001),
+    ] {
+        let c = calls(capture);
+        let captured = &call(&c, "sendmsg(3", "RTM_NEWADDR").bytes;
+        let vip = Vip {
+            addr,
+            prefix_len: len,
+        };
+        let mut built = Vec::new();
+        let lifetime = Some(Duration::from_millis(ms));
+        addr_request(
+            &mut built,
+            change,
+            0,
+            eth0_index(capture),
+            vip,
+            &plain,
+            lifetime,
+        );
+        assert_eq!(built, masked(captured), "{change:?} {addr}/{len}");
+    }
 }

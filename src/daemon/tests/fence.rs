@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::tests::{FakeDcs, FakeNet, daemon, leader, step};
 use super::*;
 use serde_json::Value;
 
