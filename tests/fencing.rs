@@ -239,9 +239,10 @@ fn a_grace_is_cut_by_the_leader_keys_lease_v3_and_v2() {
     }
 }
 
-/// vipd SIGSTOPped for longer than its loop can take, the key moved away and back in
-/// the meantime: after SIGCONT it says so once and reads etcd afresh (a range read,
-/// counted by etcd) before acting; it still leads, so the VIP stays.
+/// vipd SIGSTOPped for longer than its loop can take and than the VIP's lifetime, the
+/// key moved away and back in the meantime: the kernel removes the VIP during the
+/// pause; after SIGCONT vipd says so once, reads etcd afresh (a range read, counted by
+/// etcd) before acting, and adds the VIP again, since it still leads.
 #[test]
 fn after_a_pause_vipd_reads_afresh_before_acting() {
     gate!(Etcd);
@@ -249,7 +250,7 @@ fn after_a_pause_vipd_reads_afresh_before_acting() {
     use nix::unistd::Pid;
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let mut vipd = lab.vipd("--interval 200 --announce-count 1");
+    let mut vipd = lab.vipd("--interval 200 --announce-count 1 --vip-lifetime 1000");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     thread::sleep(ms(600));
     let pid = Pid::from_raw(vipd.pid() as i32);
@@ -261,24 +262,28 @@ fn after_a_pause_vipd_reads_afresh_before_acting() {
     lab.etcd.put(KEY, "node2");
     lab.etcd.put(KEY, NODE_NAME);
     thread::sleep(ms(3500));
+    check!(
+        vipd,
+        !lab.has_vip(),
+        "the kernel kept a VIP nobody refreshed"
+    );
     let before = reads();
     kill(pid, Signal::SIGCONT).expect("SIGCONT vipd");
+    let fresh = || reads() > before;
     within(
         ms(1500),
         "a fresh read after the pause",
         &|| vipd.log(),
-        || reads() > before,
+        fresh,
     );
-    thread::sleep(ms(400));
-    check!(
-        vipd,
-        lines(&vipd, "did not run for") == 1,
-        "one line about the pause"
+    let back = || lab.has_vip();
+    within(
+        ms(1000),
+        "the VIP back after the pause",
+        &|| vipd.log(),
+        back,
     );
-    check!(
-        vipd,
-        lab.has_vip(),
-        "VIP gone although this node still leads"
-    );
+    let paused = lines(&vipd, "did not run for");
+    check!(vipd, paused == 1, "{paused} lines about the pause");
     check!(vipd, vipd.is_running(), "vipd exited");
 }

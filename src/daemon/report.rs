@@ -151,10 +151,19 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             "desired": desired,
             "actual": actual,
             "action": action,
+            "lifetime_left_ms": self.lifetime_left(),
             "rule": rule_word(r.reason),
             "patroni": self.patroni_said.as_ref().map(patroni_word),
             "error": self.error_text(r),
         })
+    }
+
+    /// What is left of the lifetime vipd last gave the VIP (an add or a refresh), in
+    /// milliseconds; `None` when it gave none: `vip-lifetime forever`, or no VIP here.
+    fn lifetime_left(&self) -> Option<u64> {
+        let (at, lifetime) = (self.refreshed?, self.cfg.vip_lifetime?);
+        let left = (at + lifetime).saturating_duration_since(std::time::Instant::now());
+        Some(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The `--once` line: `leader="pg1" node="pg1" desired=present actual=absent action=added …`.
@@ -192,11 +201,15 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let Some(path) = self.cfg.status_file.clone() else {
             return;
         };
-        let state = self.status(r);
+        let mut state = self.status(r);
+        // Changes every turn: written with the rest, as of `updated`, but not itself a
+        // reason to rewrite the file.
+        let left = state["lifetime_left_ms"].take();
         if self.status_written.as_ref() == Some(&state) {
             return;
         }
         let mut doc = state.clone();
+        doc["lifetime_left_ms"] = left;
         doc["last_dcs_success"] = self.last_dcs_ok.map(crate::logger::timestamp).into();
         doc["updated"] = crate::logger::timestamp(SystemTime::now()).into();
         let mut tmp = path.clone().into_os_string();

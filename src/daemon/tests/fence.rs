@@ -236,3 +236,18 @@ fn the_json_state_names_the_rule_and_patronis_answer() {
     assert_eq!(d.status(&r)["rule"], "patroni-primary");
     assert_eq!(d.status(&r)["patroni"], "primary");
 }
+
+#[test]
+fn the_json_state_says_what_is_left_of_the_vips_lifetime() {
+    let t0 = Instant::now();
+    let mut d = daemon();
+    let r = step(&mut d, t0, 0, leader("pg2"));
+    assert_eq!(d.status(&r)["lifetime_left_ms"], Value::Null, "no VIP here");
+    let r = step(&mut d, t0, 0, leader("pg1"));
+    let left = d.status(&r)["lifetime_left_ms"]
+        .as_u64()
+        .expect("a lifetime");
+    assert!((9_000..=10_000).contains(&left), "{left} ms of 10 s");
+    d.cfg.vip_lifetime = None;
+    assert_eq!(d.status(&r)["lifetime_left_ms"], Value::Null, "forever");
+}
