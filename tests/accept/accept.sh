@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# tests/accept/accept.sh (`make accept`, as root): vipd in front of a real Patroni cluster.
+#
+# Builds the lab of tests/accept/patroni-lab.sh (etcd, three Patroni 3 / PostgreSQL 15 nodes,
+# a client, all in network namespaces on one bridge, documentation addresses only), runs
+# vipd on every node for the VIP 192.0.2.50/24, and from the client opens a new PostgreSQL
+# connection through the VIP every CLIENT_MS (default 20) ms, each asking
+# pg_is_in_recovery(), while it makes SWITCHOVERS (default 3) switchovers (POST /switchover).
+# Prints per switchover how many connections reached a writable primary, a node in recovery
+# (read-only) or failed, and the longest time without a primary; fails when any connection
+# reached a node in recovery, when vipd is not running on a node, or when the VIP is not on
+# exactly the leader once the cluster has settled.
+#
+# Environment:
+#   VIPD=PATH     this vipd binary instead of `cargo build --release` (target/release/vipd)
+#   VIPD_ARGS     extra vipd arguments, split on blanks; @NODE@ and @NODE_IP@ become the
+#                 node's name and address, e.g. VIPD_ARGS='--patroni-url http://@NODE_IP@:8008'
+#   SWITCHOVERS   number of switchovers (default 3); CLIENT_MS the client's pace (default 20)
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tests/accept/patroni-lab.sh
+. "$ROOT/tests/accept/patroni-lab.sh"
+
+VIP=192.0.2.50
+SWITCHOVERS=${SWITCHOVERS:-3}
+CLIENT_MS=${CLIENT_MS:-20}
+read -r -a EXTRA <<<"${VIPD_ARGS:-}"
+declare -A VIPD_PIDS=()
+
+fail() {
+    lab_err "accept FAILED: $*"
+    show_logs >&2 || true
+    exit 1
+}
+
+show_logs() {
+    local i
+    [[ -n ${LAB_DIR:-} ]] || return 0
+    plab_logs
+    for ((i = 1; i <= LAB_NODES; i++)); do
+        [[ -s $LAB_DIR/vipd-node$i.log ]] || continue
+        printf '%s\n' "---- vipd on node$i (last 15 lines)"
+        tail -n 15 "$LAB_DIR/vipd-node$i.log"
+    done
+}
+
+if ((EUID != 0)); then
+    echo "accept: needs root (network namespaces): sudo env \"PATH=\$PATH\" make accept" >&2
+    exit 1
+fi
+bash "$ROOT/.ci/deps" accept || fail "cannot install the packages the test needs"
+
+if [[ -n ${VIPD:-} ]]; then
+    VIPD_BIN=$VIPD
+else
+    echo "accept: cargo build --release"
+    (cd "$ROOT" && bash demo/as-owner.sh run cargo build --release --quiet) ||
+        fail "cargo build failed"
+    VIPD_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/vipd
+    [[ $VIPD_BIN == /* ]] || VIPD_BIN=$ROOT/$VIPD_BIN
+fi
+[[ -x $VIPD_BIN ]] || fail "no vipd executable at $VIPD_BIN"
+
+# vipd_args I: vipd's arguments on node I, VIPD_ARGS with @NODE@ and @NODE_IP@ filled in.
+vipd_args() {
+    local name ip a
+    name=$(plab_node_name "$1")
+    ip=$(lab_node_ip "$1")
+    printf '%s\n' --interface "$LAB_IF" --ip "$VIP" --netmask 24 --trigger-key "$PLAB_KEY" \
+        --trigger-value "$name" --dcs-type etcd3 --dcs-endpoints "$LAB_ENDPOINT" --interval 1000
+    for a in "${EXTRA[@]}"; do
+        a=${a//@NODE_IP@/$ip}
+        printf '%s\n' "${a//@NODE@/$name}"
+    done
+}
+
+# vip_holders: the nodes holding the VIP, e.g. "node2" (several: "node1 node2").
+vip_holders() {
+    local i out=()
+    for ((i = 1; i <= LAB_NODES; i++)); do
+        lab_has_addr "$(lab_node_ns "$i")" "$LAB_IF" "$VIP" && out+=("$(plab_node_name "$i")")
+    done
+    printf '%s\n' "${out[*]}"
+}
+vip_only_on_leader() { [[ $(vip_holders) == "$(plab_leader)" ]]; }
+
+vipd_alive() {
+    local i
+    for i in "${!VIPD_PIDS[@]}"; do
+        lab_alive "${VIPD_PIDS[$i]}" || fail "vipd on node$i exited (see its log)"
+    done
+}
+
+t_begin=$(lab_now_ms)
+plab_up 3 || fail "lab"
+plab_wait_cluster 120000 || fail "the cluster did not bootstrap"
+echo "accept: cluster up in $(($(lab_now_ms) - t_begin)) ms, leader $(plab_leader)"
+
+for ((i = 1; i <= LAB_NODES; i++)); do
+    mapfile -t args < <(vipd_args "$i")
+    lab_spawn "$(lab_node_ns "$i")" "$LAB_DIR/vipd-node$i.log" "$VIPD_BIN" "${args[@]}"
+    VIPD_PIDS[$i]=$LAB_LAST_PID
+done
+echo "accept: vipd ${args[*]}"
+lab_wait_ms 15000 50 vip_only_on_leader || fail "VIP on '$(vip_holders)', leader $(plab_leader)"
+vipd_alive
+
+attempts=$LAB_DIR/attempts.jsonl
+switches=$LAB_DIR/switches.txt
+stop=$LAB_DIR/client.stop
+: >"$switches"
+lab_spawn "$(lab_client_ns)" "$LAB_DIR/client.log" python3 "$ROOT/tests/accept/vip-client.py" \
+    run --host "$VIP" --out "$attempts" --stop-file "$stop" --interval-ms "$CLIENT_MS" \
+    --max-seconds $((120 * SWITCHOVERS + 60))
+client_pid=$LAB_LAST_PID
+sleep 2
+
+for ((k = 1; k <= SWITCHOVERS; k++)); do
+    leader=$(plab_leader)
+    next=node$((${leader#node} % LAB_NODES + 1))
+    t0=$(lab_now_ms)
+    echo "accept: switchover $k: $leader -> $next"
+    plab_switchover "$next" >/dev/null || fail "switchover $k refused: $(cat "$LAB_DIR/switchover.out")"
+    plab_wait_cluster 60000 || fail "switchover $k did not settle"
+    [[ $(plab_leader) == "$next" ]] || fail "switchover $k: the leader is $(plab_leader)"
+    lab_wait_ms 15000 50 vip_only_on_leader ||
+        fail "switchover $k: VIP on '$(vip_holders)', leader $(plab_leader)"
+    echo "$t0 $(lab_now_ms) $leader $next" >>"$switches"
+    vipd_alive
+    sleep 2
+done
+
+touch "$stop"
+lab_wait_ms 5000 50 lab_dead "$client_pid" || fail "the client did not stop"
+[[ -s $attempts ]] || fail "the client made no attempt (see $LAB_DIR/client.log)"
+echo "accept: $(($(lab_now_ms) - t_begin)) ms in all; vipd ${EXTRA[*]:-(no extra arguments)}"
+python3 "$ROOT/tests/accept/vip-client.py" report --attempts "$attempts" --switches "$switches"
