@@ -16,6 +16,7 @@
 #   VIPD_ARGS     extra vipd arguments, split on blanks; @NODE@ and @NODE_IP@ become the
 #                 node's name and address, e.g. VIPD_ARGS='--patroni-url http://@NODE_IP@:8008'
 #   SWITCHOVERS   number of switchovers (default 3); CLIENT_MS the client's pace (default 20)
+#   ACCEPT_KEEP=DIR  copy the logs, the client's attempts and the key's events there at the end
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -85,6 +86,17 @@ vip_holders() {
 }
 vip_only_on_leader() { [[ $(vip_holders) == "$(plab_leader)" ]]; }
 
+# Called by the lab's teardown, before anything is stopped.
+plab_on_down() {
+    [[ -n ${ACCEPT_KEEP:-} && -n ${LAB_DIR:-} ]] || return 0
+    mkdir -p "$ACCEPT_KEEP"
+    cp -r "$LAB_DIR"/*.log "$LAB_DIR"/*.jsonl "$LAB_DIR"/*.txt "$ACCEPT_KEEP"/ 2>/dev/null
+    for ((i = 1; i <= LAB_NODES; i++)); do
+        cp "$LAB_DIR/node$i/patroni.log" "$ACCEPT_KEEP/patroni-node$i.log" 2>/dev/null
+    done
+    return 0
+}
+
 vipd_alive() {
     local i
     for i in "${!VIPD_PIDS[@]}"; do
@@ -108,9 +120,14 @@ vipd_alive
 
 attempts=$LAB_DIR/attempts.jsonl
 switches=$LAB_DIR/switches.txt
+keys=$LAB_DIR/keys.jsonl
 stop=$LAB_DIR/client.stop
 : >"$switches"
-lab_spawn "$(lab_client_ns)" "$LAB_DIR/client.log" python3 "$ROOT/tests/accept/vip-client.py" \
+# The leader key's events, timestamped as they arrive (a watch stream; no node is polled).
+lab_spawn "$(lab_client_ns)" "$LAB_DIR/keys.log" "$PLAB_PYTHON" "$ROOT/tests/accept/patroni-poll.py" \
+    poll --out "$keys" --etcd "$LAB_ENDPOINT" --key "$PLAB_KEY" --stop-file "$stop" \
+    --max-seconds $((120 * SWITCHOVERS + 60))
+lab_spawn "$(lab_client_ns)" "$LAB_DIR/client.log" "$PLAB_PYTHON" "$ROOT/tests/accept/vip-client.py" \
     run --host "$VIP" --out "$attempts" --stop-file "$stop" --interval-ms "$CLIENT_MS" \
     --max-seconds $((120 * SWITCHOVERS + 60))
 client_pid=$LAB_LAST_PID
@@ -133,6 +150,7 @@ done
 
 touch "$stop"
 lab_wait_ms 5000 50 lab_dead "$client_pid" || fail "the client did not stop"
-[[ -s $attempts ]] || fail "the client made no attempt (see $LAB_DIR/client.log)"
+[[ -s $attempts ]] || fail "the client made no attempt: $(tail -n 3 "$LAB_DIR/client.log")"
 echo "accept: $(($(lab_now_ms) - t_begin)) ms in all; vipd ${EXTRA[*]:-(no extra arguments)}"
-python3 "$ROOT/tests/accept/vip-client.py" report --attempts "$attempts" --switches "$switches"
+"$PLAB_PYTHON" "$ROOT/tests/accept/vip-client.py" report --attempts "$attempts" --switches "$switches" \
+    --keys "$keys"

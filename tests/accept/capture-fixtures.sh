@@ -55,7 +55,7 @@ apis=()
 for ((i = 1; i <= LAB_NODES; i++)); do
     apis+=("$(plab_node_name "$i")=$(plab_api "$i")")
 done
-lab_spawn "$(lab_client_ns)" "$LAB_DIR/poll.log" python3 "$POLL" poll --out "$events" \
+lab_spawn "$(lab_client_ns)" "$LAB_DIR/poll.log" "$PLAB_PYTHON" "$POLL" poll --out "$events" \
     --etcd "$LAB_ENDPOINT" --key "$PLAB_KEY" --stop-file "$stop" --max-seconds 900 "${apis[@]}"
 poll_pid=$LAB_LAST_PID
 sleep 0.5
@@ -109,7 +109,7 @@ rm -f -- "$OUT"/*.json
         "$("$PLAB_PG_BIN/postgres" --version), $(etcd --version | head -n 1)," \
         "$SWITCHOVERS switchovers."
     echo
-    python3 "$POLL" fixtures --events "$events" --out "$OUT"
+    "$PLAB_PYTHON" "$POLL" fixtures --events "$events" --out "$OUT"
 } >"$OUT/capture-summary.md"
 cat "$OUT/capture-summary.md"
 echo "capture: $(grep -c . "$events") observations; fixtures in $OUT"

@@ -21,6 +21,7 @@
 #   LAB_PREFIX   namespace name prefix (default here: vippat-, apart from the demo's)
 #   PLAB_SCOPE   Patroni scope (default lab)
 #   PLAB_PG_BIN  PostgreSQL's bin directory (default /usr/lib/postgresql/15/bin)
+#   PLAB_PYTHON  the Python with python3-psycopg2 (default /usr/bin/python3)
 
 LAB_PREFIX=${LAB_PREFIX:-vippat-}
 PLAB_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,6 +30,8 @@ PLAB_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 
 PLAB_SCOPE=${PLAB_SCOPE:-lab}
 PLAB_PG_BIN=${PLAB_PG_BIN:-/usr/lib/postgresql/15/bin}
+# Debian's Python, which has Debian's modules (psycopg2): not a pyenv's or a venv's first in PATH.
+PLAB_PYTHON=${PLAB_PYTHON:-/usr/bin/python3}
 PLAB_KEY=/service/$PLAB_SCOPE/leader
 PLAB_API_PORT=8008
 PLAB_PG_PORT=5432
@@ -50,7 +53,7 @@ plab_status() {
 # plab_role I: "ROLE STATE" from node I's GET /patroni (nothing when unreachable).
 plab_role() {
     plab_curl "$(plab_api "$1")/patroni" 2>/dev/null |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("role"), d.get("state"))' \
+        "$PLAB_PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("role"), d.get("state"))' \
             2>/dev/null
 }
 
@@ -125,7 +128,7 @@ plab_up() {
 # plab_prepare N: lab_up N and each node's directory and Patroni configuration; nothing started.
 plab_prepare() {
     local n=${1:-3} i dir cmd
-    for cmd in patroni curl python3 "$PLAB_PG_BIN/postgres" setpriv; do
+    for cmd in patroni curl "$PLAB_PYTHON" "$PLAB_PG_BIN/postgres" setpriv; do
         command -v "$cmd" >/dev/null || {
             lab_err "command not found: $cmd (bash .ci/deps accept installs what is missing)"
             return 1
@@ -217,8 +220,19 @@ plab_wait_cluster() {
 }
 
 # plab_switchover CANDIDATE: POST /switchover (leader = the key's holder) to the leader's API.
-# Prints Patroni's answer; returns non-zero unless it answered 200.
+# Prints Patroni's answer; returns non-zero unless it answered 200. A candidate that has just
+# rejoined as a replica can be refused for a while ("no good candidates": its slot or its lag
+# not yet known to the leader), so a refusal is retried: 15 tries, 1 s apart.
 plab_switchover() {
+    local try
+    for ((try = 1; try <= 15; try++)); do
+        _plab_switchover_once "$1" && return 0
+        grep -q 'no good candidates' "$LAB_DIR/switchover.out" 2>/dev/null || return 1
+        sleep 1
+    done
+    return 1
+}
+_plab_switchover_once() {
     local candidate=$1 leader i code
     leader=$(plab_leader)
     [[ -n $leader ]] || {
