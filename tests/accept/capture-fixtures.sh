@@ -10,8 +10,9 @@
 #      stopped and does not restart it), resumes (Patroni starts it again),
 #   4. restarts one replica through POST /restart.
 # Then writes the first body of every distinct (role, state, status codes) verbatim into
-# OUT_DIR (default tests/fixtures/patroni; its *.json are replaced) and capture-summary.md
-# there: the table of files and the switchover timings. Everything is torn down at the end.
+# OUT_DIR (default tests/fixtures/patroni; its *.json are replaced), capture-summary.md there
+# (the table of files and the switchover timings) and events.jsonl (the whole timeline).
+# Everything is torn down at the end.
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,12 +39,13 @@ patch_config() {
 state_is() { [[ $(plab_role "$1") == *" $2" ]]; }
 paused() { plab_curl "$(plab_api "$1")/patroni" 2>/dev/null | grep -q '"pause": true'; }
 
-# a_replica: the number of a node the key does not name.
+# a_replica [NOT]: the number of a node the key does not name, other than node NOT (the last
+# old leader, which may still be busy rejoining as a replica).
 a_replica() {
     local leader i
     leader=$(plab_leader)
     for ((i = 1; i <= LAB_NODES; i++)); do
-        [[ $(plab_node_name "$i") != "$leader" ]] && printf '%s\n' "$i" && return 0
+        [[ $(plab_node_name "$i") != "$leader" && $i != "${1:-}" ]] && printf '%s\n' "$i" && return 0
     done
     return 1
 }
@@ -76,7 +78,7 @@ for ((k = 1; k <= SWITCHOVERS; k++)); do
     sleep 2
 done
 
-r=$(a_replica) || fail "no replica"
+r=$(a_replica "${leader#node}") || fail "no replica"
 dir=$LAB_DIR/$(plab_node_name "$r")
 echo "== pause, stop node$r's PostgreSQL, resume"
 patch_config '{"pause": true}' || fail "pause"
@@ -90,7 +92,7 @@ patch_config '{"pause": false}' || fail "resume"
 plab_wait_cluster 60000 || fail "resume did not settle"
 sleep 1
 
-r=$(a_replica) || fail "no replica"
+r=$(a_replica "$r") || fail "no replica"
 echo "== restart node$r (POST /restart)"
 plab_curl -o /dev/null -X POST -H 'Content-Type: application/json' -d '{}' \
     "$(plab_api "$r")/restart" || fail "restart"
@@ -111,5 +113,7 @@ rm -f -- "$OUT"/*.json
     echo
     "$PLAB_PYTHON" "$POLL" fixtures --events "$events" --out "$OUT"
 } >"$OUT/capture-summary.md"
+# The whole timeline: every change each node showed (body verbatim) and every key event.
+cp "$events" "$OUT/events.jsonl"
 cat "$OUT/capture-summary.md"
 echo "capture: $(grep -c . "$events") observations; fixtures in $OUT"

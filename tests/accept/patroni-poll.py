@@ -63,8 +63,10 @@ def get(host, port, path, timeout):
 def poll_node(name, api, out, interval, stop):
     u = urllib.parse.urlsplit(api)
     last = None
+    ticks, t_first = 0, now_ms()
     while not stop.is_set():
         t0 = now_ms()
+        ticks += 1
         status, body = get(u.hostname, u.port, "/patroni", 2.0)
         t1 = now_ms()
         codes = [get(u.hostname, u.port, p, 2.0)[0] for p in PATHS]
@@ -84,6 +86,8 @@ def poll_node(name, api, out, interval, stop):
                 "replica": codes[2], "body": body.decode("utf-8", "replace"),
             })
         stop.wait(max(0.0, interval - (now_ms() - t0) / 1000.0))
+    out.write({"t": now_ms(), "kind": "stats", "node": name, "ticks": ticks,
+               "mean_period_ms": round((now_ms() - t_first) / max(ticks, 1), 1)})
 
 
 def watch_key(etcd, key, out, stop):
@@ -143,16 +147,26 @@ def poll(args):
 
 
 def fixture_name(ev, new_leader):
+    """A name for what the body shows, and the status codes Patroni 3.0's api.py gives with it.
+    The three status requests follow the /patroni one: when the node changed in between, the
+    codes differ from the expected ones and the name says which they were."""
     role, state, leader = ev["role"], ev["state"], ev["leader"]
     if ev["patroni_status"] == 0:
         return None
     if role in ("master", "primary") and state == "running" and leader == 200:
-        return "primary-running"
-    if role == "replica" and state == "running" and leader == 503:
-        return "replica-running"
-    if role == "replica" and leader == 200 and new_leader:
-        return "new-leader-still-in-recovery" + ("" if state == "running" else "-" + state)
-    name = f"{role}-{state}" + ("-holds-leader-lock" if leader == 200 else "")
+        name, want = "primary-running", (200, 200, 503)
+    elif role == "replica" and state == "running" and leader == 503 and ev["replica"] == 200:
+        name, want = "replica-running", (503, 503, 200)
+    elif role == "replica" and leader == 200 and new_leader:
+        name = "new-leader-still-in-recovery" + ("" if state == "running" else "-" + state)
+        want = (200, 200, 200) if state == "running" else (200, 200, 503)
+    elif leader == 200:
+        name, want = f"{role}-{state}-holds-leader-lock", (200, 200, 503)
+    else:
+        name, want = f"{role}-{state}", (503, 503, 503 if state != "running" else 200)
+    got = (ev["primary"], ev["leader"], ev["replica"])
+    if got != want:
+        name += "-codes-" + "-".join(map(str, got))
     return name.replace(" ", "-")
 
 
@@ -210,6 +224,11 @@ def fixtures(args):
               f"| {e['primary']} | {e['leader']} | {e['replica']} | {who} "
               f"| {s['count']} ({', '.join(sorted(s['nodes']))}) |")
     timings(events, key_hist, holders)
+    print()
+    for e in events:
+        if e["kind"] == "stats":
+            print(f"- {e['node']}: polled {e['ticks']} times, every {e['mean_period_ms']} ms "
+                  "on average (GET /patroni, /primary, /leader, /replica one after another)")
 
 
 def timings(events, key_hist, holders):
@@ -217,7 +236,7 @@ def timings(events, key_hist, holders):
     /primary answers 200; and the old holder's key release after it stopped being primary."""
     print()
     print("| new leader | key PUT (ms after start) | /primary 200 after key | "
-          "role master after key | window: holds key, still in recovery |")
+          "role master after key | /primary 200 while role replica |")
     print("| --- | --- | --- | --- | --- |")
     t_start = events[0]["t"]
     prev = None
