@@ -114,7 +114,7 @@ for ((i = 1; i <= LAB_NODES; i++)); do
     lab_spawn "$(lab_node_ns "$i")" "$LAB_DIR/vipd-node$i.log" "$VIPD_BIN" "${args[@]}"
     VIPD_PIDS[$i]=$LAB_LAST_PID
 done
-echo "accept: vipd ${args[*]}"
+echo "accept: on node$LAB_NODES: vipd ${args[*]}"
 lab_wait_ms 15000 50 vip_only_on_leader || fail "VIP on '$(vip_holders)', leader $(plab_leader)"
 vipd_alive
 

@@ -172,9 +172,12 @@ def report(opts):
     if "--keys" in opts:
         moves(rows, switches, opts["--keys"])
     n, rw, ro, failed, gap = stats(rows)
-    for r in rows:
-        if r["ok"] and r["in_recovery"]:
-            print(f"  in recovery: {r['node']} via {r['addr']} at {r['t']:.0f}")
+    bad = [r for r in rows if r["ok"] and r["in_recovery"]]
+    for r in bad[:20]:
+        print(f"  in recovery: {r['node']} via {r['addr']}, attempt started at {r['t']:.0f}, "
+              f"answered after {r['ms']:.0f} ms")
+    if len(bad) > 20:
+        print(f"  ... and {len(bad) - 20} more")
     errors = {}
     for r in rows:
         if not r["ok"]:
