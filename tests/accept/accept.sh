@@ -17,6 +17,9 @@
 #                 node's name and address, e.g. VIPD_ARGS='--patroni-url http://@NODE_IP@:8008'
 #   SWITCHOVERS   number of switchovers (default 3); CLIENT_MS the client's pace (default 20)
 #   ACCEPT_KEEP=DIR  copy the logs, the client's attempts and the key's events there at the end
+#   ACCEPT_REFERENCE=1  check the test itself: vipd follows not Patroni's leader key but a key
+#                 that a reference gate (patroni-poll.py gate) writes only while a node's
+#                 /patroni says a running primary; this must pass
 set -euo pipefail
 
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,6 +30,9 @@ VIP=192.0.2.50
 SWITCHOVERS=${SWITCHOVERS:-3}
 CLIENT_MS=${CLIENT_MS:-20}
 read -r -a EXTRA <<<"${VIPD_ARGS:-}"
+REFERENCE=${ACCEPT_REFERENCE:-0}
+TRIGGER_KEY=$PLAB_KEY
+[[ $REFERENCE == 1 ]] && TRIGGER_KEY=/service/$PLAB_SCOPE/reference-writable
 declare -A VIPD_PIDS=()
 
 fail() {
@@ -36,9 +42,16 @@ fail() {
 }
 
 show_logs() {
-    local i
+    local i pids
     [[ -n ${LAB_DIR:-} ]] || return 0
     plab_logs
+    # What each node still runs (PostgreSQL's process titles say what a backend waits for).
+    for ((i = 1; i <= LAB_NODES; i++)); do
+        pids=$(ip netns pids "$(lab_node_ns "$i")" 2>/dev/null | paste -sd, -)
+        [[ -n $pids ]] || continue
+        printf '%s\n' "---- processes in node$i"
+        ps -o pid=,etimes=,args= -p "$pids" | cut -c1-150
+    done
     for ((i = 1; i <= LAB_NODES; i++)); do
         [[ -s $LAB_DIR/vipd-node$i.log ]] || continue
         printf '%s\n' "---- vipd on node$i (last 15 lines)"
@@ -68,7 +81,7 @@ vipd_args() {
     local name ip a
     name=$(plab_node_name "$1")
     ip=$(lab_node_ip "$1")
-    printf '%s\n' --interface "$LAB_IF" --ip "$VIP" --netmask 24 --trigger-key "$PLAB_KEY" \
+    printf '%s\n' --interface "$LAB_IF" --ip "$VIP" --netmask 24 --trigger-key "$TRIGGER_KEY" \
         --trigger-value "$name" --dcs-type etcd3 --dcs-endpoints "$LAB_ENDPOINT" --interval 1000
     for a in "${EXTRA[@]}"; do
         a=${a//@NODE_IP@/$ip}
@@ -109,6 +122,16 @@ plab_up 3 || fail "lab"
 plab_wait_cluster 120000 || fail "the cluster did not bootstrap"
 echo "accept: cluster up in $(($(lab_now_ms) - t_begin)) ms, leader $(plab_leader)"
 
+if [[ $REFERENCE == 1 ]]; then
+    apis=()
+    for ((i = 1; i <= LAB_NODES; i++)); do
+        apis+=("$(plab_node_name "$i")=$(plab_api "$i")")
+    done
+    lab_spawn "$(lab_client_ns)" "$LAB_DIR/gate.log" "$PLAB_PYTHON" \
+        "$ROOT/tests/accept/patroni-poll.py" gate --etcd "$LAB_ENDPOINT" --key "$TRIGGER_KEY" \
+        --stop-file "$LAB_DIR/gate.stop" --max-seconds $((120 * SWITCHOVERS + 120)) "${apis[@]}"
+    echo "accept: reference run: vipd follows $TRIGGER_KEY, written by the reference gate"
+fi
 for ((i = 1; i <= LAB_NODES; i++)); do
     mapfile -t args < <(vipd_args "$i")
     lab_spawn "$(lab_node_ns "$i")" "$LAB_DIR/vipd-node$i.log" "$VIPD_BIN" "${args[@]}"

@@ -3,6 +3,7 @@
 
     patroni-poll.py poll --out FILE --etcd URL --key KEY --stop-file F --max-seconds S NAME=API...
     patroni-poll.py fixtures --events FILE --out DIR
+    patroni-poll.py gate --etcd URL --key KEY --stop-file F --max-seconds S NAME=API...
 
 `poll` asks every node, every --interval-ms (default 20), for GET /patroni and then the status
 codes of GET /primary, /leader and /replica (one thread per node, so a slow node delays no
@@ -15,6 +16,12 @@ and one per key event. It stops when the stop file exists or after --max-seconds
 body verbatim as a file named for what it shows, prints a Markdown table of them, and the
 switchover timings: from the key naming the new leader to its /patroni saying role
 master/primary (and to /primary answering 200).
+
+`gate` is a reference for the acceptance test, not part of vipd: every 10 ms it asks each
+node's GET /patroni and keeps KEY naming the one node whose body says role master, primary or
+standby_leader with state running (deleted when there is none, or more than one). A vipd
+whose trigger key is KEY then holds the VIP exactly where a writable primary runs, give or
+take a poll: what the acceptance test must accept.
 """
 
 import base64
@@ -146,6 +153,56 @@ def poll(args):
         t.join(2.0)
 
 
+def etcd_call(conn, path, doc):
+    conn.request("POST", path, body=json.dumps(doc), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def gate(args):
+    opts, nodes = {}, []
+    it = iter(args)
+    for a in it:
+        if a.startswith("--"):
+            opts[a[2:]] = next(it)
+        else:
+            nodes.append(a.split("=", 1))
+    u = urllib.parse.urlsplit(opts["etcd"])
+    b64 = base64.b64encode(opts["key"].encode()).decode()
+    deadline = time.monotonic() + float(opts["max-seconds"])
+    current = object()  # unknown: write the first answer whatever it is
+    while time.monotonic() < deadline and not os.path.exists(opts["stop-file"]):
+        t0 = now_ms()
+        writable = []
+        for name, api in nodes:
+            a = urllib.parse.urlsplit(api)
+            status, body = get(a.hostname, a.port, "/patroni", 0.5)
+            try:
+                doc = json.loads(body) if status == 200 else {}
+            except ValueError:
+                doc = {}
+            if doc.get("role") in ("master", "primary", "standby_leader") and \
+                    doc.get("state") == "running":
+                writable.append(name)
+        want = writable[0] if len(writable) == 1 else None
+        if want != current:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=2.0)
+            try:
+                if want is None:
+                    ok = etcd_call(conn, "/v3/kv/deleterange", {"key": b64}) == 200
+                else:
+                    value = base64.b64encode(want.encode()).decode()
+                    ok = etcd_call(conn, "/v3/kv/put", {"key": b64, "value": value}) == 200
+                if ok:
+                    current = want
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                conn.close()
+        time.sleep(max(0.0, 0.01 - (now_ms() - t0) / 1000.0))
+
+
 def fixture_name(ev, new_leader):
     """A name for what the body shows, and the status codes Patroni 3.0's api.py gives with it.
     The three status requests follow the /patroni one: when the node changed in between, the
@@ -257,10 +314,11 @@ def timings(events, key_hist, holders):
 
 
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("poll", "fixtures"):
+    commands = {"poll": poll, "fixtures": fixtures, "gate": gate}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
-    (poll if sys.argv[1] == "poll" else fixtures)(sys.argv[2:])
+    commands[sys.argv[1]](sys.argv[2:])
     return 0
 
 
