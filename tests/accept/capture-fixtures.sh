@@ -36,7 +36,7 @@ patch_config() {
 }
 
 # state_is I STATE: node I's /patroni says state STATE.
-state_is() { [[ $(plab_role "$1") == *" $2" ]]; }
+state_is() { [[ $(plab_role "$1") == *" $2 "* ]]; }
 paused() { plab_curl "$(plab_api "$1")/patroni" 2>/dev/null | grep -q '"pause": true'; }
 
 # a_replica [NOT]: the number of a node the key does not name, other than node NOT (the last

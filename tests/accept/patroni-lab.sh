@@ -50,11 +50,14 @@ plab_status() {
     plab_curl -o /dev/null -w '%{http_code}' "$(plab_api "$1")$2" 2>/dev/null || true
 }
 
-# plab_role I: "ROLE STATE" from node I's GET /patroni (nothing when unreachable).
+# plab_role I: "ROLE STATE STREAMING" from node I's GET /patroni, STREAMING being how many
+# replicas stream from it (its "replication" list); nothing when unreachable.
 plab_role() {
-    plab_curl "$(plab_api "$1")/patroni" 2>/dev/null |
-        "$PLAB_PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("role"), d.get("state"))' \
-            2>/dev/null
+    plab_curl "$(plab_api "$1")/patroni" 2>/dev/null | "$PLAB_PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)
+n = sum(1 for r in d.get("replication", []) if r.get("state") == "streaming")
+print(d.get("role"), d.get("state"), n)' 2>/dev/null
 }
 
 # plab_leader: the member name the leader key holds (nothing when absent).
@@ -195,8 +198,10 @@ _plab_all_stopped() {
     return 0
 }
 
-# _plab_cluster_ok N: the key names a node whose /patroni says a running primary, and every
-# other node of the N is a running replica.
+# _plab_cluster_ok N: the key names a node whose /patroni says a running primary with the N-1
+# others streaming from it, and they say running replicas. ("replica running" alone is not
+# enough: just after bootstrap or a switchover a replica runs before it streams, and Patroni
+# refuses it as a switchover candidate.)
 _plab_cluster_ok() {
     local n=$1 i leader name role
     leader=$(plab_leader) || return 1
@@ -205,9 +210,10 @@ _plab_cluster_ok() {
         name=$(plab_node_name "$i")
         role=$(plab_role "$i")
         if [[ $name == "$leader" ]]; then
-            [[ $role == "master running" || $role == "primary running" ]] || return 1
+            [[ $role == "master running $((n - 1))" || $role == "primary running $((n - 1))" ]] ||
+                return 1
         else
-            [[ $role == "replica running" ]] || return 1
+            [[ $role == "replica running "* ]] || return 1
         fi
     done
 }
