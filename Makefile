@@ -155,8 +155,9 @@ demo:
 	bash demo/demo.sh
 
 # Three Patroni nodes in network namespaces, vipd on each, a client connecting through the VIP
-# during SWITCHOVERS (default 3) switchovers; VIPD_ARGS adds vipd arguments (@NODE_IP@ is the
-# node's address). The script builds vipd (cargo build --release) and installs its packages.
+# during SWITCHOVERS (default 3) switchovers; vipd gets --patroni-url http://@NODE_IP@:8008
+# unless VIPD_ARGS says otherwise. The script builds vipd (cargo build --release) and installs
+# its packages.
 accept: check-cargo
 	bash tests/accept/accept.sh
 

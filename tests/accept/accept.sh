@@ -14,7 +14,9 @@
 # Environment:
 #   VIPD=PATH     this vipd binary instead of `cargo build --release` (target/release/vipd)
 #   VIPD_ARGS     extra vipd arguments, split on blanks; @NODE@ and @NODE_IP@ become the
-#                 node's name and address, e.g. VIPD_ARGS='--patroni-url http://@NODE_IP@:8008'
+#                 node's name and address. Unset: '--patroni-url http://@NODE_IP@:8008' when
+#                 `vipd --help` knows that option (the deployment this test is for), else none;
+#                 VIPD_ARGS= (empty) runs vipd on the leader key alone
 #   SWITCHOVERS   number of switchovers (default 3); CLIENT_MS the client's pace (default 20)
 #   ACCEPT_KEEP=DIR  copy the logs, the client's attempts and the key's events there at the end
 #   ACCEPT_REFERENCE=1  check the test itself: vipd follows not Patroni's leader key but a key
@@ -29,7 +31,7 @@ ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 VIP=192.0.2.50
 SWITCHOVERS=${SWITCHOVERS:-3}
 CLIENT_MS=${CLIENT_MS:-20}
-read -r -a EXTRA <<<"${VIPD_ARGS:-}"
+EXTRA=()
 REFERENCE=${ACCEPT_REFERENCE:-0}
 TRIGGER_KEY=$PLAB_KEY
 [[ $REFERENCE == 1 ]] && TRIGGER_KEY=/service/$PLAB_SCOPE/reference-writable
@@ -75,6 +77,12 @@ else
     [[ $VIPD_BIN == /* ]] || VIPD_BIN=$ROOT/$VIPD_BIN
 fi
 [[ -x $VIPD_BIN ]] || fail "no vipd executable at $VIPD_BIN"
+if [[ -z ${VIPD_ARGS+set} ]]; then
+    VIPD_ARGS=
+    help=$("$VIPD_BIN" --help 2>&1) || true
+    [[ $help == *--patroni-url* ]] && VIPD_ARGS='--patroni-url http://@NODE_IP@:8008'
+fi
+read -r -a EXTRA <<<"$VIPD_ARGS"
 
 # vipd_args I: vipd's arguments on node I, VIPD_ARGS with @NODE@ and @NODE_IP@ filled in.
 vipd_args() {
