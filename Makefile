@@ -13,6 +13,9 @@
 #   make lint        mandoc -T lint on the man pages, shellcheck on packaging/'s scripts
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
 #   make bench       failover timings and idle cost (bench/failover.sh; as root)
+#   make accept      vipd in front of a real Patroni 3 / PostgreSQL 15 cluster: no client
+#                    connection through the VIP may reach a node in recovery during
+#                    switchovers (tests/accept/accept.sh; as root; VIPD_ARGS, SWITCHOVERS)
 #   make bench-fleet N idle agents on one etcd: etcd's CPU per agent, the agents' CPU and
 #                    RSS, against vip-manager (bench/fleet.sh; as root)
 #   make fuzz        each cargo-fuzz target for FUZZ_SECONDS (default 300) s; needs cargo-fuzz
@@ -67,7 +70,7 @@ endif
 endif
 
 .PHONY: all build deps test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
-	bench-fleet install clean check-cargo fuzz soak
+	bench-fleet install clean check-cargo fuzz soak accept
 
 all: build
 
@@ -150,6 +153,13 @@ lint-scripts:
 demo:
 	@bash .ci/deps demo
 	bash demo/demo.sh
+
+# Three Patroni nodes in network namespaces, vipd on each, a client connecting through the VIP
+# during SWITCHOVERS (default 3) switchovers; vipd gets --patroni-url http://@NODE_IP@:8008
+# unless VIPD_ARGS says otherwise. The script builds vipd (cargo build --release) and installs
+# its packages.
+accept: check-cargo
+	bash tests/accept/accept.sh
 
 # Failover timings and idle cost against Debian's vip-manager when installed
 # (bench/failover.sh; as root; MOVES, INTERVAL, IDLE override the defaults).
