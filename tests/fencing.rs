@@ -1,20 +1,26 @@
 //! Fencing with this node's Patroni, in a network namespace with the real etcd and a
-//! faithful fake of Patroni's REST API (tests/fakes: `GET /patroni` bodies in the shape
-//! Patroni 3.0.2 sends): who decides while etcd is silent, and the VIP waiting for a
-//! writable primary when the key newly names this node.
+//! faithful fake of Patroni's REST API (tests/fakes: the `GET /patroni` bodies captured
+//! from a real Patroni 3.0.2 cluster, tests/fixtures/patroni/): who decides while etcd
+//! is silent, and the VIP waiting for a writable primary when the key newly names this
+//! node.
 
 use std::thread;
 use std::time::Instant;
 
 use crate::common::*;
-use crate::fakes::{FakePatroni, patroni_body};
+use crate::fakes::{FakePatroni, patroni_fixture, patroni_standby_leader};
 
-/// The fake Patroni on the node's 127.0.0.1:8008, saying `role` and `state`.
-fn patroni(lab: &SingleNode, role: &str, state: &str) -> FakePatroni {
+/// The fake Patroni on the node's 127.0.0.1:8008, answering the captured body `name`.
+fn patroni(lab: &SingleNode, name: &str) -> FakePatroni {
     let p = in_netns(&lab.node.name, || FakePatroni::start(8008, 200));
-    p.set_body(patroni_body(role, state));
+    p.set_body(patroni_fixture(name));
     p
 }
+
+/// The running primary, and a new leader still in recovery (role replica), as
+/// Patroni 3.0.2 answered during a real switchover.
+const PRIMARY: &str = "primary-running";
+const IN_RECOVERY: &str = "new-leader-still-in-recovery";
 
 fn lines(p: &Proc, pat: &str) -> usize {
     p.stderr().lines().filter(|l| l.contains(pat)).count()
@@ -30,7 +36,7 @@ fn while_etcd_is_silent_patroni_keeps_or_releases_and_silence_leaves_it_to_grace
     gate!(Etcd);
     let mut lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let fake = patroni(&lab, "master", "running");
+    let fake = patroni(&lab, PRIMARY);
     let (interval, grace) = (ms(200), ms(1000));
     let extra = format!("--interval 200 --dcs-grace 1000 --announce-count 1 {PATRONI} -v");
     let mut vipd = lab.vipd(&extra);
@@ -50,7 +56,7 @@ fn while_etcd_is_silent_patroni_keeps_or_releases_and_silence_leaves_it_to_grace
         "one line for the outage"
     );
 
-    fake.set_body(patroni_body("replica", "running"));
+    fake.set_body(patroni_fixture(IN_RECOVERY));
     let told = Instant::now();
     within(
         interval + SLACK,
@@ -68,7 +74,7 @@ fn while_etcd_is_silent_patroni_keeps_or_releases_and_silence_leaves_it_to_grace
 
     // etcd back, Patroni primary again: the VIP returns. Then Patroni gone too: the
     // grace decides, counted from etcd's last answer.
-    fake.set_body(patroni_body("master", "running"));
+    fake.set_body(patroni_fixture(PRIMARY));
     lab.etcd.restart();
     within(ms(5000), "VIP back with etcd", &|| vipd.log(), || {
         lab.has_vip()
@@ -99,7 +105,7 @@ fn a_new_leader_gets_the_vip_only_once_patroni_says_primary() {
     gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, "node2");
-    let fake = patroni(&lab, "replica", "running");
+    let fake = patroni(&lab, IN_RECOVERY);
     let mut vipd = lab.vipd(&format!("--interval 1000 --announce-count 1 {PATRONI}"));
     thread::sleep(ms(500));
 
@@ -110,7 +116,7 @@ fn a_new_leader_gets_the_vip_only_once_patroni_says_primary() {
         check!(vipd, !lab.has_vip(), "VIP added while Patroni says replica");
         thread::sleep(POLL);
     }
-    fake.set_body(patroni_body("master", "running"));
+    fake.set_body(patroni_fixture(PRIMARY));
     let primary = Instant::now();
     within(
         ms(1000),
@@ -125,7 +131,7 @@ fn a_new_leader_gets_the_vip_only_once_patroni_says_primary() {
 
     // Patroni says replica again: the VIP stays while the key names this node (the
     // gate is for a new leadership only), and a hand deletion is repaired at once.
-    fake.set_body(patroni_body("replica", "running"));
+    fake.set_body(patroni_fixture(IN_RECOVERY));
     lab.del_addr("192.0.2.50/24");
     within(
         ms(1000) + SLACK,
@@ -144,20 +150,20 @@ fn the_wait_ends_with_the_key_standby_leaders_are_ready_and_no_answer_adds() {
     gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, "node2");
-    let fake = patroni(&lab, "replica", "running");
+    let fake = patroni(&lab, IN_RECOVERY);
     let mut vipd = lab.vipd(&format!("--interval 200 --announce-count 1 {PATRONI}"));
     thread::sleep(ms(400));
     lab.etcd.put(KEY, NODE_NAME);
     thread::sleep(ms(300));
     lab.etcd.put(KEY, "node2");
     let moved = Instant::now();
-    fake.set_body(patroni_body("master", "running"));
+    fake.set_body(patroni_fixture(PRIMARY));
     while moved.elapsed() < ms(1000) {
         check!(vipd, !lab.has_vip(), "VIP added after the key moved away");
         thread::sleep(POLL);
     }
 
-    fake.set_body(patroni_body("standby_leader", "running"));
+    fake.set_body(patroni_standby_leader());
     lab.etcd.put(KEY, NODE_NAME);
     within(ms(1000), "VIP for a standby leader", &|| vipd.log(), || {
         lab.has_vip()

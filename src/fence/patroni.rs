@@ -135,4 +135,71 @@ mod tests {
             }
         }
     }
+
+    /// Every body a real Patroni 3.0.2 sent during bootstrap, switchovers, a paused
+    /// stop and a restart (tests/fixtures/patroni/): only the running primary is one.
+    /// The new leader still in recovery already answers 200 on /primary, and the old
+    /// primary shutting down still holds the lock and says master: neither is ready.
+    #[test]
+    fn the_captured_answers_of_a_real_cluster() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_str!(concat!("../../tests/fixtures/patroni/", $name, ".json"))
+            };
+        }
+        let captured = [
+            ("demoted-stopped", fixture!("demoted-stopped")),
+            ("demoted-stopping", fixture!("demoted-stopping")),
+            (
+                "master-stopping-codes-200-503-503",
+                fixture!("master-stopping-codes-200-503-503"),
+            ),
+            (
+                "master-stopping-holds-leader-lock",
+                fixture!("master-stopping-holds-leader-lock"),
+            ),
+            ("master-stopping", fixture!("master-stopping")),
+            (
+                "new-leader-still-in-recovery-codes-503-200-200",
+                fixture!("new-leader-still-in-recovery-codes-503-200-200"),
+            ),
+            (
+                "new-leader-still-in-recovery",
+                fixture!("new-leader-still-in-recovery"),
+            ),
+            ("primary-running", fixture!("primary-running")),
+            ("replica-restarting", fixture!("replica-restarting")),
+            (
+                "replica-running-codes-503-503-503",
+                fixture!("replica-running-codes-503-503-503"),
+            ),
+            ("replica-running", fixture!("replica-running")),
+            ("replica-starting", fixture!("replica-starting")),
+            ("replica-stopped", fixture!("replica-stopped")),
+            ("replica-stopping", fixture!("replica-stopping")),
+            ("replica-unknown", fixture!("replica-unknown")),
+            (
+                "uninitialized-creating-replica",
+                fixture!("uninitialized-creating-replica"),
+            ),
+            (
+                "uninitialized-initializing-new-cluster",
+                fixture!("uninitialized-initializing-new-cluster"),
+            ),
+            ("uninitialized-stopped", fixture!("uninitialized-stopped")),
+        ];
+        for (name, body) in captured {
+            let says = judge(200, body.as_bytes());
+            match name {
+                "primary-running" => assert_eq!(says, PatroniSays::Primary, "{name}"),
+                _ => assert!(
+                    matches!(says, PatroniSays::NotPrimary(_)),
+                    "{name}: {says:?}"
+                ),
+            }
+        }
+        let stopping = judge(200, captured[3].1.as_bytes());
+        let want = PatroniSays::NotPrimary("role master, state stopping".into());
+        assert_eq!(stopping, want);
+    }
 }

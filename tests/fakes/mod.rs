@@ -591,25 +591,33 @@ fn handle(state: &(Mutex<ConsulState>, Condvar), req: &Request) -> Reply {
 // --- Patroni -----------------------------------------------------------------------
 
 /// A fake Patroni REST API: `GET /leader` answers the configured status; `GET
-/// /patroni` answers 200 with the configured body (see [`patroni_body`]).
+/// /patroni` answers 200 with the configured body (see [`patroni_fixture`]).
 pub struct FakePatroni {
     pub http: Server,
     status: Arc<Mutex<u16>>,
     body: Arc<Mutex<String>>,
 }
 
-/// The body of Patroni 3.0.2's `GET /patroni` for `role` and `state`, in the shape
-/// captured from Debian's patroni (tests/fixtures/patroni/).
-pub fn patroni_body(role: &str, state: &str) -> String {
-    format!(
-        r#"{{"state": "{state}", "postmaster_start_time": "2026-12-02 17:00:00.000000+00:00", "role": "{role}", "server_version": 150005, "xlog": {{"location": 50331800}}, "timeline": 1, "dcs_last_seen": 1796230800, "database_system_identifier": "7310000000000000000", "patroni": {{"version": "3.0.2", "scope": "demo"}}}}"#
-    )
+/// A body Patroni 3.0.2 sent for `GET /patroni`, captured from a real cluster
+/// (`tests/fixtures/patroni/NAME.json`, see its README).
+pub fn patroni_fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/patroni/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A standby cluster's leader: no standby cluster was captured, so the primary's
+/// captured body with the role Patroni reports for one.
+pub fn patroni_standby_leader() -> String {
+    patroni_fixture("primary-running").replace(r#""role": "master""#, r#""role": "standby_leader""#)
 }
 
 impl FakePatroni {
     pub fn start(port: u16, status: u16) -> FakePatroni {
         let shared = Arc::new(Mutex::new(status));
-        let body = Arc::new(Mutex::new(patroni_body("master", "running")));
+        let body = Arc::new(Mutex::new(patroni_fixture("primary-running")));
         let (s, b) = (shared.clone(), body.clone());
         let handler = move |req: &Request| {
             if req.path() == "/patroni" {
