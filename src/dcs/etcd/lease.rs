@@ -8,9 +8,9 @@
 //! other releases may round up, so the bound is the request's start plus the TTL
 //! minus one second, safe either way; `-1` means the lease is gone. Renewals only push the expiry
 //! later, so the last answer is a safe bound. It is asked only by the node the key
-//! names, and only when the bound it knows comes within the grace (about every 20 s
-//! with Patroni's defaults, ttl 30 and loop_wait 10): a fleet's cost to etcd stays the
-//! probes' and the reads'.
+//! names, and only when the bound it knows comes within the grace (measured: every
+//! 10 s with a 30 s lease renewed every 10 s, Patroni's defaults): the other nodes of
+//! a fleet cost etcd only the probes and the reads.
 
 use std::time::{Duration, Instant};
 
