@@ -10,7 +10,7 @@
 #                    without (target/static/vipd-no-default-features); prints sizes
 #   make check-size  the static binaries within budget: with TLS 2.2 MiB, without 1.0 MiB
 #   make deb         target/deb/vipd_VERSION_amd64.deb from the static TLS build, then lintian
-#   make lint        mandoc -T lint on the man pages, shellcheck on packaging/'s scripts
+#   make lint        mandoc -T lint on the man pages, shellcheck on every shell script
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
 #   make bench       failover timings and idle cost (bench/failover.sh; as root)
 #   make accept      vipd in front of a real Patroni 3 / PostgreSQL 15 cluster: no client
@@ -48,6 +48,8 @@ STATIC_TLS := target/static/vipd
 STATIC_NO_TLS := target/static/vipd-no-default-features
 # Every shell script under packaging/ (by its #! line or a shellcheck shell= directive).
 SCRIPTS = $(shell grep -rlE '^(\#!/bin/(ba)?sh|\#!/sbin/openrc-run|\# shellcheck shell=)' packaging | sort)
+# The scripts that build labs and run benchmarks (bash; -x follows what they source).
+LAB_SCRIPTS = $(sort $(wildcard demo/*.sh bench/*.sh tests/accept/*.sh)) .ci/run .ci/deps
 
 # ip, sysctl, … live in sbin, which a user's PATH kept through sudo may lack.
 export PATH := $(PATH):/usr/sbin:/sbin
@@ -155,6 +157,7 @@ lint-man:
 lint-scripts:
 	@command -v shellcheck >/dev/null 2>&1 || { echo "shellcheck not found (apt-get install shellcheck)" >&2; exit 1; }
 	shellcheck $(SCRIPTS)
+	shellcheck -x $(LAB_SCRIPTS)
 
 demo:
 	@bash .ci/deps demo
