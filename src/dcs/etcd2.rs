@@ -20,7 +20,7 @@ use serde_json::Value;
 pub use super::etcd::ReplyError;
 use super::etcd::lease::bound;
 use super::etcd::reply::{json, malformed};
-use super::etcd::{Credentials, Rejected, Settings, status_error};
+use super::etcd::{Credentials, MAX_WATCH_LINE, Rejected, Settings, status_error};
 use super::http::conn::{Error, Request, Stream, StreamEnd};
 use super::http::{self, Endpoints};
 use super::{Dcs, Observation, Wait};
@@ -307,49 +307,41 @@ impl Etcd2 {
     /// or `deadline` (a signal such as SIGTERM ends the wait too).
     fn read_wait(&mut self, stream: &mut WaitStream, index: u64, deadline: Instant) -> Wait {
         loop {
-            // Complete lines first: bytes after a returned event stay for the next call.
-            while let Some(pos) = self.line.iter().position(|&b| b == b'\n') {
-                let event = self.judge(200, &self.line[..pos]);
-                self.line.drain(..=pos);
-                match event {
-                    Ok(Node {
-                        index: Some(at), ..
-                    }) if at <= index => {}
-                    Ok(node) => {
-                        if let Some(at) = node.index {
-                            self.index = Some(at);
-                        }
-                        self.lease_bound = node.ttl.map(|t| bound(Instant::now(), t));
-                        return Wait::Changed(match node.value {
-                            Some(v) => Observation::Leader(v),
-                            None => Observation::NoLeader,
-                        });
-                    }
-                    Err(e) => {
-                        log::debug!("v2 wait: {e}");
-                        return Wait::Reread;
-                    }
-                }
-            }
-            if self.line.len() > MAX_EVENT_LINE {
-                log::debug!("v2 wait: an event longer than {MAX_EVENT_LINE} bytes");
-                return Wait::Reread;
-            }
-            match stream.stream.read_into(&mut self.line, deadline) {
-                Ok(()) => {}
+            let len = match stream
+                .stream
+                .next_line(&mut self.line, MAX_WATCH_LINE, deadline)
+            {
+                Ok(len) => len,
                 Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
                 Err(StreamEnd::Closed(why)) => {
                     log::debug!("v2 wait: {why}");
+                    return Wait::Reread;
+                }
+            };
+            let event = self.judge(200, &self.line[..len]);
+            self.line.drain(..=len);
+            match event {
+                Ok(Node {
+                    index: Some(at), ..
+                }) if at <= index => {}
+                Ok(node) => {
+                    if let Some(at) = node.index {
+                        self.index = Some(at);
+                    }
+                    self.lease_bound = node.ttl.map(|t| bound(Instant::now(), t));
+                    return Wait::Changed(match node.value {
+                        Some(v) => Observation::Leader(v),
+                        None => Observation::NoLeader,
+                    });
+                }
+                Err(e) => {
+                    log::debug!("v2 wait: {e}");
                     return Wait::Reread;
                 }
             }
         }
     }
 }
-
-/// The longest event line the streaming wait accepts (a leader key's event is a few
-/// hundred bytes).
-pub const MAX_EVENT_LINE: usize = 64 * 1024;
 
 impl Dcs for Etcd2 {
     fn observe(&mut self, deadline: Instant) -> Observation {

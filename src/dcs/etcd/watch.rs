@@ -140,48 +140,44 @@ impl Etcd {
     /// and skipped: never act on a stale value.
     fn read_watch(&mut self, stream: &mut WatchStream, revision: i64, deadline: Instant) -> Wait {
         loop {
-            // Complete lines first: bytes after a returned event stay for the next call.
-            while let Some(pos) = self.line.iter().position(|&b| b == b'\n') {
-                let outcome = parse_watch_line(&self.line[..pos], &self.key);
-                self.line.drain(..=pos);
-                match outcome {
-                    Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
-                    Ok(WatchLine::Changed {
-                        value,
-                        revision: r,
-                        lease,
-                    }) => {
-                        let obs = super::check::observation(value);
-                        self.lease_seen(lease);
-                        self.known = Some(obs.clone());
-                        self.last_fact = Some(Instant::now());
-                        // A revision the server left out skips nothing later.
-                        if r != i64::MAX {
-                            self.revision = Some(r);
-                        }
-                        return Wait::Changed(obs);
-                    }
-                    Ok(WatchLine::Created) => stream.created = true,
-                    Ok(WatchLine::Other) => {}
-                    Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
-                        log::debug!("watch ended: {why}");
-                        return Wait::Reread;
-                    }
-                    Err(e) => {
-                        log::debug!("watch: {e}");
-                        return Wait::Reread;
-                    }
-                }
-            }
-            if self.line.len() > MAX_WATCH_LINE {
-                log::debug!("watch line longer than {MAX_WATCH_LINE} bytes");
-                return Wait::Reread;
-            }
-            match stream.stream.read_into(&mut self.line, deadline) {
-                Ok(()) => {}
+            let len = match stream
+                .stream
+                .next_line(&mut self.line, MAX_WATCH_LINE, deadline)
+            {
+                Ok(len) => len,
                 Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
                 Err(StreamEnd::Closed(why)) => {
                     log::debug!("watch stream: {why}");
+                    return Wait::Reread;
+                }
+            };
+            let outcome = parse_watch_line(&self.line[..len], &self.key);
+            self.line.drain(..=len);
+            match outcome {
+                Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
+                Ok(WatchLine::Changed {
+                    value,
+                    revision: r,
+                    lease,
+                }) => {
+                    let obs = super::check::observation(value);
+                    self.lease_seen(lease);
+                    self.known = Some(obs.clone());
+                    self.last_fact = Some(Instant::now());
+                    // A revision the server left out skips nothing later.
+                    if r != i64::MAX {
+                        self.revision = Some(r);
+                    }
+                    return Wait::Changed(obs);
+                }
+                Ok(WatchLine::Created) => stream.created = true,
+                Ok(WatchLine::Other) => {}
+                Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
+                    log::debug!("watch ended: {why}");
+                    return Wait::Reread;
+                }
+                Err(e) => {
+                    log::debug!("watch: {e}");
                     return Wait::Reread;
                 }
             }

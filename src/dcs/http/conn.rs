@@ -401,6 +401,27 @@ impl Stream {
         &self.transport
     }
 
+    /// The next complete line at the front of `buf` (its length, without the `\n`),
+    /// reading until there is one or `deadline`; bytes after it stay in `buf` for the
+    /// next call. The caller parses `buf[..len]`, then drains `..=len`. More than
+    /// `max` bytes without a line break end the stream.
+    pub fn next_line(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<usize, StreamEnd> {
+        loop {
+            if let Some(len) = buf.iter().position(|&b| b == b'\n') {
+                return Ok(len);
+            }
+            if buf.len() > max {
+                return Err(StreamEnd::Closed(format!("a line longer than {max} bytes")));
+            }
+            self.read_into(buf, deadline)?;
+        }
+    }
+
     /// Append the next decoded body bytes to `out`, waiting until `deadline`. An idle
     /// turn ends in one `poll`.
     pub fn read_into(&mut self, out: &mut Vec<u8>, deadline: Instant) -> Result<(), StreamEnd> {
