@@ -128,7 +128,8 @@ def watch_key(etcd, key, out, stop):
             conn.close()
 
 
-def poll(args):
+def parse_args(args):
+    """`--name value` options and `node=url` pairs."""
     opts, nodes = {}, []
     it = iter(args)
     for a in it:
@@ -136,6 +137,11 @@ def poll(args):
             opts[a[2:]] = next(it)
         else:
             nodes.append(a.split("=", 1))
+    return opts, nodes
+
+
+def poll(args):
+    opts, nodes = parse_args(args)
     out = Out(opts["out"])
     interval = int(opts.get("interval-ms", "20")) / 1000.0
     deadline = time.monotonic() + float(opts["max-seconds"])
@@ -161,13 +167,7 @@ def etcd_call(conn, path, doc):
 
 
 def gate(args):
-    opts, nodes = {}, []
-    it = iter(args)
-    for a in it:
-        if a.startswith("--"):
-            opts[a[2:]] = next(it)
-        else:
-            nodes.append(a.split("=", 1))
+    opts, nodes = parse_args(args)
     u = urllib.parse.urlsplit(opts["etcd"])
     b64 = base64.b64encode(opts["key"].encode()).decode()
     deadline = time.monotonic() + float(opts["max-seconds"])
