@@ -22,6 +22,7 @@ pub mod dcs;
 pub mod decide;
 pub mod fence;
 pub mod logger;
+pub mod metrics;
 pub mod net;
 #[allow(unsafe_code)]
 pub mod signals;
