@@ -19,6 +19,7 @@ mod fencing;
 mod fencing_lifetime;
 mod ipv6;
 mod logging;
+mod metrics;
 mod netlink_kernel;
 mod once;
 mod packaging;

@@ -96,6 +96,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("runsv", "runit"),
     ("sv", "runit"),
     ("svlogd", "runit"),
+    ("promtool", "prometheus"),
+    ("prometheus", "prometheus"),
 ];
 
 /// Whether the calling test may run; call it through [`gate!`].
