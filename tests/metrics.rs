@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Where vipd serves its metrics, on the node namespace's own loopback.
-const METRICS: &str = "127.0.0.1:9851";
+const METRICS: &str = "127.0.0.1:9617";
 /// Where the test's Prometheus answers, in the same namespace.
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
@@ -264,11 +264,11 @@ evaluation_interval: 1s
 tests:
   - interval: 5s
     input_series:
-      - series: 'vipd_vip_desired{vip="192.0.2.50",interface="eth0",instance="n1:9851",job="vipd"}'
+      - series: 'vipd_vip_desired{vip="192.0.2.50",interface="eth0",instance="n1:9617",job="vipd"}'
         values: '1x20'
-      - series: 'vipd_vip_configured{vip="192.0.2.50",interface="eth0",instance="n1:9851",job="vipd"}'
+      - series: 'vipd_vip_configured{vip="192.0.2.50",interface="eth0",instance="n1:9617",job="vipd"}'
         values: '1 1 0x18'
-      - series: 'vipd_dcs_up{instance="n1:9851",job="vipd"}'
+      - series: 'vipd_dcs_up{instance="n1:9617",job="vipd"}'
         values: '1 1 1 1 0x16'
     alert_rule_test:
       - eval_time: 35s
@@ -280,10 +280,10 @@ tests:
               severity: critical
               vip: 192.0.2.50
               interface: eth0
-              instance: n1:9851
+              instance: n1:9617
               job: vipd
             exp_annotations:
-              summary: 192.0.2.50 is not on eth0 of n1:9851
+              summary: 192.0.2.50 is not on eth0 of n1:9617
               description: vipd wants the VIP on this node but it has not been configured for 30 s.
       - eval_time: 45s
         alertname: VipdDcsDown
@@ -292,10 +292,10 @@ tests:
         exp_alerts:
           - exp_labels:
               severity: warning
-              instance: n1:9851
+              instance: n1:9617
               job: vipd
             exp_annotations:
-              summary: vipd on n1:9851 cannot reach its DCS
+              summary: vipd on n1:9617 cannot reach its DCS
               description: No answer from the DCS for 30 s; vipd_dcs_last_success_timestamp_seconds tells since when.
 "#;
 
