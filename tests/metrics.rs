@@ -145,6 +145,18 @@ fn promtool_accepts_a_real_scrape_and_silent_clients_do_not_hold_the_loop() {
         sample(&scrape, "vipd_transitions_total{action=\"added\"}"),
         Some(1.0)
     );
+    // The add was timed: one reaction, well under the interval.
+    assert_eq!(
+        sample(&scrape, "vipd_reaction_seconds_count"),
+        Some(1.0),
+        "{scrape}"
+    );
+    let reaction = sample(&scrape, "vipd_reaction_seconds_sum").unwrap_or(f64::NAN);
+    eprintln!(
+        "reaction to the leader key at start: {:.0} µs",
+        reaction * 1e6
+    );
+    assert!(reaction < 0.5, "{scrape}");
     let last = sample(&scrape, "vipd_dcs_last_success_timestamp_seconds").unwrap_or(0.0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -154,6 +166,25 @@ fn promtool_accepts_a_real_scrape_and_silent_clients_do_not_hold_the_loop() {
         "last DCS success {last}, now {now}"
     );
     assert_eq!(get(&lab.node, METRICS, "/").map(|r| r.0), Some(404));
+    // A scrape wakes the loop: it is answered at once, not at the next turn (500 ms).
+    let mut took: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            assert!(matches!(
+                get(&lab.node, METRICS, "/metrics"),
+                Some((200, _))
+            ));
+            t.elapsed()
+        })
+        .collect();
+    took.sort();
+    eprintln!(
+        "scrape of {} bytes: median {:?}, max {:?}",
+        scrape.len(),
+        took[10],
+        took[19]
+    );
+    assert!(took[10] < ms(50), "median scrape {:?}: {took:?}", took[10]);
 
     // Clients that connect and never send take every slot; the loop goes on regardless,
     // and a scrape waiting behind them is served once they are dropped (2 s).
