@@ -30,6 +30,10 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The time a client has to take the whole reply.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the listener is left alone after accept failed (out of descriptors): the
+/// waiting connection keeps it readable, and polling it at once would spin the loop.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 enum Phase {
@@ -61,6 +65,8 @@ pub struct Server {
     conns: [Option<Conn>; MAX_CONNECTIONS],
     /// The rendered body, kept to reuse its allocation from scrape to scrape.
     body: String,
+    /// Until when accepting is paused after a failure ([`ACCEPT_PAUSE`]).
+    accept_paused: Option<Instant>,
 }
 
 impl Server {
@@ -74,6 +80,7 @@ impl Server {
             addr,
             conns: Default::default(),
             body: String::new(),
+            accept_paused: None,
         })
     }
 
@@ -89,7 +96,7 @@ impl Server {
 
     /// The listener while a slot is free, and each connection for what it waits for.
     pub fn interest(&self, out: &mut Vec<libc::pollfd>) {
-        if self.connections() < MAX_CONNECTIONS {
+        if self.connections() < MAX_CONNECTIONS && self.accept_paused.is_none() {
             out.push(pollfd(self.listener.as_raw_fd(), libc::POLLIN));
         }
         for c in self.conns.iter().flatten() {
@@ -101,9 +108,10 @@ impl Server {
         }
     }
 
-    /// The earliest time a connection must be dropped.
+    /// The earliest time a connection must be dropped or accepting resumes.
     pub fn deadline(&self) -> Option<Instant> {
-        self.conns.iter().flatten().map(|c| c.deadline).min()
+        let conns = self.conns.iter().flatten().map(|c| c.deadline);
+        conns.chain(self.accept_paused).min()
     }
 
     /// Accept what fits, read heads, write replies, drop what is done or too slow.
@@ -131,14 +139,26 @@ impl Server {
     }
 
     fn accept(&mut self, now: Instant) {
+        if self.accept_paused.is_some_and(|until| now < until) {
+            return;
+        }
+        self.accept_paused = None;
         for slot in self.conns.iter_mut().filter(|c| c.is_none()) {
             let stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // Reset before it was accepted, or a signal: the next one may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
                 Err(e) => {
-                    // A connection reset before it was accepted, or out of descriptors:
-                    // the next wake tries again.
                     log::debug!("metrics: accept: {e}");
+                    self.accept_paused = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             };
