@@ -22,4 +22,5 @@ mod logging;
 mod netlink_kernel;
 mod once;
 mod packaging;
+mod react;
 mod reload;
