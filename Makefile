@@ -12,7 +12,9 @@
 #   make deb         target/deb/vipd_VERSION_amd64.deb from the static TLS build, then lintian
 #   make lint        mandoc -T lint on the man pages, shellcheck on every shell script
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
-#   make bench       failover timings and idle cost (bench/failover.sh; as root)
+#   make bench       failover timings and idle cost (bench/failover.sh), then the reactions
+#                    to the kernel: a VIP deleted by hand, a link down and up, for etcd v3,
+#                    etcd v2 and Consul (bench/react.sh; also `make bench-react`; as root)
 #   make accept      vipd in front of a real Patroni 3 / PostgreSQL 15 cluster: no client
 #                    connection through the VIP may reach a node in recovery during
 #                    switchovers (tests/accept/accept.sh; as root; VIPD_ARGS, SWITCHOVERS)
@@ -72,7 +74,7 @@ endif
 endif
 
 .PHONY: all build deps test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
-	bench-fleet install clean check-cargo fuzz soak accept
+	bench-fleet bench-react install clean check-cargo fuzz soak accept
 
 all: build
 
@@ -175,6 +177,12 @@ accept: check-cargo
 bench: check-cargo
 	@bash .ci/deps bench
 	bash bench/failover.sh
+	bash bench/react.sh
+
+# Only the reactions to the kernel (bench/react.sh; ROUNDS, IDLE, VIPD_BEFORE=PATH).
+bench-react: check-cargo
+	@bash .ci/deps bench
+	bash bench/react.sh
 
 # etcd's cost per idle agent and each agent's own, N of each kind on one etcd (bench/fleet.sh;
 # as root; N, IDLE, SETTLE, INTERVAL override the defaults; VIPD_BEFORE=PATH adds an older vipd).

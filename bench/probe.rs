@@ -15,6 +15,9 @@
 //! from the old one, the first gratuitous ARP from the new node's MAC; and the
 //! windows with the VIP on two nodes or on none. Raw numbers go to `--out` as CSV.
 
+#[path = "disturb.rs"]
+mod disturb;
+
 use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -59,6 +62,8 @@ struct Args {
     spacing: Duration,
     out: Option<String>,
     label: String,
+    /// Instead of moves: disturb the first node's VIP or link ([`disturb`]).
+    disturb: Option<disturb::Disturb>,
 }
 
 fn args() -> Result<Args, String> {
@@ -100,6 +105,11 @@ fn args() -> Result<Args, String> {
             .opt_value_from_str("--label")
             .map_err(|e| e.to_string())?
             .unwrap_or_else(|| "vipd".into()),
+        disturb: a
+            .opt_value_from_str::<_, String>("--disturb")
+            .map_err(|e| e.to_string())?
+            .map(|s| disturb::Disturb::parse(&s))
+            .transpose()?,
     };
     if parsed.nodes.len() != parsed.names.len() || parsed.nodes.len() < 2 {
         return Err(
@@ -332,6 +342,21 @@ fn run() -> Result<(), String> {
         }
     }
     thread::sleep(Duration::from_millis(3500));
+    if let Some(what) = a.disturb {
+        let rounds = disturb::Rounds {
+            what,
+            ns: &a.nodes[0],
+            ifname: &a.ifname,
+            vip: a.vip,
+            mac: macs[0],
+            count: a.moves,
+            spacing: a.spacing,
+            label: &a.label,
+        };
+        let result = disturb::run(&rounds, &rx);
+        stop.store(true, Ordering::Relaxed);
+        return result;
+    }
 
     let mut seed: u64 = Instant::now().elapsed().as_nanos() as u64
         ^ u64::from(std::process::id())

@@ -418,12 +418,12 @@ fn secrets_stay_out_of_the_output() {
 
 /// TLS: etcd with `--client-cert-auth` and certificates the test makes.
 #[cfg(feature = "tls")]
-mod tls {
+pub(crate) mod tls {
     use super::*;
 
     /// A CA (and another), a server certificate for 127.0.0.1 and a client certificate,
     /// made by openssl in a scratch directory.
-    struct Pki(TempDir);
+    pub(crate) struct Pki(TempDir);
 
     impl Pki {
         /// `openssl` with the words of `line`, in the directory.
@@ -434,7 +434,7 @@ mod tls {
             assert!(out.status.success(), "openssl {line}: {out:?}");
         }
 
-        fn new(lab: &NodeLab) -> Pki {
+        pub(crate) fn new(lab: &NodeLab) -> Pki {
             let pki = Pki(lab.dir("pki"));
             let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
             for ca in ["ca", "other-ca"] {
@@ -463,12 +463,12 @@ mod tls {
             pki
         }
 
-        fn path(&self, name: &str) -> String {
+        pub(crate) fn path(&self, name: &str) -> String {
             self.0.file(name)
         }
     }
 
-    fn tls_etcd(lab: &NodeLab, pki: &Pki) -> Etcd {
+    pub(crate) fn tls_etcd(lab: &NodeLab, pki: &Pki) -> Etcd {
         let extra = format!(
             "{FAST_ELECTIONS} --cert-file {} --key-file {} --trusted-ca-file {} \
              --client-cert-auth",

@@ -23,4 +23,5 @@ mod metrics;
 mod netlink_kernel;
 mod once;
 mod packaging;
+mod react;
 mod reload;
