@@ -3,7 +3,10 @@
 //! `ip addr del` would) or take its link down and up again (`link`), and measure from
 //! that moment (t0, just before the request that makes the change) to the VIP being
 //! back on the node (`delete`) and to the first gratuitous ARP from the node's MAC
-//! seen in the client namespace.
+//! seen in the client namespace. For `link` the announcement is also timed from the
+//! kernel's report that the link is up with carrier: the kernel's link watch may delay
+//! the carrier by up to a second after the link is set up, and until then the link is
+//! not up for anyone.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc;
@@ -97,7 +100,7 @@ pub fn run(r: &Rounds<'_>, rx: &mpsc::Receiver<Event>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     sock.set_recv_timeout(Duration::from_secs(1))
         .map_err(|e| e.to_string())?;
-    let (mut back, mut garp) = (Vec::new(), Vec::new());
+    let (mut back, mut garp, mut from_up) = (Vec::new(), Vec::new(), Vec::new());
     let mut missed = 0;
     for r in 1..=rounds {
         std::thread::sleep(spacing);
@@ -113,7 +116,7 @@ pub fn run(r: &Rounds<'_>, rx: &mpsc::Receiver<Event>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
             Disturb::Link => set_link(&sock, link.index, true)?,
         }
-        let (mut added, mut garped) = (None, None);
+        let (mut added, mut garped, mut up) = (None, None, None);
         let end = t0 + Duration::from_secs(5);
         let want_add = what == Disturb::Delete;
         while (garped.is_none() || (want_add && added.is_none())) && Instant::now() < end {
@@ -123,18 +126,23 @@ pub fn run(r: &Rounds<'_>, rx: &mpsc::Receiver<Event>) -> Result<(), String> {
             match ev.kind {
                 _ if ev.at < t0 => {}
                 Kind::Added if ev.node == 0 && added.is_none() => added = Some(ev.at - t0),
+                Kind::LinkUp if ev.node == 0 && up.is_none() => up = Some(ev.at - t0),
                 Kind::Garp(m) if m == mac && garped.is_none() => garped = Some(ev.at - t0),
                 _ => {}
             }
         }
         let f = |d: Option<Duration>| d.map_or("   -   ".into(), |d| format!("{:7.2}", ms(d)));
+        let after_up = garped.zip(up).map(|(g, u)| g.saturating_sub(u));
         println!(
-            "{label} {what:?} {r:>2}: vip-back {} ms  first-garp {} ms",
+            "{label} {what:?} {r:>2}: vip-back {} ms  first-garp {} ms  link-up {} ms  garp-after-up {} ms",
             f(added),
-            f(garped)
+            f(garped),
+            f(up),
+            f(after_up)
         );
         back.extend(added.map(ms));
         garp.extend(garped.map(ms));
+        from_up.extend(after_up.map(ms));
         missed += usize::from(garped.is_none() || (want_add && added.is_none()));
     }
     if what == Disturb::Delete {
@@ -144,6 +152,10 @@ pub fn run(r: &Rounds<'_>, rx: &mpsc::Receiver<Event>) -> Result<(), String> {
         "{}",
         stats(&format!("{label} {what:?} -> first GARP"), &garp)
     );
+    if what == Disturb::Link {
+        let text = format!("{label} link up (kernel) -> first GARP");
+        println!("{}", stats(&text, &from_up));
+    }
     if missed > 0 {
         println!("{label}: {missed} of {rounds} rounds missed an event within 5 s");
     }

@@ -32,12 +32,15 @@ use vipd::net::AddrBackend;
 use vipd::net::netlink::{self, Kernel, Payload};
 use vipd::net::sys::{self, Socket};
 
+const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Added,
     Removed,
+    /// The kernel reports the node's link up with carrier (`--disturb link`).
+    LinkUp,
     Garp([u8; 6]),
 }
 
@@ -143,7 +146,7 @@ fn watch_node(
         .mac;
     let sock = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
         .map_err(|e| e.to_string())?;
-    sock.bind_netlink_groups(0, RTMGRP_IPV4_IFADDR)
+    sock.bind_netlink_groups(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR)
         .map_err(|e| e.to_string())?;
     sock.set_recv_timeout(Duration::from_millis(100))
         .map_err(|e| e.to_string())?;
@@ -160,6 +163,14 @@ fn watch_node(
             let (kind, addr) = match msg.payload {
                 Payload::NewAddr(a) => (Kind::Added, a),
                 Payload::DelAddr(a) => (Kind::Removed, a),
+                Payload::NewLink(l) if l.is_up() => {
+                    let _ = tx.send(Event {
+                        node,
+                        kind: Kind::LinkUp,
+                        at,
+                    });
+                    continue;
+                }
                 _ => continue,
             };
             if addr.address == Some(IpAddr::V4(vip)) {
