@@ -4,6 +4,7 @@
 //! implementation and tests substitute a fake.
 
 pub mod arp;
+pub mod conflict;
 pub mod ndisc;
 pub mod netlink;
 #[allow(unsafe_code)]
