@@ -12,7 +12,8 @@
 #   make deb         target/deb/vipd_VERSION_amd64.deb from the static TLS build, then lintian
 #   make lint        mandoc -T lint on the man pages, shellcheck on every shell script
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
-#   make bench       failover timings and idle cost (bench/failover.sh; as root)
+#   make bench       failover timings and idle cost (bench/failover.sh), the conflict
+#                    listener's cost under ARP traffic (bench/conflict.sh; as root)
 #   make accept      vipd in front of a real Patroni 3 / PostgreSQL 15 cluster: no client
 #                    connection through the VIP may reach a node in recovery during
 #                    switchovers (tests/accept/accept.sh; as root; VIPD_ARGS, SWITCHOVERS)
@@ -175,6 +176,7 @@ accept: check-cargo
 bench: check-cargo
 	@bash .ci/deps bench
 	bash bench/failover.sh
+	bash bench/conflict.sh
 
 # etcd's cost per idle agent and each agent's own, N of each kind on one etcd (bench/fleet.sh;
 # as root; N, IDLE, SETTLE, INTERVAL override the defaults; VIPD_BEFORE=PATH adds an older vipd).
