@@ -247,6 +247,26 @@ pub fn ns_probe_frame(mac: [u8; 6], target: Ipv6Addr) -> [u8; NS_PROBE_LEN] {
     f
 }
 
+/// A source of claims to the VIP as the daemon uses it: a [`Listener`], or a fake in
+/// tests. See [`Listener`]'s methods.
+pub trait Claims {
+    fn fd(&self) -> RawFd;
+    fn drain(&mut self, own_mac: [u8; 6], out: &mut Vec<[u8; 6]>);
+    fn probe(&self, mac: [u8; 6]) -> io::Result<()>;
+}
+
+impl Claims for Listener {
+    fn fd(&self) -> RawFd {
+        Listener::fd(self)
+    }
+    fn drain(&mut self, own_mac: [u8; 6], out: &mut Vec<[u8; 6]>) {
+        Listener::drain(self, own_mac, out);
+    }
+    fn probe(&self, mac: [u8; 6]) -> io::Result<()> {
+        Listener::probe(self, mac)
+    }
+}
+
 /// An `AF_PACKET` socket on one interface that receives only claims to one VIP
 /// (see [`filter`]) and sends the probes for it.
 #[derive(Debug)]
