@@ -21,7 +21,10 @@ pub mod daemon;
 pub mod dcs;
 pub mod decide;
 pub mod fence;
+pub mod hooks;
 pub mod logger;
+pub mod metrics;
 pub mod net;
 #[allow(unsafe_code)]
 pub mod signals;
+pub mod wake;
