@@ -156,4 +156,15 @@ pub trait AddrBackend {
     fn take_events(&mut self) -> bool {
         false
     }
+
+    /// Listen on interface `ifindex` for other machines' claims to `vip`, and probe
+    /// for them ([`conflict`]); `None`: this backend cannot.
+    fn listen_claims(
+        &mut self,
+        ifindex: u32,
+        vip: IpAddr,
+    ) -> Result<Option<Box<dyn conflict::Claims>>, NetError> {
+        let _ = (ifindex, vip);
+        Ok(None)
+    }
 }
