@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 use crate::common::*;
 use vipd::net::arp::{ArpOp, ETH_P_ARP, PacketSocket, garp_frame};
@@ -168,4 +169,167 @@ fn conflict_listener_finds_a_silent_ipv6_holder() {
     assert_eq!(found, vec![peer_mac], "the holder's NA");
     // Bounded: nothing else arrives for it.
     assert!(!readable(listener.fd(), 300));
+}
+
+/// A namespace `role` joined to the lab's bridge like the nodes (eth0 with `cidr`).
+fn join(lab: &TwoNodes, role: &str, cidr: &str) -> Netns {
+    let ns = Netns::new(&lab.lab, role);
+    let port = format!("p-{role}");
+    let link = [
+        "link", "add", &port, "type", "veth", "peer", "name", HOST_IF,
+    ];
+    lab.sw.ip(&[&link[..], &["netns", &ns.name]].concat());
+    lab.sw.ip(&["link", "set", &port, "master", "br0"]);
+    lab.sw.ip(&["link", "set", &port, "up"]);
+    ns.ip(&["addr", "add", cidr, "dev", HOST_IF]);
+    ns.ip(&["link", "set", HOST_IF, "up"]);
+    ns
+}
+
+/// The lines of `log` that report a conflict.
+fn conflict_lines(log: &str) -> Vec<String> {
+    let lines = log.lines().filter(|l| l.contains("conflict:"));
+    lines.map(String::from).collect()
+}
+
+/// Waits (bounded) until `vipd` has logged a conflict; its lines.
+fn wait_conflict(vipd: &Proc, bound: Duration) -> Vec<String> {
+    wait_until(bound, POLL, || !conflict_lines(&vipd.output()).is_empty());
+    conflict_lines(&vipd.output())
+}
+
+#[test]
+fn conflict_forged_garps_are_logged_once_and_answered() {
+    gate!(Etcd);
+    let lab = TwoNodes::new();
+    let x = join(&lab, "x", "192.0.2.13/24");
+    lab.etcd.put(KEY, "n1");
+    let holder = lab.vipd(&vipd_bin(), &lab.n1, "n1", "");
+    let follower = lab.vipd(&vipd_bin(), &lab.n2, "n2", "");
+    wait_vip(|| lab.n1.has_vip(HOST_IF), &holder, "n1");
+    let n1_mac = lab.n1.mac(HOST_IF);
+    let ping = lab.c.exec(&tool("ping"), &["-c", "1", "-W", "2", VIP]);
+    ping.expect(0, "ping of the VIP from the client");
+    assert_eq!(lab.c.neigh(VIP).and_then(|n| n.0), Some(n1_mac));
+    // After the add's burst (3 announcements, 1 s apart), so that the rate limit lets
+    // the answer out at once.
+    std::thread::sleep(Duration::from_millis(2500));
+    let cap = Capture::start(&lab.c, HOST_IF, "arp");
+    let x_if = index_of(&x, HOST_IF);
+    let sock = in_netns(&x.name, PacketSocket::open).expect("socket in x");
+    let forged = garp_frame(FORGED_MAC, vip(), ArpOp::Request);
+    for _ in 0..3 {
+        sock.send_frame(&forged, x_if, ETH_P_ARP)
+            .expect("forged GARP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = || format!("{}\n{}\n{}", holder.log(), follower.log(), cap.log());
+    // The client took the forged MAC (a gratuitous ARP overrides its entry), then the
+    // holder's answer put it back.
+    within(Duration::from_secs(3), "the holder answers", &logs, || {
+        let arps = cap.arps();
+        let forged_at = arps.iter().find(|(_, a)| a.sha == FORGED_MAC).map(|a| a.0);
+        forged_at.is_some_and(|t| {
+            arps.iter()
+                .any(|(at, a)| *at >= t && a.is_garp_request(vip(), n1_mac))
+        })
+    });
+    within(
+        Duration::from_secs(3),
+        "the client's entry is back",
+        &logs,
+        || lab.c.neigh(VIP).and_then(|n| n.0) == Some(n1_mac),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = conflict_lines(&holder.output());
+    check!(holder, lines.len() == 1, "one conflict line, not {lines:?}");
+    check!(
+        holder,
+        lines[0].contains(&fmt_mac(&FORGED_MAC)) && lines[0].contains(VIP),
+        "the line names the MAC and the VIP: {}",
+        lines[0]
+    );
+    // The follower heard the holder's announcements and the forged ones: it holds
+    // nothing, so it listens to nothing.
+    let quiet = conflict_lines(&follower.output());
+    check!(follower, quiet.is_empty(), "the follower logged {quiet:?}");
+}
+
+#[test]
+fn conflict_probe_finds_a_silent_ipv4_holder() {
+    gate!(Etcd);
+    let lab = TwoNodes::new();
+    let x = join(&lab, "x", "192.0.2.13/24");
+    lab.etcd.put(KEY, "n1");
+    let holder = lab.vipd(&vipd_bin(), &lab.n1, "n1", "--conflict-probe-interval 1000");
+    wait_vip(|| lab.n1.has_vip(HOST_IF), &holder, "n1");
+    std::thread::sleep(Duration::from_millis(1500));
+    check!(
+        holder,
+        conflict_lines(&holder.output()).is_empty(),
+        "no conflict yet"
+    );
+    // Linux sends no ARP for an IPv4 address added by hand: only the probe finds it.
+    x.ip(&["addr", "add", "192.0.2.50/24", "dev", HOST_IF]);
+    let added = std::time::Instant::now();
+    let lines = wait_conflict(&holder, Duration::from_millis(1000) + SLACK);
+    check!(holder, lines.len() == 1, "one conflict line: {lines:?}");
+    check!(
+        holder,
+        lines[0].contains(&fmt_mac(&x.mac(HOST_IF))),
+        "names x's MAC: {}",
+        lines[0]
+    );
+    eprintln!(
+        "silent IPv4 holder found {} ms after it took the VIP",
+        added.elapsed().as_millis()
+    );
+}
+
+#[test]
+fn conflict_probe_finds_a_silent_ipv6_holder() {
+    gate!(Etcd);
+    let lab = TwoNodes::new();
+    // Every frame for the VIP's solicited-node group reaches every port.
+    lab.sw.ip(&[
+        "link",
+        "set",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ]);
+    let x = join(&lab, "x", "192.0.2.13/24");
+    enable_ipv6(&lab.n1, HOST_IF);
+    enable_ipv6(&x, HOST_IF);
+    lab.etcd.put(KEY, "n1");
+    let args = args(&format!(
+        "--ip {VIP6} --netmask 64 --interface {HOST_IF} --trigger-key {KEY} \
+         --trigger-value n1 --dcs-endpoints {} --conflict-probe-interval 1000",
+        lab.etcd.endpoint
+    ));
+    let holder = Proc::spawn_in(&lab.n1.name, &vipd_bin(), &args, true);
+    let held = || {
+        lab.n1
+            .ip(&["-6", "addr", "show", "dev", HOST_IF])
+            .contains(VIP6)
+    };
+    wait_vip(held, &holder, "n1");
+    std::thread::sleep(Duration::from_millis(1500));
+    check!(
+        holder,
+        conflict_lines(&holder.output()).is_empty(),
+        "no conflict yet"
+    );
+    let cidr = format!("{VIP6}/64");
+    x.ip(&["addr", "add", &cidr, "dev", HOST_IF, "nodad"]);
+    let lines = wait_conflict(&holder, Duration::from_millis(1000) + SLACK);
+    check!(holder, lines.len() == 1, "one conflict line: {lines:?}");
+    check!(
+        holder,
+        lines[0].contains(&fmt_mac(&x.mac(HOST_IF))) && lines[0].contains(VIP6),
+        "names x's MAC and the VIP: {}",
+        lines[0]
+    );
 }
