@@ -12,9 +12,10 @@
 #   make deb         target/deb/vipd_VERSION_amd64.deb from the static TLS build, then lintian
 #   make lint        mandoc -T lint on the man pages, shellcheck on every shell script
 #   make demo        two vipd nodes, one etcd, the VIP moving (demo/demo.sh; as root)
-#   make bench       failover timings and idle cost (bench/failover.sh), then the reactions
-#                    to the kernel: a VIP deleted by hand, a link down and up, for etcd v3,
-#                    etcd v2 and Consul (bench/react.sh; also `make bench-react`; as root)
+#   make bench       failover timings and idle cost (bench/failover.sh), the reactions to
+#                    the kernel: a VIP deleted by hand, a link down and up, for etcd v3,
+#                    etcd v2 and Consul (bench/react.sh; also `make bench-react`), and the
+#                    conflict listener's cost under ARP traffic (bench/conflict.sh; as root)
 #   make accept      vipd in front of a real Patroni 3 / PostgreSQL 15 cluster: no client
 #                    connection through the VIP may reach a node in recovery during
 #                    switchovers (tests/accept/accept.sh; as root; VIPD_ARGS, SWITCHOVERS)
@@ -178,6 +179,7 @@ bench: check-cargo
 	@bash .ci/deps bench
 	bash bench/failover.sh
 	bash bench/react.sh
+	bash bench/conflict.sh
 
 # Only the reactions to the kernel (bench/react.sh; ROUNDS, IDLE, VIPD_BEFORE=PATH).
 bench-react: check-cargo
@@ -195,7 +197,7 @@ bench-fleet: check-cargo
 # crash stops the run and leaves its input in fuzz/artifacts/<target>: fix it, then commit the
 # input to fuzz/regressions/<target> (tests/faults_fuzz_inputs.rs replays both directories).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= yaml config etcd_range etcd_watch netlink consul etcd2 http_reply
+FUZZ_TARGETS ?= yaml config etcd_range etcd_watch netlink consul etcd2 http_reply conflict
 fuzz: check-cargo
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
 	@for t in $(FUZZ_TARGETS); do \

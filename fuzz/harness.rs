@@ -14,7 +14,7 @@ use vipd::config;
 use vipd::dcs::etcd::{self, ReplyError, WatchLine};
 use vipd::dcs::http::wire;
 use vipd::dcs::{consul, etcd2};
-use vipd::net::netlink;
+use vipd::net::{conflict, netlink};
 
 /// The leader key the etcd targets read replies for.
 const KEY: &[u8] = b"/service/demo/leader";
@@ -232,5 +232,24 @@ pub fn http_reply(data: &[u8]) {
                 break;
             }
         }
+    }
+}
+
+/// The conflict listener's frame check, for an IPv4 and an IPv6 VIP: a claim's MAC is
+/// read from the frame (the ARP sender MAC; the NA's option or Ethernet source).
+pub fn conflict(data: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
+    let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50));
+    if let Some(mac) = conflict::claim(data, v4) {
+        assert_eq!(data.get(22..28), Some(&mac[..]), "ARP sender MAC");
+        assert_eq!(data.get(28..32), Some(&[192, 0, 2, 50][..]), "sender IP");
+    }
+    if let Some(mac) = conflict::claim(data, v6) {
+        assert!(data.len() >= 78, "an NA with its target");
+        assert!(
+            data.windows(6).skip(6).any(|w| w == mac),
+            "MAC from the frame"
+        );
     }
 }

@@ -93,3 +93,8 @@ fn fuzz_inputs_etcd2() {
 fn fuzz_inputs_http_reply() {
     replay("http_reply", harness::http_reply);
 }
+
+#[test]
+fn fuzz_inputs_conflict() {
+    replay("conflict", harness::conflict);
+}

@@ -6,6 +6,7 @@ mod common;
 mod fakes;
 
 mod architecture;
+mod conflict;
 mod daemon;
 mod dcs_consul;
 mod dcs_etcd;

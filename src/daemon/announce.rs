@@ -47,6 +47,20 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         self.pacing.burst.map(|b| b.next)
     }
 
+    /// One announcement now, outside a burst (a running burst already announces): sent
+    /// at once unless the rate limit postpones it.
+    pub(super) fn announce_once(&mut self, now: Instant) {
+        if self.cfg.announce_count == 0 || self.pacing.burst.is_some() {
+            return;
+        }
+        self.pacing.burst = Some(Burst {
+            remaining: 1,
+            next: now,
+        });
+        let link = self.link_seen;
+        self.announce_due(now, link.as_ref());
+    }
+
     /// Send the announcement that is due at `now`, if any. `link` saves a lookup when
     /// the caller has just read it. A link that is down postpones the burst (it is
     /// started again when the link comes up).

@@ -3,6 +3,7 @@
 //! and log lines, the `--once` output and the status file in `report`.
 
 mod announce;
+mod conflict;
 mod pause;
 mod reconcile;
 mod report;
@@ -67,6 +68,8 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     metrics: Metrics,
     metrics_server: Option<Server>,
     hooks: Option<Hooks>,
+    /// The conflict listener while the VIP is held, and what it found.
+    conflicts: conflict::Conflicts,
     /// The last turn's outcome, for a reconcile between turns and the metrics.
     last_turn: Option<sources::LastTurn>,
     /// The DCS went silent after having answered (a `dcs-lost` hook was queued).
@@ -95,6 +98,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             metrics: Metrics::new(),
             metrics_server: None,
             hooks: None,
+            conflicts: conflict::Conflicts::default(),
             last_turn: None,
             dcs_lost: false,
             seen_at: None,

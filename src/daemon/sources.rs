@@ -36,6 +36,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         if let Some(fd) = self.net.events_fd() {
             interest.fd(fd, libc::POLLIN);
         }
+        self.conflict_interest(interest);
         if let Some(server) = &self.metrics_server {
             server.interest(&mut interest.fds);
             interest.until(server.deadline());
@@ -57,6 +58,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// The hooks and a scrape.
     pub(super) fn serve_sources(&mut self) {
         let now = Instant::now();
+        // First, so that a conflict's hook starts in this same pass.
+        self.conflict_step(now);
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.step(now);
         }

@@ -396,5 +396,6 @@ fn once_exit_statuses() {
     assert!(line.ends_with(r#"error="connection refused""#), "{line}");
 }
 
+mod conflict;
 mod fence;
 mod lifetime;

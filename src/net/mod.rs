@@ -4,6 +4,7 @@
 //! implementation and tests substitute a fake.
 
 pub mod arp;
+pub mod conflict;
 pub mod ndisc;
 pub mod netlink;
 #[allow(unsafe_code)]
@@ -154,5 +155,16 @@ pub trait AddrBackend {
     /// answer (the loop then reconciles at once).
     fn take_events(&mut self) -> bool {
         false
+    }
+
+    /// Listen on interface `ifindex` for other machines' claims to `vip`, and probe
+    /// for them ([`conflict`]); `None`: this backend cannot.
+    fn listen_claims(
+        &mut self,
+        ifindex: u32,
+        vip: IpAddr,
+    ) -> Result<Option<Box<dyn conflict::Claims>>, NetError> {
+        let _ = (ifindex, vip);
+        Ok(None)
     }
 }

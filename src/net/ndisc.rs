@@ -32,10 +32,10 @@ const NA_LEN: usize = 32;
 /// Where the ICMPv6 message starts in the frame.
 const ICMP_AT: usize = 14 + IPV6_HEADER_LEN;
 /// IPv6 next header value of ICMPv6.
-const NEXT_HEADER_ICMPV6: u8 = 58;
+pub(super) const NEXT_HEADER_ICMPV6: u8 = 58;
 /// Neighbour discovery messages must carry hop limit 255 (RFC 4861 §7.1.2): a
 /// receiver drops any other, so they cannot come from off-link.
-const HOP_LIMIT: u8 = 255;
+pub(super) const HOP_LIMIT: u8 = 255;
 /// ICMPv6 type of a neighbour advertisement.
 pub const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
 /// NA flags (the first byte after the checksum): Router, Solicited, Override.
@@ -43,7 +43,7 @@ pub const NA_FLAG_ROUTER: u8 = 0x80;
 pub const NA_FLAG_SOLICITED: u8 = 0x40;
 pub const NA_FLAG_OVERRIDE: u8 = 0x20;
 /// ND option type "target link-layer address" (RFC 4861 §4.6.1).
-const OPT_TARGET_LL_ADDR: u8 = 2;
+pub(super) const OPT_TARGET_LL_ADDR: u8 = 2;
 
 /// The one's-complement sum (RFC 1071) of `data` as big-endian 16-bit words, a
 /// trailing odd byte padded with a zero byte, added to `sum`, folded to 16 bits.

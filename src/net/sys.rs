@@ -234,6 +234,76 @@ impl Socket {
     }
 }
 
+/// `SO_ATTACH_FILTER` (asm-generic/socket.h; the same on every architecture vipd is
+/// built for), which libc does not export for every target.
+const SO_ATTACH_FILTER: libc::c_int = 26;
+
+impl Socket {
+    /// `setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &sock_fprog)`: the kernel runs
+    /// the classic BPF program `prog` on every packet before queueing it and drops
+    /// those it returns 0 for. The kernel checks the program and copies it.
+    pub fn attach_filter(&self, prog: &[libc::sock_filter]) -> io::Result<()> {
+        let len = libc::c_ushort::try_from(prog.len())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fprog = libc::sock_fprog {
+            len,
+            // The kernel only reads through this pointer (it copies the program).
+            filter: prog.as_ptr().cast_mut(),
+        };
+        self.set_option(libc::SOL_SOCKET, SO_ATTACH_FILTER, &fprog)
+    }
+
+    /// `bind(2)` an `AF_PACKET` socket to interface `ifindex` and frames of
+    /// `protocol` (host byte order, e.g. `ETH_P_ARP`): a socket opened with protocol
+    /// 0 receives nothing until this call, so a filter attached before it applies to
+    /// every frame ever queued.
+    pub fn bind_link(&self, ifindex: u32, protocol: u16) -> io::Result<()> {
+        let ifindex = libc::c_int::try_from(ifindex)
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+        // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
+        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
+        addr.sll_protocol = protocol.to_be();
+        addr.sll_ifindex = ifindex;
+        // SAFETY: `addr` is a fully initialised sockaddr_ll and the length passed is
+        // its size; the kernel only reads it.
+        syscall!(unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `recvfrom(fd, buf, len, MSG_DONTWAIT, &sockaddr_ll, ...)` on an `AF_PACKET`
+    /// socket: one frame into `buf` (cut to `buf.len()`) without waiting; its length
+    /// and its packet type (`PACKET_HOST`, `PACKET_BROADCAST`, `PACKET_OUTGOING`, …).
+    /// Fails with `WouldBlock` when nothing is queued.
+    pub fn recv_link(&self, buf: &mut [u8]) -> io::Result<(usize, u8)> {
+        // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
+        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        let got = retry_eintr(|| {
+            // SAFETY: the kernel writes at most `buf.len()` bytes into the live,
+            // exclusively borrowed `buf`, and at most `len` bytes into `addr`.
+            syscall!(unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast::<libc::c_void>(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&mut addr as *mut libc::sockaddr_ll).cast::<libc::sockaddr>(),
+                    &mut len,
+                )
+            })
+        })?;
+        let got = usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
+        Ok((got, addr.sll_pkttype))
+    }
+}
+
 /// `setsockopt(2)` on any socket with any plain-data value.
 fn setsockopt<T: Copy>(
     fd: BorrowedFd<'_>,

@@ -10,6 +10,7 @@ use super::reply::{AddrMsg, Payload, only_known_addresses, parse, prefixes_of};
 use super::request::{AddrChange, AddrOptions, addr_dump_request, addr_request, link_request};
 use super::{FAMILY_UNSPEC, family_of};
 use crate::net::arp::PacketSocket;
+use crate::net::conflict::{Claims, Listener};
 use crate::net::sys::Socket;
 use crate::net::{AddrBackend, AnnounceMode, LinkInfo, NetError, Vip};
 
@@ -417,6 +418,17 @@ fn open_change_events() -> std::io::Result<Socket> {
 }
 
 impl AddrBackend for Kernel {
+    fn listen_claims(
+        &mut self,
+        ifindex: u32,
+        vip: IpAddr,
+    ) -> Result<Option<Box<dyn Claims>>, NetError> {
+        match Listener::open(ifindex, vip) {
+            Ok(l) => Ok(Some(Box::new(l))),
+            Err(e) => Err(NetError::io("opening the conflict listener", &e)),
+        }
+    }
+
     fn events_fd(&self) -> Option<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;
         self.events.as_ref().map(|s| s.as_raw_fd())

@@ -1,0 +1,197 @@
+//! A second holder of the VIP. While this node holds it, claims by other machines are
+//! listened for and a silent holder is probed for ([`crate::net::conflict`]); a claim
+//! is counted, logged once a minute per foreign MAC, passed to the `on-change`
+//! program, and answered with one announcement (within the announcement rate limit)
+//! while this node is known to lead. While this node does not hold the VIP nothing is
+//! listened to.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::Daemon;
+use crate::dcs::Dcs;
+use crate::decide::Reason;
+use crate::hooks::Kind;
+use crate::net::AddrBackend;
+use crate::net::conflict::Claims;
+use crate::wake::Interest;
+
+/// A foreign MAC is warned about at most once in this time.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// The first probe follows taking the VIP by this much (or the probe interval, when
+/// shorter): long enough for a holder that is releasing it in the same failover to
+/// be done, short enough to find a stale one at once.
+const FIRST_PROBE: Duration = Duration::from_secs(1);
+/// Foreign MACs remembered for the once-a-minute warning; a flood of forged MACs
+/// forgets the oldest rather than growing.
+const REMEMBERED: usize = 64;
+
+/// The listener while the VIP is held, and what was warned about.
+#[derive(Default)]
+pub(super) struct Conflicts {
+    open: Option<Open>,
+    /// Where opening the listener failed (or the backend has none), so that it is not
+    /// tried at every wake; cleared when the VIP is not held.
+    failed: Option<(u32, IpAddr)>,
+    pub(super) warned: VecDeque<([u8; 6], Instant)>,
+    /// The claims of one wake (kept for its allocation).
+    found: Vec<[u8; 6]>,
+}
+
+impl Conflicts {
+    /// Whether `mac` was not warned about in the last [`WARN_EVERY`] (and remember it).
+    pub(super) fn first_in_a_while(&mut self, mac: [u8; 6], now: Instant) -> bool {
+        self.warned
+            .retain(|(_, at)| now.saturating_duration_since(*at) < WARN_EVERY);
+        if self.warned.iter().any(|(m, _)| *m == mac) {
+            return false;
+        }
+        if self.warned.len() >= REMEMBERED {
+            self.warned.pop_front();
+        }
+        self.warned.push_back((mac, now));
+        true
+    }
+}
+
+struct Open {
+    claims: Box<dyn Claims>,
+    ifindex: u32,
+    vip: IpAddr,
+    /// This interface's MAC: claims naming it are ours; probes are sent from it.
+    mac: [u8; 6],
+    next_probe: Option<Instant>,
+    /// A failed probe was logged (once per holding).
+    probe_failed: bool,
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn mac_text(mac: [u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    /// The listener's descriptor and the next probe, for the loop's wait.
+    pub(super) fn conflict_interest(&self, interest: &mut Interest) {
+        if let Some(open) = &self.conflicts.open {
+            interest.fd(open.claims.fd(), libc::POLLIN);
+            interest.until(open.next_probe);
+        }
+    }
+
+    /// After every wake and turn: open or close the listener to match whether the VIP
+    /// is held, read the claims queued, and send the probe that is due.
+    pub(super) fn conflict_step(&mut self, now: Instant) {
+        self.conflict_sync(now);
+        let Some(open) = self.conflicts.open.as_mut() else {
+            return;
+        };
+        let mut found = std::mem::take(&mut self.conflicts.found);
+        found.clear();
+        open.claims.drain(open.mac, &mut found);
+        if let Some(due) = open.next_probe.filter(|at| now >= *at) {
+            if let Err(e) = open.claims.probe(open.mac) {
+                if !open.probe_failed {
+                    log::warn!("probing for other holders of {}: {e}", open.vip);
+                }
+                open.probe_failed = true;
+            }
+            let every = self.cfg.conflict_probe_interval;
+            // Fixed steps, never in the past: a late loop does not probe in a burst.
+            open.next_probe = every.map(|p| (due + p).max(now));
+        }
+        if !found.is_empty() {
+            let own = open.mac;
+            self.claimed(&found, own, now);
+        }
+        self.conflicts.found = found;
+    }
+
+    /// Open the listener when the VIP is held on a link that is up, close it otherwise
+    /// (or when the interface or the VIP changed); follow a changed probe interval.
+    fn conflict_sync(&mut self, now: Instant) {
+        let held = self.last_turn.as_ref().is_some_and(|t| t.configured);
+        let want = self
+            .link_seen
+            .filter(|l| held && l.up)
+            .map(|l| (l.index, self.cfg.vip.addr, l.mac));
+        let every = self.cfg.conflict_probe_interval;
+        if let (Some(open), Some((index, vip, mac))) = (self.conflicts.open.as_mut(), want) {
+            if open.ifindex == index && open.vip == vip {
+                open.mac = mac;
+                match (every, open.next_probe) {
+                    (None, _) => open.next_probe = None,
+                    (Some(p), None) => open.next_probe = Some(now + p.min(FIRST_PROBE)),
+                    (Some(_), Some(_)) => {}
+                }
+                return;
+            }
+        }
+        if self.conflicts.open.take().is_some() {
+            log::debug!("no longer listening for other holders of the VIP");
+        }
+        let Some((ifindex, vip, mac)) = want else {
+            self.conflicts.failed = None;
+            return;
+        };
+        if self.conflicts.failed == Some((ifindex, vip)) {
+            return;
+        }
+        match self.net.listen_claims(ifindex, vip) {
+            Ok(Some(claims)) => {
+                log::debug!("listening for other holders of {vip}");
+                self.conflicts.open = Some(Open {
+                    claims,
+                    ifindex,
+                    vip,
+                    mac,
+                    next_probe: every.map(|p| now + p.min(FIRST_PROBE)),
+                    probe_failed: false,
+                });
+            }
+            Ok(None) => self.conflicts.failed = Some((ifindex, vip)),
+            Err(e) => {
+                log::warn!("cannot listen for other holders of {vip}: {e}");
+                self.conflicts.failed = Some((ifindex, vip));
+            }
+        }
+    }
+
+    /// Other machines (`macs`, one per claim) claim the VIP this node holds as `own`.
+    fn claimed(&mut self, macs: &[[u8; 6]], own: [u8; 6], now: Instant) {
+        self.metrics.conflicts += macs.len() as u64;
+        let Some(last) = self.last_turn.clone() else {
+            return;
+        };
+        // Only a fact that this node leads (the DCS says so, or this node's Patroni
+        // while the DCS is silent) is worth taking the address back for; while a grace
+        // merely keeps the VIP, the other holder may be the new leader.
+        let leads = matches!(
+            last.decision.1,
+            Reason::ThisNodeLeads | Reason::PatroniPrimary
+        );
+        let (vip, iface) = (self.cfg.vip.addr, self.cfg.interface.clone());
+        for &mac in macs {
+            if !self.conflicts.first_in_a_while(mac, now) {
+                continue;
+            }
+            let answer = if leads {
+                "announcing it again"
+            } else {
+                "not announcing it while only the grace keeps it"
+            };
+            log::warn!(
+                "conflict: another machine claims {vip} with MAC {} (this node holds it on \
+                 {iface} with {}); {answer}",
+                mac_text(mac),
+                mac_text(own)
+            );
+            self.hook(Kind::Conflict, &last.observation);
+        }
+        if leads {
+            self.announce_once(now);
+        }
+    }
+}
