@@ -103,7 +103,7 @@ fn leader_here_adds_vip_and_announces_count_garps() {
     gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = lab.vipd("--interval 500 --announce-count 3 --announce-interval 300");
     check_announce_burst(&lab, &cap, &mut vipd, 3, ms(300));
 }
@@ -112,7 +112,7 @@ fn leader_here_adds_vip_and_announces_count_garps() {
 fn leader_here_default_announcements_are_three_one_second_apart() {
     gate!(Etcd);
     let lab = SingleNode::new();
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = lab.vipd("");
     // No leader yet: nothing happens.
     thread::sleep(ms(700));
@@ -172,7 +172,7 @@ fn leader_elsewhere_removes_and_deleted_key_releases() {
 fn leading_and_captured() -> (SingleNode, Capture, Proc) {
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let vipd = lab.vipd("--interval 500 --announce-count 2 --announce-interval 200");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     cap.wait_arps(2, Duration::from_secs(3));

@@ -521,7 +521,7 @@ fn deleting_the_primary_address_takes_the_vip_and_vipd_puts_it_back() {
     lab.node
         .sysctl(&[&format!("net.ipv4.conf.{NODE_IF}.promote_secondaries=0")]);
     lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = lab.vipd("--interval 300 --announce-count 1");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     cap.wait_arps(1, ms(2000));
@@ -823,7 +823,7 @@ fn flapping_leader_key_ends_in_the_last_state_within_the_announce_limit() {
     let interval = ms(500);
     let count = 3;
     lab.etcd.put(KEY, "node2");
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = lab.vipd("--interval 500 --announce-count 3 --announce-interval 200");
     thread::sleep(ms(500));
     for (round, last) in [(1, NODE_NAME), (2, "node2"), (3, NODE_NAME)] {
@@ -905,7 +905,7 @@ fn sigterm_during_an_announcement_burst_releases_and_exits_0() {
     gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = lab.vipd("--interval 500 --announce-count 6 --announce-interval 400");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let arps = cap.wait_arps(2, ms(2000));
@@ -1028,7 +1028,7 @@ fn capabilities_after_start_are_net_admin_and_net_raw_only() {
     gate!(Etcd);
     let lab = SingleNode::new();
     lab.etcd.put(KEY, NODE_NAME);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = lab.vipd("--interval 300 --announce-count 1");
     wait_vip(|| lab.has_vip(), &vipd, "start");
     expect_status(
@@ -1074,7 +1074,7 @@ fn unprivileged_user_with_the_two_capabilities_runs_and_keeps_only_them() {
     ));
     let extra = "--interval 300 --announce-count 1 -v";
     args.extend(vipd_args(NODE_IF, NODE_NAME, &lab.etcd.endpoint, extra));
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut vipd = Proc::spawn_in(&lab.node.name, &tool("setpriv"), &args, true);
     wait_vip(|| lab.has_vip(), &vipd, "start as uid 65534");
     let uid = status_field(&vipd, "Uid");

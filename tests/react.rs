@@ -41,7 +41,7 @@ fn announced_after(cap: &Capture, before: usize, since: SystemTime, mac: [u8; 6]
 fn reacts_between_turns(lab: &NodeLab, mut vipd: Proc, what: &str) {
     let has = || lab.node.has_vip(NODE_IF);
     wait_vip(has, &vipd, what);
-    let cap = Capture::start(&lab.peer, PEER_IF, "arp");
+    let cap = Capture::start(&lab.peer, PEER_IF, ANNOUNCEMENTS);
     // The first turn's announcement is over; the next turn is ~10 s away.
     thread::sleep(ms(500));
     let mac = lab.node.mac(NODE_IF);

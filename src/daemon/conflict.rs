@@ -2,8 +2,15 @@
 //! listened for and a silent holder is probed for ([`crate::net::conflict`]); a claim
 //! is counted, logged once a minute per foreign MAC, passed to the `on-change`
 //! program, and answered with one announcement (within the announcement rate limit)
-//! while this node is known to lead. While this node does not hold the VIP nothing is
-//! listened to.
+//! while this node is known to lead. While this node does not hold the VIP, nothing
+//! is probed, and what the listener still receives (only frames claiming the VIP pass
+//! its filter: the holder's announcements) is read and ignored.
+//!
+//! The listener is opened when this node first holds the VIP and then kept for as
+//! long as the interface and the VIP stay the same, whether the VIP is held or not:
+//! closing an `AF_PACKET` socket waits in the kernel for an RCU grace period (tens of
+//! milliseconds, far more on a loaded machine), and a leader key that flaps must never
+//! stall the loop in `close(2)` at every removal.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -62,6 +69,8 @@ struct Open {
     /// This interface's MAC: claims naming it are ours; probes are sent from it.
     mac: [u8; 6],
     next_probe: Option<Instant>,
+    /// This node holds the VIP on a link that is up: claims count, probes go out.
+    holding: bool,
     /// A failed probe was logged (once per holding).
     probe_failed: bool,
 }
@@ -77,7 +86,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     pub(super) fn conflict_interest(&self, interest: &mut Interest) {
         if let Some(open) = &self.conflicts.open {
             interest.fd(open.claims.fd(), libc::POLLIN);
-            interest.until(open.next_probe);
+            interest.until(open.next_probe.filter(|_| open.holding));
         }
     }
 
@@ -91,7 +100,11 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let mut found = std::mem::take(&mut self.conflicts.found);
         found.clear();
         open.claims.drain(open.mac, &mut found);
-        if let Some(due) = open.next_probe.filter(|at| now >= *at) {
+        if !open.holding {
+            // Another holder's announcements are normal here.
+            found.clear();
+        }
+        if let Some(due) = open.next_probe.filter(|at| open.holding && now >= *at) {
             if let Err(e) = open.claims.probe(open.mac) {
                 if !open.probe_failed {
                     log::warn!("probing for other holders of {}: {e}", open.vip);
@@ -109,31 +122,40 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         self.conflicts.found = found;
     }
 
-    /// Open the listener when the VIP is held on a link that is up, close it otherwise
-    /// (or when the interface or the VIP changed); follow a changed probe interval.
+    /// Open the listener when the VIP is first held on a link that is up, and keep it
+    /// while the interface and the VIP stay the same (see the module documentation);
+    /// probe only while holding; follow a changed probe interval.
     fn conflict_sync(&mut self, now: Instant) {
         let held = self.last_turn.as_ref().is_some_and(|t| t.configured);
-        let want = self
-            .link_seen
-            .filter(|l| held && l.up)
-            .map(|l| (l.index, self.cfg.vip.addr, l.mac));
+        let link = self.link_seen;
+        let holding = held && link.is_some_and(|l| l.up);
         let every = self.cfg.conflict_probe_interval;
-        if let (Some(open), Some((index, vip, mac))) = (self.conflicts.open.as_mut(), want) {
-            if open.ifindex == index && open.vip == vip {
-                open.mac = mac;
+        let vip = self.cfg.vip.addr;
+        if let (Some(open), Some(l)) = (self.conflicts.open.as_mut(), link) {
+            if open.ifindex == l.index && open.vip == vip {
+                open.mac = l.mac;
+                open.holding = holding;
                 match (every, open.next_probe) {
-                    (None, _) => open.next_probe = None,
-                    (Some(p), None) => open.next_probe = Some(now + p.min(FIRST_PROBE)),
-                    (Some(_), Some(_)) => {}
+                    (Some(p), None) if holding => {
+                        open.next_probe = Some(now + p.min(FIRST_PROBE));
+                        open.probe_failed = false;
+                    }
+                    (Some(_), Some(_)) if holding => {}
+                    _ => open.next_probe = None,
                 }
                 return;
             }
         }
-        if self.conflicts.open.take().is_some() {
+        if link.is_some() && self.conflicts.open.take().is_some() {
             log::debug!("no longer listening for other holders of the VIP");
         }
-        let Some((ifindex, vip, mac)) = want else {
-            self.conflicts.failed = None;
+        let Some((ifindex, vip, mac)) = link
+            .filter(|_| holding && self.conflicts.open.is_none())
+            .map(|l| (l.index, vip, l.mac))
+        else {
+            if !held {
+                self.conflicts.failed = None;
+            }
             return;
         };
         if self.conflicts.failed == Some((ifindex, vip)) {
@@ -148,6 +170,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                     vip,
                     mac,
                     next_probe: every.map(|p| now + p.min(FIRST_PROBE)),
+                    holding: true,
                     probe_failed: false,
                 });
             }

@@ -206,6 +206,10 @@ pub struct Capture {
     pub what: String,
 }
 
+/// tcpdump's filter for ARP announcements: every ARP frame but the probes for another
+/// holder (sender address 0.0.0.0), which a holder sends every conflict-probe-interval.
+pub const ANNOUNCEMENTS: &str = "arp and arp[14:4] != 0";
+
 impl Capture {
     /// Starts capturing on `ifname` in `ns` with the tcpdump `filter` (e.g. "arp"; "" for all)
     /// and returns once tcpdump is really capturing ("listening on" on its stderr; at most 10 s).

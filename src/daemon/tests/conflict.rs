@@ -114,7 +114,7 @@ fn at(t0: Instant, ms: u64) -> Instant {
 }
 
 #[test]
-fn listens_only_while_holding_and_probes_on_schedule() {
+fn listens_once_held_and_probes_only_while_holding() {
     let (mut d, wire) = claim_daemon(Some(10_000));
     let t0 = Instant::now();
     turn_at(&mut d, t0, 0, leader("pg2"));
@@ -144,16 +144,24 @@ fn listens_only_while_holding_and_probes_on_schedule() {
     // Still held at the next turn: the same listener.
     turn_at(&mut d, t0, 12_000, leader("pg1"));
     assert_eq!(wire.borrow().opened.len(), 1);
-    // Released: closed, and nothing is waited for.
+    // Released: kept open (closing would wait for an RCU grace period), no probe due.
     turn_at(&mut d, t0, 13_000, leader("pg2"));
-    assert!(!wire.borrow().open);
+    assert!(wire.borrow().open);
     let mut interest = crate::wake::Interest::default();
     d.conflict_interest(&mut interest);
-    assert!(interest.fds.is_empty() && interest.deadline().is_none());
-    // Claims queued while not holding are never read.
+    assert_eq!(interest.fds.len(), 1);
+    assert!(interest.deadline().is_none(), "no probe while not holding");
+    // The new holder's announcements are read and ignored.
     wire.borrow_mut().queued.push(THEIRS);
     d.conflict_step(at(t0, 14_000));
     assert_eq!(d.metrics.conflicts, 0);
+    assert_eq!(wire.borrow().probes.len(), 2);
+    // Held again: the same listener, probing a second in.
+    turn_at(&mut d, t0, 15_000, leader("pg1"));
+    assert_eq!(wire.borrow().opened.len(), 1);
+    let mut interest = crate::wake::Interest::default();
+    d.conflict_interest(&mut interest);
+    assert_eq!(interest.deadline(), Some(at(t0, 16_000)));
 }
 
 #[test]
