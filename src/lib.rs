@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod dcs;
 pub mod decide;
 pub mod fence;
+pub mod hooks;
 pub mod logger;
 pub mod net;
 #[allow(unsafe_code)]

@@ -1,0 +1,171 @@
+//! One running hook: started without a shell in its own process group, its output
+//! read and logged, its end noticed, its group killed at its timeout.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::output::{Flow, Pipe, READ_PER_STEP};
+use super::{Event, Kind, sys};
+
+/// A started hook.
+#[derive(Debug)]
+pub struct Running {
+    pub kind: Kind,
+    child: Child,
+    /// Polls readable once the hook has exited; `None` where the kernel has no
+    /// pidfds (before Linux 5.3) or a filter refuses them.
+    pidfd: Option<OwnedFd>,
+    out: Option<Pipe>,
+    err: Option<Pipe>,
+    pub started: Instant,
+    pub timeout_at: Instant,
+}
+
+/// How a step left the hook.
+#[derive(Debug)]
+pub enum State {
+    Running,
+    Exited(ExitStatus),
+    /// Waiting for the exit failed: the hook is gone (already reaped).
+    Lost(io::Error),
+}
+
+/// Log one line of the hook's output.
+fn log_line(kind: Kind, is_stderr: bool, line: String) {
+    if is_stderr {
+        log::warn!("on-change[{}]: {line}", kind.name());
+    } else {
+        log::info!("on-change[{}]: {line}", kind.name());
+    }
+}
+
+/// vipd's end of a pipe, made non-blocking; `None` (closed, the output lost) if that
+/// fails, since a blocking pipe could hold the loop.
+fn nonblocking(kind: Kind, fd: OwnedFd, is_stderr: bool) -> Option<Pipe> {
+    Pipe::new(fd, is_stderr)
+        .map_err(|e| log::warn!("on-change[{}]: its output is not read: {e}", kind.name()))
+        .ok()
+}
+
+impl Running {
+    /// Start `argv` for `ev` with only `PATH` and the `VIPD_*` variables, stdin
+    /// `/dev/null` and its output into non-blocking pipes.
+    pub fn spawn(
+        argv: &[String],
+        path: &str,
+        ev: &Event,
+        now: Instant,
+        timeout_at: Instant,
+    ) -> io::Result<Running> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no program"))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", path)
+            .env("VIPD_EVENT", ev.kind.name())
+            .env("VIPD_VIP", &ev.vip)
+            .env("VIPD_INTERFACE", &ev.interface)
+            .env("VIPD_LEADER", &ev.leader)
+            .env("VIPD_NODE", &ev.node)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let pidfd = sys::pidfd_open(child.id()).ok();
+        let kind = ev.kind;
+        let out = child
+            .stdout
+            .take()
+            .and_then(|p| nonblocking(kind, p.into(), false));
+        let err = child
+            .stderr
+            .take()
+            .and_then(|p| nonblocking(kind, p.into(), true));
+        Ok(Running {
+            kind,
+            child,
+            pidfd,
+            out,
+            err,
+            started: now,
+            timeout_at,
+        })
+    }
+
+    /// Whether the hook's exit can be polled for (else the caller ticks).
+    pub fn has_pidfd(&self) -> bool {
+        self.pidfd.is_some()
+    }
+
+    /// The descriptors to poll: the open pipes and the pidfd, all for `POLLIN`.
+    pub fn interest(&self, out: &mut Vec<libc::pollfd>) {
+        let fds = [self.out.as_ref(), self.err.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(Pipe::raw_fd)
+            .chain(self.pidfd.as_ref().map(|fd| fd.as_raw_fd()));
+        out.extend(fds.map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+    }
+
+    /// Read and log the output there is (bounded), then see whether the hook ended;
+    /// if it did, log what it left in its pipes and close them.
+    pub fn step(&mut self) -> State {
+        let kind = self.kind;
+        for pipe in [&mut self.out, &mut self.err] {
+            if let Some(p) = pipe {
+                let is_stderr = p.is_stderr;
+                let mut log = |line| log_line(kind, is_stderr, line);
+                if p.read(READ_PER_STEP, &mut log) == Flow::Ended {
+                    *pipe = None;
+                }
+            }
+        }
+        let state = match self.child.try_wait() {
+            Ok(None) => return State::Running,
+            Ok(Some(status)) => State::Exited(status),
+            Err(e) => State::Lost(e),
+        };
+        self.drain();
+        state
+    }
+
+    /// Log what is left in the pipes and close them.
+    fn drain(&mut self) {
+        let kind = self.kind;
+        for p in [self.out.take(), self.err.take()].into_iter().flatten() {
+            let is_stderr = p.is_stderr;
+            p.drain(&mut |line| log_line(kind, is_stderr, line));
+        }
+    }
+
+    /// SIGKILL the hook's process group (the hook and whatever it started that
+    /// stayed in it), log what its pipes hold, and give back the child to reap.
+    pub fn kill(mut self) -> Child {
+        if let Err(e) = sys::kill_group(self.child.id()) {
+            // The group is gone only if the hook and its children are; the hook is
+            // not reaped yet, so this is unexpected: at least kill the hook.
+            log::warn!(
+                "on-change[{}]: killing its process group: {e}",
+                self.kind.name()
+            );
+            let _ = self.child.kill();
+        }
+        self.drain();
+        self.child
+    }
+
+    /// How long the hook has run.
+    pub fn ran(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+}
