@@ -128,6 +128,17 @@ impl Hooks {
         }
     }
 
+    /// A new program and timeout (a reload): hooks started from now on use them; a
+    /// running hook keeps its own. An empty `argv` drops the queued events.
+    pub fn set_program(&mut self, argv: Vec<String>, timeout: Duration) {
+        if argv.is_empty() {
+            self.queue.clear();
+            self.dropped = 0;
+        }
+        self.argv = argv;
+        self.timeout = timeout;
+    }
+
     /// Queue `ev` for the hook; never blocks (the hook starts at the next step).
     /// When [`QUEUE`] events wait already, the oldest is dropped and counted.
     pub fn push(&mut self, ev: Event) {

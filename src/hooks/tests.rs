@@ -414,3 +414,20 @@ fn no_program_means_no_hooks() {
     h.push(ev(Kind::Added, "192.0.2.1"));
     assert!(!h.busy());
 }
+
+#[test]
+fn a_new_program_runs_the_events_after_the_running_one() {
+    let d = dir("reload");
+    let file = d.join("events");
+    let line = |tag: &str| sh(&format!("echo {tag} $VIPD_EVENT >> {}", file.display()));
+    let mut h = Hooks::new(line("old"), Duration::from_secs(5));
+    h.push(ev(Kind::Added, "192.0.2.1"));
+    h.push(ev(Kind::Removed, "192.0.2.1"));
+    h.step(Instant::now());
+    h.set_program(line("new"), Duration::from_secs(5));
+    drive(&mut h, Duration::from_secs(5));
+    assert_eq!(read_lines(&file), ["old added", "new removed"]);
+    h.push(ev(Kind::Added, "192.0.2.1"));
+    h.set_program(Vec::new(), Duration::from_secs(5));
+    assert!(!h.busy(), "no program: nothing waits");
+}
