@@ -23,6 +23,8 @@ pub mod decide;
 pub mod fence;
 pub mod hooks;
 pub mod logger;
+pub mod metrics;
 pub mod net;
 #[allow(unsafe_code)]
 pub mod signals;
+pub mod wake;

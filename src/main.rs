@@ -9,6 +9,7 @@ use vipd::daemon::{Daemon, Reloaded};
 use vipd::dcs::Dcs;
 use vipd::dcs::http::Tls;
 use vipd::fence::patroni::{AskPatroni, Patroni};
+use vipd::metrics::server::Server;
 use vipd::net::Kernel;
 use vipd::signals::Signals;
 
@@ -65,11 +66,22 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
         None
     };
     let patroni = patroni(&config, &tls);
+    let metrics_server = match config.metrics_listen {
+        Some(addr) if config.metrics_listen != current.metrics_listen => Some(bind_metrics(addr)?),
+        _ => None,
+    };
     Ok(Reloaded {
         config,
         dcs,
         patroni,
+        metrics_server,
     })
+}
+
+/// The metrics server on `addr`; an address that cannot be bound is a configuration
+/// error.
+fn bind_metrics(addr: std::net::SocketAddr) -> Result<Server, String> {
+    Server::bind(addr).map_err(|e| format!("metrics-listen: cannot listen on {addr}: {e}"))
 }
 
 /// One line on stderr (the logger is not set up yet), then exit with `status`.
@@ -130,13 +142,24 @@ fn start(cfg: Config, tls: &Tls, once: Option<(bool, bool)>, args: &[OsString]) 
         log::error!("{e} (vipd needs CAP_NET_ADMIN and CAP_NET_RAW)");
         1
     })?;
+    // Bound before the DCS is asked anything: a taken port fails at once.
+    let metrics_server = match (cfg.metrics_listen, once) {
+        (Some(addr), None) => Some(bind_metrics(addr).map_err(|e| {
+            log::error!("{e}");
+            2
+        })?),
+        _ => None,
+    };
     let settings = cfg.dcs_settings();
     let dcs = vipd::dcs::open(&settings, tls, settings.startup_deadline()).map_err(|rejected| {
         log::error!("{}", rejected.0);
         2
     })?;
     let patroni = patroni(&cfg, tls);
-    let daemon = Daemon::new(cfg, dcs, kernel).with_patroni(patroni);
+    let daemon = Daemon::new(cfg, dcs, kernel)
+        .with_patroni(patroni)
+        .with_metrics_server(metrics_server)
+        .with_hooks();
     // Sockets open, configuration read: keep only CAP_NET_ADMIN and CAP_NET_RAW.
     match vipd::caps::drop_to_net_admin_and_raw() {
         Ok(d) => log::debug!(

@@ -105,6 +105,21 @@ impl Signals {
         }
     }
 
+    /// The self-pipe's read end, readable once a signal arrived: for the loop's one
+    /// wait ([`crate::wake`]).
+    pub fn fd(&self) -> libc::c_int {
+        self.read_fd
+    }
+
+    /// The signal received (empties the self-pipe), if any.
+    pub fn pending(&self) -> Option<Signal> {
+        let mut buf = [0u8; 64];
+        // SAFETY: reads into a live local buffer of the given length from our own
+        // non-blocking pipe (EAGAIN when empty).
+        while unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        Self::take()
+    }
+
     /// Wait up to `timeout` for a signal; `None` when the time ran out (or another
     /// signal woke the wait: the caller recomputes its deadline). A zero timeout only
     /// checks.

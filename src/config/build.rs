@@ -2,7 +2,8 @@
 //! alone and against the others (DCS type, credentials, TLS files), with a warning
 //! for each default worth knowing and each setting that has no effect.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use super::sources::Sources;
 use super::values::{
     parse_endpoint, parse_endpoints, parse_ip, parse_netmask, parse_number, valid_interface,
 };
+use super::yaml::Value;
 use super::{Config, ConfigError, DcsType, Secret};
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
@@ -83,6 +85,18 @@ pub(super) fn build(
         dcs_check_interval: Duration::from_millis(dcs_check_interval),
         patroni_url,
         primary_check,
+        metrics_listen: metrics_listen(src)?,
+        on_change: on_change(src)?,
+        on_change_timeout: Duration::from_millis(src.number(
+            "on-change-timeout",
+            10_000,
+            1,
+            MAX_MS,
+        )?),
+        conflict_probe_interval: match src.number("conflict-probe-interval", 10_000, 0, MAX_MS)? {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        },
         verbose: src.bool("verbose", false)?,
         config_file,
     })
@@ -341,6 +355,52 @@ fn vip_lifetime(src: &Sources<'_>, interval_ms: u64) -> Result<Option<Duration>,
         },
     };
     Ok(Some(Duration::from_millis(ms)))
+}
+
+/// `metrics-listen`: an IP address and a port (`127.0.0.1:9617`, `[::1]:9617`). Whether
+/// it can be bound is found out when vipd starts (or reloads) the server.
+fn metrics_listen(src: &Sources<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some((v, origin)) = src.text("metrics-listen")? else {
+        return Ok(None);
+    };
+    match v.parse::<SocketAddr>() {
+        Ok(addr) if addr.port() != 0 => Ok(Some(addr)),
+        _ if v.parse::<IpAddr>().is_ok() || !v.contains(':') => Err(ConfigError(format!(
+            "{origin}: {v:?} has no port (expected ADDR:PORT, e.g. 127.0.0.1:9617)"
+        ))),
+        _ => Err(ConfigError(format!(
+            "{origin}: {v:?} is not ADDR:PORT with an IP address and a port 1..65535 \
+             (e.g. 127.0.0.1:9617 or [::1]:9617)"
+        ))),
+    }
+}
+
+/// `on-change`: in YAML a list (program, arguments), as a flag or variable one value
+/// split at spaces (no shell, no quoting). The program must be an executable file.
+fn on_change(src: &Sources<'_>) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some((_, setting)) = src.setting("on-change") else {
+        return Ok(None);
+    };
+    let argv: Vec<String> = match &setting.value {
+        Value::List(items) => items.clone(),
+        Value::Scalar(v) => v.split_whitespace().map(str::to_string).collect(),
+    };
+    let origin = &setting.origin;
+    let Some(program) = argv.first() else {
+        return Ok(None);
+    };
+    if !program.starts_with('/') {
+        return Err(ConfigError(format!(
+            "{origin}: {program:?} is not an absolute path (no shell and no PATH lookup)"
+        )));
+    }
+    match std::fs::metadata(program) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(Some(argv)),
+        Ok(_) => Err(ConfigError(format!(
+            "{origin}: {program:?} is not an executable file"
+        ))),
+        Err(e) => Err(ConfigError(format!("{origin}: {program:?}: {e}"))),
+    }
 }
 
 /// How many announcements, how far apart, and of which ARP operation.

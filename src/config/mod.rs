@@ -31,6 +31,7 @@ pub mod yaml;
 
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -85,6 +86,14 @@ pub struct Config {
     pub patroni_url: Option<String>,
     /// Add the VIP only once Patroni says this node is a running primary.
     pub primary_check: bool,
+    /// Where Prometheus metrics are served (`metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// The `on-change` program and its arguments (checked executable at load).
+    pub on_change: Option<Vec<String>>,
+    pub on_change_timeout: Duration,
+    /// How often a holder probes for another holder (`conflict-probe-interval`);
+    /// `None`: never.
+    pub conflict_probe_interval: Option<Duration>,
     pub verbose: bool,
     /// The YAML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
@@ -238,6 +247,10 @@ impl Config {
             announce_count: 3,
             announce_interval: Duration::from_millis(1000),
             announce_mode: AnnounceMode::Request,
+            metrics_listen: None,
+            on_change: None,
+            on_change_timeout: Duration::from_millis(10_000),
+            conflict_probe_interval: Some(Duration::from_millis(10_000)),
             verbose: false,
         }
     }

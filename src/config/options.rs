@@ -258,6 +258,40 @@ pub(super) const OPTIONS: &[Opt] = &[
         ..TEXT
     },
     Opt {
+        key: "metrics-listen",
+        metavar: "ADDR:PORT",
+        default: "(none)",
+        help: "Serve Prometheus metrics at GET /metrics on this address and port, e.g. \
+               127.0.0.1:9617 or [::1]:9617.",
+        ..TEXT
+    },
+    Opt {
+        key: "on-change",
+        kind: Kind::List,
+        metavar: "PROGRAM",
+        default: "(none)",
+        help: "Program run after each state change (added, removed, conflict, dcs-lost, \
+               dcs-back), one at a time in order, with VIPD_* variables; no shell: a flag \
+               or variable is split at spaces, in YAML a list is program and arguments.",
+        ..TEXT
+    },
+    Opt {
+        key: "on-change-timeout",
+        metavar: "MS",
+        default: "10000",
+        help: "Milliseconds an on-change program may run before its process group is \
+               killed.",
+        ..TEXT
+    },
+    Opt {
+        key: "conflict-probe-interval",
+        metavar: "MS",
+        default: "10000",
+        help: "While holding the VIP, probe for another holder (ARP probe, IPv6 neighbour \
+               solicitation from ::) every MS milliseconds; 0: never (listening goes on).",
+        ..TEXT
+    },
+    Opt {
         key: "keep-on-exit",
         kind: Kind::Bool,
         metavar: "BOOL",

@@ -80,7 +80,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         let vip = self.cfg.vip;
         match self.net.announce(&link, vip, self.cfg.announce_mode) {
-            Ok(()) => log::debug!("announced {} ({} left)", vip.addr, burst.remaining - 1),
+            Ok(()) => {
+                self.metrics.announcements += 1;
+                log::debug!("announced {} ({} left)", vip.addr, burst.remaining - 1)
+            }
             Err(e) => log::warn!("announcing {}: {e}", vip.addr),
         }
         // The send time, never earlier than the clock: a caller's `now` taken before

@@ -7,6 +7,7 @@ mod pause;
 mod reconcile;
 mod report;
 mod run;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,9 @@ use crate::dcs::{Dcs, Observation};
 use crate::decide::{Desired, Fence, Grace, LastFact, PatroniSays, Reason, decide};
 use crate::fence::patroni::AskPatroni;
 use crate::fence::{ASK_TIMEOUT, Gate, Step};
+use crate::hooks::Hooks;
+use crate::metrics::Metrics;
+use crate::metrics::server::Server;
 use crate::net::{AddrBackend, LinkInfo};
 use announce::Pacing;
 use reconcile::Action;
@@ -30,6 +34,8 @@ pub struct Reloaded<D> {
     pub dcs: Option<D>,
     /// The client of the new configuration's `patroni-url`.
     pub patroni: Option<Box<dyn AskPatroni>>,
+    /// The metrics server on the new `metrics-listen`, bound when it changed.
+    pub metrics_server: Option<Server>,
 }
 
 /// Reads the configuration again, given the running one.
@@ -58,6 +64,15 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     /// What Patroni said at this turn, if it was asked.
     patroni_said: Option<PatroniSays>,
     gate: Gate,
+    metrics: Metrics,
+    metrics_server: Option<Server>,
+    hooks: Option<Hooks>,
+    /// The last turn's outcome, for a reconcile between turns and the metrics.
+    last_turn: Option<sources::LastTurn>,
+    /// The DCS went silent after having answered (a `dcs-lost` hook was queued).
+    dcs_lost: bool,
+    /// When the watch saw the change the next turn acts on.
+    seen_at: Option<Instant>,
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -77,7 +92,29 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             patroni: None,
             patroni_said: None,
             gate: Gate::default(),
+            metrics: Metrics::new(),
+            metrics_server: None,
+            hooks: None,
+            last_turn: None,
+            dcs_lost: false,
+            seen_at: None,
         }
+    }
+
+    /// Serve metrics on `server` (`metrics-listen`).
+    pub fn with_metrics_server(mut self, server: Option<Server>) -> Self {
+        self.metrics_server = server;
+        self
+    }
+
+    /// Run the `on-change` program of the configuration on each state change.
+    pub fn with_hooks(mut self) -> Self {
+        self.hooks = self
+            .cfg
+            .on_change
+            .clone()
+            .map(|argv| Hooks::new(argv, self.cfg.on_change_timeout));
+        self
     }
 
     /// Ask `patroni` (this node's Patroni REST API) while the DCS is silent, and before
@@ -175,6 +212,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// the DCS last really answered ([`Dcs::last_fact`]).
     fn turn(&mut self, seen: Option<Observation>, deadline: Instant) -> Report {
         self.patroni_said = None;
+        let seen_at = self.seen_at.take().unwrap_or_else(Instant::now);
         let (obs, fact_at) = match seen {
             Some(obs) => (obs, None),
             None => (self.dcs.observe(deadline), self.dcs.last_fact()),
@@ -187,6 +225,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         let report = self.reconcile(obs, decision, now, false);
         self.log_report(&report);
+        self.account(&report, Some(seen_at));
         if !matches!(report.observation, Observation::Unknown(_)) {
             let age = now.duration_since(fact_at);
             self.last_dcs_ok = Some(SystemTime::now() - age.min(Duration::from_secs(86_400)));

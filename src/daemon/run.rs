@@ -1,5 +1,7 @@
 //! The long-running loop: turns on a cadence or on a change the watch saw,
-//! announcements between turns, SIGHUP reloads and the release on exit.
+//! announcements between turns, SIGHUP reloads and the release on exit. Between turns
+//! the loop waits once for everything at the same time ([`crate::wake`]): the DCS, the
+//! signal pipe, the kernel's reports and the sources of [`super::sources`].
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +10,10 @@ use crate::config::Config;
 use crate::dcs::{Dcs, Observation, Wait};
 use crate::decide::Reason;
 use crate::fence::GATE_POLL;
+use crate::hooks::Hooks;
 use crate::net::AddrBackend;
 use crate::signals::{Signal, Signals};
+use crate::wake::{self, Interest};
 
 /// When the loop turns next.
 struct Schedule {
@@ -48,6 +52,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             broken_watches: 0,
         };
         let mut pauses = pause::PauseWatch::new();
+        let mut interest = Interest::default();
         loop {
             crate::logger::flush_pending();
             // A loop iteration is at most a turn and a wait, each bounded by interval,
@@ -56,8 +61,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 self.resume_after(p, &mut schedule);
             }
             self.turn_or_announce(&mut schedule);
-            let sleep = self.watch(&mut schedule);
-            match signals.wait(sleep) {
+            // Hooks queued by the turn start now, not after the wait.
+            self.serve_sources();
+            interest.clear();
+            interest.fd(signals.fd(), libc::POLLIN);
+            self.interest(&mut interest);
+            self.wait(&mut schedule, &interest);
+            match signals.pending() {
                 None => {}
                 Some(Signal::Hup) => match reload(&self.cfg) {
                     Ok(new) => {
@@ -69,6 +79,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 },
                 Some(sig) => return self.shutdown(sig),
             }
+            let turn_due = schedule.event.is_some() || Instant::now() >= schedule.next_turn;
+            self.serve_kernel(turn_due);
+            self.serve_sources();
         }
     }
 
@@ -118,35 +131,40 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         };
     }
 
-    /// Watch the DCS until the next turn or announcement; returns how long to sleep
-    /// (waiting for signals) after the watch.
-    fn watch(&mut self, s: &mut Schedule) -> Duration {
-        let wake = self
+    /// The one wait: until the next turn, announcement or source deadline, a change of
+    /// the key, or a ready descriptor of `interest` (a signal among them). The DCS
+    /// client waits when it has a watch or a query to wait on, with the loop's
+    /// descriptors in its `poll`; otherwise the loop waits on them alone.
+    fn wait(&mut self, s: &mut Schedule, interest: &Interest) {
+        let mut until = self
             .next_announcement()
             .map_or(s.next_turn, |a| a.min(s.next_turn));
+        if let Some(at) = interest.deadline() {
+            until = until.min(at);
+        }
         let now = Instant::now();
         // A watch is worth starting only for a real wait (a few ms at least).
-        if wake <= now + Duration::from_millis(5) {
-            return wake.saturating_duration_since(now);
+        if until > now + Duration::from_millis(5) {
+            match self.dcs.wait(until, interest.wake()) {
+                Some(Wait::Changed(obs)) => {
+                    s.event = Some(obs);
+                    self.seen_at = Some(Instant::now());
+                    s.broken_watches = 0;
+                    return;
+                }
+                Some(Wait::Reread) if s.broken_watches == 0 => {
+                    s.broken_watches += 1;
+                    s.next_turn = Instant::now();
+                    return;
+                }
+                Some(Wait::Reread) | None => {}
+                Some(Wait::Deadline) => {
+                    s.broken_watches = 0;
+                    return;
+                }
+            }
         }
-        match self.dcs.wait_for_change(wake) {
-            Some(Wait::Changed(obs)) => {
-                s.event = Some(obs);
-                s.broken_watches = 0;
-                Duration::ZERO
-            }
-            Some(Wait::Reread) if s.broken_watches == 0 => {
-                s.broken_watches += 1;
-                s.next_turn = Instant::now();
-                Duration::ZERO
-            }
-            Some(Wait::Reread) => wake.saturating_duration_since(Instant::now()),
-            Some(Wait::Deadline) => {
-                s.broken_watches = 0;
-                Duration::ZERO
-            }
-            None => wake.saturating_duration_since(now),
-        }
+        wake::wait_until(&interest.fds, until);
     }
 
     /// Take a reloaded configuration: a VIP or interface that changed is released
@@ -157,8 +175,21 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             config,
             dcs,
             patroni,
+            metrics_server,
         } = new;
         self.patroni = patroni;
+        if config.metrics_listen != self.cfg.metrics_listen {
+            // Bound by the reload when there is a new address; none: metrics off.
+            self.metrics_server = metrics_server;
+        }
+        match (&config.on_change, self.hooks.as_mut()) {
+            (Some(argv), Some(hooks)) => hooks.set_program(argv.clone(), config.on_change_timeout),
+            (Some(argv), None) => {
+                self.hooks = Some(Hooks::new(argv.clone(), config.on_change_timeout));
+            }
+            // Hooks already queued still run; no new ones are queued.
+            (None, _) => {}
+        }
         if config == self.cfg && dcs.is_none() {
             log::info!("SIGHUP: configuration unchanged");
             return;
@@ -198,8 +229,18 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         );
     }
 
-    /// Release the VIP (unless keep-on-exit, trying three times) and say how it went.
+    /// Release the VIP (unless keep-on-exit), then give the queued hooks what is left
+    /// of one `on-change-timeout`.
     fn shutdown(&mut self, sig: Signal) -> i32 {
+        let status = self.release_at_exit(sig);
+        if let Some(hooks) = self.hooks.as_mut().filter(|h| h.busy()) {
+            hooks.shutdown(self.cfg.on_change_timeout);
+        }
+        status
+    }
+
+    /// Release the VIP (unless keep-on-exit, trying three times) and say how it went.
+    fn release_at_exit(&mut self, sig: Signal) -> i32 {
         let (sig, vip) = (sig.name(), self.cfg.vip);
         if self.cfg.keep_on_exit {
             log::info!("{sig}: exiting, keeping {vip} (keep-on-exit)");
@@ -215,11 +256,18 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
         match released {
             Ok(0) => log::info!("{sig}: exiting; {} was not configured", vip.addr),
-            Ok(n) => log::info!(
-                "{sig}: released {} from {} ({n} removed); exiting",
-                vip.addr,
-                self.cfg.interface
-            ),
+            Ok(n) => {
+                log::info!(
+                    "{sig}: released {} from {} ({n} removed); exiting",
+                    vip.addr,
+                    self.cfg.interface
+                );
+                let leader = self.last_turn.as_ref().map(|t| t.observation.clone());
+                self.hook(
+                    crate::hooks::Kind::Removed,
+                    &leader.unwrap_or(crate::dcs::Observation::NoLeader),
+                );
+            }
             Err(e) => {
                 log::error!("{sig}: could not release {}: {e}; exiting", vip.addr);
                 return 1;

@@ -22,6 +22,7 @@ use super::http::conn::Error;
 use super::http::{self, Endpoints, Tls};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
+use crate::wake::Wake;
 
 /// Everything [`Consul`] needs from the configuration.
 #[derive(Debug, Clone)]
@@ -117,6 +118,15 @@ pub struct Consul {
     last: Option<Observation>,
     /// A blocking query's answer, and when it came.
     fresh: Option<(Instant, Observation)>,
+    /// A blocking query whose wait a wake ended: its reply is read on.
+    pending: Option<Query>,
+}
+
+/// A blocking query in flight: where, and until when its reply may take.
+#[derive(Debug, Clone, Copy)]
+struct Query {
+    endpoint: usize,
+    until: Instant,
 }
 
 impl Consul {
@@ -131,26 +141,25 @@ impl Consul {
             index: 0,
             last: None,
             fresh: None,
+            pending: None,
         }
     }
 
     /// GET the key on endpoint `i` with `query`, until `deadline` (a blocking query
-    /// when `interruptible`): status, index, body.
+    /// with `wake`).
     fn get(
         &mut self,
         i: usize,
         query: &str,
         deadline: Instant,
-        interruptible: bool,
-    ) -> Result<(u16, Option<u64>, Vec<u8>), Error> {
+        wake: Option<Wake<'_>>,
+    ) -> Result<http::wire::Reply, Error> {
         let token = self
             .token
             .as_ref()
             .map(|t| ("X-Consul-Token", t.0.as_str()));
-        let reply =
-            self.endpoints
-                .get(i, &[&self.path, "?", query], token, deadline, interruptible)?;
-        Ok((reply.status, reply.index, reply.body))
+        self.endpoints
+            .get(i, &[&self.path, "?", query], token, deadline, wake)
     }
 
     /// One consistent read, trying each endpoint at most once from the current one.
@@ -158,10 +167,10 @@ impl Consul {
         let mut errors = Vec::new();
         for i in self.endpoints.order() {
             let outcome = self
-                .get(i, "consistent", deadline, false)
+                .get(i, "consistent", deadline, None)
                 .map_err(|e| e.to_string())
-                .and_then(|(status, index, body)| {
-                    parse_kv(status, &body, &self.key).map(|v| (v, index))
+                .and_then(|reply| {
+                    parse_kv(reply.status, &reply.body, &self.key).map(|v| (v, reply.index))
                 });
             match outcome {
                 Ok(read) => return Ok(read),
@@ -184,6 +193,7 @@ impl Consul {
 
 impl Dcs for Consul {
     fn observe(&mut self, deadline: Instant) -> Observation {
+        self.finish_pending();
         if let Some((at, obs)) = self.fresh.take() {
             if at.elapsed() < FRESH {
                 return obs;
@@ -206,56 +216,115 @@ impl Dcs for Consul {
 
     fn forget(&mut self) {
         self.fresh = None;
+        self.abandon();
     }
 
-    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
+    fn wait(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
         if !self.watch || self.index == 0 || self.last.is_none() {
+            self.abandon();
             return None;
         }
-        if deadline.saturating_duration_since(Instant::now()) < MIN_BLOCK {
-            // Too short to be worth a request: the caller sleeps it out.
-            return None;
-        }
-        let i = self.endpoints.current;
         for _ in 0..MAX_RETURNS {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left < MIN_BLOCK {
-                return Some(Wait::Deadline);
-            }
-            let query = format!("consistent&index={}&wait={}", self.index, wait_param(left));
-            // Consul may add up to wait/16; a little more for the network. A signal such
-            // as SIGTERM ends the query at once.
-            let limit = left + left / 16 + Duration::from_millis(250);
-            let (status, index, body) = match self.get(i, &query, Instant::now() + limit, true) {
-                Ok(reply) => reply,
-                Err(Error::TimedOut | Error::Interrupted) => return Some(Wait::Deadline),
+            let (query, reply) = match self.pending.take() {
+                Some(q) => {
+                    let conn = &mut self.endpoints.list[q.endpoint].conn;
+                    (q, conn.resume(deadline.min(q.until), wake))
+                }
+                None => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left < MIN_BLOCK {
+                        // Too short to be worth a request: the caller waits it out.
+                        return Some(Wait::Deadline);
+                    }
+                    let i = self.endpoints.current;
+                    let text = format!("consistent&index={}&wait={}", self.index, wait_param(left));
+                    // Consul may add up to wait/16; a little more for the network.
+                    let until = Instant::now() + left + left / 16 + Duration::from_millis(250);
+                    let q = Query { endpoint: i, until };
+                    (q, self.get(i, &text, deadline.min(until), Some(wake)))
+                }
+            };
+            let (status, index, body) = match reply {
+                Ok(reply) => (reply.status, reply.index, reply.body),
+                // Woken, or the loop's own deadline before the query's: the query stays
+                // in flight, and the next wait or the turn's observation reads its reply.
+                Err(Error::Interrupted | Error::TimedOut) if Instant::now() < query.until => {
+                    self.pending = Some(query);
+                    return Some(Wait::Deadline);
+                }
+                Err(Error::Interrupted | Error::TimedOut) => {
+                    self.abandon_query(query);
+                    return Some(Wait::Deadline);
+                }
                 Err(e) => {
-                    log::debug!("blocking query on {}: {e}", self.endpoints.list[i].url);
+                    let url = &self.endpoints.list[query.endpoint].url;
+                    log::debug!("blocking query on {url}: {e}");
                     return Some(Wait::Reread);
                 }
             };
-            let value = match parse_kv(status, &body, &self.key) {
-                Ok(value) => value,
-                Err(e) => {
-                    log::debug!("blocking query on {}: {e}", self.endpoints.list[i].url);
-                    self.index = 0;
-                    return Some(Wait::Reread);
-                }
-            };
-            self.index = next_index(self.index, index);
-            let obs = Consul::observation(value);
-            self.fresh = Some((Instant::now(), obs.clone()));
-            if self.last.as_ref() != Some(&obs) {
-                self.last = Some(obs.clone());
-                return Some(Wait::Changed(obs));
-            }
-            if self.index == 0 {
-                // Reset: the next read starts the blocking loop afresh.
-                self.fresh = None;
-                return Some(Wait::Deadline);
+            if let Some(wait) = self.returned(status, index, &body, query.endpoint) {
+                return Some(wait);
             }
         }
         Some(Wait::Deadline)
+    }
+}
+
+impl Consul {
+    /// A blocking query returned: the change it saw, or `None` when it only returned
+    /// (another key's index moved) and the wait goes on.
+    fn returned(&mut self, status: u16, index: Option<u64>, body: &[u8], i: usize) -> Option<Wait> {
+        let value = match parse_kv(status, body, &self.key) {
+            Ok(value) => value,
+            Err(e) => {
+                log::debug!("blocking query on {}: {e}", self.endpoints.list[i].url);
+                self.index = 0;
+                return Some(Wait::Reread);
+            }
+        };
+        self.index = next_index(self.index, index);
+        let obs = Consul::observation(value);
+        self.fresh = Some((Instant::now(), obs.clone()));
+        if self.last.as_ref() != Some(&obs) {
+            self.last = Some(obs.clone());
+            return Some(Wait::Changed(obs));
+        }
+        if self.index == 0 {
+            // Reset: the next read starts the blocking loop afresh.
+            self.fresh = None;
+            return Some(Wait::Deadline);
+        }
+        None
+    }
+
+    /// The turn came while a blocking query is in flight: its reply (Consul answers it
+    /// at the wait it was given, a little later at most) is this turn's observation,
+    /// as it would have been had the wait gone on.
+    fn finish_pending(&mut self) {
+        let Some(query) = self.pending.take() else {
+            return;
+        };
+        let conn = &mut self.endpoints.list[query.endpoint].conn;
+        match conn.resume(query.until, Wake::SIGNALS) {
+            Ok(reply) => {
+                let _ = self.returned(reply.status, reply.index, &reply.body, query.endpoint);
+            }
+            Err(e) => {
+                log::debug!("blocking query: {e}");
+                self.abandon_query(query);
+            }
+        }
+    }
+
+    /// Drop a blocking query in flight (its connection with it).
+    fn abandon(&mut self) {
+        if let Some(query) = self.pending.take() {
+            self.abandon_query(query);
+        }
+    }
+
+    fn abandon_query(&mut self, query: Query) {
+        self.endpoints.list[query.endpoint].conn.abandon();
     }
 }
 

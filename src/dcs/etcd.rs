@@ -33,6 +33,7 @@ use super::http::conn::{Error, Request};
 use super::http::wire::Reply;
 use super::http::{Endpoints, Tls};
 use super::{Dcs, Observation, Wait};
+use crate::wake::Wake;
 
 /// Credentials for etcd's authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +181,7 @@ impl Etcd {
         }
         let reply = self
             .endpoints
-            .get(i, &["/version"], None, deadline, false)
+            .get(i, &["/version"], None, deadline, None)
             .map_err(|e| e.to_string())?;
         if reply.status != 200 {
             return Err(format!("GET /version: HTTP {}", reply.status));
@@ -391,8 +392,8 @@ impl Dcs for Etcd {
         }
     }
 
-    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
-        self.watch(deadline)
+    fn wait(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
+        self.watch(deadline, wake)
     }
 
     fn last_fact(&self) -> Option<Instant> {

@@ -25,6 +25,7 @@ use super::http::conn::{Error, Request, Stream, StreamEnd};
 use super::http::{self, Endpoints};
 use super::{Dcs, Observation, Wait};
 use crate::base64;
+use crate::wake::Wake;
 
 /// v2 error code: the key does not exist.
 pub const CODE_KEY_NOT_FOUND: i64 = 100;
@@ -192,18 +193,16 @@ impl Etcd2 {
         }
     }
 
-    /// GET `query` on endpoint `i` until `deadline` (a wait for a change when
-    /// `interruptible`).
+    /// GET `query` on endpoint `i` until `deadline`.
     fn get(
         &mut self,
         i: usize,
         query: &str,
         deadline: Instant,
-        interruptible: bool,
     ) -> Result<http::wire::Reply, Error> {
         let auth = self.authorization.as_deref().map(|a| ("Authorization", a));
         self.endpoints
-            .get(i, &[&self.path, "?", query], auth, deadline, interruptible)
+            .get(i, &[&self.path, "?", query], auth, deadline, None)
     }
 
     /// Interpret a reply: the node, or why not.
@@ -233,7 +232,7 @@ impl Etcd2 {
     /// One quorum read on endpoint `i`.
     fn read_on(&mut self, i: usize, deadline: Instant) -> Result<(Node, Option<u64>), Failure> {
         let reply = self
-            .get(i, "quorum=true", deadline, false)
+            .get(i, "quorum=true", deadline)
             .map_err(|e| Failure::Transport(e.to_string()))?;
         let node = self.judge(reply.status, &reply.body)?;
         // Wait from the store's index at the read (X-Etcd-Index), else the node's.
@@ -286,7 +285,7 @@ impl Etcd2 {
         let endpoint = &self.endpoints.list[i];
         let path = [self.path.as_str(), "?", &query];
         let req = Request {
-            interruptible: true,
+            wake: Some(Wake::SIGNALS),
             ..Request::get(&path, headers)
         };
         let stream = endpoint.conn.open_stream(&req, deadline).map_err(|e| {
@@ -305,11 +304,17 @@ impl Etcd2 {
 
     /// Read the stream until a change after `index` (the turn's read), a broken stream,
     /// or `deadline` (a signal such as SIGTERM ends the wait too).
-    fn read_wait(&mut self, stream: &mut WaitStream, index: u64, deadline: Instant) -> Wait {
+    fn read_wait(
+        &mut self,
+        stream: &mut WaitStream,
+        index: u64,
+        deadline: Instant,
+        wake: Wake<'_>,
+    ) -> Wait {
         loop {
             let len = match stream
                 .stream
-                .next_line(&mut self.line, MAX_WATCH_LINE, deadline)
+                .next_line(&mut self.line, MAX_WATCH_LINE, deadline, wake)
             {
                 Ok(len) => len,
                 Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
@@ -376,7 +381,7 @@ impl Dcs for Etcd2 {
         (self.index, self.stream) = (None, None);
     }
 
-    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
+    fn wait(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
         if !self.watch {
             return None;
         }
@@ -394,7 +399,7 @@ impl Dcs for Etcd2 {
                 Err(wait) => return Some(wait),
             },
         };
-        let wait = self.read_wait(&mut stream, index, deadline);
+        let wait = self.read_wait(&mut stream, index, deadline, wake);
         // Keep a healthy stream for the next turns; a broken one is dropped.
         if wait != Wait::Reread {
             self.stream = Some(stream);

@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::etcd::{Etcd, Rejected, Settings};
 use super::etcd2::Etcd2;
 use super::{Dcs, Observation, Wait};
+use crate::wake::Wake;
 
 /// One of etcd's two key spaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,10 +199,10 @@ impl Dcs for EtcdAny {
         obs
     }
 
-    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
+    fn wait(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
         match self.following {
-            Api::V3 => self.v3.wait_for_change(deadline),
-            Api::V2 => self.v2.wait_for_change(deadline),
+            Api::V3 => self.v3.wait(deadline, wake),
+            Api::V2 => self.v2.wait(deadline, wake),
         }
     }
 

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use conn::{Connection, Error, Request};
 use wire::Reply;
 
+use crate::wake::Wake;
+
 pub use super::tls::{Tls, TlsFiles};
 
 /// Replies larger than this are refused (a leader key reply is a few hundred bytes).
@@ -62,17 +64,17 @@ impl Endpoints {
     }
 
     /// GET `path` (pieces: path, query) on endpoint `i` with at most one extra header
-    /// (a token), until `deadline`; `interruptible` for a wait for a change.
+    /// (a token), until `deadline`; with `wake` for a wait for a change.
     pub fn get(
         &mut self,
         i: usize,
         path: &[&str],
         header: Option<(&str, &str)>,
         deadline: Instant,
-        interruptible: bool,
+        wake: Option<Wake<'_>>,
     ) -> Result<Reply, Error> {
         let req = Request {
-            interruptible,
+            wake,
             ..Request::get(path, header.as_slice())
         };
         self.list[i].conn.request(&req, deadline)

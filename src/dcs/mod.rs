@@ -15,6 +15,8 @@ use etcd::Rejected;
 use etcd_any::{Api, EtcdAny, Mode};
 use tls::{Tls, TlsFiles};
 
+use crate::wake::Wake;
+
 /// Which DCS holds the leader key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DcsType {
@@ -95,7 +97,7 @@ pub enum Wait {
     Changed(Observation),
     /// The watch broke (cancelled, compacted, stream error): read the key afresh now.
     Reread,
-    /// Nothing happened until the deadline.
+    /// Nothing happened until the deadline, or until the wait was woken.
     Deadline,
 }
 
@@ -106,12 +108,19 @@ pub trait Dcs {
     /// milliseconds).
     fn observe(&mut self, deadline: Instant) -> Observation;
 
-    /// Block until the key changes after the last [`Dcs::observe`], or until
-    /// `deadline`. `None` when this DCS (or its configuration) cannot wait for changes:
-    /// the caller then sleeps until the deadline itself.
-    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
-        let _ = deadline;
+    /// Block until the key changes after the last [`Dcs::observe`], until `deadline`,
+    /// or until one of `wake`'s descriptors is ready or a signal arrives (then
+    /// [`Wait::Deadline`], the watch or request kept for the next wait). `None` when this
+    /// DCS (or its configuration) cannot wait for changes: the caller then waits until
+    /// the deadline itself.
+    fn wait(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
+        let _ = (deadline, wake);
         None
+    }
+
+    /// [`Dcs::wait`] that only a signal ends early.
+    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
+        self.wait(deadline, Wake::SIGNALS)
     }
 
     /// When the DCS last really answered (a read, or an event of its watch) for the
@@ -144,8 +153,8 @@ impl<T: Dcs + ?Sized> Dcs for Box<T> {
         (**self).observe(deadline)
     }
 
-    fn wait_for_change(&mut self, deadline: Instant) -> Option<Wait> {
-        (**self).wait_for_change(deadline)
+    fn wait(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
+        (**self).wait(deadline, wake)
     }
 
     fn last_fact(&self) -> Option<Instant> {

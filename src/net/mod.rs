@@ -141,4 +141,18 @@ pub trait AddrBackend {
     /// says which operations), one unsolicited neighbour advertisement for IPv6
     /// (`mode` does not apply).
     fn announce(&mut self, link: &LinkInfo, vip: Vip, mode: AnnounceMode) -> Result<(), NetError>;
+
+    /// The descriptor that becomes readable when the kernel reports a link or address
+    /// change, for the loop's one wait ([`crate::wake`]); `None`: no such reports, the
+    /// loop sees changes at its next turn.
+    fn events_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
+    /// Read the queued reports without waiting: whether any may change what
+    /// [`link`](AddrBackend::link) or [`vip_prefixes`](AddrBackend::vip_prefixes)
+    /// answer (the loop then reconciles at once).
+    fn take_events(&mut self) -> bool {
+        false
+    }
 }

@@ -410,3 +410,74 @@ fn dcs_settings_follow_only_the_client_options() {
     assert_eq!(s.tls.cert, Some("/etc/vipd/cert.pem".into()));
     assert_eq!(s.key, old.trigger_key);
 }
+
+#[test]
+fn operability_options() {
+    let (c, _) = config(BASE, &[]);
+    assert_eq!(c.metrics_listen, None);
+    assert_eq!(c.on_change, None);
+    assert_eq!(c.on_change_timeout, Duration::from_millis(10_000));
+    assert_eq!(
+        c.conflict_probe_interval,
+        Some(Duration::from_millis(10_000))
+    );
+
+    let (c, _) = config(
+        &base_with(&[
+            "--metrics-listen=[::1]:9617",
+            "--conflict-probe-interval=0",
+            "--on-change-timeout=500",
+        ]),
+        &[("VIP_ON_CHANGE", "/bin/echo  vip changed")],
+    );
+    assert_eq!(c.metrics_listen, Some("[::1]:9617".parse().unwrap()));
+    assert_eq!(c.conflict_probe_interval, None);
+    assert_eq!(c.on_change_timeout, Duration::from_millis(500));
+    // A flag or variable is split at blanks (no shell, no quoting).
+    assert_eq!(
+        c.on_change,
+        Some(vec!["/bin/echo".into(), "vip".into(), "changed".into()])
+    );
+
+    // In YAML, a list is the program and its arguments, blanks kept.
+    let yml = TempFile::new("hook.yml", b"on-change:\n  - /bin/echo\n  - two words\n");
+    let (c, _) = config(&base_with(&["--config", yml.path()]), &[]);
+    assert_eq!(
+        c.on_change,
+        Some(vec!["/bin/echo".into(), "two words".into()])
+    );
+}
+
+#[test]
+fn operability_errors_name_the_value() {
+    let plain = TempFile::new("not-executable", b"#!/bin/sh\n");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--metrics-listen=127.0.0.1"],
+            "--metrics-listen: \"127.0.0.1\" has no port (expected ADDR:PORT, e.g. 127.0.0.1:9617)",
+        ),
+        (
+            &["--metrics-listen=localhost:9617"],
+            "\"localhost:9617\" is not ADDR:PORT",
+        ),
+        (
+            &["--metrics-listen=127.0.0.1:0"],
+            "\"127.0.0.1:0\" is not ADDR:PORT",
+        ),
+        (
+            &["--on-change=/nonexistent/hook"],
+            "--on-change: \"/nonexistent/hook\": No such file",
+        ),
+        (
+            &["--on-change=hook.sh"],
+            "\"hook.sh\" is not an absolute path",
+        ),
+        (&["--on-change", plain.path()], "is not an executable file"),
+        (&["--on-change-timeout=0"], "on-change-timeout"),
+    ];
+    for (flags, want) in cases {
+        let e = error(&base_with(flags), &[]);
+        assert!(e.contains(want), "{flags:?}: {e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}

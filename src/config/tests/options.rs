@@ -25,6 +25,9 @@ fn valid_value(key: &str, file: &str) -> String {
         // With patroni-url (below), whose default it turns off.
         "primary-check" => "false",
         "manager-type" => "basic",
+        "metrics-listen" => "127.0.0.1:9617",
+        "on-change" => "/bin/true",
+        "on-change-timeout" | "conflict-probe-interval" => "2500",
         "verbose" | "keep-on-exit" | "no-watch" => "true",
         _ if key.ends_with("-file") => file,
         other => panic!("no test value for {other}"),

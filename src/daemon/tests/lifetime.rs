@@ -90,6 +90,7 @@ fn a_reload_that_changes_the_lifetime_applies_it_at_the_next_turn() {
             config: same,
             dcs: None,
             patroni: None,
+            metrics_server: None,
         },
         t0,
     );
@@ -105,6 +106,7 @@ fn a_reload_that_changes_the_lifetime_applies_it_at_the_next_turn() {
             config: changed,
             dcs: None,
             patroni: None,
+            metrics_server: None,
         },
         t0,
     );

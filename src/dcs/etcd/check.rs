@@ -111,7 +111,7 @@ impl Etcd {
         deadline: Instant,
     ) -> Result<Observation, Option<String>> {
         let i = self.watch_endpoint();
-        let outcome = match self.endpoints.get(i, &["/version"], None, deadline, false) {
+        let outcome = match self.endpoints.get(i, &["/version"], None, deadline, None) {
             Ok(reply) if reply.status == 200 => Ok(()),
             Ok(reply) => Err(Failure::Transport(format!(
                 "GET /version: HTTP {}",

@@ -12,6 +12,7 @@ use super::{Etcd, with_headers};
 use crate::base64;
 use crate::dcs::Wait;
 use crate::dcs::http::conn::{Request, Stream, StreamEnd};
+use crate::wake::Wake;
 
 /// One line of a watch stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,11 +139,17 @@ impl Etcd {
     /// or event), a broken stream, or the deadline (a signal such as SIGTERM ends the
     /// wait too). Events at or below `revision` are already reflected in what is known
     /// and skipped: never act on a stale value.
-    fn read_watch(&mut self, stream: &mut WatchStream, revision: i64, deadline: Instant) -> Wait {
+    fn read_watch(
+        &mut self,
+        stream: &mut WatchStream,
+        revision: i64,
+        deadline: Instant,
+        wake: Wake<'_>,
+    ) -> Wait {
         loop {
             let len = match stream
                 .stream
-                .next_line(&mut self.line, MAX_WATCH_LINE, deadline)
+                .next_line(&mut self.line, MAX_WATCH_LINE, deadline, wake)
             {
                 Ok(len) => len,
                 Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
@@ -184,8 +191,8 @@ impl Etcd {
         }
     }
 
-    /// [`crate::dcs::Dcs::wait_for_change`]: on the watch stream, opened when needed.
-    pub(super) fn watch(&mut self, deadline: Instant) -> Option<Wait> {
+    /// [`crate::dcs::Dcs::wait`]: on the watch stream, opened when needed.
+    pub(super) fn watch(&mut self, deadline: Instant, wake: Wake<'_>) -> Option<Wait> {
         if !self.watch {
             return None;
         }
@@ -204,7 +211,7 @@ impl Etcd {
                 Err(wait) => return Some(wait),
             },
         };
-        let wait = self.read_watch(&mut stream, revision, deadline);
+        let wait = self.read_watch(&mut stream, revision, deadline, wake);
         // Keep a healthy stream for the next turns: one connection, no new watch per
         // turn. A broken one is dropped.
         if wait != Wait::Reread {

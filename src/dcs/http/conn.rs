@@ -3,9 +3,11 @@
 //! long reply stream of etcd's watch ([`Stream`]).
 //!
 //! Every wait ends at the turn's deadline (see [`super::transport`]): the connect (also
-//! bounded by the connect timeout), the TLS handshake, the request and the reply. A signal
-//! ends a wait meant to last (a blocking query, a watch: [`Request::interruptible`],
-//! [`Stream::read_into`]); a short one polls on. Names in endpoints (IP literals are the
+//! bounded by the connect timeout), the TLS handshake, the request and the reply. A wait
+//! meant to last (a blocking query, a watch: [`Request::wake`], [`Stream::read_into`])
+//! shares its `poll` with the loop's other sources ([`crate::wake`]) and ends when one of
+//! them is ready or a signal arrives, keeping the request in flight
+//! ([`Connection::resume`]) or the stream open; a short one polls on. Names in endpoints (IP literals are the
 //! norm) are looked up on a short-lived thread that the connect waits for no longer than
 //! its deadline. The idle path costs a `write`, a `poll` and, as a rule, one `read` per
 //! request.
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 pub use super::transport::Transport;
 use super::wire::{self, Reply};
 use super::{MAX_REPLY, Tls};
+use crate::wake::Wake;
 
 /// A request may always take this long, even when the turn is already late.
 const FLOOR: Duration = Duration::from_millis(50);
@@ -27,7 +30,7 @@ const FLOOR: Duration = Duration::from_millis(50);
 pub enum Error {
     /// The deadline passed.
     TimedOut,
-    /// A signal ended an interruptible wait.
+    /// A signal or another source of the loop ended a wait for a change.
     Interrupted,
     Failed(String),
 }
@@ -109,8 +112,9 @@ pub struct Request<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// A JSON body.
     pub body: Option<&'a str>,
-    /// A signal ends the wait for the reply (a wait for a change; a read polls on).
-    pub interruptible: bool,
+    /// A wait for a change: a signal or a ready descriptor of the loop ends the wait for
+    /// the reply, which stays in flight; `None`: a read, which polls on.
+    pub wake: Option<Wake<'a>>,
 }
 
 impl<'a> Request<'a> {
@@ -120,7 +124,7 @@ impl<'a> Request<'a> {
             path,
             headers,
             body: None,
-            interruptible: false,
+            wake: None,
         }
     }
 
@@ -188,6 +192,9 @@ pub struct Connection {
     transport: Option<Transport>,
     /// The reply being read, and the request being sent: kept to be reused.
     buf: Vec<u8>,
+    /// A request was sent and a wake ended the wait for its reply: `buf` holds what
+    /// came so far, [`Connection::resume`] reads on.
+    in_flight: bool,
     request: Vec<u8>,
 }
 
@@ -204,6 +211,7 @@ impl Connection {
             #[cfg(feature = "tls")]
             tls: tls.client_config(),
             transport: None,
+            in_flight: false,
             buf: Vec::with_capacity(2048),
             request: Vec::with_capacity(512),
         }
@@ -217,22 +225,61 @@ impl Connection {
     /// Send `req` and read the reply (at most [`MAX_REPLY`] bytes of body), until
     /// `deadline` (or a little later when the turn is already late). A kept-alive
     /// connection the server closed while idle is replaced once.
+    ///
+    /// A request whose wait a wake ended ([`Error::Interrupted`]) stays in flight for
+    /// [`Connection::resume`]; any other request first drops it (with its connection:
+    /// its reply must never be taken for the new one's).
     pub fn request(&mut self, req: &Request, deadline: Instant) -> Result<Reply, Error> {
         encode(&self.target, req, &mut self.request)?;
+        if std::mem::take(&mut self.in_flight) {
+            self.transport = None;
+        }
         let deadline = deadline.max(Instant::now() + FLOOR);
         let reused = self.transport.is_some();
-        let mut result = self.exchange(deadline, req.interruptible);
+        let mut result = self.exchange(deadline, req.wake);
         if reused && matches!(result, Err(Retry::Fresh)) {
             self.transport = None;
-            result = self.exchange(deadline, req.interruptible);
+            result = self.exchange(deadline, req.wake);
         }
-        if !matches!(result, Ok(ref reply) if !reply.close) {
+        self.settle(result, req.wake.is_some())
+    }
+
+    /// Whether a request waits for its reply ([`Connection::resume`]).
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Drop the request in flight, with its connection (its reply may still come).
+    pub fn abandon(&mut self) {
+        if std::mem::take(&mut self.in_flight) {
             self.transport = None;
+        }
+    }
+
+    /// Read on the reply of the request in flight, until `deadline` or the next wake.
+    pub fn resume(&mut self, deadline: Instant, wake: Wake<'_>) -> Result<Reply, Error> {
+        if !std::mem::take(&mut self.in_flight) || self.transport.is_none() {
+            return Err(Error::Failed("no request in flight".into()));
+        }
+        let result = self.receive(deadline, Some(wake));
+        self.settle(result, true)
+    }
+
+    /// Keep the connection for the next request (a complete reply without `close`), or
+    /// for the rest of a wait's reply when a wake or the caller's deadline ended the
+    /// wait (`waiting`: the caller resumes or abandons it); drop it otherwise.
+    fn settle(&mut self, result: Result<Reply, Retry>, waiting: bool) -> Result<Reply, Error> {
+        match &result {
+            Err(Retry::Error(Error::Interrupted | Error::TimedOut)) if waiting => {
+                self.in_flight = true
+            }
+            Ok(reply) if !reply.close => {}
+            _ => self.transport = None,
         }
         result.map_err(Retry::into_error)
     }
 
-    fn exchange(&mut self, deadline: Instant, interruptible: bool) -> Result<Reply, Retry> {
+    fn exchange(&mut self, deadline: Instant, wake: Option<Wake<'_>>) -> Result<Reply, Retry> {
         let transport = match self.transport.take() {
             Some(open) => open,
             None => self.connect(deadline)?,
@@ -242,9 +289,17 @@ impl Connection {
             .write_all(&self.request, deadline)
             .map_err(Retry::first)?;
         self.buf.clear();
+        self.receive(deadline, wake)
+    }
+
+    /// Read the reply into `buf` (which may hold its start already) until complete.
+    fn receive(&mut self, deadline: Instant, wake: Option<Wake<'_>>) -> Result<Reply, Retry> {
+        let Some(transport) = self.transport.as_mut() else {
+            return Err(Retry::text("no connection".into()));
+        };
         let mut chunk = [0u8; 4096];
         loop {
-            let n = match transport.read(&mut chunk, deadline, interruptible) {
+            let n = match transport.read(&mut chunk, deadline, wake) {
                 Ok(0) if self.buf.is_empty() => return Err(Retry::Fresh),
                 Ok(n) => n,
                 Err(e) if self.buf.is_empty() => return Err(Retry::first(e)),
@@ -316,7 +371,7 @@ impl Connection {
         let mut raw = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
         let head = loop {
-            let n = transport.read(&mut chunk, deadline, req.interruptible)?;
+            let n = transport.read(&mut chunk, deadline, req.wake)?;
             if n == 0 {
                 return Err(Error::Failed("connection closed before the reply".into()));
             }
@@ -389,7 +444,7 @@ pub struct Stream {
 pub enum StreamEnd {
     /// The deadline passed; the stream is still usable.
     Deadline,
-    /// A signal interrupted the wait; the stream is still usable.
+    /// A signal or another source of the loop ended the wait; the stream is still usable.
     Interrupted,
     /// The server ended the stream, or it broke: not usable any more.
     Closed(String),
@@ -410,6 +465,7 @@ impl Stream {
         buf: &mut Vec<u8>,
         max: usize,
         deadline: Instant,
+        wake: Wake<'_>,
     ) -> Result<usize, StreamEnd> {
         loop {
             if let Some(len) = buf.iter().position(|&b| b == b'\n') {
@@ -418,19 +474,24 @@ impl Stream {
             if buf.len() > max {
                 return Err(StreamEnd::Closed(format!("a line longer than {max} bytes")));
             }
-            self.read_into(buf, deadline)?;
+            self.read_into(buf, deadline, wake)?;
         }
     }
 
-    /// Append the next decoded body bytes to `out`, waiting until `deadline`. An idle
-    /// turn ends in one `poll`.
-    pub fn read_into(&mut self, out: &mut Vec<u8>, deadline: Instant) -> Result<(), StreamEnd> {
+    /// Append the next decoded body bytes to `out`, waiting until `deadline` or a wake
+    /// ([`StreamEnd::Interrupted`]). An idle turn ends in one `poll`.
+    pub fn read_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        deadline: Instant,
+        wake: Wake<'_>,
+    ) -> Result<(), StreamEnd> {
         let mut chunk = [0u8; 4096];
         loop {
             if wire::decode_chunks(&mut self.raw, out, self.limit).map_err(StreamEnd::Closed)? {
                 return Ok(());
             }
-            let n = match self.transport.read(&mut chunk, deadline, true) {
+            let n = match self.transport.read(&mut chunk, deadline, Some(wake)) {
                 Ok(0) => return Err(StreamEnd::Closed("closed by the server".into())),
                 Ok(n) => n,
                 Err(e) => {

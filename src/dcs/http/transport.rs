@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use crate::net::sys;
+use crate::wake::Wake;
 
 /// The socket of a connection, with TLS or without.
 pub enum Transport {
@@ -67,19 +68,21 @@ impl Transport {
     }
 
     /// Read at least one byte (`Ok(0)`: the server closed), waiting until `deadline`.
+    /// With `wake` (a wait for a change), a signal or a ready descriptor of `wake` ends
+    /// the wait with `Interrupted`, the connection left as it was.
     pub fn read(
         &mut self,
         buf: &mut [u8],
         deadline: Instant,
-        interruptible: bool,
+        wake: Option<Wake<'_>>,
     ) -> io::Result<usize> {
         loop {
             if !self.has_buffered() {
-                wait(self.socket(), libc::POLLIN, deadline, interruptible)?;
+                wait(self.socket(), libc::POLLIN, deadline, wake)?;
             }
             match self.read_now(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted && !interruptible => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted && wake.is_none() => {}
                 other => return other,
             }
         }
@@ -94,7 +97,7 @@ impl Transport {
                     match sock.write(&data[at..]) {
                         Ok(n) => at += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            wait(sock, libc::POLLOUT, deadline, false)?;
+                            wait(sock, libc::POLLOUT, deadline, None)?;
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
@@ -132,7 +135,7 @@ fn flush(tls: &mut TlsStream, deadline: Instant) -> io::Result<()> {
     while tls.conn.wants_write() {
         match tls.conn.write_tls(&mut tls.sock) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&tls.sock, libc::POLLOUT, deadline, false)?;
+                wait(&tls.sock, libc::POLLOUT, deadline, None)?;
             }
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
@@ -169,7 +172,7 @@ pub fn tls(
             }
             Ok(_) => process(&mut tls)?,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(&tls.sock, libc::POLLIN, deadline, false)?;
+                wait(&tls.sock, libc::POLLIN, deadline, None)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -178,14 +181,22 @@ pub fn tls(
     Ok(Transport::Tls(Box::new(tls)))
 }
 
-/// Wait with `poll(2)` until `sock` is ready for `events`: `TimedOut` at `deadline`,
-/// `Interrupted` when a signal arrives and `interruptible` (else the wait goes on).
+/// Wait with `poll(2)` until `sock` is ready for `events`: `TimedOut` at `deadline`.
+/// With `wake`, the loop's other descriptors share the `poll` ([`crate::wake`]): one of
+/// them ready, or a signal, ends the wait with `Interrupted`; without, the wait goes on.
 fn wait(
     sock: &TcpStream,
     events: libc::c_short,
     deadline: Instant,
-    interruptible: bool,
+    wake: Option<Wake<'_>>,
 ) -> io::Result<()> {
+    let own = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let mut fds = vec![own];
+    fds.extend_from_slice(wake.map_or(&[][..], |w| w.fds()));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -193,15 +204,12 @@ fn wait(
         }
         // Rounded up to the millisecond: the wait never ends before the deadline.
         let ms = left.as_micros().div_ceil(1000).min(86_400_000) as i32;
-        let mut fds = [libc::pollfd {
-            fd: sock.as_raw_fd(),
-            events,
-            revents: 0,
-        }];
         match sys::poll(&mut fds, ms) {
             Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted && !interruptible => {}
+            // The socket first: its data is never left for a later wait.
+            Ok(_) if fds[0].revents != 0 => return Ok(()),
+            Ok(_) => return Err(io::ErrorKind::Interrupted.into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && wake.is_none() => {}
             Err(e) => return Err(e),
         }
     }

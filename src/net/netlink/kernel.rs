@@ -417,6 +417,23 @@ fn open_change_events() -> std::io::Result<Socket> {
 }
 
 impl AddrBackend for Kernel {
+    fn events_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.events.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    fn take_events(&mut self) -> bool {
+        if self.events.is_none() {
+            return false;
+        }
+        let changed = self.may_have_changed();
+        if changed {
+            self.link_cache = None;
+            self.addr_cache = None;
+        }
+        changed
+    }
+
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
         // Subscribed before the first reading, so any change after a reading is
         // queued by the time of the next look.

@@ -185,23 +185,23 @@ fn a_stream_outlives_its_deadlines() {
     let mut out = Vec::new();
     let short = || Instant::now() + Duration::from_millis(50);
     assert_eq!(
-        stream.read_into(&mut out, short()),
+        stream.read_into(&mut out, short(), Wake::SIGNALS),
         Err(StreamEnd::Deadline)
     );
     tx.send(b"6\r\nline1\n\r\n4\r\nli").unwrap();
-    stream.read_into(&mut out, soon()).unwrap();
+    stream.read_into(&mut out, soon(), Wake::SIGNALS).unwrap();
     assert_eq!(out, b"line1\n");
     assert_eq!(
-        stream.read_into(&mut out, short()),
+        stream.read_into(&mut out, short(), Wake::SIGNALS),
         Err(StreamEnd::Deadline),
         "half a chunk waits"
     );
     tx.send(b"ne\r\n").unwrap();
-    stream.read_into(&mut out, soon()).unwrap();
+    stream.read_into(&mut out, soon(), Wake::SIGNALS).unwrap();
     assert_eq!(out, b"line1\nline");
     tx.send(b"0\r\n\r\n").unwrap();
     assert!(matches!(
-        stream.read_into(&mut out, soon()),
+        stream.read_into(&mut out, soon(), Wake::SIGNALS),
         Err(StreamEnd::Closed(_))
     ));
 }
