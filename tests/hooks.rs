@@ -134,32 +134,29 @@ fn hooks_follow_a_flapping_key_in_order() {
     );
 }
 
-#[test]
-fn hooks_get_no_secret_and_only_vipd_capabilities() {
-    gate!(Etcd);
-    const PASSWORD: &str = "Hook-Must-Not-See-This-9";
-    let lab = SingleNode::new();
-    lab.etcd.put(KEY, NODE_NAME);
-    let dir = lab.dir("hook-env");
-    let out = dir.file("out");
+/// A hook that writes, for the test to read: its environment (`OUT.EVENT.env`), its
+/// capabilities (`OUT.caps`), its first argument (`OUT.arg`) and how many sockets or
+/// anonymous inodes it holds (`OUT.sockets`).
+fn env_hook(dir: &TempDir, out: &str) -> String {
     // /proc/$$/environ is the environment the hook was started with, exactly; $1
     // shows that the YAML list's arguments arrive unsplit.
-    let hook = script(
-        &dir,
+    script(
+        dir,
         "hook.sh",
         &format!(
             "tr '\\0' '\\n' < /proc/$$/environ > {out}.$VIPD_EVENT.env\n\
              grep -E '^(Cap(Inh|Prm|Eff|Amb)|NoNewPrivs):' /proc/$$/status > {out}.caps\n\
              echo \"$1\" > {out}.arg\n\
+             ls -l /proc/$$/fd/ | grep -cE 'socket:|anon_inode:' > {out}.sockets\n\
              echo hook output\n"
         ),
-    );
-    let config = dir.write(
-        "vipd.yml",
-        format!("on-change: [\"{hook}\", \"two words\"]\netcd-user: patroni\n"),
-    );
-    // etcd runs without authentication: vipd then reads without a token, but holds
-    // the password all along.
+    )
+}
+
+/// vipd with `config`, an etcd user and `secret` as its password and in another
+/// variable. etcd runs without authentication: vipd then reads without a token, but
+/// holds the password all along.
+fn vipd_with_secrets(lab: &SingleNode, config: &str, secret: &str) -> Proc {
     let mut cmd = Command::new(tool("ip"));
     scrub_env(&mut cmd);
     cmd.args(["netns", "exec", &lab.node.name])
@@ -170,9 +167,25 @@ fn hooks_get_no_secret_and_only_vipd_capabilities() {
             &lab.etcd.endpoint,
             &format!("--config {config} --interval 200 --announce-count 0 -v"),
         ))
-        .env("VIP_ETCD_PASSWORD", PASSWORD)
-        .env("VIPD_SECRET_TOKEN", PASSWORD);
-    let mut vipd = Proc::spawn("vipd", cmd, true);
+        .env("VIP_ETCD_PASSWORD", secret)
+        .env("VIPD_SECRET_TOKEN", secret);
+    Proc::spawn("vipd", cmd, true)
+}
+
+#[test]
+fn hooks_get_no_secret_and_only_vipd_capabilities() {
+    gate!(Etcd);
+    const PASSWORD: &str = "Hook-Must-Not-See-This-9";
+    let lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let dir = lab.dir("hook-env");
+    let out = dir.file("out");
+    let hook = env_hook(&dir, &out);
+    let config = dir.write(
+        "vipd.yml",
+        format!("on-change: [\"{hook}\", \"two words\"]\netcd-user: patroni\n"),
+    );
+    let mut vipd = vipd_with_secrets(&lab, &config, PASSWORD);
     wait_vip(|| lab.has_vip(), &vipd, "start");
     let env_file = format!("{out}.added.env");
     within(
@@ -199,6 +212,8 @@ fn hooks_get_no_secret_and_only_vipd_capabilities() {
     ];
     assert_eq!(env, want, "{log}");
     assert_eq!(lines(&format!("{out}.arg")), ["two words"]);
+    // None of vipd's sockets (netlink, packet, etcd) or pidfds leaked into the hook.
+    assert_eq!(lines(&format!("{out}.sockets")), ["0"]);
     let caps = lines(&format!("{out}.caps"));
     eprintln!("the hook's capabilities: {caps:?}");
     assert_eq!(
