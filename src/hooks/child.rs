@@ -33,13 +33,30 @@ pub enum State {
     Lost(io::Error),
 }
 
-/// Log one line of the hook's output.
-fn log_line(kind: Kind, is_stderr: bool, line: String) {
-    if is_stderr {
-        log::warn!("on-change[{}]: {line}", kind.name());
-    } else {
-        log::info!("on-change[{}]: {line}", kind.name());
+/// The most lines of one pipe logged in one step: a hook printing short lines fast
+/// must not turn a step into thousands of log writes (the log keeps 64 lines anyway).
+pub const LINES_PER_STEP: usize = 64;
+
+/// Log the lines `read` gives for one pipe, at most [`LINES_PER_STEP`]; the rest are
+/// counted in one line.
+fn log_lines<T>(kind: Kind, is_stderr: bool, read: impl FnOnce(&mut dyn FnMut(String)) -> T) -> T {
+    let (mut logged, mut skipped) = (0usize, 0u64);
+    let name = kind.name();
+    let result = read(&mut |line| {
+        if logged == LINES_PER_STEP {
+            skipped += 1;
+        } else if is_stderr {
+            logged += 1;
+            log::warn!("on-change[{name}]: {line}");
+        } else {
+            logged += 1;
+            log::info!("on-change[{name}]: {line}");
+        }
+    });
+    if skipped > 0 {
+        log::warn!("on-change[{name}]: {skipped} more lines not logged (too much output at once)");
     }
+    result
 }
 
 /// vipd's end of a pipe, made non-blocking; `None` (closed, the output lost) if that
@@ -123,9 +140,8 @@ impl Running {
         let kind = self.kind;
         for pipe in [&mut self.out, &mut self.err] {
             if let Some(p) = pipe {
-                let is_stderr = p.is_stderr;
-                let mut log = |line| log_line(kind, is_stderr, line);
-                if p.read(READ_PER_STEP, &mut log) == Flow::Ended {
+                let flow = log_lines(kind, p.is_stderr, |log| p.read(READ_PER_STEP, log));
+                if flow == Flow::Ended {
                     *pipe = None;
                 }
             }
@@ -143,8 +159,7 @@ impl Running {
     fn drain(&mut self) {
         let kind = self.kind;
         for p in [self.out.take(), self.err.take()].into_iter().flatten() {
-            let is_stderr = p.is_stderr;
-            p.drain(&mut |line| log_line(kind, is_stderr, line));
+            log_lines(kind, p.is_stderr, |log| p.drain(log));
         }
     }
 

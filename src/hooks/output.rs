@@ -28,7 +28,7 @@ pub struct Lines {
 
 impl Lines {
     /// Take `bytes`; every line they complete goes to `out` (without its newline).
-    pub fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(String)) {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(String)) {
         for &b in bytes {
             if b == b'\n' {
                 if !self.skipping {
@@ -48,7 +48,7 @@ impl Lines {
     }
 
     /// The stream ended: a last line without a newline goes to `out` too.
-    pub fn finish(&mut self, out: &mut impl FnMut(String)) {
+    pub fn finish(&mut self, out: &mut dyn FnMut(String)) {
         if !self.buf.is_empty() && !self.skipping {
             out(text(&self.buf));
         }
@@ -100,7 +100,7 @@ impl Pipe {
 
     /// Read what is there, at most `limit` bytes, without waiting; lines to `out`.
     /// `Ended` at end of file or an error (the rest of a line is then given too).
-    pub fn read(&mut self, limit: usize, out: &mut impl FnMut(String)) -> Flow {
+    pub fn read(&mut self, limit: usize, out: &mut dyn FnMut(String)) -> Flow {
         let mut buf = [0u8; 4096];
         let mut left = limit;
         while left > 0 {
@@ -125,7 +125,7 @@ impl Pipe {
 
     /// The hook ended: read what it left in the pipe (bounded), then close it.
     /// A process the hook left behind may still hold the pipe; it is not waited for.
-    pub fn drain(mut self, out: &mut impl FnMut(String)) {
+    pub fn drain(mut self, out: &mut dyn FnMut(String)) {
         if self.read(READ_AT_END, out) == Flow::Open {
             self.lines.finish(out);
         }

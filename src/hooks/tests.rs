@@ -431,3 +431,27 @@ fn a_new_program_runs_the_events_after_the_running_one() {
     h.set_program(Vec::new(), Duration::from_secs(5));
     assert!(!h.busy(), "no program: nothing waits");
 }
+
+#[test]
+fn a_flood_of_short_lines_is_logged_bounded_and_counted() {
+    capture();
+    let mut h = Hooks::new(sh("seq 1000"), Duration::from_secs(5));
+    h.push(ev(Kind::DcsBack, "192.0.2.4"));
+    drive(&mut h, Duration::from_secs(5));
+    let log = logged();
+    let shown = log
+        .iter()
+        .filter(|(l, m)| *l == Level::Info && m.starts_with("on-change[dcs-back]: "))
+        .count();
+    let skipped: usize = log
+        .iter()
+        .filter_map(|(_, m)| {
+            let n = m.strip_prefix("on-change[dcs-back]: ")?;
+            n.strip_suffix(" more lines not logged (too much output at once)")?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert!(skipped > 0, "{log:?}");
+    assert_eq!(shown + skipped, 1000, "{log:?}");
+}
