@@ -120,6 +120,12 @@ impl Running {
         self.pidfd.is_some()
     }
 
+    /// Behave as on a kernel without pidfds.
+    #[cfg(test)]
+    pub fn forget_pidfd(&mut self) {
+        self.pidfd = None;
+    }
+
     /// The descriptors to poll: the open pipes and the pidfd, all for `POLLIN`.
     pub fn interest(&self, out: &mut Vec<libc::pollfd>) {
         let fds = [self.out.as_ref(), self.err.as_ref()]

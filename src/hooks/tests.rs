@@ -455,3 +455,38 @@ fn a_flood_of_short_lines_is_logged_bounded_and_counted() {
     assert!(skipped > 0, "{log:?}");
     assert_eq!(shown + skipped, 1000, "{log:?}");
 }
+
+#[test]
+fn without_a_pidfd_a_tick_notices_the_end() {
+    // The hook closes its output at once: only the tick can tell its end.
+    let mut h = Hooks::new(
+        sh("exec >/dev/null 2>&1; sleep 0.3"),
+        Duration::from_secs(5),
+    );
+    h.push(ev(Kind::Added, "192.0.2.5"));
+    let t0 = Instant::now();
+    h.step(t0);
+    if let Some(r) = h.running.as_mut() {
+        r.forget_pidfd();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    h.step(Instant::now());
+    let mut fds = Vec::new();
+    h.interest(&mut fds);
+    assert!(
+        fds.is_empty(),
+        "pipes at their end, no pidfd: {}",
+        fds.len()
+    );
+    let tick = h
+        .deadline()
+        .map(|d| d.saturating_duration_since(Instant::now()));
+    assert!(tick.is_some_and(|t| t <= TICK), "{tick:?}");
+    drive(&mut h, Duration::from_secs(5));
+    let took = t0.elapsed();
+    assert!(!h.busy());
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(300) + TICK * 4,
+        "{took:?}"
+    );
+}
