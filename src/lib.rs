@@ -7,7 +7,8 @@
 //!
 //! Pure code (message building and parsing, the decision, the configuration) is kept
 //! apart from I/O so that it is unit-tested without sockets; `unsafe` lives only in the
-//! kernel-facing modules [`net::sys`] (sockets), [`signals`] and [`caps`] (capabilities);
+//! kernel-facing modules [`net::sys`] (sockets), [`signals`], [`caps`] (capabilities)
+//! and `hooks::sys` (pidfds, killing a hook's process group);
 //! the crate denies it everywhere else.
 
 #![deny(unsafe_code)]
