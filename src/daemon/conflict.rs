@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::Daemon;
-use crate::dcs::Dcs;
+use crate::dcs::{Dcs, Observation};
 use crate::decide::Reason;
 use crate::hooks::Kind;
 use crate::net::AddrBackend;
@@ -214,7 +214,27 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.hook(Kind::Conflict, &last.observation);
         }
         if leads {
-            self.announce_once(now);
+            self.reannounce_if_still_leading(now);
         }
+    }
+
+    /// A claim is most often the new leader's first announcement in a switchover,
+    /// arriving a moment before this node's watch reports the change. Taking the address
+    /// back then would pull the clients to the old node. So the DCS is asked afresh
+    /// first (the watch dropped, a linearizable read): the new leader announced only
+    /// after the change was committed, so that read sees it. Only when it still names
+    /// this node is the announcement sent; otherwise the loop turns at once on what it
+    /// read. Claims are rare (a switchover, a real conflict), and so are these reads.
+    fn reannounce_if_still_leading(&mut self, now: Instant) {
+        self.dcs.forget();
+        let obs = self.dcs.observe(Instant::now() + self.cfg.interval);
+        match &obs {
+            Observation::Leader(name) if *name == self.cfg.trigger_value => {
+                self.announce_once(now);
+            }
+            other => log::info!("the DCS now says {other}: not announcing the VIP again"),
+        }
+        // The watch was dropped: the next turn reads and sets it up again, at once.
+        self.turn_now = true;
     }
 }

@@ -76,6 +76,8 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     dcs_lost: bool,
     /// When the watch saw the change the next turn acts on.
     seen_at: Option<Instant>,
+    /// Turn at once (a source asked the DCS itself and dropped the watch).
+    turn_now: bool,
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -102,6 +104,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             last_turn: None,
             dcs_lost: false,
             seen_at: None,
+            turn_now: false,
         }
     }
 

@@ -63,6 +63,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.turn_or_announce(&mut schedule);
             // Hooks queued by the turn start now, not after the wait.
             self.serve_sources();
+            if std::mem::take(&mut self.turn_now) {
+                schedule.next_turn = Instant::now();
+                continue;
+            }
             interest.clear();
             interest.fd(signals.fd(), libc::POLLIN);
             self.interest(&mut interest);
@@ -82,6 +86,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             let turn_due = schedule.event.is_some() || Instant::now() >= schedule.next_turn;
             self.serve_kernel(turn_due);
             self.serve_sources();
+            if std::mem::take(&mut self.turn_now) {
+                schedule.next_turn = Instant::now();
+            }
         }
     }
 

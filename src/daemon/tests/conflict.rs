@@ -198,7 +198,9 @@ fn a_claim_is_counted_warned_once_a_minute_and_answered_within_the_rate_limit() 
     d.conflict_step(now);
     assert_eq!(d.metrics.conflicts, 0);
     assert_eq!(d.net.net.announcements(), 3);
-    // Another's: counted, announced again at once.
+    // Another's: counted, and announced again at once once a fresh read of the DCS
+    // still names this node.
+    d.dcs.0.extend(std::iter::repeat_n(leader("pg1"), 10));
     wire.borrow_mut().queued.extend([THEIRS, THEIRS]);
     d.conflict_step(now);
     assert_eq!(d.metrics.conflicts, 2);
@@ -234,6 +236,27 @@ fn a_claim_is_counted_warned_once_a_minute_and_answered_within_the_rate_limit() 
     let later = Instant::now() + Duration::from_secs(61);
     assert!(d.conflicts.first_in_a_while(THEIRS, later));
     assert!(!d.conflicts.first_in_a_while(THEIRS, later));
+}
+
+/// A claim that is the new leader's first announcement, a moment before this node's
+/// watch reports the switchover: the fresh read names the other node, so the VIP is
+/// not announced again (that would pull the clients back), and the loop turns at once.
+#[test]
+fn a_claim_from_the_new_leader_is_not_answered() {
+    let (mut d, wire) = claim_daemon(Some(10_000));
+    let t0 = Instant::now();
+    turn_at(&mut d, t0, 0, leader("pg1"));
+    for ms in [1000, 2000] {
+        d.announce_due(at(t0, ms), None);
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let sent = d.net.net.announcements();
+    d.dcs.0.push_back(leader("pg2"));
+    wire.borrow_mut().queued.push(THEIRS);
+    d.conflict_step(Instant::now());
+    assert_eq!(d.metrics.conflicts, 1, "counted all the same");
+    assert_eq!(d.net.net.announcements(), sent, "not announced again");
+    assert!(d.turn_now, "the loop turns at once on what the read said");
 }
 
 #[test]
