@@ -29,23 +29,12 @@ INTERVAL=${INTERVAL:-1000}
 OUT=${OUT:-bench/results}
 VIPD_BEFORE=${VIPD_BEFORE:-}
 VIP=192.0.2.50
-MUSL=x86_64-unknown-linux-musl
-
-die() { echo "bench-fleet: $*" >&2; exit 1; }
-[[ $EUID == 0 ]] || die "run as root (network namespaces): sudo env \"PATH=\$PATH\" make bench-fleet"
+NAME=bench-fleet
+# shellcheck source=bench/common.sh
+. bench/common.sh
 [[ $N =~ ^[1-9][0-9]{0,2}$ && $IDLE =~ ^[1-9][0-9]*$ && $SETTLE =~ ^[0-9]+$ ]] ||
     die "N (1..999), IDLE and SETTLE must be whole numbers, got N=$N IDLE=$IDLE SETTLE=$SETTLE"
-[[ -z $VIPD_BEFORE || -x $VIPD_BEFORE ]] || die "VIPD_BEFORE is not an executable: $VIPD_BEFORE"
-[[ -z $VIPD_BEFORE ]] || VIPD_BEFORE=$(realpath "$VIPD_BEFORE")
-
-bash .ci/deps bench || die "cannot install the packages the benchmark needs"
-
-echo "bench-fleet: building the static vipd"
-if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
-    rustup target add "$MUSL" || die "cannot add the rust target $MUSL"
-fi
-cargo build --quiet --release --target "$MUSL"
-VIPD=$PWD/target/$MUSL/release/vipd
+bench_setup vipd
 
 mkdir -p "$OUT"
 LAB_PREFIX=vipdfleet-

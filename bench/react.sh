@@ -24,23 +24,10 @@ OUT=${OUT:-bench/results}
 VIPD_BEFORE=${VIPD_BEFORE:-}
 KEY=/service/bench/leader
 VIP=192.0.2.50
-MUSL=x86_64-unknown-linux-musl
-
-die() { echo "bench: $*" >&2; exit 1; }
-[[ $EUID == 0 ]] || die "run as root (network namespaces): sudo env \"PATH=\$PATH\" make bench"
-[[ -z $VIPD_BEFORE || -x $VIPD_BEFORE ]] || die "VIPD_BEFORE is not an executable: $VIPD_BEFORE"
-[[ -z $VIPD_BEFORE ]] || VIPD_BEFORE=$(realpath "$VIPD_BEFORE")
-
-bash .ci/deps bench || die "cannot install the packages the benchmark needs"
-
-echo "bench: building the static vipd and the probe"
-if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
-    rustup target add "$MUSL" || die "cannot add the rust target $MUSL"
-fi
-cargo build --quiet --release --target "$MUSL"
-cargo build --quiet --release --example failover-probe
-VIPD=$PWD/target/$MUSL/release/vipd
-PROBE=$PWD/target/release/examples/failover-probe
+NAME=bench
+# shellcheck source=bench/common.sh
+. bench/common.sh
+bench_setup probe
 
 mkdir -p "$OUT"
 LAB_PREFIX=vipdreact-

@@ -65,6 +65,26 @@ impl Interest {
     pub fn wake(&self) -> Wake<'_> {
         Wake::new(&self.fds)
     }
+
+    /// After a wait: find which descriptors are ready now (a `poll` that does not
+    /// wait), so that only the sources that have something are served: an idle turn
+    /// then costs one look, not one read per source.
+    pub fn poll_ready(&mut self) {
+        for p in &mut self.fds {
+            p.revents = 0;
+        }
+        if crate::net::sys::poll(&mut self.fds, 0).is_err() {
+            // Unknown: every source looks for itself.
+            for p in &mut self.fds {
+                p.revents = p.events;
+            }
+        }
+    }
+
+    /// Whether `fd` was ready at the last [`Interest::poll_ready`].
+    pub fn is_ready(&self, fd: std::os::fd::RawFd) -> bool {
+        self.fds.iter().any(|p| p.fd == fd && p.revents != 0)
+    }
 }
 
 /// Wait until one of `fds` is ready, a signal arrives, or `until`.

@@ -82,6 +82,16 @@ fn mac_text(mac: [u8; 6]) -> String {
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
+    /// The listener's descriptor, as a `pollfd` for the loop's readiness check.
+    pub(super) fn conflict_fd(&self) -> Option<libc::pollfd> {
+        let open = self.conflicts.open.as_ref()?;
+        Some(libc::pollfd {
+            fd: open.claims.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+    }
+
     /// The listener's descriptor and the next probe, for the loop's wait.
     pub(super) fn conflict_interest(&self, interest: &mut Interest) {
         if let Some(open) = &self.conflicts.open {
@@ -92,14 +102,16 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 
     /// After every wake and turn: open or close the listener to match whether the VIP
     /// is held, read the claims queued, and send the probe that is due.
-    pub(super) fn conflict_step(&mut self, now: Instant) {
+    pub(super) fn conflict_step(&mut self, now: Instant, readable: bool) {
         self.conflict_sync(now);
         let Some(open) = self.conflicts.open.as_mut() else {
             return;
         };
         let mut found = std::mem::take(&mut self.conflicts.found);
         found.clear();
-        open.claims.drain(open.mac, &mut found);
+        if readable {
+            open.claims.drain(open.mac, &mut found);
+        }
         if !open.holding {
             // Another holder's announcements are normal here.
             found.clear();

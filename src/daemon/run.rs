@@ -62,7 +62,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             }
             self.turn_or_announce(&mut schedule);
             // Hooks queued by the turn start now, not after the wait.
-            self.serve_sources();
+            self.serve_sources(None);
             if std::mem::take(&mut self.turn_now) {
                 schedule.next_turn = Instant::now();
                 continue;
@@ -71,7 +71,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             interest.fd(signals.fd(), libc::POLLIN);
             self.interest(&mut interest);
             self.wait(&mut schedule, &interest);
-            match signals.pending() {
+            interest.poll_ready();
+            let signal = interest.is_ready(signals.fd()).then(|| signals.pending());
+            match signal.flatten() {
                 None => {}
                 Some(Signal::Hup) => match reload(&self.cfg) {
                     Ok(new) => {
@@ -84,8 +86,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 Some(sig) => return self.shutdown(sig),
             }
             let turn_due = schedule.event.is_some() || Instant::now() >= schedule.next_turn;
-            self.serve_kernel(turn_due);
-            self.serve_sources();
+            self.serve_kernel(turn_due, &interest);
+            self.serve_sources(Some(&interest));
             if std::mem::take(&mut self.turn_now) {
                 schedule.next_turn = Instant::now();
             }

@@ -49,22 +49,36 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 
     /// After a wait: the kernel's reports (they may change the VIP; a turn that is due
     /// reads the kernel afresh itself), then the others.
-    pub(super) fn serve_kernel(&mut self, turn_due: bool) {
+    pub(super) fn serve_kernel(&mut self, turn_due: bool, ready: &Interest) {
+        if self.net.events_fd().is_some_and(|fd| !ready.is_ready(fd)) {
+            return;
+        }
         if self.net.take_events() && !turn_due {
             self.kernel_changed();
         }
     }
 
-    /// The hooks and a scrape.
-    pub(super) fn serve_sources(&mut self) {
+    /// The conflict listener, the hooks and a scrape: after a wait, those whose
+    /// descriptors `ready` says are ready or whose deadline came; after a turn (`None`),
+    /// what the turn may have changed (holding the VIP, hooks queued).
+    pub(super) fn serve_sources(&mut self, ready: Option<&Interest>) {
         let now = Instant::now();
+        let mut mine = Vec::new();
+        let due = |fds: &[libc::pollfd], deadline: Option<Instant>| {
+            ready.is_some_and(|r| fds.iter().any(|p| r.is_ready(p.fd)))
+                || deadline.is_some_and(|d| d <= now)
+        };
         // First, so that a conflict's hook starts in this same pass.
-        self.conflict_step(now);
+        let readable = self.conflict_fd().is_some_and(|fd| due(&[fd], None));
+        self.conflict_step(now, readable);
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.step(now);
         }
         if let Some(mut server) = self.metrics_server.take() {
-            server.step(now, &mut |out| self.render_metrics(out));
+            server.interest(&mut mine);
+            if due(&mine, server.deadline()) {
+                server.step(now, &mut |out| self.render_metrics(out));
+            }
             self.metrics_server = Some(server);
         }
     }

@@ -42,11 +42,23 @@ impl ArpOp {
 /// ptype 0x0800 (IPv4), hlen 6, plen 4, `op`; SHA = `mac`, SPA = TPA = `ip`;
 /// THA zero for a request, `mac` for a reply.
 pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> [u8; FRAME_LEN] {
-    let ip = ip.octets();
     let tha = match op {
         ArpOp::Request => [0; 6],
         ArpOp::Reply => mac,
     };
+    arp_frame(op, mac, ip, tha, ip)
+}
+
+/// A broadcast ARP frame from `sha`: operation `op`, sender `sha`/`spa`, target
+/// `tha`/`tpa` (the gratuitous ARP above, the conflict probe of [`super::conflict`]).
+pub fn arp_frame(
+    op: ArpOp,
+    sha: [u8; 6],
+    spa: Ipv4Addr,
+    tha: [u8; 6],
+    tpa: Ipv4Addr,
+) -> [u8; FRAME_LEN] {
+    let mac = sha;
     let mut f = [0u8; FRAME_LEN];
     // Ethernet header.
     f[0..6].copy_from_slice(&[0xff; 6]);
@@ -59,9 +71,9 @@ pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> [u8; FRAME_LEN] {
     f[19] = 4;
     f[20..22].copy_from_slice(&(op as u16).to_be_bytes());
     f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&ip);
+    f[28..32].copy_from_slice(&spa.octets());
     f[32..38].copy_from_slice(&tha);
-    f[38..42].copy_from_slice(&ip);
+    f[38..42].copy_from_slice(&tpa.octets());
     f
 }
 

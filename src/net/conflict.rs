@@ -19,7 +19,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::arp::ETH_P_ARP;
+use super::arp::{ArpOp, ETH_P_ARP};
 use super::ndisc::{
     ETH_P_IPV6, HOP_LIMIT, ICMPV6_NEIGHBOR_ADVERTISEMENT, NEXT_HEADER_ICMPV6, OPT_TARGET_LL_ADDR,
     icmpv6_checksum,
@@ -194,19 +194,7 @@ fn target_ll_option(mut options: &[u8]) -> Option<Option<[u8; 6]>> {
 /// The ARP probe for `ip` from `mac` (RFC 5227 §2.1.1): Ethernet broadcast; ARP
 /// request, sender MAC `mac`, sender IP 0.0.0.0, target MAC zero, target IP `ip`.
 pub fn arp_probe_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; ARP_PROBE_LEN] {
-    let mut f = [0u8; ARP_PROBE_LEN];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
-    f[14..16].copy_from_slice(&1u16.to_be_bytes()); // ARPHRD_ETHER
-    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes()); // ETH_P_IP
-    f[18] = 6;
-    f[19] = 4;
-    f[20..22].copy_from_slice(&1u16.to_be_bytes()); // request
-    f[22..28].copy_from_slice(&mac);
-    // Sender IP (28..32) and target MAC (32..38) stay zero.
-    f[38..42].copy_from_slice(&ip.octets());
-    f
+    super::arp::arp_frame(ArpOp::Request, mac, Ipv4Addr::UNSPECIFIED, [0; 6], ip)
 }
 
 /// The solicited-node multicast address of `ip` (RFC 4291 §2.7.1): ff02::1:ff00:0/104

@@ -106,7 +106,7 @@ fn turn_at(d: &mut D, t0: Instant, at_ms: u64, obs: Observation) {
     let decision = d.decide_now(&obs, now, now);
     let report = d.reconcile(obs, decision, now, false);
     d.account(&report, None);
-    d.conflict_step(now);
+    d.conflict_step(now, true);
 }
 
 fn at(t0: Instant, ms: u64) -> Instant {
@@ -130,13 +130,13 @@ fn listens_once_held_and_probes_only_while_holding() {
         Some(at(t0, 1100)),
         "first probe a second in"
     );
-    d.conflict_step(at(t0, 1099));
+    d.conflict_step(at(t0, 1099), true);
     assert!(wire.borrow().probes.is_empty());
-    d.conflict_step(at(t0, 1100));
+    d.conflict_step(at(t0, 1100), true);
     assert_eq!(wire.borrow().probes, [link(true, 1).mac]);
     // A late wake probes once, and the next stays on the 10 s steps.
-    d.conflict_step(at(t0, 11_400));
-    d.conflict_step(at(t0, 11_500));
+    d.conflict_step(at(t0, 11_400), true);
+    d.conflict_step(at(t0, 11_500), true);
     assert_eq!(wire.borrow().probes.len(), 2);
     let mut interest = crate::wake::Interest::default();
     d.conflict_interest(&mut interest);
@@ -153,7 +153,7 @@ fn listens_once_held_and_probes_only_while_holding() {
     assert!(interest.deadline().is_none(), "no probe while not holding");
     // The new holder's announcements are read and ignored.
     wire.borrow_mut().queued.push(THEIRS);
-    d.conflict_step(at(t0, 14_000));
+    d.conflict_step(at(t0, 14_000), true);
     assert_eq!(d.metrics.conflicts, 0);
     assert_eq!(wire.borrow().probes.len(), 2);
     // Held again: the same listener, probing a second in.
@@ -173,10 +173,10 @@ fn probes_off_still_listens() {
     let mut interest = crate::wake::Interest::default();
     d.conflict_interest(&mut interest);
     assert_eq!(interest.deadline(), None, "no probe timer");
-    d.conflict_step(at(t0, 60_000));
+    d.conflict_step(at(t0, 60_000), true);
     assert!(wire.borrow().probes.is_empty());
     wire.borrow_mut().queued.push(THEIRS);
-    d.conflict_step(at(t0, 60_001));
+    d.conflict_step(at(t0, 60_001), true);
     assert_eq!(d.metrics.conflicts, 1);
 }
 
@@ -195,14 +195,14 @@ fn a_claim_is_counted_warned_once_a_minute_and_answered_within_the_rate_limit() 
     let now = Instant::now();
     // Our own MAC is no claim.
     wire.borrow_mut().queued.push(link(true, 1).mac);
-    d.conflict_step(now);
+    d.conflict_step(now, true);
     assert_eq!(d.metrics.conflicts, 0);
     assert_eq!(d.net.net.announcements(), 3);
     // Another's: counted, and announced again at once once a fresh read of the DCS
     // still names this node.
     d.dcs.0.extend(std::iter::repeat_n(leader("pg1"), 10));
     wire.borrow_mut().queued.extend([THEIRS, THEIRS]);
-    d.conflict_step(now);
+    d.conflict_step(now, true);
     assert_eq!(d.metrics.conflicts, 2);
     assert_eq!(
         d.net.net.announcements(),
@@ -213,7 +213,7 @@ fn a_claim_is_counted_warned_once_a_minute_and_answered_within_the_rate_limit() 
     // A flood of claims: the rate limit (3 a second) holds the answers back.
     for _ in 0..5 {
         wire.borrow_mut().queued.push(THEIRS);
-        d.conflict_step(Instant::now());
+        d.conflict_step(Instant::now(), true);
     }
     assert_eq!(d.metrics.conflicts, 7);
     assert!(
@@ -231,7 +231,7 @@ fn a_claim_is_counted_warned_once_a_minute_and_answered_within_the_rate_limit() 
     };
     assert_eq!(warned(&d), [THEIRS]);
     wire.borrow_mut().queued.push(OTHER);
-    d.conflict_step(Instant::now());
+    d.conflict_step(Instant::now(), true);
     assert_eq!(warned(&d), [THEIRS, OTHER]);
     let later = Instant::now() + Duration::from_secs(61);
     assert!(d.conflicts.first_in_a_while(THEIRS, later));
@@ -253,7 +253,7 @@ fn a_claim_from_the_new_leader_is_not_answered() {
     let sent = d.net.net.announcements();
     d.dcs.0.push_back(leader("pg2"));
     wire.borrow_mut().queued.push(THEIRS);
-    d.conflict_step(Instant::now());
+    d.conflict_step(Instant::now(), true);
     assert_eq!(d.metrics.conflicts, 1, "counted all the same");
     assert_eq!(d.net.net.announcements(), sent, "not announced again");
     assert!(d.turn_now, "the loop turns at once on what the read said");
@@ -272,7 +272,7 @@ fn no_announcement_while_the_dcs_is_silent() {
     assert!(wire.borrow().open);
     std::thread::sleep(Duration::from_millis(1100));
     wire.borrow_mut().queued.push(THEIRS);
-    d.conflict_step(Instant::now());
+    d.conflict_step(Instant::now(), true);
     assert_eq!(d.metrics.conflicts, 1);
     assert_eq!(
         d.net.net.announcements(),

@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # VIPD and PROBE are read by the scripts that source this file
+# bench/common.sh: what every benchmark script does first. Source it from the project's
+# root after setting NAME (the script's name in messages) and, optionally, VIPD_BEFORE:
+#   bench_setup vipd|probe   root check, VIPD_BEFORE made absolute, the packages, the
+#                            static vipd in $VIPD and (probe) the measuring program in $PROBE.
+
+MUSL=x86_64-unknown-linux-musl
+
+die() { echo "$NAME: $*" >&2; exit 1; }
+
+bench_setup() {
+    [[ $EUID == 0 ]] || die "run as root (network namespaces): sudo env \"PATH=\$PATH\" make $NAME"
+    [[ -z ${VIPD_BEFORE:-} || -x $VIPD_BEFORE ]] || die "VIPD_BEFORE is not an executable: $VIPD_BEFORE"
+    [[ -z ${VIPD_BEFORE:-} ]] || VIPD_BEFORE=$(realpath "$VIPD_BEFORE")
+    bash .ci/deps bench || die "cannot install the packages the benchmark needs"
+    local what="the static vipd"
+    [[ $1 == probe ]] && what+=" and the probe"
+    echo "$NAME: building $what"
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
+        rustup target add "$MUSL" || die "cannot add the rust target $MUSL"
+    fi
+    cargo build --quiet --release --target "$MUSL"
+    VIPD=$PWD/target/$MUSL/release/vipd
+    if [[ $1 == probe ]]; then
+        cargo build --quiet --release --example failover-probe
+        PROBE=$PWD/target/release/examples/failover-probe
+    fi
+}
