@@ -12,18 +12,30 @@
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wake<'a> {
     fds: &'a [libc::pollfd],
+    /// Set by the waiter when one of `fds`, or a signal, ended its wait.
+    woken: Option<&'a std::cell::Cell<bool>>,
 }
 
 impl<'a> Wake<'a> {
     /// Only a signal ends the wait.
-    pub const SIGNALS: Wake<'static> = Wake { fds: &[] };
+    pub const SIGNALS: Wake<'static> = Wake {
+        fds: &[],
+        woken: None,
+    };
 
     pub fn new(fds: &'a [libc::pollfd]) -> Wake<'a> {
-        Wake { fds }
+        Wake { fds, woken: None }
     }
 
     pub fn fds(&self) -> &'a [libc::pollfd] {
         self.fds
+    }
+
+    /// The waiter says one of the descriptors (or a signal) ended its wait.
+    pub fn woke(&self) {
+        if let Some(woken) = self.woken {
+            woken.set(true);
+        }
     }
 }
 
@@ -32,6 +44,9 @@ impl<'a> Wake<'a> {
 pub struct Interest {
     pub fds: Vec<libc::pollfd>,
     deadline: Option<std::time::Instant>,
+    /// A DCS wait was ended by one of `fds` (or a signal): their readiness is not
+    /// known yet ([`Interest::poll_ready`]).
+    woken: std::cell::Cell<bool>,
 }
 
 impl Interest {
@@ -39,6 +54,7 @@ impl Interest {
     pub fn clear(&mut self) {
         self.fds.clear();
         self.deadline = None;
+        self.woken.set(false);
     }
 
     /// Wake when `fd` is ready for `events` (`POLLIN`, `POLLOUT`).
@@ -63,13 +79,20 @@ impl Interest {
     }
 
     pub fn wake(&self) -> Wake<'_> {
-        Wake::new(&self.fds)
+        Wake {
+            fds: &self.fds,
+            woken: Some(&self.woken),
+        }
     }
 
-    /// After a wait: find which descriptors are ready now (a `poll` that does not
-    /// wait), so that only the sources that have something are served: an idle turn
-    /// then costs one look, not one read per source.
+    /// After a DCS wait: when one of the descriptors ended it, find which are ready (a
+    /// `poll` that does not wait), so that only the sources that have something are
+    /// served. A wait that ended at its deadline or on the DCS leaves them all unready,
+    /// and [`wait_until`] finds them itself: an idle turn costs no extra look.
     pub fn poll_ready(&mut self) {
+        if !self.woken.replace(false) {
+            return;
+        }
         for p in &mut self.fds {
             p.revents = 0;
         }
@@ -87,16 +110,16 @@ impl Interest {
     }
 }
 
-/// Wait until one of `fds` is ready, a signal arrives, or `until`.
-pub fn wait_until(fds: &[libc::pollfd], until: std::time::Instant) {
+/// Wait until one of `interest`'s descriptors is ready (their `revents` say which), a
+/// signal arrives, or `until`.
+pub fn wait_until(interest: &mut Interest, until: std::time::Instant) {
     let left = until.saturating_duration_since(std::time::Instant::now());
-    if left.is_zero() {
-        return;
-    }
     // Rounded up to the millisecond: the wait never ends before `until`.
     let ms = left.as_micros().div_ceil(1000).min(86_400_000) as i32;
-    let mut fds = fds.to_vec();
-    // A signal (EINTR) ends the wait like a ready descriptor; an error leaves nothing
-    // to wait on but the clock, which the next wait takes up again.
-    let _ = crate::net::sys::poll(&mut fds, ms);
+    match crate::net::sys::poll(&mut interest.fds, ms) {
+        Ok(_) => {}
+        // A signal ends the wait like a ready descriptor (its pipe is readable); on
+        // any error, every source looks for itself.
+        Err(_) => interest.woken.set(true),
+    }
 }

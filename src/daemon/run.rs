@@ -70,7 +70,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             interest.clear();
             interest.fd(signals.fd(), libc::POLLIN);
             self.interest(&mut interest);
-            self.wait(&mut schedule, &interest);
+            self.wait(&mut schedule, &mut interest);
             interest.poll_ready();
             let signal = interest.is_ready(signals.fd()).then(|| signals.pending());
             match signal.flatten() {
@@ -144,7 +144,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// the key, or a ready descriptor of `interest` (a signal among them). The DCS
     /// client waits when it has a watch or a query to wait on, with the loop's
     /// descriptors in its `poll`; otherwise the loop waits on them alone.
-    fn wait(&mut self, s: &mut Schedule, interest: &Interest) {
+    fn wait(&mut self, s: &mut Schedule, interest: &mut Interest) {
         let mut until = self
             .next_announcement()
             .map_or(s.next_turn, |a| a.min(s.next_turn));
@@ -173,7 +173,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 }
             }
         }
-        wake::wait_until(&interest.fds, until);
+        wake::wait_until(interest, until);
     }
 
     /// Take a reloaded configuration: a VIP or interface that changed is released

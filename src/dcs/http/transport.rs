@@ -208,9 +208,15 @@ fn wait(
             Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
             // The socket first: its data is never left for a later wait.
             Ok(_) if fds[0].revents != 0 => return Ok(()),
-            Ok(_) => return Err(io::ErrorKind::Interrupted.into()),
+            Ok(_) => {
+                wake.inspect(|w| w.woke());
+                return Err(io::ErrorKind::Interrupted.into());
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted && wake.is_none() => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                wake.inspect(|w| w.woke());
+                return Err(e);
+            }
         }
     }
 }
