@@ -38,9 +38,12 @@ lab_up 3 || die "the lab did not come up"
 
 CONSUL_URL="http://$LAB_SW_IP:8500"
 lab_spawn "$(lab_sw_ns)" "$LAB_DIR/consul.log" python3 bench/fake-consul.py "$LAB_SW_IP" 8500
-lab_wait_ms 5000 50 ip netns exec "$(lab_sw_ns)" python3 -c \
-    "import urllib.request as u; u.urlopen(u.Request('$CONSUL_URL/v1/kv${KEY}', data=b'node1', method='PUT'))" \
-    || die "the fake Consul did not start"
+consul_put() {
+    ip netns exec "$(lab_sw_ns)" python3 -c \
+        "import urllib.request as u; u.urlopen(u.Request('$CONSUL_URL/v1/kv${KEY}', data=b'node1', method='PUT'))" \
+        2>/dev/null
+}
+lab_wait_ms 5000 50 consul_put || die "the fake Consul did not start"
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
@@ -65,10 +68,14 @@ run_set() {
     local n0=()
     for pid in "${pids[@]}"; do n0+=("$(cpu_ns "$pid")"); done
     sleep "$IDLE"
-    local sum=0
-    for i in 0 1 2; do sum=$((sum + $(cpu_ns "${pids[$i]}") - n0[i])); done
-    printf '%s idle: %.2f ms run time per agent per minute\n' "$label" \
-        "$(awk -v ns="$sum" -v idle="$IDLE" 'BEGIN { print ns / 3 / 1e6 * 60 / idle }')" \
+    local d=() sum=0
+    for i in 0 1 2; do
+        d+=($(($(cpu_ns "${pids[$i]}") - n0[i])))
+        sum=$((sum + d[i]))
+    done
+    per_min() { awk -v ns="$1" -v n="$2" -v idle="$IDLE" 'BEGIN { printf "%.2f", ns / n / 1e6 * 60 / idle }'; }
+    printf '%s idle: %s ms run time per agent per minute (leader %s, followers %s)\n' "$label" \
+        "$(per_min "$sum" 3)" "$(per_min "${d[0]}" 1)" "$(per_min $((d[1] + d[2])) 2)" \
         | tee "$OUT/react-$label-idle.txt"
     for pid in "${pids[@]}"; do lab_stop "$pid" 5000 || true; done
 }

@@ -14,6 +14,11 @@ pub struct Wake<'a> {
     fds: &'a [libc::pollfd],
     /// Set by the waiter when one of `fds`, or a signal, ended its wait.
     woken: Option<&'a std::cell::Cell<bool>>,
+    /// When the loop's next turn is due, if later than the wait's own deadline (which
+    /// an announcement, a probe or a hook's timeout may bring forward): a blocking
+    /// query asks the DCS to wait until then and stays in flight across the earlier
+    /// wakes, so that those cost no request.
+    turn: Option<std::time::Instant>,
 }
 
 impl<'a> Wake<'a> {
@@ -21,10 +26,28 @@ impl<'a> Wake<'a> {
     pub const SIGNALS: Wake<'static> = Wake {
         fds: &[],
         woken: None,
+        turn: None,
     };
 
     pub fn new(fds: &'a [libc::pollfd]) -> Wake<'a> {
-        Wake { fds, woken: None }
+        Wake {
+            fds,
+            woken: None,
+            turn: None,
+        }
+    }
+
+    /// The same, telling when the loop's next turn is due.
+    pub fn until_turn(self, turn: std::time::Instant) -> Wake<'a> {
+        Wake {
+            turn: Some(turn),
+            ..self
+        }
+    }
+
+    /// When the loop's next turn is due, if it said.
+    pub fn turn(&self) -> Option<std::time::Instant> {
+        self.turn
     }
 
     pub fn fds(&self) -> &'a [libc::pollfd] {
@@ -82,6 +105,7 @@ impl Interest {
         Wake {
             fds: &self.fds,
             woken: Some(&self.woken),
+            turn: None,
         }
     }
 

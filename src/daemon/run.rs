@@ -154,7 +154,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let now = Instant::now();
         // A watch is worth starting only for a real wait (a few ms at least).
         if until > now + Duration::from_millis(5) {
-            match self.dcs.wait(until, interest.wake()) {
+            match self
+                .dcs
+                .wait(until, interest.wake().until_turn(s.next_turn))
+            {
                 Some(Wait::Changed(obs)) => {
                     s.event = Some(obs);
                     self.seen_at = Some(Instant::now());

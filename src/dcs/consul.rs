@@ -231,8 +231,11 @@ impl Dcs for Consul {
                     (q, conn.resume(deadline.min(q.until), wake))
                 }
                 None => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left < MIN_BLOCK {
+                    // Until the turn, even when the loop wakes earlier: the query stays
+                    // in flight across those wakes.
+                    let block = wake.turn().map_or(deadline, |t| t.max(deadline));
+                    let left = block.saturating_duration_since(Instant::now());
+                    if deadline.saturating_duration_since(Instant::now()) < MIN_BLOCK {
                         // Too short to be worth a request: the caller waits it out.
                         return Some(Wait::Deadline);
                     }
