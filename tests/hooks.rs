@@ -237,3 +237,64 @@ fn hooks_get_no_secret_and_only_vipd_capabilities() {
     // The release at exit is a change too: its hook ran before vipd exited.
     assert!(log.contains("on-change[removed]: hook output"), "{log}");
 }
+
+/// The DCS going silent and coming back, through the running daemon: `dcs-lost` and
+/// `dcs-back` hooks in that order after the `added`, with the leader in the environment
+/// while it is known, and the VIP kept by the grace meanwhile.
+#[test]
+fn hooks_tell_the_dcs_lost_and_back() {
+    gate!(Etcd);
+    let mut lab = SingleNode::new();
+    lab.etcd.put(KEY, NODE_NAME);
+    let dir = lab.dir("hooks-dcs");
+    let events = dir.file("events");
+    let hook = script(
+        &dir,
+        "hook.sh",
+        &format!("echo \"$VIPD_EVENT $VIPD_LEADER\" >> {events}\n"),
+    );
+    let mut vipd = lab.vipd(&format!(
+        "--interval 200 --dcs-grace 60000 --announce-count 0 --on-change {hook}"
+    ));
+    let has_events = |n: usize| lines(&events).len() >= n;
+    within(Duration::from_secs(5), "added hook", &|| vipd.log(), || {
+        has_events(1)
+    });
+    lab.etcd.stop();
+    within(
+        Duration::from_secs(10),
+        "dcs-lost hook",
+        &|| vipd.log(),
+        || has_events(2),
+    );
+    check!(vipd, lab.has_vip(), "VIP lost within the grace");
+    lab.etcd.restart();
+    within(
+        Duration::from_secs(20),
+        "dcs-back hook",
+        &|| vipd.log(),
+        || has_events(3),
+    );
+    assert_eq!(
+        vipd.terminate(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        vipd.log()
+    );
+    let ran = lines(&events);
+    assert_eq!(
+        ran[..3],
+        [
+            format!("added {NODE_NAME}"),
+            "dcs-lost ".to_string(),
+            format!("dcs-back {NODE_NAME}"),
+        ],
+        "{}",
+        vipd.log()
+    );
+    // The release at exit comes last.
+    assert_eq!(
+        ran.last().map(String::as_str),
+        Some(&*format!("removed {NODE_NAME}"))
+    );
+}

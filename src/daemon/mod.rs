@@ -78,6 +78,8 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     seen_at: Option<Instant>,
     /// Turn at once (a source asked the DCS itself and dropped the watch).
     turn_now: bool,
+    /// This turn changed an address: the kernel's report of it is queued already.
+    touched_kernel: bool,
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -105,6 +107,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             dcs_lost: false,
             seen_at: None,
             turn_now: false,
+            touched_kernel: false,
         }
     }
 

@@ -159,6 +159,12 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
 
     /// Carry out the plan: change the kernel, start or stop the announcements.
     fn apply(&mut self, plan: Plan, now: Instant) -> Action {
+        if matches!(
+            plan,
+            Plan::Add(_) | Plan::Refresh { .. } | Plan::Remove { .. }
+        ) {
+            self.touched_kernel = true;
+        }
         match plan {
             Plan::WaitForInterface => Action::InterfaceMissing,
             Plan::Keep => Action::None,

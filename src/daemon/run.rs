@@ -61,6 +61,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 self.resume_after(p, &mut schedule);
             }
             self.turn_or_announce(&mut schedule);
+            self.serve_own_reports();
             // Hooks queued by the turn start now, not after the wait.
             self.serve_sources(None);
             if std::mem::take(&mut self.turn_now) {

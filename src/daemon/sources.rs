@@ -58,6 +58,16 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         }
     }
 
+    /// After a turn that changed an address: read the kernel's reports now (the kernel
+    /// queued them before it acknowledged the change), so that a refresh every third
+    /// of the lifetime does not wake the loop again; anything else they say is acted
+    /// on as after a wait.
+    pub(super) fn serve_own_reports(&mut self) {
+        if std::mem::take(&mut self.touched_kernel) && self.net.take_events() {
+            self.kernel_changed();
+        }
+    }
+
     /// The conflict listener, the hooks and a scrape: after a wait, those whose
     /// descriptors `ready` says are ready or whose deadline came; after a turn (`None`),
     /// what the turn may have changed (holding the VIP, hooks queued).
