@@ -229,8 +229,12 @@ fn an_idle_vipd_asks_etcd_for_little() {
         // Past the first read and watch.
         std::thread::sleep(interval * 2);
         let before = [range(), watches(), v2_gets(), v2_waits()];
+        let t0 = Instant::now();
         std::thread::sleep(interval * turns);
         let after = [range(), watches(), v2_gets(), v2_waits()];
+        // On a loaded machine the sleep and the metric reads may last longer than the
+        // turns asked for: the turns that fit in the time that really passed.
+        let fit = (t0.elapsed().as_secs_f64() / interval.as_secs_f64()).floor() + 1.0;
         let [ranges, watches, gets, waits] = [0, 1, 2, 3].map(|k| after[k] - before[k]);
         eprintln!(
             "{dcs_type}: {turns} idle turns: {ranges} range reads, {watches} watches, \
@@ -241,7 +245,10 @@ fn an_idle_vipd_asks_etcd_for_little() {
             assert_eq!((watches, gets, waits), (0.0, 0.0, 0.0));
         } else {
             // A turn may come a little late: at least three quarters of them.
-            assert!((15.0..=21.0).contains(&gets), "{gets} v2 reads");
+            assert!(
+                (15.0..=fit).contains(&gets),
+                "{gets} v2 reads, {fit} turns fit"
+            );
             assert_eq!((ranges, watches, waits), (0.0, 0.0, 0.0));
         }
         assert_eq!(vipd.terminate(Duration::from_secs(3)), Some(0));
