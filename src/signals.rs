@@ -1,14 +1,13 @@
 //! Signals: SIGTERM, SIGINT and SIGHUP are caught by a handler that only records
-//! them and writes a byte to a self-pipe; the loop sleeps in `ppoll(2)` on that pipe.
+//! them and writes a byte to a self-pipe, which is one of the descriptors of the
+//! loop's one wait ([`crate::wake`]).
 //!
 //! The handlers are installed without `SA_RESTART`, so a signal also interrupts a
-//! `poll(2)`: a wait for a change of the leader key (etcd's watch, a blocking query),
-//! which lasts up to a whole interval, returns at once on SIGTERM instead of at its
-//! deadline.
+//! `poll(2)` that does not watch the pipe; a short request, which must finish, polls
+//! on.
 
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::time::Duration;
 
 /// A signal the daemon acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,40 +112,6 @@ impl Signals {
 
     /// The signal received (empties the self-pipe), if any.
     pub fn pending(&self) -> Option<Signal> {
-        let mut buf = [0u8; 64];
-        // SAFETY: reads into a live local buffer of the given length from our own
-        // non-blocking pipe (EAGAIN when empty).
-        while unsafe { libc::read(self.read_fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-        Self::take()
-    }
-
-    /// Wait up to `timeout` for a signal; `None` when the time ran out (or another
-    /// signal woke the wait: the caller recomputes its deadline). A zero timeout only
-    /// checks.
-    pub fn wait(&self, timeout: Duration) -> Option<Signal> {
-        if let Some(sig) = Self::take() {
-            return Some(sig);
-        }
-        if timeout.is_zero() {
-            // Only a check: the pipe is drained before the next real wait.
-            return None;
-        }
-        {
-            let ts = libc::timespec {
-                // Inferred field types (libc::time_t is deprecated on musl); a day is
-                // far above any wait the loop asks for.
-                tv_sec: timeout.as_secs().min(86_400) as _,
-                tv_nsec: timeout.subsec_nanos() as _,
-            };
-            let mut pfd = libc::pollfd {
-                fd: self.read_fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd and a valid timespec, both live locals; a null
-            // signal mask leaves the mask unchanged.
-            unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-        }
         let mut buf = [0u8; 64];
         // SAFETY: reads into a live local buffer of the given length from our own
         // non-blocking pipe (EAGAIN when empty).

@@ -70,6 +70,9 @@ pub struct Interest {
     /// A DCS wait was ended by one of `fds` (or a signal): their readiness is not
     /// known yet ([`Interest::poll_ready`]).
     woken: std::cell::Cell<bool>,
+    /// The descriptors one source names, to look up ([`Interest::any_ready`]); kept
+    /// for its allocation.
+    scratch: Vec<libc::pollfd>,
 }
 
 impl Interest {
@@ -128,19 +131,27 @@ impl Interest {
         }
     }
 
-    /// Whether `fd` was ready at the last [`Interest::poll_ready`].
+    /// Whether `fd` was ready after the wait.
     pub fn is_ready(&self, fd: std::os::fd::RawFd) -> bool {
         self.fds.iter().any(|p| p.fd == fd && p.revents != 0)
+    }
+
+    /// Whether any of the descriptors that `name` pushes (a source's `interest`) was
+    /// ready after the wait.
+    pub fn any_ready(&mut self, name: impl FnOnce(&mut Vec<libc::pollfd>)) -> bool {
+        let mut mine = std::mem::take(&mut self.scratch);
+        mine.clear();
+        name(&mut mine);
+        let ready = mine.iter().any(|p| self.is_ready(p.fd));
+        self.scratch = mine;
+        ready
     }
 }
 
 /// Wait until one of `interest`'s descriptors is ready (their `revents` say which), a
 /// signal arrives, or `until`.
 pub fn wait_until(interest: &mut Interest, until: std::time::Instant) {
-    let left = until.saturating_duration_since(std::time::Instant::now());
-    // Rounded up to the millisecond: the wait never ends before `until`.
-    let ms = left.as_micros().div_ceil(1000).min(86_400_000) as i32;
-    match crate::net::sys::poll(&mut interest.fds, ms) {
+    match crate::net::sys::poll_until(&mut interest.fds, until) {
         Ok(_) => {}
         // A signal ends the wait like a ready descriptor (its pipe is readable); on
         // any error, every source looks for itself.

@@ -82,14 +82,9 @@ fn mac_text(mac: [u8; 6]) -> String {
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
-    /// The listener's descriptor, as a `pollfd` for the loop's readiness check.
-    pub(super) fn conflict_fd(&self) -> Option<libc::pollfd> {
-        let open = self.conflicts.open.as_ref()?;
-        Some(libc::pollfd {
-            fd: open.claims.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
+    /// The listener's descriptor, for the loop's readiness check.
+    pub(super) fn conflict_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.conflicts.open.as_ref()?.claims.fd())
     }
 
     /// The listener's descriptor and the next probe, for the loop's wait.

@@ -60,14 +60,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             if let Some(p) = pauses.look(self.cfg.interval * 3 + Duration::from_secs(2)) {
                 self.resume_after(p, &mut schedule);
             }
+            if std::mem::take(&mut self.turn_now) {
+                schedule.next_turn = Instant::now();
+            }
             self.turn_or_announce(&mut schedule);
             self.serve_own_reports();
             // Hooks queued by the turn start now, not after the wait.
             self.serve_sources(None);
-            if std::mem::take(&mut self.turn_now) {
-                schedule.next_turn = Instant::now();
-                continue;
-            }
             interest.clear();
             interest.fd(signals.fd(), libc::POLLIN);
             self.interest(&mut interest);
@@ -88,10 +87,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             }
             let turn_due = schedule.event.is_some() || Instant::now() >= schedule.next_turn;
             self.serve_kernel(turn_due, &interest);
-            self.serve_sources(Some(&interest));
-            if std::mem::take(&mut self.turn_now) {
-                schedule.next_turn = Instant::now();
-            }
+            self.serve_sources(Some(&mut interest));
         }
     }
 

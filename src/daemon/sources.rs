@@ -17,7 +17,7 @@ use super::Daemon;
 use crate::dcs::{Dcs, Observation};
 use crate::decide::{Desired, Reason};
 use crate::hooks::{Event, Kind};
-use crate::metrics::{Gauges, Metrics, render};
+use crate::metrics::{Gauges, render};
 use crate::net::AddrBackend;
 use crate::wake::Interest;
 
@@ -71,22 +71,22 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// The conflict listener, the hooks and a scrape: after a wait, those whose
     /// descriptors `ready` says are ready or whose deadline came; after a turn (`None`),
     /// what the turn may have changed (holding the VIP, hooks queued).
-    pub(super) fn serve_sources(&mut self, ready: Option<&Interest>) {
+    pub(super) fn serve_sources(&mut self, mut ready: Option<&mut Interest>) {
         let now = Instant::now();
-        let mut mine = Vec::new();
-        let due = |fds: &[libc::pollfd], deadline: Option<Instant>| {
-            ready.is_some_and(|r| fds.iter().any(|p| r.is_ready(p.fd)))
-                || deadline.is_some_and(|d| d <= now)
-        };
         // First, so that a conflict's hook starts in this same pass.
-        let readable = self.conflict_fd().is_some_and(|fd| due(&[fd], None));
+        let readable = self
+            .conflict_fd()
+            .is_some_and(|fd| ready.as_ref().is_some_and(|r| r.is_ready(fd)));
         self.conflict_step(now, readable);
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.step(now);
         }
         if let Some(mut server) = self.metrics_server.take() {
-            server.interest(&mut mine);
-            if due(&mine, server.deadline()) {
+            let due = server.deadline().is_some_and(|d| d <= now)
+                || ready
+                    .as_mut()
+                    .is_some_and(|r| r.any_ready(|fds| server.interest(fds)));
+            if due {
                 server.step(now, &mut |out| self.render_metrics(out));
             }
             self.metrics_server = Some(server);
@@ -197,10 +197,5 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             dcs_last_success: self.last_dcs_ok,
         };
         render(&self.metrics, &gauges, out);
-    }
-
-    /// The metrics counted so far.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 }

@@ -10,7 +10,7 @@
 use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Evaluates a libc call (the caller writes the `unsafe` block and its `SAFETY:`
 /// comment) and turns a `-1` return into `Err(io::Error::last_os_error())`.
@@ -102,13 +102,18 @@ impl Socket {
     pub fn bind_netlink_groups(&self, port: u32, groups: u32) -> io::Result<()> {
         let mut addr = netlink_addr(port);
         addr.nl_groups = groups;
-        // SAFETY: `addr` is a fully initialised sockaddr_nl and the length passed is
-        // its size; the kernel only reads it.
+        self.bind_to(&addr)
+    }
+
+    /// `bind(2)` with a socket address of type `A`.
+    fn bind_to<A>(&self, addr: &A) -> io::Result<()> {
+        // SAFETY: `addr` is a live, initialised socket address and the length passed
+        // is its size; the kernel only reads it.
         syscall!(unsafe {
             libc::bind(
                 self.fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast::<libc::sockaddr>(),
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                (addr as *const A).cast::<libc::sockaddr>(),
+                mem::size_of::<A>() as libc::socklen_t,
             )
         })?;
         Ok(())
@@ -148,17 +153,11 @@ impl Socket {
     /// the address only has to agree with it.) A frame shorter than an Ethernet
     /// header fails with `EINVAL`.
     pub fn send_to_link(&self, frame: &[u8], ifindex: u32, protocol: u16) -> io::Result<()> {
-        let ifindex = libc::c_int::try_from(ifindex)
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
         let dst = match frame.get(..6) {
             Some(dst) if frame.len() >= 14 => dst,
             _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
         };
-        // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
-        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-        addr.sll_protocol = protocol.to_be();
-        addr.sll_ifindex = ifindex;
+        let mut addr = link_addr(ifindex, protocol)?;
         addr.sll_halen = 6;
         addr.sll_addr[..6].copy_from_slice(dst);
         self.send_to(frame, &addr)
@@ -196,23 +195,30 @@ impl Socket {
     /// (0 for the kernel). Fails with `WouldBlock` when the receive timeout passes.
     pub fn recv_netlink(&self, buf: &mut [u8]) -> io::Result<(usize, u32)> {
         let mut addr = netlink_addr(0);
-        let mut len = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        let got = self.recv_from(buf, libc::MSG_TRUNC, &mut addr)?;
+        Ok((got, addr.nl_pid))
+    }
+
+    /// `recvfrom(2)` with `flags`, the sender's address written into `addr`: the
+    /// length the kernel returned.
+    fn recv_from<A>(&self, buf: &mut [u8], flags: libc::c_int, addr: &mut A) -> io::Result<usize> {
+        let mut len = mem::size_of::<A>() as libc::socklen_t;
         let got = retry_eintr(|| {
             // SAFETY: the kernel writes at most `buf.len()` bytes into the live,
-            // exclusively borrowed `buf`, and at most `len` bytes into `addr`.
+            // exclusively borrowed `buf`, and at most `len` (its size) bytes into the
+            // live, exclusively borrowed socket address `addr`.
             syscall!(unsafe {
                 libc::recvfrom(
                     self.fd.as_raw_fd(),
                     buf.as_mut_ptr().cast::<libc::c_void>(),
                     buf.len(),
-                    libc::MSG_TRUNC,
-                    (&mut addr as *mut libc::sockaddr_nl).cast::<libc::sockaddr>(),
+                    flags,
+                    (addr as *mut A).cast::<libc::sockaddr>(),
                     &mut len,
                 )
             })
         })?;
-        let got = usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
-        Ok((got, addr.nl_pid))
+        usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
     }
 
     /// `recv(2)`: one datagram or frame into `buf`; its length (cut to `buf.len()`).
@@ -258,23 +264,7 @@ impl Socket {
     /// 0 receives nothing until this call, so a filter attached before it applies to
     /// every frame ever queued.
     pub fn bind_link(&self, ifindex: u32, protocol: u16) -> io::Result<()> {
-        let ifindex = libc::c_int::try_from(ifindex)
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
-        // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
-        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-        addr.sll_protocol = protocol.to_be();
-        addr.sll_ifindex = ifindex;
-        // SAFETY: `addr` is a fully initialised sockaddr_ll and the length passed is
-        // its size; the kernel only reads it.
-        syscall!(unsafe {
-            libc::bind(
-                self.fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
-        Ok(())
+        self.bind_to(&link_addr(ifindex, protocol)?)
     }
 
     /// `recvfrom(fd, buf, len, MSG_DONTWAIT, &sockaddr_ll, ...)` on an `AF_PACKET`
@@ -282,26 +272,22 @@ impl Socket {
     /// and its packet type (`PACKET_HOST`, `PACKET_BROADCAST`, `PACKET_OUTGOING`, …).
     /// Fails with `WouldBlock` when nothing is queued.
     pub fn recv_link(&self, buf: &mut [u8]) -> io::Result<(usize, u8)> {
-        // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
-        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        let got = retry_eintr(|| {
-            // SAFETY: the kernel writes at most `buf.len()` bytes into the live,
-            // exclusively borrowed `buf`, and at most `len` bytes into `addr`.
-            syscall!(unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast::<libc::c_void>(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&mut addr as *mut libc::sockaddr_ll).cast::<libc::sockaddr>(),
-                    &mut len,
-                )
-            })
-        })?;
-        let got = usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))?;
+        let mut addr = link_addr(0, 0)?;
+        let got = self.recv_from(buf, libc::MSG_DONTWAIT, &mut addr)?;
         Ok((got, addr.sll_pkttype))
     }
+}
+
+/// An `AF_PACKET` address: interface `ifindex`, frames of `protocol` (host byte order).
+fn link_addr(ifindex: u32, protocol: u16) -> io::Result<libc::sockaddr_ll> {
+    let ifindex =
+        libc::c_int::try_from(ifindex).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+    // SAFETY: sockaddr_ll is plain data for which all-zero bytes are valid.
+    let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as libc::c_ushort;
+    addr.sll_protocol = protocol.to_be();
+    addr.sll_ifindex = ifindex;
+    Ok(addr)
 }
 
 /// `setsockopt(2)` on any socket with any plain-data value.
@@ -368,6 +354,14 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     // kernel reads them and writes only their `revents`.
     let ready = syscall!(unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_ms) })?;
     usize::try_from(ready).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// [`poll`] until `deadline`, rounded up to the millisecond so that the wait never
+/// ends before it: 0 when it passed.
+pub fn poll_until(fds: &mut [libc::pollfd], deadline: Instant) -> io::Result<usize> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ms = left.as_micros().div_ceil(1000).min(86_400_000) as i32;
+    poll(fds, ms)
 }
 
 /// `clock_gettime(CLOCK_BOOTTIME)`: time since boot, including time suspended, which

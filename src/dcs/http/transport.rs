@@ -195,16 +195,23 @@ fn wait(
         events,
         revents: 0,
     };
-    let mut fds = vec![own];
-    fds.extend_from_slice(wake.map_or(&[][..], |w| w.fds()));
+    // The socket first, then the loop's descriptors: on the stack (a wait a turn
+    // allocates nothing), unless the loop has more than it holds.
+    let extra = wake.map_or(&[][..], |w| w.fds());
+    let (mut stack, mut heap) = ([own; 16], Vec::new());
+    let fds: &mut [libc::pollfd] = if extra.len() < stack.len() {
+        stack[1..=extra.len()].copy_from_slice(extra);
+        &mut stack[..=extra.len()]
+    } else {
+        heap.push(own);
+        heap.extend_from_slice(extra);
+        &mut heap
+    };
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if Instant::now() >= deadline {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        // Rounded up to the millisecond: the wait never ends before the deadline.
-        let ms = left.as_micros().div_ceil(1000).min(86_400_000) as i32;
-        match sys::poll(&mut fds, ms) {
+        match sys::poll_until(fds, deadline) {
             Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
             // The socket first: its data is never left for a later wait.
             Ok(_) if fds[0].revents != 0 => return Ok(()),

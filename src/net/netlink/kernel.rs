@@ -212,12 +212,14 @@ impl Kernel {
 
     /// Reads (and drops) every queued change notification; any that may alter an
     /// answer, or any doubt, drops the last answers about the link and the
-    /// addresses.
-    fn look_for_changes(&mut self) {
-        if self.may_have_changed() {
+    /// addresses (and says so).
+    fn look_for_changes(&mut self) -> bool {
+        let changed = self.may_have_changed();
+        if changed {
             self.link_cache = None;
             self.addr_cache = None;
         }
+        changed
     }
 
     fn may_have_changed(&mut self) -> bool {
@@ -435,15 +437,8 @@ impl AddrBackend for Kernel {
     }
 
     fn take_events(&mut self) -> bool {
-        if self.events.is_none() {
-            return false;
-        }
-        let changed = self.may_have_changed();
-        if changed {
-            self.link_cache = None;
-            self.addr_cache = None;
-        }
-        changed
+        // Without the socket there are no reports; each reading asks the kernel.
+        self.events.is_some() && self.look_for_changes()
     }
 
     fn link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
