@@ -25,6 +25,7 @@ fn client_of(endpoints: Vec<String>, key: String, interval_ms: u64, token: Optio
         interval: Duration::from_millis(interval_ms),
         watch: true,
         tls: Tls::default(),
+        scope: None,
     })
 }
 

@@ -33,6 +33,7 @@ fn settings(endpoints: &[&str], credentials: Option<(&str, &str)>) -> Settings {
         watch: true,
         check_interval: Duration::from_millis(500),
         tls: Tls::default(),
+        scope: None,
     }
 }
 

@@ -20,6 +20,7 @@ fn client(endpoint: &str) -> Patroni {
         path: "/leader".into(),
         interval: Duration::from_millis(500),
         tls: Tls::default(),
+        scope: None,
     })
 }
 

@@ -111,6 +111,7 @@ fn settings(server: &Server, check_interval_ms: u64) -> Settings {
         watch: true,
         check_interval: Duration::from_millis(check_interval_ms),
         tls: Default::default(),
+        scope: None,
     }
 }
 

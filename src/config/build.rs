@@ -13,12 +13,16 @@ use super::values::{
 };
 use super::yaml::Value;
 use super::{Config, ConfigError, DcsType, Secret};
+use crate::dcs::scope::{Fallback, Role, Rules, parse_lag};
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
 
 /// `trigger-key` and `trigger-value` with `dcs-type patroni`, as vip-manager sets them.
 const PATRONI_TRIGGER_KEY: &str = "/leader";
 const PATRONI_TRIGGER_VALUE: &str = "200";
+/// What a replica VIP reads with `dcs-type patroni`: every member, with its role,
+/// state, tags and lag.
+const PATRONI_CLUSTER_PATH: &str = "/cluster";
 
 /// The longest interval, announce-interval (1 hour) and dcs-grace (1 day) accepted, so
 /// that deadline arithmetic stays far from overflow.
@@ -40,7 +44,8 @@ pub(super) fn build(
     let dcs_type = dcs_type(src)?;
     let vip = vip(src, warnings)?;
     let interface = interface(src)?;
-    let (trigger_key, trigger_value) = trigger(src, dcs_type, hostname)?;
+    let replica = replica(src, &vip)?;
+    let (trigger_key, trigger_value) = trigger(src, dcs_type, hostname, replica.is_some())?;
     let endpoints = endpoints(src, dcs_type, warnings)?;
     let (etcd_user, etcd_password) = etcd_credentials(src, dcs_type, warnings)?;
     let consul_token = consul_token(src, dcs_type, warnings)?;
@@ -50,7 +55,7 @@ pub(super) fn build(
     // Never below interval (a turn reads at most once): an error names the range.
     let dcs_check_interval =
         src.number("dcs-check-interval", interval.max(3000), interval, MAX_MS)?;
-    let (patroni_url, primary_check) = patroni(src)?;
+    let (patroni_url, primary_check) = patroni(src, replica.is_some(), warnings)?;
     let (announce_count, announce_interval, announce_mode) =
         announcements(src, vip.addr, warnings)?;
     for key in ["retry-num", "retry-after"] {
@@ -93,6 +98,7 @@ pub(super) fn build(
             1,
             MAX_MS,
         )?),
+        replica,
         conflict_probe_interval: match src.number("conflict-probe-interval", 10_000, 0, MAX_MS)? {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
@@ -104,11 +110,25 @@ pub(super) fn build(
 
 /// `patroni-url` (an http:// or https:// URL) and `primary-check`, which is on by
 /// default with it and cannot be on without it.
-fn patroni(src: &Sources<'_>) -> Result<(Option<String>, bool), ConfigError> {
+/// With a `replica` or `sync` VIP there is no primary to wait for: `primary-check` is
+/// off (and ignored, with a warning, when set).
+fn patroni(
+    src: &Sources<'_>,
+    replica: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(Option<String>, bool), ConfigError> {
     let url = match src.text("patroni-url")? {
         Some((v, origin)) => Some(parse_endpoint(v, origin)?.trim_end_matches('/').to_string()),
         None => None,
     };
+    if replica {
+        if let Some(origin) = src.origin("primary-check") {
+            warnings.push(format!(
+                "{origin} is ignored: a replica VIP never waits for a primary"
+            ));
+        }
+        return Ok((url, false));
+    }
     let check = src.bool("primary-check", url.is_some())?;
     if check && url.is_none() {
         let origin = src.origin("primary-check").unwrap_or("primary-check");
@@ -117,6 +137,67 @@ fn patroni(src: &Sources<'_>) -> Result<(Option<String>, bool), ConfigError> {
         )));
     }
     Ok((url, check))
+}
+
+/// `vip-role` and, for `replica` and `sync`, the eligibility rules; `None` for the
+/// primary VIP (the leader key alone, as without `vip-role`).
+fn replica(src: &Sources<'_>, vip: &Vip) -> Result<Option<Rules>, ConfigError> {
+    let role = match src.text("vip-role")? {
+        None => Role::Primary,
+        Some((v, origin)) => match v.to_ascii_lowercase().as_str() {
+            "primary" | "master" | "leader" => Role::Primary,
+            "replica" => Role::Replica,
+            "sync" => Role::Sync,
+            _ => {
+                return Err(ConfigError(format!(
+                    "{origin}: {v:?} is not a role (primary, replica or sync)"
+                )));
+            }
+        },
+    };
+    let keys = [
+        "replica-max-lag",
+        "replica-settle",
+        "replica-fallback",
+        "replica-skip-nofailover",
+    ];
+    if role == Role::Primary {
+        if let Some(key) = keys.iter().find(|k| src.origin(k).is_some()) {
+            let origin = src.origin(key).unwrap_or(key);
+            return Err(ConfigError(format!(
+                "{origin}: needs vip-role replica or sync (this VIP follows the primary)"
+            )));
+        }
+        return Ok(None);
+    }
+    let max_lag = match src.text("replica-max-lag")? {
+        None => None,
+        Some((v, origin)) => Some(parse_lag(v).ok_or_else(|| {
+            ConfigError(format!(
+                "{origin}: {v:?} is not a size (bytes, or a number with kB, MB, GB or TB)"
+            ))
+        })?),
+    };
+    let fallback = match src.text("replica-fallback")? {
+        None => Fallback::Primary,
+        Some((v, origin)) => match v.to_ascii_lowercase().as_str() {
+            "primary" => Fallback::Primary,
+            "none" => Fallback::None,
+            _ => {
+                return Err(ConfigError(format!(
+                    "{origin}: {v:?} is not primary or none"
+                )));
+            }
+        },
+    };
+    Ok(Some(Rules {
+        role,
+        vip: vip.addr.to_string(),
+        max_lag,
+        settle: Duration::from_millis(src.number("replica-settle", 30_000, 0, MAX_GRACE_MS)?),
+        fallback,
+        skip_nofailover: src.bool("replica-skip-nofailover", false)?,
+    }))
 }
 
 fn check_manager_type(src: &Sources<'_>) -> Result<(), ConfigError> {
@@ -176,19 +257,33 @@ fn interface(src: &Sources<'_>) -> Result<String, ConfigError> {
 }
 
 /// The key to watch and the value that means "this node", with Patroni's defaults.
+/// `trigger-key` and `trigger-value`. A replica VIP reads the scope the trigger key
+/// is in (`dcs-type patroni`: `GET /cluster`), and the value is this node's member name.
 fn trigger(
     src: &Sources<'_>,
     dcs_type: DcsType,
     hostname: &str,
+    replica: bool,
 ) -> Result<(String, String), ConfigError> {
     let key = match (src.text("trigger-key")?, dcs_type) {
+        (Some((v, origin)), _) if replica && dcs_type != DcsType::Patroni => {
+            let scope = v.trim_start_matches('/').rsplit_once('/').map(|(s, _)| s);
+            if scope.is_none_or(str::is_empty) {
+                return Err(ConfigError(format!(
+                    "{origin}: {v:?} has no scope: a replica VIP reads the records next to \
+                     the leader key, <namespace>/<scope>/leader"
+                )));
+            }
+            v
+        }
         (Some((v, _)), _) => v,
+        (None, DcsType::Patroni) if replica => PATRONI_CLUSTER_PATH,
         (None, DcsType::Patroni) => PATRONI_TRIGGER_KEY,
         (None, _) => src.required("trigger-key")?.0,
     };
     let value = match src.text("trigger-value")? {
         Some((v, _)) => v,
-        None if dcs_type == DcsType::Patroni => PATRONI_TRIGGER_VALUE,
+        None if dcs_type == DcsType::Patroni && !replica => PATRONI_TRIGGER_VALUE,
         None if hostname.trim().is_empty() => {
             return Err(ConfigError(
                 "trigger-value: not set, and the hostname is empty".into(),

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use crate::dcs::Settings as DcsSettings;
 use crate::dcs::http::TlsFiles;
+use crate::dcs::scope::Rules;
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
 use options::{CONFIG_ENV, Kind};
@@ -91,6 +92,9 @@ pub struct Config {
     /// The `on-change` program and its arguments (checked executable at load).
     pub on_change: Option<Vec<String>>,
     pub on_change_timeout: Duration,
+    /// A `replica` or `sync` VIP's rules (`vip-role` and the `replica-*` options);
+    /// `None`: the VIP follows the leader key.
+    pub replica: Option<Rules>,
     /// How often a holder probes for another holder (`conflict-probe-interval`);
     /// `None`: never.
     pub conflict_probe_interval: Option<Duration>,
@@ -202,6 +206,8 @@ impl Config {
             watch: !self.no_watch,
             check_interval: self.dcs_check_interval,
             tls: self.tls_files(),
+            scope: self.replica.clone(),
+            member: self.trigger_value.clone(),
         }
     }
 
@@ -250,6 +256,7 @@ impl Config {
             metrics_listen: None,
             on_change: None,
             on_change_timeout: Duration::from_millis(10_000),
+            replica: None,
             conflict_probe_interval: Some(Duration::from_millis(10_000)),
             verbose: false,
         }

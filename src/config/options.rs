@@ -292,6 +292,46 @@ pub(super) const OPTIONS: &[Opt] = &[
         ..TEXT
     },
     Opt {
+        key: "vip-role",
+        metavar: "ROLE",
+        default: "primary",
+        help: "Which member the VIP follows: primary (the leader key), replica (a healthy \
+               replica, the same on every node) or sync (the synchronous standby).",
+        ..TEXT
+    },
+    Opt {
+        key: "replica-max-lag",
+        metavar: "SIZE",
+        default: "(no limit)",
+        help: "vip-role replica/sync: the largest lag behind the leader a member may have, \
+               in bytes or with a unit as Patroni's ?lag= takes it (16MB = 16 x 1024^2).",
+        ..TEXT
+    },
+    Opt {
+        key: "replica-settle",
+        metavar: "MS",
+        default: "30000",
+        help: "vip-role replica/sync: how long a member that was not eligible must stay \
+               eligible before it counts again.",
+        ..TEXT
+    },
+    Opt {
+        key: "replica-fallback",
+        metavar: "WHERE",
+        default: "primary",
+        help: "vip-role replica/sync: where the VIP goes while no member is eligible: \
+               primary (the leader) or none.",
+        ..TEXT
+    },
+    Opt {
+        key: "replica-skip-nofailover",
+        kind: Kind::Bool,
+        metavar: "BOOL",
+        default: "false",
+        help: "vip-role replica/sync: a member tagged nofailover is not eligible either.",
+        ..TEXT
+    },
+    Opt {
         key: "keep-on-exit",
         kind: Kind::Bool,
         metavar: "BOOL",

@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::Secret;
 use super::http::conn::Error;
 use super::http::{self, Endpoints, Tls};
+use super::scope::Scope;
 use super::{Dcs, Observation, Wait};
 use crate::base64;
 use crate::wake::Wake;
@@ -36,6 +37,8 @@ pub struct Settings {
     /// Wait for changes with blocking queries (`no-watch` turns it off).
     pub watch: bool,
     pub tls: Tls,
+    /// A replica VIP's reader of the whole scope (`?recurse`); `None`: the key alone.
+    pub scope: Option<Scope>,
 }
 
 /// The key as Consul names it: without leading `/`.

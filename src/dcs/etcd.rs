@@ -32,6 +32,7 @@ use super::Secret;
 use super::http::conn::{Error, Request};
 use super::http::wire::Reply;
 use super::http::{Endpoints, Tls};
+use super::scope::Scope;
 use super::{Dcs, Observation, Wait};
 use crate::wake::Wake;
 
@@ -56,6 +57,8 @@ pub struct Settings {
     pub check_interval: Duration,
     /// CA and client certificate for https:// endpoints.
     pub tls: Tls,
+    /// A replica VIP's reader of the whole scope; `None`: the key alone.
+    pub scope: Option<Scope>,
 }
 
 /// Run `f` with the headers of every etcd request: `Grpc-Metadata-hasleader` (so a

@@ -6,6 +6,7 @@ pub mod etcd2;
 pub mod etcd_any;
 pub mod http;
 pub mod patroni;
+pub mod scope;
 pub mod tls;
 
 use std::fmt;
@@ -193,6 +194,11 @@ pub struct Settings {
     /// With an etcd v3 watch: the longest time between two reads of the key.
     pub check_interval: Duration,
     pub tls: TlsFiles,
+    /// A `replica` or `sync` VIP: read the whole scope with these rules ([`scope`]);
+    /// `None`: the leader key alone.
+    pub scope: Option<scope::Rules>,
+    /// This node's member name (the trigger value).
+    pub member: String,
 }
 
 impl Settings {
@@ -209,7 +215,14 @@ impl Settings {
             watch: self.watch,
             check_interval: self.check_interval,
             tls: tls.clone(),
+            scope: self.scope_reader(),
         }
+    }
+
+    /// A fresh reader of the scope for a replica VIP.
+    pub fn scope_reader(&self) -> Option<scope::Scope> {
+        let rules = self.scope.clone()?;
+        Some(scope::Scope::new(rules, &self.key, &self.member))
     }
 
     /// How long start-up may spend on a credential check.
@@ -245,12 +258,14 @@ pub fn open(settings: &Settings, tls: &Tls, deadline: Instant) -> Result<Box<dyn
             interval: settings.interval,
             watch: settings.watch,
             tls: tls.clone(),
+            scope: settings.scope_reader(),
         }))),
         DcsType::Patroni => Ok(Box::new(patroni::Patroni::new(&patroni::Settings {
             endpoint: settings.endpoints.first().cloned().unwrap_or_default(),
             path: settings.key.clone(),
             interval: settings.interval,
             tls: tls.clone(),
+            scope: settings.scope_reader(),
         }))),
     }
 }
@@ -271,6 +286,8 @@ mod tests {
             watch: true,
             check_interval: Duration::from_secs(3),
             tls: TlsFiles::default(),
+            scope: None,
+            member: "pg1".into(),
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::http::conn::{Connection, Request};
 use super::http::{self, Tls};
+use super::scope::Scope;
 use super::{Dcs, Observation};
 
 /// Everything [`Patroni`] needs from the configuration.
@@ -24,6 +25,8 @@ pub struct Settings {
     pub path: String,
     pub interval: Duration,
     pub tls: Tls,
+    /// A replica VIP's reader of `GET /cluster`; `None`: the status of `path`.
+    pub scope: Option<Scope>,
 }
 
 /// The observation of a reply: its status code as text.

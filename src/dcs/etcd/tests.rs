@@ -234,6 +234,7 @@ fn client(endpoint: &str) -> Etcd {
         watch: true,
         check_interval: Duration::from_secs(3),
         tls: Tls::default(),
+        scope: None,
     })
 }
 
