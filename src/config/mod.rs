@@ -207,7 +207,12 @@ impl Config {
             check_interval: self.dcs_check_interval,
             tls: self.tls_files(),
             scope: self.replica.clone(),
-            member: self.trigger_value.clone(),
+            // Only a replica VIP's choice needs it: a new name alone needs no new
+            // client for the leader key.
+            member: match self.replica {
+                Some(_) => self.trigger_value.clone(),
+                None => String::new(),
+            },
         }
     }
 

@@ -28,7 +28,11 @@ fn valid_value(key: &str, file: &str) -> String {
         "metrics-listen" => "127.0.0.1:9617",
         "on-change" => "/bin/true",
         "on-change-timeout" | "conflict-probe-interval" => "2500",
-        "verbose" | "keep-on-exit" | "no-watch" => "true",
+        "verbose" | "keep-on-exit" | "no-watch" | "replica-skip-nofailover" => "true",
+        "vip-role" => "replica",
+        "replica-max-lag" => "16MB",
+        "replica-settle" => "2500",
+        "replica-fallback" => "none",
         _ if key.ends_with("-file") => file,
         other => panic!("no test value for {other}"),
     };
@@ -44,6 +48,9 @@ fn flags_around(key: &str, pem: &str) -> Vec<String> {
         .collect();
     if key == "primary-check" {
         flags.push("--patroni-url=http://192.0.2.11:8008".into());
+    }
+    if key.starts_with("replica-") {
+        flags.push("--vip-role=sync".into());
     }
     if key.starts_with("etcd-password") {
         flags.push("--etcd-user=u".into());
