@@ -18,6 +18,11 @@ pub use super::tls::{Tls, TlsFiles};
 /// Replies larger than this are refused (a leader key reply is a few hundred bytes).
 pub const MAX_REPLY: usize = 64 * 1024;
 
+/// Replies with a whole scope's records (a replica VIP's reads) may be this large:
+/// hundreds of members, or Patroni's `history` of many failovers, which a prefix read
+/// carries along.
+pub const MAX_SCOPE_REPLY: usize = 1024 * 1024;
+
 /// The longest server text quoted in a log line.
 const MAX_TEXT: usize = 200;
 
@@ -48,6 +53,13 @@ impl Endpoints {
             })
             .collect();
         Endpoints { list, current: 0 }
+    }
+
+    /// Accept replies of up to `limit` bytes on every endpoint.
+    pub fn set_limit(&mut self, limit: usize) {
+        for e in &mut self.list {
+            e.conn.set_limit(limit);
+        }
     }
 
     /// The order to ask them in this time: each once, from the current one.

@@ -196,6 +196,9 @@ pub struct Connection {
     /// came so far, [`Connection::resume`] reads on.
     in_flight: bool,
     request: Vec<u8>,
+    /// The largest reply body (and stream) accepted: [`MAX_REPLY`] unless
+    /// [`Connection::set_limit`] says otherwise.
+    limit: usize,
 }
 
 impl Connection {
@@ -214,7 +217,14 @@ impl Connection {
             in_flight: false,
             buf: Vec::with_capacity(2048),
             request: Vec::with_capacity(512),
+            limit: MAX_REPLY,
         }
+    }
+
+    /// Accept replies of up to `limit` bytes (a whole scope's records rather than one
+    /// key).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     /// The open connection, if any (see the module's contract for polling it).
@@ -305,13 +315,13 @@ impl Connection {
                 Err(e) if self.buf.is_empty() => return Err(Retry::first(e)),
                 Err(e) => return Err(Retry::Error(e.into())),
             };
-            if wire::over_limit(self.buf.len() + n, MAX_REPLY) {
-                return Err(Retry::Error(Error::Failed(wire::too_large(MAX_REPLY))));
+            if wire::over_limit(self.buf.len() + n, self.limit) {
+                return Err(Retry::Error(Error::Failed(wire::too_large(self.limit))));
             }
             self.buf.extend_from_slice(&chunk[..n]);
             let eof = n == 0;
             if let Some(reply) =
-                wire::parse_reply(&self.buf, eof, MAX_REPLY).map_err(Retry::text)?
+                wire::parse_reply(&self.buf, eof, self.limit).map_err(Retry::text)?
             {
                 return Ok(reply);
             }
@@ -390,7 +400,7 @@ impl Connection {
         Ok(Stream {
             transport,
             raw,
-            limit: MAX_REPLY,
+            limit: self.limit,
         })
     }
 }
