@@ -20,6 +20,11 @@
 //! lead stays without the VIP, and one with no fact since start leaves the kernel
 //! alone until the grace from start ends.
 //!
+//! A `replica` or `sync` VIP reads the same table with its own question: the
+//! observation names the member that holds it (see [`crate::dcs::scope`]), Patroni's
+//! "primary" rows read "a running replica" (so a node promoted or stopped during the
+//! outage lets it go), and the lease is that of this node's own member record.
+//!
 //! Why: Patroni itself is the authority on whether this node's PostgreSQL accepts
 //! writes, and it answers while the DCS does not (its `failsafe_mode` keeps a primary
 //! running without the DCS); a Patroni that says anything but a running primary means
@@ -74,10 +79,11 @@ pub enum Reason {
     UnknownNotLeading,
     /// DCS unknown and never known since start; within grace from start.
     UnknownNoHistory,
-    /// DCS unknown; this node's Patroni says it runs a writable primary.
-    PatroniPrimary,
-    /// DCS unknown; this node's Patroni says it is not a running primary.
-    PatroniNotPrimary,
+    /// DCS unknown; this node's Patroni says it serves this VIP's role (a writable
+    /// primary; for a replica VIP, a running replica).
+    PatroniServes,
+    /// DCS unknown; this node's Patroni says it does not.
+    PatroniNotServing,
     /// DCS unknown, within grace, but the leader key's lease may have run out.
     LeaseExpired,
     /// The key newly names this node; the VIP waits for Patroni to say primary.
@@ -87,10 +93,12 @@ pub enum Reason {
 /// What this node's Patroni said while the DCS was silent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatroniSays {
-    /// `role` master, primary or standby_leader with `state` running.
-    Primary,
+    /// It serves this VIP's role: a primary VIP's `role` master, primary or
+    /// standby_leader with `state` running; a replica VIP's `role` replica with `state`
+    /// running or streaming.
+    Serves,
     /// Anything else it answered (role and state, or why the body is unreadable).
-    NotPrimary(String),
+    NotServing(String),
     /// No HTTP answer at all (refused, timed out), or no `patroni-url`.
     NoAnswer,
 }
@@ -139,8 +147,8 @@ pub fn decide(
         Observation::Unknown(_) => {}
     }
     match fence.patroni {
-        PatroniSays::Primary => return (Desired::Present, Reason::PatroniPrimary),
-        PatroniSays::NotPrimary(_) => return (Desired::Absent, Reason::PatroniNotPrimary),
+        PatroniSays::Serves => return (Desired::Present, Reason::PatroniServes),
+        PatroniSays::NotServing(_) => return (Desired::Absent, Reason::PatroniNotServing),
         PatroniSays::NoAnswer => {}
     }
     match last {
@@ -250,8 +258,8 @@ mod tests {
     fn the_fencing_table_cell_by_cell() {
         use Desired::*;
         use Reason::*;
-        let not = PatroniSays::NotPrimary("role replica, state running".into());
-        let patroni = [PatroniSays::Primary, not, PatroniSays::NoAnswer];
+        let not = PatroniSays::NotServing("role replica, state running".into());
+        let patroni = [PatroniSays::Serves, not, PatroniSays::NoAnswer];
         let graces = [Grace::After(Duration::ZERO), grace10(), Grace::Never];
         // Known and still running, known and run out, unknown.
         let leases = [Some(3 * S), Some(Duration::ZERO), None];
@@ -264,8 +272,8 @@ mod tests {
                     };
                     let got = decide(&unknown(), ME, fact(true, 4), S, grace, &fence);
                     let want = match (p, grace, lease_left) {
-                        (PatroniSays::Primary, ..) => (Present, PatroniPrimary),
-                        (PatroniSays::NotPrimary(_), ..) => (Absent, PatroniNotPrimary),
+                        (PatroniSays::Serves, ..) => (Present, PatroniServes),
+                        (PatroniSays::NotServing(_), ..) => (Absent, PatroniNotServing),
                         (_, Grace::After(Duration::ZERO), _) => (Absent, GraceExpired),
                         (_, Grace::Never, _) => (Present, GraceHolding),
                         (_, _, Some(Duration::ZERO)) => (Absent, LeaseExpired),
@@ -285,12 +293,12 @@ mod tests {
         // Patroni decides even without history or after another node led; a known DCS
         // is never overruled by it.
         let primary = Fence {
-            patroni: PatroniSays::Primary,
+            patroni: PatroniSays::Serves,
             lease_left: None,
         };
         for last in [None, fact(false, 0)] {
             let got = decide(&unknown(), ME, last, S, grace10(), &primary);
-            assert_eq!(got, (Present, PatroniPrimary), "{last:?}");
+            assert_eq!(got, (Present, PatroniServes), "{last:?}");
         }
         let other = Observation::Leader("pg2".into());
         let got = decide(&other, ME, fact(true, 0), S, grace10(), &primary);

@@ -55,6 +55,10 @@ pub const QUEUE_BYTES: usize = 16 * 1024;
 
 /// Whether debug records are written (`verbose`; changed by a reload).
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+/// Written before every message: which VIP role this instance serves (empty for the
+/// primary VIP), so that a replica instance's lines stand apart from the primary's in
+/// a shared log.
+static TAG: Mutex<&'static str> = Mutex::new("");
 
 /// The lines not yet written, for every log call and [`flush_pending`].
 static PENDING: Mutex<Pending> = Mutex::new(Pending::new());
@@ -227,8 +231,9 @@ impl Log for StderrLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
+        let tag = *TAG.lock().unwrap_or_else(|e| e.into_inner());
         let line = format!(
-            "{} {level} {}\n",
+            "{} {level} {tag}{}\n",
             timestamp(SystemTime::now()),
             record.args()
         );
@@ -247,6 +252,11 @@ pub fn init(verbose: bool) {
     if log::set_boxed_logger(Box::new(StderrLogger)).is_ok() {
         set_verbose(verbose);
     }
+}
+
+/// The text written before every message from now on (at start, and on SIGHUP).
+pub fn set_tag(tag: &'static str) {
+    *TAG.lock().unwrap_or_else(|e| e.into_inner()) = tag;
 }
 
 /// Turn debug records on or off (at start, and on SIGHUP with a changed `verbose`).

@@ -43,7 +43,7 @@ fn load_tls(cfg: &Config) -> Result<Tls, String> {
 /// The client of this node's Patroni REST API, when `patroni-url` is set.
 fn patroni(cfg: &Config, tls: &Tls) -> Option<Box<dyn AskPatroni>> {
     let url = cfg.patroni_url.as_deref()?;
-    Some(Box::new(Patroni::new(url, cfg.interval, tls)))
+    Some(Box::new(Patroni::new(url, cfg.interval, tls, cfg.role())))
 }
 
 /// SIGHUP: the same arguments and environment, read again; a new DCS client when its
@@ -120,6 +120,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(2, &e),
     };
     vipd::logger::init(cfg.verbose);
+    vipd::logger::set_tag(cfg.role().log_tag());
     let env_warnings = config::unknown_env_warnings(std::env::vars_os().map(|(k, _)| k));
     for w in loaded.warnings.iter().chain(&env_warnings) {
         log::warn!("{w}");

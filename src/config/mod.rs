@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use crate::dcs::Settings as DcsSettings;
 use crate::dcs::http::TlsFiles;
-use crate::dcs::scope::Rules;
+use crate::dcs::scope::{Role, Rules};
 use crate::decide::Grace;
 use crate::net::{AnnounceMode, Vip};
 use options::{CONFIG_ENV, Kind};
@@ -214,6 +214,11 @@ impl Config {
                 None => String::new(),
             },
         }
+    }
+
+    /// Which member the VIP follows.
+    pub fn role(&self) -> Role {
+        self.replica.as_ref().map_or(Role::Primary, |r| r.role)
     }
 
     /// The TLS files named (`etcd-ca-file`, `etcd-cert-file`, `etcd-key-file`).

@@ -200,7 +200,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         // merely keeps the VIP, the other holder may be the new leader.
         let leads = matches!(
             last.decision.1,
-            Reason::ThisNodeLeads | Reason::PatroniPrimary
+            Reason::ThisNodeLeads | Reason::PatroniServes
         );
         let (vip, iface) = (self.cfg.vip.addr, self.cfg.interface.clone());
         for &mac in macs {

@@ -196,7 +196,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                     ),
                     Step::Pass { .. } => {}
                     Step::Wait { first } => {
-                        if let (true, PatroniSays::NotPrimary(why)) = (first, &says) {
+                        if let (true, PatroniSays::NotServing(why)) = (first, &says) {
                             log::info!(
                                 "the key names this node; waiting for Patroni to say primary \
                                  (now {why})"

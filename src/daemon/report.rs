@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::{Action, Daemon};
+use crate::dcs::scope::Role;
 use crate::dcs::{Dcs, Observation};
 use crate::decide::{Desired, Grace, PatroniSays, Reason};
 use crate::net::AddrBackend;
@@ -41,7 +42,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     fn log_action(&mut self, r: &Report) {
         let vip = self.cfg.vip;
         let iface = &self.cfg.interface;
-        let reason = reason_text(r.reason);
+        let reason = reason_text(r.reason, self.cfg.role());
         match &r.action {
             Action::Added => log::info!("added {vip} to {iface} ({reason}); announcing"),
             Action::Removed(n) => {
@@ -85,15 +86,26 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             }
             return;
         }
-        match obs {
-            Observation::Leader(name) => log::info!(
-                "leader is {name:?} (this node is {:?})",
-                self.cfg.trigger_value
-            ),
-            Observation::NoLeader => {
+        let me = &self.cfg.trigger_value;
+        match (obs, self.cfg.role()) {
+            (Observation::Leader(name), Role::Primary) => {
+                log::info!("leader is {name:?} (this node is {me:?})")
+            }
+            (Observation::Leader(name), role) => {
+                log::info!(
+                    "the {} VIP's holder is {name:?} (this node is {me:?})",
+                    role.name()
+                )
+            }
+            (Observation::NoLeader, Role::Primary) => {
                 log::info!("no leader: key {} is absent", self.cfg.trigger_key)
             }
-            Observation::Unknown(e) => log::warn!("DCS unreachable: {e}"),
+            (Observation::NoLeader, role) => log::info!(
+                "no member holds the {} VIP (none is eligible, and replica-fallback \
+                 does not apply)",
+                role.name()
+            ),
+            (Observation::Unknown(e), _) => log::warn!("DCS unreachable: {e}"),
         }
         self.logged.leader = Some(obs.clone());
     }
@@ -116,15 +128,17 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 "DCS unreachable and the leader key's lease may have run out (its last known \
                  expiry passed): releasing {addr} before the grace period ({grace}) ends"
             ),
-            Reason::PatroniPrimary => log::warn!(
+            Reason::PatroniServes => log::warn!(
                 "keeping {addr} while the DCS is unreachable: Patroni says this node is a \
-                 running primary"
+                 running {}",
+                serving(self.cfg.role())
             ),
-            Reason::PatroniNotPrimary => {
-                if let Some(PatroniSays::NotPrimary(why)) = &self.patroni_said {
+            Reason::PatroniNotServing => {
+                if let Some(PatroniSays::NotServing(why)) = &self.patroni_said {
                     log::warn!(
-                        "DCS unreachable and Patroni says this node is not a running primary \
-                         ({why}): no VIP here"
+                        "DCS unreachable and Patroni says this node is not a running {} \
+                         ({why}): no VIP here",
+                        serving(self.cfg.role())
                     );
                 }
             }
@@ -142,8 +156,16 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Observation::Unknown(_) => (Value::Null, "unknown"),
         };
         let (desired, actual, action) = state_words(r);
+        let role = self.cfg.role();
+        // A replica VIP's observation names its holder, not the leader.
+        let (leader, holder) = match role {
+            Role::Primary => (leader.clone(), leader),
+            _ => (Value::Null, leader),
+        };
         serde_json::json!({
+            "role": role.name(),
             "leader": leader,
+            "holder": holder,
             "dcs": dcs,
             "node": self.cfg.trigger_value,
             "vip": self.cfg.vip.to_string(),
@@ -152,8 +174,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             "actual": actual,
             "action": action,
             "lifetime_left_ms": self.lifetime_left(),
-            "rule": rule_word(r.reason),
-            "patroni": self.patroni_said.as_ref().map(patroni_word),
+            "rule": rule_word(r.reason, role),
+            "patroni": self.patroni_said.as_ref().map(|s| patroni_word(s, role)),
             "error": self.error_text(r),
         })
     }
@@ -174,8 +196,12 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Observation::Unknown(_) => "unknown".into(),
         };
         let (desired, actual, action) = state_words(r);
-        let mut line = format!(
-            "leader={leader} node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
+        let mut line = match self.cfg.role() {
+            Role::Primary => format!("leader={leader}"),
+            role => format!("role={} holder={leader}", role.name()),
+        };
+        line += &format!(
+            " node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
             self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
         );
         if let Some(e) = self.error_text(r) {
@@ -247,8 +273,21 @@ fn state_words(r: &Report) -> (&'static str, &'static str, &'static str) {
     (desired, actual, action)
 }
 
+/// What Patroni must say this node runs to keep a VIP of `role`.
+fn serving(role: Role) -> &'static str {
+    match role {
+        Role::Primary => "primary",
+        Role::Replica | Role::Sync => "replica",
+    }
+}
+
 /// Which rule decided, for the JSON state (the fencing table's rows among them).
-fn rule_word(r: Reason) -> &'static str {
+fn rule_word(r: Reason, role: Role) -> &'static str {
+    match (r, role) {
+        (Reason::PatroniServes, Role::Replica | Role::Sync) => return "patroni-replica",
+        (Reason::PatroniNotServing, Role::Replica | Role::Sync) => return "patroni-not-replica",
+        _ => {}
+    }
     match r {
         Reason::ThisNodeLeads => "this-node-leads",
         Reason::OtherNodeLeads => "another-node-leads",
@@ -257,23 +296,35 @@ fn rule_word(r: Reason) -> &'static str {
         Reason::GraceExpired => "grace-expired",
         Reason::UnknownNotLeading => "unknown-not-leading",
         Reason::UnknownNoHistory => "unknown-since-start",
-        Reason::PatroniPrimary => "patroni-primary",
-        Reason::PatroniNotPrimary => "patroni-not-primary",
+        Reason::PatroniServes => "patroni-primary",
+        Reason::PatroniNotServing => "patroni-not-primary",
         Reason::LeaseExpired => "lease-expired",
         Reason::AwaitingPrimary => "awaiting-primary",
     }
 }
 
 /// What Patroni said at this turn, for the JSON state.
-fn patroni_word(s: &PatroniSays) -> String {
+fn patroni_word(s: &PatroniSays, role: Role) -> String {
     match s {
-        PatroniSays::Primary => "primary".into(),
-        PatroniSays::NotPrimary(why) => format!("not primary: {why}"),
+        PatroniSays::Serves => serving(role).into(),
+        PatroniSays::NotServing(why) => format!("not {}: {why}", serving(role)),
         PatroniSays::NoAnswer => "no answer".into(),
     }
 }
 
-fn reason_text(r: Reason) -> &'static str {
+fn reason_text(r: Reason, role: Role) -> &'static str {
+    match (r, role) {
+        (Reason::ThisNodeLeads, Role::Replica | Role::Sync) => return "this node holds it",
+        (Reason::OtherNodeLeads, Role::Replica | Role::Sync) => return "another member holds it",
+        (Reason::NoLeader, Role::Replica | Role::Sync) => return "no member holds it",
+        (Reason::PatroniServes, Role::Replica | Role::Sync) => {
+            return "DCS unreachable, Patroni says this node is a running replica";
+        }
+        (Reason::PatroniNotServing, Role::Replica | Role::Sync) => {
+            return "DCS unreachable, Patroni says this node is not a running replica";
+        }
+        _ => {}
+    }
     match r {
         Reason::ThisNodeLeads => "this node leads",
         Reason::OtherNodeLeads => "another node leads",
@@ -282,8 +333,8 @@ fn reason_text(r: Reason) -> &'static str {
         Reason::GraceExpired => "DCS unreachable, grace expired",
         Reason::UnknownNotLeading => "DCS unreachable, this node did not lead",
         Reason::UnknownNoHistory => "DCS unreachable since start",
-        Reason::PatroniPrimary => "DCS unreachable, Patroni says this node is a running primary",
-        Reason::PatroniNotPrimary => {
+        Reason::PatroniServes => "DCS unreachable, Patroni says this node is a running primary",
+        Reason::PatroniNotServing => {
             "DCS unreachable, Patroni says this node is not a running primary"
         }
         Reason::LeaseExpired => "DCS unreachable, the leader key's lease may have run out",

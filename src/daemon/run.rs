@@ -30,12 +30,30 @@ fn managed_summary(cfg: &Config) -> String {
     let lifetime = cfg
         .vip_lifetime
         .map_or("forever".to_string(), |l| format!("{} ms", l.as_millis()));
+    let follows = match &cfg.replica {
+        None => format!("key {}", cfg.trigger_key),
+        Some(r) => {
+            let lag = r
+                .max_lag
+                .map_or("no limit".to_string(), |b| format!("{b} bytes"));
+            let fallback = match r.fallback {
+                crate::dcs::scope::Fallback::Primary => "primary",
+                crate::dcs::scope::Fallback::None => "none",
+            };
+            format!(
+                "vip-role {}, scope of {}, replica-max-lag {lag}, replica-settle {} ms, \
+                 replica-fallback {fallback}",
+                r.role.name(),
+                cfg.trigger_key,
+                r.settle.as_millis()
+            )
+        }
+    };
     format!(
-        "{} on {} for {:?} (key {}, interval {} ms, vip-lifetime {lifetime})",
+        "{} on {} for {:?} ({follows}, interval {} ms, vip-lifetime {lifetime})",
         cfg.vip,
         cfg.interface,
         cfg.trigger_value,
-        cfg.trigger_key,
         cfg.interval.as_millis()
     )
 }
@@ -231,6 +249,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.dcs = dcs;
         }
         crate::logger::set_verbose(config.verbose);
+        crate::logger::set_tag(config.role().log_tag());
         self.cfg = config;
         log::info!(
             "SIGHUP: configuration reloaded: {}",

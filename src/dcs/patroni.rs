@@ -3,6 +3,10 @@
 //! value (default `200`), as vip-manager does. The endpoint is this node's Patroni
 //! (`restapi.listen`; Debian's template listens on the host's address, not loopback).
 //!
+//! A replica VIP reads `GET <endpoint>/cluster` instead ([`super::scope`]): every member
+//! with its role, state, tags and lag, as this node's Patroni last read them from the
+//! DCS. A reply that is not Patroni's (or over the scope bound) is unknown.
+//!
 //! Every status is an answer (`Leader("503")` is "not this node"); only a failed
 //! connection or a timeout is unknown. There is nothing to block on: the loop polls once
 //! per interval.
@@ -63,14 +67,21 @@ pub struct Patroni {
     endpoint: String,
     /// Connected to the check's URL: its path is the request's.
     conn: Connection,
+    /// A replica VIP's reader of `/cluster`.
+    scope: Option<Scope>,
 }
 
 impl Patroni {
     pub fn new(settings: &Settings) -> Patroni {
         let url = url(&settings.endpoint, &settings.path);
+        let mut conn = Connection::new(&url, settings.interval, &settings.tls);
+        if settings.scope.is_some() {
+            conn.set_limit(http::MAX_SCOPE_REPLY);
+        }
         Patroni {
             endpoint: settings.endpoint.trim_end_matches('/').to_string(),
-            conn: Connection::new(&url, settings.interval, &settings.tls),
+            conn,
+            scope: settings.scope.clone(),
         }
     }
 }
@@ -79,7 +90,17 @@ impl Dcs for Patroni {
     fn observe(&mut self, deadline: Instant) -> Observation {
         // The body (read, bounded, so that the connection can be reused) is not needed.
         match self.conn.request(&Request::get(&[], &[]), deadline) {
-            Ok(reply) => observation(reply.status),
+            Ok(reply) => match &mut self.scope {
+                None => observation(reply.status),
+                Some(_) if reply.status != 200 => Observation::Unknown(format!(
+                    "Patroni REST API at {}: GET /cluster: HTTP {}",
+                    self.endpoint, reply.status
+                )),
+                Some(scope) => match scope.load_cluster(&reply.body) {
+                    Ok(()) => scope.observe(Instant::now()),
+                    Err(e) => Observation::Unknown(format!("{}: {e}", self.endpoint)),
+                },
+            },
             Err(e) => Observation::Unknown(format!(
                 "Patroni REST API at {}: {e} (is restapi.listen this address? Debian's \
                  template listens on the host's address, not 127.0.0.1)",

@@ -60,6 +60,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// What every log line of an instance with this role starts with.
+    pub fn log_tag(self) -> &'static str {
+        match self {
+            Role::Primary => "",
+            Role::Replica => "replica VIP: ",
+            Role::Sync => "sync VIP: ",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Role::Primary => "primary",
@@ -444,10 +453,7 @@ impl Scope {
             }
             Err(why) => {
                 if self.told.get(name) != Some(why) {
-                    log::info!(
-                        "{} VIP: member {name:?} is not eligible: {why}",
-                        self.rules.role.name()
-                    );
+                    log::info!("member {name:?} is not eligible: {why}");
                     self.told.insert(name.to_string(), why.clone());
                 }
             }

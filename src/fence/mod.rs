@@ -74,12 +74,12 @@ impl Gate {
             _ => None,
         };
         match says {
-            PatroniSays::Primary => {
+            PatroniSays::Serves => {
                 self.state = State::Open;
                 let waited = since.map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
                 Step::Pass { waited }
             }
-            PatroniSays::NotPrimary(_) => {
+            PatroniSays::NotServing(_) => {
                 self.state = State::Waiting {
                     since: since.unwrap_or(now),
                 };
@@ -109,14 +109,14 @@ mod tests {
     fn the_gate_through_a_leadership() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        let replica = PatroniSays::NotPrimary("role replica, state running".into());
+        let replica = PatroniSays::NotServing("role replica, state running".into());
         let mut gate = Gate::default();
         assert!(!gate.is_open(), "closed at start");
         assert_eq!(gate.answer(&replica, ms(0)), Step::Wait { first: true });
         assert_eq!(gate.answer(&replica, ms(100)), Step::Wait { first: false });
         let waited = Duration::from_millis(800);
         assert_eq!(
-            gate.answer(&PatroniSays::Primary, ms(800)),
+            gate.answer(&PatroniSays::Serves, ms(800)),
             Step::Pass { waited }
         );
         assert!(gate.is_open(), "open for the rest of this leadership");
@@ -124,7 +124,7 @@ mod tests {
         gate.close();
         assert!(!gate.is_open());
         assert_eq!(
-            gate.answer(&PatroniSays::Primary, ms(900)),
+            gate.answer(&PatroniSays::Serves, ms(900)),
             Step::Pass {
                 waited: Duration::ZERO
             }

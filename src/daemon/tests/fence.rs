@@ -38,7 +38,7 @@ impl AskPatroni for Script {
 }
 
 fn replica() -> PatroniSays {
-    PatroniSays::NotPrimary("role replica, state running".into())
+    PatroniSays::NotServing("role replica, state running".into())
 }
 
 fn with(answers: &[PatroniSays], primary_check: bool) -> (Daemon<FakeDcs, FakeNet>, Script) {
@@ -57,19 +57,19 @@ fn unknown() -> Observation {
 fn while_the_dcs_is_silent_patroni_decides() {
     let t0 = Instant::now();
     // A running primary keeps the VIP far past the grace (10 s).
-    let (mut d, asked) = with(&[PatroniSays::Primary], false);
+    let (mut d, asked) = with(&[PatroniSays::Serves], false);
     step(&mut d, t0, 0, leader("pg1"));
     assert_eq!(asked.asked(), 0, "not asked while the DCS answers");
     let r = step(&mut d, t0, 60_000, unknown());
-    assert_eq!((r.reason, r.action), (Reason::PatroniPrimary, Action::None));
-    assert_eq!(d.patroni_said, Some(PatroniSays::Primary));
+    assert_eq!((r.reason, r.action), (Reason::PatroniServes, Action::None));
+    assert_eq!(d.patroni_said, Some(PatroniSays::Serves));
     // Anything else releases at once, within the grace.
     let (mut d, _) = with(&[replica()], false);
     step(&mut d, t0, 0, leader("pg1"));
     let r = step(&mut d, t0, 1000, unknown());
     assert_eq!(
         (r.reason, r.action),
-        (Reason::PatroniNotPrimary, Action::Removed(1))
+        (Reason::PatroniNotServing, Action::Removed(1))
     );
     // No answer: the grace applies.
     let (mut d, _) = with(&[PatroniSays::NoAnswer], false);
@@ -89,7 +89,7 @@ fn while_the_dcs_is_silent_patroni_decides() {
 fn a_new_leadership_waits_for_the_primary() {
     let t0 = Instant::now();
     let (mut d, asked) = with(
-        &[replica(), replica(), replica(), PatroniSays::Primary],
+        &[replica(), replica(), replica(), PatroniSays::Serves],
         true,
     );
     for at in [0, 100, 200] {
@@ -224,7 +224,7 @@ fn the_json_state_names_the_rule_and_patronis_answer() {
         v["patroni"], "not primary: role replica, state running",
         "{v}"
     );
-    let (mut d, _) = with(&[PatroniSays::Primary], false);
+    let (mut d, _) = with(&[PatroniSays::Serves], false);
     let r = step(&mut d, t0, 0, leader("pg1"));
     let v = d.status(&r);
     assert_eq!(
