@@ -12,7 +12,7 @@
 # Per node I (name nodeI, address 192.0.2.(10+I), see demo/lab.sh): Patroni runs as the
 # `postgres` user inside the node's namespace, REST API on :8008, PostgreSQL on :5432 (listening
 # on every address, so a VIP added later is served too), data and sockets under
-# $LAB_DIR/nodeI. Patroni's `etcd3:` DCS is the lab's etcd; scope $PLAB_SCOPE, namespace
+# $LAB_DIR/nodeI. Patroni's `etcd3:` DCS (or `etcd:`, see PLAB_DCS) is the lab's etcd; scope $PLAB_SCOPE, namespace
 # /service, so the leader key is /service/$PLAB_SCOPE/leader. pg_hba trusts the lab network
 # (192.0.2.0/24): a password-free throwaway lab. ttl 10, loop_wait 1, retry_timeout 4 keep
 # elections and switchovers quick (Patroni wants loop_wait + 2 * retry_timeout <= ttl).
@@ -22,6 +22,11 @@
 #   PLAB_SCOPE   Patroni scope (default lab)
 #   PLAB_PG_BIN  PostgreSQL's bin directory (default /usr/lib/postgresql/15/bin)
 #   PLAB_PYTHON  the Python with python3-psycopg2 (default /usr/bin/python3)
+#   PLAB_DCS     Patroni's DCS section: etcd3 (default, the v3 API) or etcd (the v2 API, which
+#                etcd 3.4 serves only with LAB_ETCD_ARGS=(--enable-v2))
+#   PLAB_EXTRA_TAGS_NODEI  node I's `tags:` as a YAML flow mapping, e.g.
+#                '{nofailover: true, noloadbalance: true}' (default: no tags); read when the
+#                node's YAML is written (plab_prepare, plab_write_config)
 
 LAB_PREFIX=${LAB_PREFIX:-vippat-}
 PLAB_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,6 +37,7 @@ PLAB_SCOPE=${PLAB_SCOPE:-lab}
 PLAB_PG_BIN=${PLAB_PG_BIN:-/usr/lib/postgresql/15/bin}
 # Debian's Python, which has Debian's modules (psycopg2): not a pyenv's or a venv's first in PATH.
 PLAB_PYTHON=${PLAB_PYTHON:-/usr/bin/python3}
+PLAB_DCS=${PLAB_DCS:-etcd3}
 PLAB_KEY=/service/$PLAB_SCOPE/leader
 PLAB_API_PORT=8008
 PLAB_PG_PORT=5432
@@ -61,12 +67,23 @@ print(d.get("role"), d.get("state"), n)' 2>/dev/null
 }
 
 # plab_leader: the member name the leader key holds (nothing when absent).
-plab_leader() { lab_get "$PLAB_KEY" 2>/dev/null; }
+plab_leader() {
+    if [[ $PLAB_DCS == etcd ]]; then
+        plab_curl "$LAB_ENDPOINT/v2/keys$PLAB_KEY" 2>/dev/null | "$PLAB_PYTHON" -c '
+import json, sys
+print(json.load(sys.stdin)["node"]["value"])' 2>/dev/null
+    else
+        lab_get "$PLAB_KEY" 2>/dev/null
+    fi
+}
 
 _plab_config() {
-    local i=$1 dir=$2 name ip
+    local i=$1 dir=$2 name ip tags_var tags
     name=$(plab_node_name "$i")
     ip=$(lab_node_ip "$i")
+    tags_var=PLAB_EXTRA_TAGS_NODE$i
+    tags=${!tags_var:-}
+    [[ -n $tags ]] && printf 'tags: %s\n' "$tags"
     cat <<EOF
 scope: $PLAB_SCOPE
 namespace: /service/
@@ -76,7 +93,7 @@ log:
 restapi:
   listen: $ip:$PLAB_API_PORT
   connect_address: $ip:$PLAB_API_PORT
-etcd3:
+$PLAB_DCS:
   hosts: $LAB_SW_IP:2379
 bootstrap:
   dcs:
@@ -143,9 +160,16 @@ plab_prepare() {
     for ((i = 1; i <= n; i++)); do
         dir=$LAB_DIR/$(plab_node_name "$i")
         install -d -m 0700 -o postgres -g postgres "$dir"
-        _plab_config "$i" "$dir" >"$dir/patroni.yml"
-        chown postgres:postgres "$dir/patroni.yml"
+        plab_write_config "$i"
     done
+}
+
+# plab_write_config I: (re)write node I's patroni.yml; a running Patroni reads it on restart.
+plab_write_config() {
+    local dir
+    dir=$LAB_DIR/$(plab_node_name "$1")
+    _plab_config "$1" "$dir" >"$dir/patroni.yml"
+    chown postgres:postgres "$dir/patroni.yml"
 }
 
 # plab_start_all: start Patroni on every node.
