@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vipd::dcs::scope::weight;
@@ -41,6 +41,10 @@ trait Store: Send + Sync {
     fn del(&self, rel: &str);
     /// The vipd options that read this store.
     fn dcs_args(&self) -> String;
+    /// The trigger key: the scope's leader key, or Patroni's `/cluster`.
+    fn trigger_key(&self) -> String {
+        format!("{SCOPE}/leader")
+    }
     /// Whether the primary VIP can be run against it.
     fn has_primary_vip(&self) -> bool {
         true
@@ -69,7 +73,12 @@ impl Etcd3 {
             .post(&url)
             .send(body.to_string())
             .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-        assert_eq!(resp.status(), 200, "POST {url}: {:?}", resp.body_mut().read_to_string());
+        assert_eq!(
+            resp.status(),
+            200,
+            "POST {url}: {:?}",
+            resp.body_mut().read_to_string()
+        );
     }
 }
 
@@ -103,11 +112,19 @@ impl Store for Etcd2 {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .send(body)
             .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
-        assert!(matches!(resp.status().as_u16(), 200 | 201), "PUT {url}: {}", resp.status());
+        assert!(
+            matches!(resp.status().as_u16(), 200 | 201),
+            "PUT {url}: {}",
+            resp.status()
+        );
     }
     fn del(&self, rel: &str) {
         let url = format!("{}/v2/keys{SCOPE}/{rel}", self.etcd.endpoint);
-        let resp = self.http.delete(&url).call().unwrap_or_else(|e| panic!("DELETE {url}: {e}"));
+        let resp = self
+            .http
+            .delete(&url)
+            .call()
+            .unwrap_or_else(|e| panic!("DELETE {url}: {e}"));
         assert!(matches!(resp.status().as_u16(), 200 | 404), "DELETE {url}");
     }
     fn dcs_args(&self) -> String {
@@ -206,7 +223,7 @@ fn render_cluster(records: &BTreeMap<String, String>) -> String {
         }
         members.push(entry);
     }
-    json!({"members": members, "scope": "lab"}).to_string()
+    json!({ "members": members }).to_string()
 }
 
 impl Store for PatroniCluster {
@@ -222,13 +239,20 @@ impl Store for PatroniCluster {
     fn has_primary_vip(&self) -> bool {
         false
     }
+    fn trigger_key(&self) -> String {
+        "/cluster".into()
+    }
 }
 
 fn b64(s: &str) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in s.as_bytes().chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -252,22 +276,17 @@ fn form(s: &str) -> String {
         .collect()
 }
 
-/// A member record as Patroni 3.0.2 writes it (tests/fixtures/scope/etcd3/members/*).
+/// A member record as Patroni 3.0.2 writes it, fields in its order
+/// (tests/fixtures/scope/etcd3/members/*).
 fn record(node: &str, role: &str, state: &str, pos: u64, tags: Option<Value>) -> String {
     let i = node.trim_start_matches("node");
-    let mut v = json!({
-        "conn_url": format!("postgres://192.0.2.1{i}:5432/postgres"),
-        "api_url": format!("http://192.0.2.1{i}:8008/patroni"),
-        "state": state,
-        "role": role,
-        "version": "3.0.2",
-        "xlog_location": pos,
-        "timeline": 1,
-    });
-    if let Some(tags) = tags {
-        v["tags"] = tags;
-    }
-    v.to_string()
+    let tags = tags.map_or(String::new(), |t| format!(",\"tags\":{t}"));
+    format!(
+        "{{\"conn_url\":\"postgres://192.0.2.1{i}:5432/postgres\",\
+         \"api_url\":\"http://192.0.2.1{i}:8008/patroni\",\"state\":\"{state}\",\
+         \"role\":\"{role}\",\"version\":\"3.0.2\"{tags},\"xlog_location\":{pos},\
+         \"timeline\":1}}"
+    )
 }
 
 /// The lab: one namespace with the three nodes' interfaces and the DCS.
@@ -305,9 +324,10 @@ impl Cluster {
             _ => format!("--vip-role replica {rules}"),
         };
         let line = format!(
-            "--ip {vip} --netmask 24 --interface n{node} --trigger-key {SCOPE}/leader \
+            "--ip {vip} --netmask 24 --interface n{node} --trigger-key {} \
              --trigger-value node{node} {} {role} --interval 100 --announce-count 1 \
              --conflict-probe-interval 0 -v",
+            store.trigger_key(),
             store.dcs_args()
         );
         let proc = self.ns.vipd(&args(&line));
@@ -325,7 +345,12 @@ impl Cluster {
     }
 
     fn stop(&mut self, vip: &str) {
-        let keys: Vec<_> = self.vipds.keys().filter(|(_, v)| *v == vip).copied().collect();
+        let keys: Vec<_> = self
+            .vipds
+            .keys()
+            .filter(|(_, v)| *v == vip)
+            .copied()
+            .collect();
         for key in keys {
             if let Some(mut p) = self.vipds.remove(&key) {
                 p.stop();
@@ -357,18 +382,25 @@ impl Cluster {
     /// `vip` is on exactly `want` (one node, or none) within [`MOVE`].
     fn expect(&self, vip: &str, want: Option<usize>, what: &str) {
         let target: Vec<usize> = want.into_iter().collect();
-        within(MOVE, &format!("{what}: {vip} on {target:?}"), &|| {
-            format!("{}\nholders now: {:?}", self.logs(), self.holders(vip))
-        }, || self.holders(vip) == target);
+        within(
+            MOVE,
+            &format!("{what}: {vip} on {target:?}"),
+            &|| format!("{}\nholders now: {:?}", self.logs(), self.holders(vip)),
+            || self.holders(vip) == target,
+        );
     }
 
     /// `vip` stays on `want` for `time`.
     fn stays(&self, vip: &str, want: Option<usize>, time: Duration, what: &str) {
         let target: Vec<usize> = want.into_iter().collect();
-        let steps = (time.as_millis() / POLL.as_millis()).max(1);
-        for _ in 0..steps {
+        let start = Instant::now();
+        // Bounded by time and, should polling stall, by count.
+        for _ in 0..10_000 {
             let now = self.holders(vip);
             assert_eq!(now, target, "{what}: {vip} moved\n{}", self.logs());
+            if start.elapsed() >= time {
+                break;
+            }
             thread::sleep(POLL);
         }
     }
@@ -386,7 +418,10 @@ fn healthy(store: &dyn Store, leader: usize) {
     for i in 1..=3 {
         let name = NODES[i - 1];
         let role = if i == leader { "master" } else { "replica" };
-        store.put(&format!("members/{name}"), &record(name, role, "running", POS, None));
+        store.put(
+            &format!("members/{name}"),
+            &record(name, role, "running", POS, None),
+        );
     }
     store.put("leader", NODES[leader - 1]);
 }
@@ -396,7 +431,10 @@ fn healthy(store: &dyn Store, leader: usize) {
 fn scenario(mut c: Cluster, store: &dyn Store) {
     let primary = store.has_primary_vip();
     healthy(store, 1);
-    store.put("sync", &json!({"leader": "node1", "sync_standby": "node3"}).to_string());
+    store.put(
+        "sync",
+        &json!({"leader": "node1", "sync_standby": "node3"}).to_string(),
+    );
     c.start_all(store);
     let order = by_weight(REPLICA_VIP, &[2, 3]);
     let (first, second) = (order[0], order[1]);
@@ -412,15 +450,27 @@ fn scenario(mut c: Cluster, store: &dyn Store) {
     // The holder falls behind: the VIP moves to the other replica; the primary stays.
     let holder = NODES[first - 1];
     let key = format!("members/{holder}");
-    store.put(&key, &record(holder, "replica", "running", FAR_BEHIND, None));
+    store.put(
+        &key,
+        &record(holder, "replica", "running", FAR_BEHIND, None),
+    );
     c.expect(REPLICA_VIP, Some(second), "holder over replica-max-lag");
     if primary {
         c.stays(PRIMARY_VIP, Some(1), Duration::from_millis(200), "lag");
     }
     // Back within the limit: it returns, the hash preferring it, only after the settle.
     store.put(&key, &record(holder, "replica", "running", POS, None));
-    c.stays(REPLICA_VIP, Some(second), Duration::from_millis(SETTLE_MS - 500), "settling");
-    c.expect(REPLICA_VIP, Some(first), "settled: back on the preferred replica");
+    c.stays(
+        REPLICA_VIP,
+        Some(second),
+        Duration::from_millis(SETTLE_MS - 500),
+        "settling",
+    );
+    c.expect(
+        REPLICA_VIP,
+        Some(first),
+        "settled: back on the preferred replica",
+    );
 
     // A noloadbalance tag on the holder moves it.
     let tags = Some(json!({"noloadbalance": true}));
@@ -434,18 +484,33 @@ fn scenario(mut c: Cluster, store: &dyn Store) {
     for node in 1..=3 {
         c.start(store, node, REPLICA_VIP);
     }
-    c.stays(REPLICA_VIP, Some(first), Duration::from_millis(1000), "after a restart");
+    c.stays(
+        REPLICA_VIP,
+        Some(first),
+        Duration::from_millis(1000),
+        "after a restart",
+    );
 
     // All replicas stopped: on the primary (fallback primary), nowhere (none); back on a
     // replica when one recovers (after its settle).
     for i in [2, 3] {
         let name = NODES[i - 1];
-        store.put(&format!("members/{name}"), &record(name, "replica", "stopped", POS, None));
+        store.put(
+            &format!("members/{name}"),
+            &record(name, "replica", "stopped", POS, None),
+        );
     }
-    c.expect(REPLICA_VIP, Some(1), "no eligible replica: fallback primary");
+    c.expect(
+        REPLICA_VIP,
+        Some(1),
+        "no eligible replica: fallback primary",
+    );
     c.expect(NONE_VIP, None, "no eligible replica: fallback none");
     let name = NODES[second - 1];
-    store.put(&format!("members/{name}"), &record(name, "replica", "running", POS, None));
+    store.put(
+        &format!("members/{name}"),
+        &record(name, "replica", "running", POS, None),
+    );
     c.expect(REPLICA_VIP, Some(second), "a replica recovered");
     c.expect(NONE_VIP, Some(second), "a replica recovered (none)");
 
@@ -453,11 +518,23 @@ fn scenario(mut c: Cluster, store: &dyn Store) {
     // replica (node1, once its record says a running replica), the primary VIP follows
     // the leader key, and the sync VIP the sync key.
     let name = NODES[first - 1];
-    store.put(&format!("members/{name}"), &record(name, "replica", "running", POS, None));
+    store.put(
+        &format!("members/{name}"),
+        &record(name, "replica", "running", POS, None),
+    );
     store.put("leader", NODES[first - 1]);
-    store.put(&format!("members/{name}"), &record(name, "master", "running", POS, None));
-    store.put("members/node1", &record("node1", "replica", "running", POS, None));
-    store.put("sync", &json!({"leader": name, "sync_standby": format!("node{second}")}).to_string());
+    store.put(
+        &format!("members/{name}"),
+        &record(name, "master", "running", POS, None),
+    );
+    store.put(
+        "members/node1",
+        &record("node1", "replica", "running", POS, None),
+    );
+    store.put(
+        "sync",
+        &json!({"leader": name, "sync_standby": format!("node{second}")}).to_string(),
+    );
     if primary {
         c.expect(PRIMARY_VIP, Some(first), "switchover: primary VIP");
     }
@@ -479,7 +556,10 @@ fn replica_vips_etcd3() {
     gate!(Etcd);
     let c = Cluster::new();
     let etcd = Etcd::start(&c.ns, &c.lab, "127.0.0.1");
-    let store = Etcd3 { etcd, http: agent() };
+    let store = Etcd3 {
+        etcd,
+        http: agent(),
+    };
     scenario(c, &store);
 }
 
@@ -488,7 +568,10 @@ fn replica_vips_etcd2() {
     gate!(Etcd);
     let c = Cluster::new();
     let etcd = Etcd::start_with(&c.ns, &c.lab, "http://127.0.0.1:2379", "--enable-v2", &[]);
-    let store = Etcd2 { etcd, http: agent() };
+    let store = Etcd2 {
+        etcd,
+        http: agent(),
+    };
     scenario(c, &store);
 }
 

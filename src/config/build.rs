@@ -45,7 +45,8 @@ pub(super) fn build(
     let vip = vip(src, warnings)?;
     let interface = interface(src)?;
     let replica = replica(src, &vip)?;
-    let (trigger_key, trigger_value) = trigger(src, dcs_type, hostname, replica.is_some())?;
+    let (trigger_key, trigger_value) =
+        trigger(src, dcs_type, hostname, replica.is_some(), warnings)?;
     let endpoints = endpoints(src, dcs_type, warnings)?;
     let (etcd_user, etcd_password) = etcd_credentials(src, dcs_type, warnings)?;
     let consul_token = consul_token(src, dcs_type, warnings)?;
@@ -264,8 +265,18 @@ fn trigger(
     dcs_type: DcsType,
     hostname: &str,
     replica: bool,
+    warnings: &mut Vec<String>,
 ) -> Result<(String, String), ConfigError> {
     let key = match (src.text("trigger-key")?, dcs_type) {
+        // Patroni's status codes say nothing of the replicas: read its /cluster, at a
+        // path of the operator's (a proxy's prefix) only when it names that.
+        (Some((v, origin)), DcsType::Patroni) if replica && !v.ends_with("/cluster") => {
+            warnings.push(format!(
+                "{origin} is ignored: a replica VIP with dcs-type patroni reads \
+                 {PATRONI_CLUSTER_PATH}"
+            ));
+            PATRONI_CLUSTER_PATH
+        }
         (Some((v, origin)), _) if replica && dcs_type != DcsType::Patroni => {
             let scope = v.trim_start_matches('/').rsplit_once('/').map(|(s, _)| s);
             if scope.is_none_or(str::is_empty) {

@@ -445,10 +445,7 @@ impl Scope {
         match verdict {
             Ok(()) => {
                 if self.told.remove(name).is_some() {
-                    log::info!(
-                        "{} VIP: member {name:?} is eligible",
-                        self.rules.role.name()
-                    );
+                    log::info!("member {name:?} is eligible");
                 }
             }
             Err(why) => {

@@ -427,3 +427,109 @@ fn patroni_cluster_replies() {
         assert!(s.load_cluster(bad).is_err());
     }
 }
+
+/// The scope of a range reply captured from Patroni 3.0.2 on etcd 3.4
+/// (tests/fixtures/scope/, tests/accept/capture-scope.sh), put in key by key.
+fn captured(file: &str, role: Role, me: &str) -> Scope {
+    let path = format!("{}/tests/fixtures/scope/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let reply: Value = serde_json::from_str(&text).unwrap();
+    let mut s = Scope::new(rules(role), "/service/lab/leader", me);
+    for kv in reply["kvs"].as_array().unwrap() {
+        let key = crate::base64::decode(kv["key"].as_str().unwrap()).unwrap();
+        let value = crate::base64::decode(kv["value"].as_str().unwrap_or("")).unwrap();
+        let lease = kv["lease"].as_str().map_or(0, |l| l.parse().unwrap());
+        s.put(std::str::from_utf8(&key).unwrap(), &value, lease);
+    }
+    s
+}
+
+fn fixture(file: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/scope/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn captured_scopes_of_patroni_3_0_2() {
+    let now = Instant::now();
+    // After bootstrap: node3 leads, node1 and node2 are running replicas.
+    let mut s = captured("etcd3-range.json", Role::Replica, "node1");
+    assert_eq!(s.leader.as_deref(), Some("node3"));
+    assert_eq!(s.status_pos, Some(67108864));
+    let want = if weight(VIP, "node1") > weight(VIP, "node2") {
+        "node1"
+    } else {
+        "node2"
+    };
+    assert_eq!(holder(&mut s, now).as_deref(), Some(want));
+    assert_ne!(
+        s.my_lease(),
+        0,
+        "Patroni's member keys carry a lease on etcd v3"
+    );
+    for name in ["node1", "node2", "node3"] {
+        let (record, _) = &s.members[name];
+        let m = record.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let leader = name == "node3";
+        assert_eq!(m.role, if leader { "master" } else { "replica" }, "{name}");
+        assert_eq!(m.state, "running");
+        assert!(
+            matches!(m.lag, Lag::Position(67108864)),
+            "{name}: {:?}",
+            m.lag
+        );
+    }
+    // Synchronous mode after a switchover to node1: the sync key names node3.
+    let mut s = captured("etcd3-sync-range.json", Role::Sync, "node3");
+    assert_eq!(s.sync, ["node3"]);
+    assert_eq!(holder(&mut s, now).as_deref(), Some("node3"));
+    // node3 restarted with nofailover and noloadbalance: never a replica VIP's holder,
+    // and Patroni made node2 the synchronous standby.
+    let mut s = captured("etcd3-tags-range.json", Role::Replica, "node3");
+    let (record, _) = &s.members["node3"];
+    let m = record.as_ref().unwrap();
+    assert!(m.noloadbalance && m.nofailover);
+    assert_eq!(holder(&mut s, now).as_deref(), Some("node2"));
+    let mut s = captured("etcd3-tags-range.json", Role::Sync, "node3");
+    assert_eq!(holder(&mut s, now).as_deref(), Some("node2"));
+}
+
+#[test]
+fn captured_cluster_replies_of_patroni_3_0_2() {
+    let now = Instant::now();
+    let mut s = Scope::new(rules(Role::Replica), "/cluster", "node1");
+    s.load_cluster(&fixture("cluster.json")).unwrap();
+    assert_eq!(s.leader.as_deref(), Some("node3"));
+    let want = if weight(VIP, "node1") > weight(VIP, "node2") {
+        "node1"
+    } else {
+        "node2"
+    };
+    assert_eq!(holder(&mut s, now).as_deref(), Some(want));
+    let mut s = Scope::new(rules(Role::Sync), "/cluster", "node1");
+    s.load_cluster(&fixture("cluster-sync.json")).unwrap();
+    assert_eq!(holder(&mut s, now).as_deref(), Some("node3"));
+    let mut s = Scope::new(rules(Role::Replica), "/cluster", "node1");
+    s.load_cluster(&fixture("cluster-tags.json")).unwrap();
+    assert_eq!(holder(&mut s, now).as_deref(), Some("node2"));
+    s.load_cluster(&fixture("cluster-etcd2.json")).unwrap();
+    assert!(matches!(s.observe(now), Observation::Leader(_)));
+}
+
+#[test]
+fn every_captured_member_record_parses() {
+    let dir = format!("{}/tests/fixtures/scope", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for sub in ["etcd3", "etcd3-sync", "etcd3-tags"] {
+        for entry in std::fs::read_dir(format!("{dir}/{sub}/members")).unwrap() {
+            let value = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                parse_member(&value).is_ok(),
+                "{}",
+                String::from_utf8_lossy(&value)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 9, "{n} records");
+}
