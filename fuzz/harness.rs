@@ -253,3 +253,81 @@ pub fn conflict(data: &[u8]) {
         );
     }
 }
+
+/// A replica VIP's reading of the scope: the input is a sequence of records separated by
+/// 0xFF, each a selector byte (which key: leader, status, optime/leader, sync, or one of
+/// 300 member names, beyond the member bound) and the value; then the same input as
+/// Patroni's `GET /cluster` reply. Nothing panics, the holder is always a name that
+/// was put in (a member or the leader), and an oversized record is never kept.
+pub fn scope(data: &[u8]) {
+    use std::time::{Duration, Instant};
+    use vipd::dcs::Observation;
+    use vipd::dcs::scope::{Fallback, Role, Rules, Scope, parse_member};
+
+    let role = match data.first().copied().unwrap_or(0) % 3 {
+        0 => Role::Replica,
+        1 => Role::Sync,
+        _ => Role::Primary,
+    };
+    let rules = Rules {
+        role,
+        vip: "192.0.2.60".into(),
+        max_lag: data.get(1).map(|b| u64::from(*b) << 16),
+        settle: Duration::from_millis(u64::from(data.get(2).copied().unwrap_or(0)) * 10),
+        fallback: match data.get(3).copied().unwrap_or(0) % 2 {
+            0 => Fallback::Primary,
+            _ => Fallback::None,
+        },
+        skip_nofailover: data.get(4).is_some_and(|b| b % 2 == 1),
+    };
+    let mut s = Scope::new(rules, "/service/fz/leader", "n7");
+    let (mut names, mut saw_leader) = (Vec::new(), false);
+    let now = Instant::now();
+    for (i, record) in data.split(|b| *b == 0xff).enumerate() {
+        let Some((&selector, value)) = record.split_first() else {
+            continue;
+        };
+        let key = match selector {
+            0 => "leader".to_string(),
+            1 => "status".to_string(),
+            2 => "optime/leader".to_string(),
+            3 => "sync".to_string(),
+            4 => "history".to_string(),
+            n => format!("members/n{}", u32::from(n) * 2 % 300),
+        };
+        if selector == 0 {
+            saw_leader = true;
+        } else if let Some(name) = key.strip_prefix("members/") {
+            names.push(name.to_string());
+        }
+        if selector == 5 {
+            s.delete(&format!("/service/fz/{key}"), i % 2 == 0);
+        } else {
+            s.put(&format!("/service/fz/{key}"), value, i64::from(selector));
+        }
+        match s.observe(now + Duration::from_millis(i as u64 * 100)) {
+            // A member put in, or the leader key's value (cut to a bound, made UTF-8).
+            Observation::Leader(name) => assert!(
+                names.contains(&name) || (saw_leader && name.len() <= 4 * 1024),
+                "holder {name:?} was never put in"
+            ),
+            Observation::NoLeader | Observation::Unknown(_) => {}
+        }
+        if let Err(why) = parse_member(value) {
+            assert!(
+                !why.is_empty() && why.len() <= 200,
+                "reason of {} bytes",
+                why.len()
+            );
+        }
+    }
+    assert!(
+        s.digest().len() <= 64 * 1024 * 300,
+        "digest of {} bytes",
+        s.digest().len()
+    );
+    let mut c = Scope::new(s.rules().clone(), "/cluster", "n7");
+    if c.load_cluster(data).is_ok() {
+        let _ = c.observe(now);
+    }
+}

@@ -98,3 +98,8 @@ fn fuzz_inputs_http_reply() {
 fn fuzz_inputs_conflict() {
     replay("conflict", harness::conflict);
 }
+
+#[test]
+fn fuzz_inputs_scope() {
+    replay("scope", harness::scope);
+}
