@@ -197,7 +197,7 @@ bench-fleet: check-cargo
 # crash stops the run and leaves its input in fuzz/artifacts/<target>: fix it, then commit the
 # input to fuzz/regressions/<target> (tests/faults_fuzz_inputs.rs replays both directories).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= yaml config etcd_range etcd_watch netlink consul etcd2 http_reply conflict
+FUZZ_TARGETS ?= yaml config etcd_range etcd_watch netlink consul etcd2 http_reply conflict scope
 fuzz: check-cargo
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
 	@for t in $(FUZZ_TARGETS); do \
