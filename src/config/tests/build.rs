@@ -481,3 +481,113 @@ fn operability_errors_name_the_value() {
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn replica_roles_and_their_rules() {
+    use crate::dcs::scope::{Fallback, Role, Rules};
+    let (c, warnings) = config(&base_with(&["--vip-role=replica"]), &[]);
+    let want = Rules {
+        role: Role::Replica,
+        vip: "192.0.2.50".into(),
+        max_lag: None,
+        settle: Duration::from_millis(30_000),
+        fallback: Fallback::Primary,
+        skip_nofailover: false,
+    };
+    assert_eq!(c.replica, Some(want));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let s = c.dcs_settings();
+    assert_eq!((s.scope.is_some(), s.member.as_str()), (true, HOST));
+    let flags = words(
+        "--vip-role=SYNC --replica-max-lag=16MB --replica-settle=0 --replica-fallback=none \
+         --replica-skip-nofailover",
+    );
+    let (c, _) = config(&base_with(&flags), &[]);
+    let r = c.replica.unwrap();
+    assert_eq!(
+        (r.role, r.max_lag, r.settle),
+        (Role::Sync, Some(16 << 20), Duration::ZERO)
+    );
+    assert_eq!((r.fallback, r.skip_nofailover), (Fallback::None, true));
+    // The primary VIP, explicitly: as without the option.
+    let (c, _) = config(&base_with(&["--vip-role=primary"]), &[]);
+    assert_eq!((c.role(), c.replica.is_none()), (Role::Primary, true));
+    assert_eq!(
+        c.dcs_settings().member,
+        "",
+        "no new client for a renamed primary node"
+    );
+    // A replica VIP never waits for a primary: primary-check is ignored, with a warning.
+    let flags = [
+        "--vip-role=replica",
+        "--patroni-url=http://192.0.2.11:8008",
+        "--primary-check",
+    ];
+    let (c, warnings) = config(&base_with(&flags), &[]);
+    assert!(!c.primary_check);
+    assert_eq!(c.patroni_url.as_deref(), Some("http://192.0.2.11:8008"));
+    assert_warns(
+        &warnings,
+        "--primary-check is ignored: a replica VIP never waits",
+    );
+    // With dcs-type patroni it reads /cluster, and this node's name is the hostname.
+    let flags = words(
+        "--ip=192.0.2.50 --netmask=24 --interface=eth0 --dcs-type=patroni --vip-role=replica",
+    );
+    let (c, warnings) = config(&flags, &[]);
+    assert_eq!(
+        (c.trigger_key.as_str(), c.trigger_value.as_str()),
+        ("/cluster", HOST)
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut more = flags.clone();
+    more.push("--trigger-key=/leader");
+    let (c, warnings) = config(&more, &[]);
+    assert_eq!(c.trigger_key, "/cluster");
+    assert_warns(
+        &warnings,
+        "--trigger-key is ignored: a replica VIP with dcs-type patroni",
+    );
+    more.push("--trigger-key=/api/cluster");
+    assert_eq!(config(&more, &[]).0.trigger_key, "/api/cluster");
+}
+
+#[test]
+fn replica_errors_name_the_value() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--vip-role=standby"],
+            "--vip-role: \"standby\" is not a role (primary, replica or sync)",
+        ),
+        (
+            &["--replica-max-lag=16MB"],
+            "--replica-max-lag: needs vip-role replica or sync",
+        ),
+        (
+            &["--vip-role=replica", "--replica-max-lag=16XB"],
+            "--replica-max-lag: \"16XB\" is not a size",
+        ),
+        (
+            &["--vip-role=replica", "--replica-fallback=leader"],
+            "--replica-fallback: \"leader\" is not primary or none",
+        ),
+        (
+            &["--vip-role=replica", "--replica-settle=soon"],
+            "--replica-settle",
+        ),
+        (
+            &["--vip-role=replica", "--replica-skip-nofailover=maybe"],
+            "--replica-skip-nofailover",
+        ),
+    ];
+    for (flags, want) in cases {
+        let e = error(&base_with(flags), &[]);
+        assert!(e.contains(want), "{flags:?}: {e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+    let e = error(
+        &words("--ip=192.0.2.50 --interface=eth0 --trigger-key=leader --vip-role=replica"),
+        &[],
+    );
+    assert!(e.contains("--trigger-key: \"leader\" has no scope"), "{e}");
+}
