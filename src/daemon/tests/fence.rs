@@ -251,3 +251,78 @@ fn the_json_state_says_what_is_left_of_the_vips_lifetime() {
     d.cfg.vip_lifetime = None;
     assert_eq!(d.status(&r)["lifetime_left_ms"], Value::Null, "forever");
 }
+
+/// A replica VIP's daemon: the observation names its holder.
+fn replica_vip(answers: &[PatroniSays]) -> Daemon<FakeDcs, FakeNet> {
+    use crate::dcs::scope::{Fallback, Role, Rules};
+    let (mut d, _) = with(answers, false);
+    d.cfg.replica = Some(Rules {
+        role: Role::Replica,
+        vip: d.cfg.vip.addr.to_string(),
+        max_lag: None,
+        settle: Duration::from_secs(30),
+        fallback: Fallback::Primary,
+        skip_nofailover: false,
+    });
+    d
+}
+
+#[test]
+fn a_replica_vip_is_kept_through_an_outage_only_while_patroni_says_replica() {
+    let t0 = Instant::now();
+    let mut d = replica_vip(&[PatroniSays::Serves]);
+    let r = step(&mut d, t0, 0, leader("pg1"));
+    assert_eq!(
+        (r.reason, r.action.clone()),
+        (Reason::ThisNodeLeads, Action::Added)
+    );
+    let r = step(&mut d, t0, 60_000, unknown());
+    assert_eq!(
+        (r.reason, r.action.clone()),
+        (Reason::PatroniServes, Action::None)
+    );
+    let v = d.status(&r);
+    assert_eq!(
+        (&v["rule"], &v["patroni"]),
+        (&"patroni-replica".into(), &"replica".into())
+    );
+    // Promoted, or stopped, during the outage: released at once.
+    let mut d = replica_vip(&[PatroniSays::NotServing("role master, state running".into())]);
+    step(&mut d, t0, 0, leader("pg1"));
+    let r = step(&mut d, t0, 1000, unknown());
+    assert_eq!(
+        (r.reason, r.action.clone()),
+        (Reason::PatroniNotServing, Action::Removed(1))
+    );
+    assert_eq!(
+        d.status(&r)["patroni"],
+        "not replica: role master, state running"
+    );
+}
+
+#[test]
+fn a_replica_vips_state_names_the_role_and_the_holder() {
+    let t0 = Instant::now();
+    let mut d = replica_vip(&[]);
+    let r = step(&mut d, t0, 0, leader("pg2"));
+    let v = d.status(&r);
+    assert_eq!(
+        (&v["role"], &v["holder"], &v["leader"]),
+        (&"replica".into(), &"pg2".into(), &Value::Null),
+        "{v}"
+    );
+    let line = d.summary(&r);
+    assert!(
+        line.starts_with("role=replica holder=\"pg2\" node=\"pg1\" desired=absent"),
+        "{line}"
+    );
+    // The primary VIP's state as before, with its role.
+    let (mut d, _) = with(&[], false);
+    let r = step(&mut d, t0, 0, leader("pg2"));
+    let v = d.status(&r);
+    assert_eq!(
+        (&v["role"], &v["holder"], &v["leader"]),
+        (&"primary".into(), &"pg2".into(), &"pg2".into())
+    );
+    assert!(d.summary(&r).starts_with("leader=\"pg2\" node=\"pg1\""));
+}
