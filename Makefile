@@ -15,7 +15,9 @@
 #   make bench       failover timings and idle cost (bench/failover.sh), the reactions to
 #                    the kernel: a VIP deleted by hand, a link down and up, for etcd v3,
 #                    etcd v2 and Consul (bench/react.sh; also `make bench-react`), and the
-#                    conflict listener's cost under ARP traffic (bench/conflict.sh; as root)
+#                    conflict listener's cost under ARP traffic (bench/conflict.sh), and a
+#                    replica VIP's moves and idle cost (bench/replica.sh; also
+#                    `make bench-replica`; as root)
 #   make accept      vipd in front of a real Patroni 3 / PostgreSQL 15 cluster: no client
 #                    connection through the VIP may reach a node in recovery during
 #                    switchovers (tests/accept/accept.sh; as root; VIPD_ARGS, SWITCHOVERS)
@@ -75,7 +77,7 @@ endif
 endif
 
 .PHONY: all build deps test static check-size deb lint lint-man lint-scripts musl-toolchain demo bench \
-	bench-fleet bench-react install clean check-cargo fuzz soak accept
+	bench-fleet bench-react bench-replica install clean check-cargo fuzz soak accept
 
 all: build
 
@@ -180,6 +182,12 @@ bench: check-cargo
 	bash bench/failover.sh
 	bash bench/react.sh
 	bash bench/conflict.sh
+	bash bench/replica.sh
+
+# Only the replica VIP (bench/replica.sh; ROUNDS, IDLE, INTERVAL).
+bench-replica: check-cargo
+	@bash .ci/deps bench
+	bash bench/replica.sh
 
 # Only the reactions to the kernel (bench/react.sh; ROUNDS, IDLE, VIPD_BEFORE=PATH).
 bench-react: check-cargo

@@ -4,8 +4,10 @@ GET /v1/kv/<key>[?index=N&wait=Xs]: a blocking query as Consul documents it: wit
 index equal to the store's, the answer waits until the key changes or the wait ends
 (Consul adds up to wait/16 jitter; this fake adds none). 200 with
 [{"Key","Value" (base64),"CreateIndex","ModifyIndex","LockIndex","Flags"}], or 404 with
-an empty body; X-Consul-Index on every reply. PUT /v1/kv/<key> with the value as the
-body sets it. Usage: python3 fake-consul.py ADDR PORT
+an empty body; X-Consul-Index on every reply. With ?recurse, every key under the prefix
+(404 when none); its blocking query returns on any change of the store, which Consul's
+documentation allows (a return is a hint, not a change). PUT /v1/kv/<key> with the value
+as the body sets it. Usage: python3 fake-consul.py ADDR PORT
 """
 import base64
 import http.server
@@ -52,13 +54,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             end = time.monotonic() + wait
             while index and index >= INDEX[0] and time.monotonic() < end:
                 COND.wait(end - time.monotonic())
-            entry = STORE.get(key)
-        if entry is None:
+            if "recurse" in query or url.query.split("&").count("recurse"):
+                entries = sorted((k, v) for k, v in STORE.items() if k.startswith(key))
+            else:
+                entries = [(key, STORE[key])] if key in STORE else []
+        if not entries:
             self.reply(404, b"")
             return
-        value, modify = entry
-        body = [{"Key": key, "Value": base64.b64encode(value).decode(), "CreateIndex": 1,
-                 "ModifyIndex": modify, "LockIndex": 0, "Flags": 0}]
+        body = [{"Key": k, "Value": base64.b64encode(value).decode(), "CreateIndex": 1,
+                 "ModifyIndex": modify, "LockIndex": 0, "Flags": 0}
+                for k, (value, modify) in entries]
         self.reply(200, json.dumps(body).encode())
 
     def do_PUT(self):

@@ -67,6 +67,16 @@ struct Args {
     label: String,
     /// Instead of moves: disturb the first node's VIP or link ([`disturb`]).
     disturb: Option<disturb::Disturb>,
+    /// A replica VIP: the scope's prefix (`/service/bench/`) whose records the probe
+    /// writes, as Patroni would, to move the VIP between the replicas `--nodes`.
+    scope: Option<String>,
+    /// With `--scope`: the leader's member name (not one of `--names`).
+    leader: String,
+    /// With `--scope`, after the moves: rewrite every member record (each with a new
+    /// position, one after another) every `--rewrite-every-ms`, as Patroni's members do
+    /// every `loop_wait`, for this many seconds.
+    rewrite_for: Duration,
+    rewrite_every: Duration,
 }
 
 fn args() -> Result<Args, String> {
@@ -113,6 +123,21 @@ fn args() -> Result<Args, String> {
             .map_err(|e| e.to_string())?
             .map(|s| disturb::Disturb::parse(&s))
             .transpose()?,
+        scope: a.opt_value_from_str("--scope").map_err(|e| e.to_string())?,
+        leader: a
+            .opt_value_from_str("--leader")
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "node1".into()),
+        rewrite_for: Duration::from_secs(
+            a.opt_value_from_str("--rewrite-for")
+                .map_err(|e| e.to_string())?
+                .unwrap_or(0),
+        ),
+        rewrite_every: Duration::from_millis(
+            a.opt_value_from_str("--rewrite-every-ms")
+                .map_err(|e| e.to_string())?
+                .unwrap_or(10_000),
+        ),
     };
     if parsed.nodes.len() != parsed.names.len() || parsed.nodes.len() < 2 {
         return Err(
@@ -219,37 +244,52 @@ fn watch_client(
     Ok(())
 }
 
+/// Writes keys to the DCS the agents read: etcd's v3 gateway, its v2 keys API, or
+/// Consul's KV API (`--api v3|v2|consul`, `--etcd` being the base URL of either).
 struct Writer {
     agent: ureq::Agent,
-    url: String,
+    base: String,
     api: String,
     key: String,
 }
 
 impl Writer {
-    fn body(&self, value: &str) -> (String, &'static str) {
-        if self.api == "v2" {
-            (
-                format!("value={value}"),
+    fn request(&self, key: &str, value: &str) -> (String, String, &'static str) {
+        match self.api.as_str() {
+            "v2" => (
+                format!("{}/v2/keys{key}", self.base),
+                format!("value={}", form(value)),
                 "application/x-www-form-urlencoded",
-            )
-        } else {
-            let body = format!(
-                "{{\"key\":\"{}\",\"value\":\"{}\"}}",
-                base64::encode(self.key.as_bytes()),
-                base64::encode(value.as_bytes())
-            );
-            (body, "application/json")
+            ),
+            "consul" => (
+                format!("{}/v1/kv/{}", self.base, key.trim_start_matches('/')),
+                value.to_string(),
+                "application/octet-stream",
+            ),
+            _ => (
+                format!("{}/v3/kv/put", self.base),
+                format!(
+                    "{{\"key\":\"{}\",\"value\":\"{}\"}}",
+                    base64::encode(key.as_bytes()),
+                    base64::encode(value.as_bytes())
+                ),
+                "application/json",
+            ),
         }
     }
 
-    /// Write the key; the returned instant is taken just before the request is sent.
+    /// Write the trigger key; the returned instant is taken just before the request is
+    /// sent.
     fn put(&self, value: &str) -> Result<Instant, String> {
-        let (body, ctype) = self.body(value);
-        let req = if self.api == "v2" {
-            self.agent.put(&self.url)
-        } else {
-            self.agent.post(&self.url)
+        self.put_at(&self.key.clone(), value)
+    }
+
+    /// Write `key`, as [`Writer::put`].
+    fn put_at(&self, key: &str, value: &str) -> Result<Instant, String> {
+        let (url, body, ctype) = self.request(key, value);
+        let req = match self.api.as_str() {
+            "v3" => self.agent.post(&url),
+            _ => self.agent.put(&url),
         };
         let req = req.header("Content-Type", ctype);
         let t0 = Instant::now();
@@ -329,20 +369,23 @@ fn run() -> Result<(), String> {
     thread::sleep(Duration::from_millis(200));
 
     enter(&a.sw)?;
-    let url = if a.api == "v2" {
-        format!("{}/v2/keys{}", a.etcd, a.key)
-    } else {
-        format!("{}/v3/kv/put", a.etcd)
-    };
     let writer = Writer {
         agent: ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(5)))
             .build()
             .into(),
-        url,
+        base: a.etcd.clone(),
         api: a.api.clone(),
         key: a.key.clone(),
     };
+    if let Some(scope) = &a.scope {
+        let moves = scope_moves(&a, scope, &writer, &rx, &macs)?;
+        stop.store(true, Ordering::Relaxed);
+        if !moves.is_empty() {
+            report(&a, &moves)?;
+        }
+        return rewrite(&a, scope, &writer);
+    }
     // Start on node 0 and let the burst of announcements end.
     writer.put(&a.names[0])?;
     let settle = Instant::now() + Duration::from_secs(5);
@@ -441,6 +484,182 @@ fn run() -> Result<(), String> {
             eprintln!("listener: {e}");
         }
     }
+    report(&a, &moves)
+}
+
+/// The leader's WAL position in the records the probe writes, and a replica's position
+/// far over any `replica-max-lag` the bench sets.
+const POS: u64 = 0x3000_0000;
+const LAGGING: u64 = POS - (64 << 20);
+
+/// A member record in Patroni 3.0.2's shape (tests/fixtures/scope/etcd3/members/*).
+fn member_record(name: &str, role: &str, pos: u64) -> String {
+    format!(
+        "{{\"conn_url\":\"postgres://{name}:5432/postgres\",\"api_url\":\"http://{name}:8008/patroni\",\
+         \"state\":\"running\",\"role\":\"{role}\",\"version\":\"3.0.2\",\"xlog_location\":{pos},\
+         \"timeline\":1}}"
+    )
+}
+
+/// `application/x-www-form-urlencoded` escaping of a value.
+fn form(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Replica VIP moves: the scope written once as Patroni would (leader, status, every
+/// member a running replica in step with it), then per move the holder's record falls
+/// over `replica-max-lag` (t0 just before that write) and the VIP moves to another
+/// replica; the record is healed at once, and the spacing (longer than the agents'
+/// `replica-settle`) lets the VIP settle wherever the hash puts it before the next move.
+fn scope_moves(
+    a: &Args,
+    scope: &str,
+    w: &Writer,
+    rx: &mpsc::Receiver<Event>,
+    macs: &[[u8; 6]],
+) -> Result<Vec<Move>, String> {
+    let key = |rel: &str| format!("{scope}{rel}");
+    w.put_at(
+        &key("status"),
+        &format!("{{\"optime\":{POS},\"slots\":{{}}}}"),
+    )?;
+    w.put_at(
+        &key(&format!("members/{}", a.leader)),
+        &member_record(&a.leader, "master", POS),
+    )?;
+    for name in &a.names {
+        w.put_at(
+            &key(&format!("members/{name}")),
+            &member_record(name, "replica", POS),
+        )?;
+    }
+    w.put_at(&key("leader"), &a.leader)?;
+    // Follow the holder from the nodes' address events.
+    let mut holder: Option<usize> = None;
+    let follow = |until: Instant, holder: &mut Option<usize>| {
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(Event {
+                    kind: Kind::Added,
+                    node,
+                    ..
+                }) => *holder = Some(node),
+                Ok(_) | Err(_) => {}
+            }
+        }
+    };
+    follow(Instant::now() + Duration::from_secs(5), &mut holder);
+    let mut moves = Vec::new();
+    for m in 0..a.moves {
+        let Some(from) = holder else {
+            return Err("no node holds the replica VIP".into());
+        };
+        let name = &a.names[from];
+        let t0 = w.put_at(
+            &key(&format!("members/{name}")),
+            &member_record(name, "replica", LAGGING),
+        )?;
+        let (mut add, mut del, mut garps) = (None::<(usize, Instant)>, None, Vec::new());
+        let end = t0 + Duration::from_secs(5);
+        while (add.is_none() || del.is_none() || garps.is_empty()) && Instant::now() < end {
+            let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) else {
+                continue;
+            };
+            match ev.kind {
+                Kind::Added if ev.node != from && add.is_none() => add = Some((ev.node, ev.at)),
+                Kind::Removed if ev.node == from && del.is_none() => del = Some(ev.at),
+                Kind::Garp(mac) if mac != macs[from] => garps.push((mac, ev.at)),
+                _ => {}
+            }
+        }
+        let to = add.map_or(from, |(node, _)| node);
+        let garp = garps
+            .iter()
+            .find(|(mac, _)| *mac == macs[to])
+            .map(|(_, at)| *at);
+        let add = add.map(|(_, at)| at);
+        let mut mv = Move {
+            from,
+            to,
+            add_ms: add.map(|t| ms(t - t0)),
+            del_ms: del.map(|t| ms(t - t0)),
+            garp_ms: garp.map(|t| ms(t - t0)),
+            ..Move::default()
+        };
+        if let (Some(ad), Some(de)) = (add, del) {
+            if ad < de {
+                mv.two_ms = ms(de - ad);
+            } else {
+                mv.none_ms = ms(ad - de);
+            }
+        }
+        let f = |x: Option<f64>| x.map_or("   -   ".to_string(), |v| format!("{v:7.2}"));
+        println!(
+            "{} move {:>2}: {} -> {}  vip-on-new {} ms  gone-from-old {} ms  first-garp {} ms  two-nodes {:7.2} ms  no-node {:7.2} ms",
+            a.label,
+            m + 1,
+            a.names[from],
+            a.names[to],
+            f(mv.add_ms),
+            f(mv.del_ms),
+            f(mv.garp_ms),
+            mv.two_ms,
+            mv.none_ms
+        );
+        moves.push(mv);
+        holder = Some(to);
+        w.put_at(
+            &key(&format!("members/{name}")),
+            &member_record(name, "replica", POS),
+        )?;
+        follow(Instant::now() + a.spacing, &mut holder);
+    }
+    Ok(moves)
+}
+
+/// Rewrite every member record every `--rewrite-every-ms` for `--rewrite-for`, spread
+/// over the period, each write a new position in step with a new leader position (as a
+/// cluster taking writes looks): what an idle replica VIP's agents see.
+fn rewrite(a: &Args, scope: &str, w: &Writer) -> Result<(), String> {
+    if a.rewrite_for.is_zero() {
+        return Ok(());
+    }
+    let members: Vec<(&str, &str)> = std::iter::once((a.leader.as_str(), "master"))
+        .chain(a.names.iter().map(|n| (n.as_str(), "replica")))
+        .collect();
+    let step = a.rewrite_every / members.len() as u32;
+    let end = Instant::now() + a.rewrite_for;
+    let (mut pos, mut writes) = (POS, 0u64);
+    while Instant::now() < end {
+        pos += 4096;
+        w.put_at(
+            &format!("{scope}status"),
+            &format!("{{\"optime\":{pos},\"slots\":{{}}}}"),
+        )?;
+        for (name, role) in &members {
+            let key = format!("{scope}members/{name}");
+            w.put_at(&key, &member_record(name, role, pos))?;
+            writes += 1;
+            thread::sleep(step.min(end.saturating_duration_since(Instant::now())));
+        }
+    }
+    println!(
+        "{}: {writes} member record writes in {:?}",
+        a.label, a.rewrite_for
+    );
+    Ok(())
+}
+
+/// The summary of `moves`, and the raw numbers to `--out`.
+fn report(a: &Args, moves: &[Move]) -> Result<(), String> {
     let col = |f: fn(&Move) -> Option<f64>| moves.iter().filter_map(f).collect::<Vec<_>>();
     println!(
         "{}",
