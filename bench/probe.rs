@@ -546,13 +546,13 @@ fn scope_moves(
     let mut holder: Option<usize> = None;
     let follow = |until: Instant, holder: &mut Option<usize>| {
         while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left.min(Duration::from_millis(50))) {
-                Ok(Event {
-                    kind: Kind::Added,
-                    node,
-                    ..
-                }) => *holder = Some(node),
-                Ok(_) | Err(_) => {}
+            if let Ok(Event {
+                kind: Kind::Added,
+                node,
+                ..
+            }) = rx.recv_timeout(left.min(Duration::from_millis(50)))
+            {
+                *holder = Some(node);
             }
         }
     };
