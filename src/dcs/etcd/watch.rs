@@ -256,7 +256,11 @@ impl Etcd {
 
     /// Apply a scope watch's events newer than `revision` to the scope, in order: the
     /// holder chosen after them, or `None` when every event was already known.
-    fn scope_events(&mut self, events: &[ScopeKv], revision: i64) -> Option<Observation> {
+    pub(super) fn scope_events(
+        &mut self,
+        events: &[ScopeKv],
+        revision: i64,
+    ) -> Option<Observation> {
         let scope = self.scope.as_mut()?;
         let (mut applied, mut latest) = (false, None);
         for ev in events.iter().filter(|ev| ev.revision > revision) {
