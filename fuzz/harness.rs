@@ -141,7 +141,10 @@ pub fn etcd_watch(data: &[u8]) {
                 assert!(!events.is_empty(), "an empty list of events");
                 for ev in &events {
                     assert!(ev.key.as_bytes().starts_with(PREFIX), "{:?}", ev.key);
-                    assert!(ev.value.is_some() || ev.lease == 0, "a deletion with a lease");
+                    assert!(
+                        ev.value.is_some() || ev.lease == 0,
+                        "a deletion with a lease"
+                    );
                 }
             }
             Ok(WatchLine::Changed { .. }) => panic!("a single key's change from a scope"),

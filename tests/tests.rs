@@ -27,3 +27,4 @@ mod once;
 mod packaging;
 mod react;
 mod reload;
+mod scope_etcd3;
