@@ -300,3 +300,39 @@ fn a_large_history_is_read_and_an_oversized_scope_is_unknown() {
         assert_eq!(watching.observe(soon()), leader(heavier));
     });
 }
+
+#[test]
+fn a_watched_scope_is_confirmed_by_one_read_that_agrees() {
+    gate!(Etcd);
+    let (lab, etcd) = scope_lab();
+    let (heavier, _) = replicas_by_weight();
+    let ranges = || etcd.metric("grpc_server_started_total", &["grpc_method=\"Range\""]);
+    in_netns(&lab.node.name, || {
+        // Checked every turn of 100 ms: the scope itself is read again after 1 s.
+        let mut e = Client::new(&Settings {
+            interval: ms(100),
+            check_interval: ms(100),
+            watch: true,
+            scope: Some(Scope::new(rules(), LEADER_KEY, "node2")),
+            ..settings_of(&etcd.endpoint)
+        });
+        assert_eq!(e.observe(soon()), leader(heavier));
+        // The watch is open from here on.
+        assert_eq!(
+            e.wait_for_change(Instant::now() + ms(100)),
+            Some(Wait::Deadline)
+        );
+        let before = ranges();
+        let start = Instant::now();
+        let mut turns = 0;
+        while start.elapsed() < ms(1500) && turns < 100 {
+            assert_eq!(e.observe(soon()), leader(heavier), "turn {turns}");
+            let wait = e.wait_for_change(Instant::now() + ms(100));
+            assert_eq!(wait, Some(Wait::Deadline), "turn {turns}");
+            turns += 1;
+        }
+        // One serializable read that found what the watch had built: no fresh read
+        // after it (a disagreeing one would have been followed by a second).
+        assert_eq!(ranges() - before, 1.0, "range reads in {turns} turns");
+    });
+}
