@@ -1,7 +1,8 @@
 //! etcd's watch: the reply stream of `POST <prefix>/watch` is kept open across turns and
 //! read until a change newer than the last range read, its end, or the deadline; each
-//! change updates the state the client remembers.
-//! [`parse_watch_line`] is pure, unit-tested (super::tests) and fuzzed.
+//! change updates the state the client remembers (a replica VIP's: the scope's records,
+//! event by event). [`parse_watch_line`] and [`parse_scope_watch_line`] are pure,
+//! unit-tested (super::tests) and fuzzed.
 
 use std::time::Instant;
 
