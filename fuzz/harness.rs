@@ -18,6 +18,8 @@ use vipd::net::{conflict, netlink};
 
 /// The leader key the etcd targets read replies for.
 const KEY: &[u8] = b"/service/demo/leader";
+/// The scope a replica VIP's reads and watches cover.
+const PREFIX: &[u8] = b"/service/demo/";
 
 /// The flat YAML subset reader: entries or an error, with line numbers inside the text.
 pub fn yaml(data: &[u8]) {
@@ -101,10 +103,21 @@ pub fn config(data: &[u8]) {
     }
 }
 
-/// The etcd `kv/range` reply handling: a range or an error, messages bounded.
+/// The etcd `kv/range` reply handling, of the key and of a scope's prefix: a range or
+/// an error, messages bounded; a scope's keys all under its prefix.
 pub fn etcd_range(data: &[u8]) {
     match etcd::parse_range(data, KEY) {
         Ok(_) | Err(ReplyError::Malformed(_)) => {}
+        Err(ReplyError::Etcd { message, .. }) => assert!(message.chars().count() <= 200),
+    }
+    match etcd::parse_scope_range(data, PREFIX) {
+        Ok(range) => {
+            for kv in &range.kvs {
+                assert!(kv.key.as_bytes().starts_with(PREFIX), "{:?}", kv.key);
+                assert!(kv.value.is_some(), "a read has no deletions");
+            }
+        }
+        Err(ReplyError::Malformed(_)) => {}
         Err(ReplyError::Etcd { message, .. }) => assert!(message.chars().count() <= 200),
     }
 }
@@ -120,6 +133,25 @@ pub fn etcd_watch(data: &[u8]) {
             etcd::parse_watch_line(line, KEY)
         {
             assert!(why.chars().count() <= 200 || why.starts_with("start revision"));
+        }
+        // A scope's watch: events under the prefix only, never an empty list; the rest
+        // read as for the key alone.
+        match etcd::parse_scope_watch_line(line, PREFIX) {
+            Ok(WatchLine::Events(events)) => {
+                assert!(!events.is_empty(), "an empty list of events");
+                for ev in &events {
+                    assert!(ev.key.as_bytes().starts_with(PREFIX), "{:?}", ev.key);
+                    assert!(
+                        ev.value.is_some() || ev.lease == 0,
+                        "a deletion with a lease"
+                    );
+                }
+            }
+            Ok(WatchLine::Changed { .. }) => panic!("a single key's change from a scope"),
+            Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
+                assert!(why.chars().count() <= 200 || why.starts_with("start revision"));
+            }
+            Ok(_) | Err(_) => {}
         }
     }
 }

@@ -28,3 +28,4 @@ mod packaging;
 mod react;
 mod reload;
 mod scope_cluster;
+mod scope_etcd3;

@@ -8,9 +8,13 @@
 //! doubt (no stream yet, a broken or cancelled one, a failed check or a contradicting
 //! read) the key is read afresh, linearizably.
 //!
-//! The reply handling is pure ([`reply`]: [`parse_range`], [`api_prefix`], [`parse_auth`];
-//! [`parse_watch_line`]) and unit-tested on the byte shapes etcd 3.4 sends; [`Etcd`] is
-//! the thin HTTP shell.
+//! A replica VIP (`Settings::scope`) reads and watches the whole scope instead, as the
+//! range of keys under its prefix: each read replaces the scope's records, each event
+//! updates them, and the observation is the holder chosen from them at that moment.
+//!
+//! The reply handling is pure ([`reply`]: [`parse_range`], [`parse_scope_range`],
+//! [`api_prefix`], [`parse_auth`]; [`parse_watch_line`], [`parse_scope_watch_line`]) and
+//! unit-tested on the byte shapes etcd 3.4 sends; [`Etcd`] is the thin HTTP shell.
 
 mod check;
 pub mod lease;
@@ -24,14 +28,14 @@ use serde_json::Value;
 pub use check::{CHECKS_PER_READ, Look, next_look};
 pub use reply::{
     CODE_FAILED_PRECONDITION, CODE_INVALID_ARGUMENT, CODE_UNAUTHENTICATED, Range, ReplyError,
-    api_prefix, parse_auth, parse_range, status_error,
+    ScopeKv, ScopeRange, api_prefix, parse_auth, parse_range, parse_scope_range, status_error,
 };
-pub use watch::{MAX_WATCH_LINE, WatchLine, parse_watch_line};
+pub use watch::{MAX_WATCH_LINE, WatchLine, parse_scope_watch_line, parse_watch_line};
 
 use super::Secret;
 use super::http::conn::{Error, Request};
 use super::http::wire::Reply;
-use super::http::{Endpoints, Tls};
+use super::http::{Endpoints, MAX_SCOPE_REPLY, Tls};
 use super::scope::Scope;
 use super::{Dcs, Observation, Wait};
 use crate::wake::Wake;
@@ -98,7 +102,14 @@ pub struct Etcd {
     endpoints: Endpoints,
     /// Each endpoint's API prefix, once `GET /version` told it.
     prefixes: Vec<Option<&'static str>>,
+    /// The key read and watched: the trigger key, or a replica VIP's scope prefix.
     key: Vec<u8>,
+    /// A replica VIP's scope, read and watched as the range from `key` to `range_end`;
+    /// `None`: the trigger key alone.
+    scope: Option<Scope>,
+    range_end: Option<Vec<u8>>,
+    /// The longest watch line accepted (a scope's events carry whole records).
+    max_line: usize,
     /// The bodies of a linearizable and of a serializable range read of the key.
     range_body: String,
     confirm_body: String,
@@ -119,8 +130,8 @@ pub struct Etcd {
     /// watch event).
     last_read: Option<Instant>,
     last_fact: Option<Instant>,
-    /// The key's lease id (0: none), the latest moment it is known to last until, and
-    /// when it was last asked.
+    /// The key's lease id (0: none; a scope's: this node's member record's), the latest
+    /// moment it is known to last until, and when it was last asked.
     lease: i64,
     lease_bound: Option<Instant>,
     lease_asked: Option<Instant>,
@@ -136,12 +147,32 @@ pub struct Etcd {
 
 impl Etcd {
     pub fn new(settings: &Settings) -> Etcd {
+        let mut endpoints = Endpoints::new(&settings.endpoints, settings.interval, &settings.tls);
+        let scope = settings.scope.clone();
+        let (key, range_end, max_line) = match &scope {
+            Some(scope) => {
+                // A prefix range carries every record of the scope (and `history`).
+                endpoints.set_limit(MAX_SCOPE_REPLY);
+                let prefix = scope.prefix(true).into_bytes();
+                let end = reply::prefix_end(&prefix);
+                (prefix, Some(end), MAX_SCOPE_REPLY)
+            }
+            None => (settings.key.as_bytes().to_vec(), None, MAX_WATCH_LINE),
+        };
+        let body = |serializable| match &range_end {
+            Some(_) => reply::prefix_body(&key, serializable),
+            None => reply::key_body(&key, serializable),
+        };
+        let (range_body, confirm_body) = (body(false), body(true));
         Etcd {
-            endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
+            endpoints,
             prefixes: vec![None; settings.endpoints.len()],
-            key: settings.key.as_bytes().to_vec(),
-            range_body: reply::key_body(settings.key.as_bytes(), false),
-            confirm_body: reply::key_body(settings.key.as_bytes(), true),
+            key,
+            scope,
+            range_end,
+            max_line,
+            range_body,
+            confirm_body,
             credentials: settings.credentials.clone(),
             token: None,
             auth_not_enabled: false,
@@ -248,7 +279,8 @@ impl Etcd {
     }
 
     /// One range read on endpoint `i` (`serializable`: from the member's own state, no
-    /// round through the leader), authenticating (again) when needed.
+    /// round through the leader), authenticating (again) when needed. A scope's read
+    /// replaces the scope's records ([`load_scope`]).
     fn range_on(
         &mut self,
         i: usize,
@@ -277,7 +309,11 @@ impl Etcd {
             let Reply { status, body, .. } =
                 reply.map_err(|e| Failure::Transport(e.to_string()))?;
             let parsed = reply::json(&body).and_then(|v| {
-                let range = reply::parse_range_json(&v, &self.key);
+                let range = match &mut self.scope {
+                    Some(scope) => reply::parse_scope_range_json(&v, &self.key)
+                        .map(|range| load_scope(scope, range)),
+                    None => reply::parse_range_json(&v, &self.key),
+                };
                 self.last_reply = v;
                 range
             });
@@ -345,6 +381,21 @@ impl Etcd {
     }
 }
 
+/// Put a successful read of a scope into it, replacing what it held: the range left
+/// for the caller carries the store's revision and the lease of this node's member
+/// record (no value: the scope's records are the state).
+fn load_scope(scope: &mut Scope, range: reply::ScopeRange) -> Range {
+    scope.clear();
+    for kv in &range.kvs {
+        scope.put(&kv.key, kv.value.as_deref().unwrap_or_default(), kv.lease);
+    }
+    Range {
+        revision: range.revision,
+        value: None,
+        lease: scope.my_lease(),
+    }
+}
+
 fn rejected_text(e: Result<Rejected, String>) -> String {
     match e {
         Ok(Rejected(text)) => format!("credentials rejected: {text}"),
@@ -365,7 +416,7 @@ impl Dcs for Etcd {
             self.check_interval,
             self.interval,
         ) {
-            Look::Remembered => self.known.clone().ok_or(None),
+            Look::Remembered => self.remembered(at).ok_or(None),
             Look::Probe => self.probe(at, deadline),
             Look::Confirm => self.confirm(at, deadline),
             Look::Read => Err(None),

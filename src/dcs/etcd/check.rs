@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::{Etcd, Failure, Range};
 use crate::dcs::Observation;
+use crate::dcs::scope::Scope;
 
 /// With a healthy watch the key itself is read again at every tenth check: the watch
 /// is the fact, this read a cheap cross-check of it (30 s at the defaults).
@@ -72,12 +73,26 @@ pub(super) fn observation(value: Option<String>) -> Observation {
 impl Etcd {
     /// A successful read that started at `at`.
     pub(super) fn read_done(&mut self, at: Instant, range: Range) -> Observation {
-        let obs = observation(range.value);
+        let obs = match &mut self.scope {
+            Some(scope) => scope.observe(Instant::now()),
+            None => observation(range.value),
+        };
         self.lease_seen(range.lease);
         self.revision = Some(range.revision);
         self.known = Some(obs.clone());
         (self.last_read, self.last_fact) = (Some(at), Some(at));
         obs
+    }
+
+    /// The state last read, updated by the watch: `None` when nothing is known. A
+    /// scope's holder is chosen again at `now`, since `replica-settle` makes the choice
+    /// depend on time as well as on the records.
+    pub(super) fn remembered(&mut self, now: Instant) -> Option<Observation> {
+        self.known.as_ref()?;
+        if let Some(scope) = &mut self.scope {
+            self.known = Some(scope.observe(now));
+        }
+        self.known.clone()
     }
 
     /// The endpoint the watch is open on.
@@ -97,8 +112,17 @@ impl Etcd {
         deadline: Instant,
     ) -> Result<Observation, Option<String>> {
         let i = self.watch_endpoint();
+        // The read replaces a scope's records: what it held is compared afterwards.
+        let before = self.scope.as_ref().map(Scope::digest);
         let outcome = self.range_on(i, deadline, true);
-        self.doubt_unless_agrees(i, at, deadline, outcome)
+        match before {
+            None => self.doubt_unless_agrees(i, at, deadline, outcome),
+            Some(before) => {
+                let after = self.scope.as_ref().map(Scope::digest);
+                let agrees = self.known.is_some() && after.as_ref() == Some(&before);
+                self.checked(i, at, deadline, outcome, agrees)
+            }
+        }
     }
 
     /// Ask the watch's endpoint for its version, the cheapest request etcd answers (no
@@ -119,13 +143,13 @@ impl Etcd {
             ))),
             Err(e) => Err(Failure::Transport(e.to_string())),
         };
-        match (outcome, self.known.clone()) {
-            (Ok(()), Some(known)) => {
+        match outcome.map(|()| self.remembered(at)) {
+            Ok(Some(known)) => {
                 self.last_fact = Some(at);
                 Ok(known)
             }
-            (Ok(()), None) => Err(None),
-            (Err(e), _) => Err(self.doubted(i, e, deadline)),
+            Ok(None) => Err(None),
+            Err(e) => Err(self.doubted(i, e, deadline)),
         }
     }
 
@@ -146,11 +170,26 @@ impl Etcd {
         deadline: Instant,
         outcome: Result<Range, Failure>,
     ) -> Result<Observation, Option<String>> {
+        let agrees = match &outcome {
+            Ok(range) => self.known.as_ref() == Some(&observation(range.value.clone())),
+            Err(_) => false,
+        };
+        self.checked(i, at, deadline, outcome, agrees)
+    }
+
+    /// The outcome of a confirming read on endpoint `i`, which `agrees` or not with
+    /// the state remembered before it.
+    fn checked(
+        &mut self,
+        i: usize,
+        at: Instant,
+        deadline: Instant,
+        outcome: Result<Range, Failure>,
+        agrees: bool,
+    ) -> Result<Observation, Option<String>> {
         let url = &self.endpoints.list[i].url;
         match outcome {
-            Ok(range) if self.known.as_ref() == Some(&observation(range.value.clone())) => {
-                Ok(self.read_done(at, range))
-            }
+            Ok(range) if agrees => Ok(self.read_done(at, range)),
             // Most likely the event is on its way; the fresh read's revision makes the
             // stream skip it.
             Ok(_) => {

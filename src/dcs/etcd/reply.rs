@@ -172,14 +172,92 @@ pub fn kv_key(kv: &Value) -> Result<Vec<u8>, ReplyError> {
 
 /// The value of a key-value object as text; an empty value is omitted by the gateway.
 pub fn kv_value(kv: &Value) -> Result<String, ReplyError> {
-    let value = match kv.get("value") {
-        None | Some(Value::Null) => Vec::new(),
+    String::from_utf8(kv_bytes(kv)?).map_err(|_| malformed("value is not UTF-8"))
+}
+
+/// The value of a key-value object as bytes (a scope's records need not be text).
+pub fn kv_bytes(kv: &Value) -> Result<Vec<u8>, ReplyError> {
+    match kv.get("value") {
+        None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => {
-            base64::decode(s).map_err(|e| ReplyError::Malformed(format!("value: {e}")))?
+            base64::decode(s).map_err(|e| ReplyError::Malformed(format!("value: {e}")))
         }
-        Some(_) => return Err(malformed("value is not a string")),
+        Some(_) => Err(malformed("value is not a string")),
+    }
+}
+
+/// One key of a scope as a range read or a watch event showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeKv {
+    pub key: String,
+    /// `None`: the key was deleted (a watch event).
+    pub value: Option<Vec<u8>>,
+    /// The lease id (0: none).
+    pub lease: i64,
+    /// Its `mod_revision` (`i64::MAX` when the server left it out).
+    pub revision: i64,
+}
+
+/// What a range read of a scope's prefix found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRange {
+    /// The store's revision when it answered (`header.revision`).
+    pub revision: i64,
+    /// Every key under the prefix, in etcd's (key) order.
+    pub kvs: Vec<ScopeKv>,
+}
+
+/// The key of a key-value object under `prefix` as text; `None` for a key outside it
+/// (or one that is not UTF-8, which no Patroni record is).
+pub fn kv_scope_key(kv: &Value, prefix: &[u8]) -> Result<Option<String>, ReplyError> {
+    let key = kv_key(kv)?;
+    if !key.starts_with(prefix) {
+        return Ok(None);
+    }
+    Ok(String::from_utf8(key).ok())
+}
+
+/// Parse the body of a `kv/range` reply for the keys under `prefix`.
+pub fn parse_scope_range(body: &[u8], prefix: &[u8]) -> Result<ScopeRange, ReplyError> {
+    parse_scope_range_json(&json(body)?, prefix)
+}
+
+/// [`parse_scope_range`] of a reply already parsed as JSON. A key outside the prefix
+/// means the reply is not for this read: malformed.
+pub fn parse_scope_range_json(v: &Value, prefix: &[u8]) -> Result<ScopeRange, ReplyError> {
+    if let Some(err) = error_object(v) {
+        return Err(err);
+    }
+    let header = v.get("header").ok_or_else(|| malformed("no header"))?;
+    let revision = int64(header.get("revision")).ok_or_else(|| malformed("no header.revision"))?;
+    let list = match v.get("kvs") {
+        None | Some(Value::Null) => {
+            return Ok(ScopeRange {
+                revision,
+                kvs: Vec::new(),
+            });
+        }
+        Some(Value::Array(kvs)) => kvs,
+        Some(_) => return Err(malformed("kvs is not a list")),
     };
-    String::from_utf8(value).map_err(|_| malformed("value is not UTF-8"))
+    let mut kvs = Vec::with_capacity(list.len());
+    for kv in list {
+        let key = kv_key(kv)?;
+        if !key.starts_with(prefix) {
+            return Err(malformed("reply has a key outside the scope"));
+        }
+        // No Patroni record has a key that is not UTF-8: nothing the scope keeps.
+        let Ok(key) = String::from_utf8(key) else {
+            continue;
+        };
+        kvs.push(ScopeKv {
+            key,
+            value: Some(kv_bytes(kv)?),
+            lease: kv_lease(kv),
+            revision: int64(kv.get("mod_revision")).unwrap_or(i64::MAX),
+        });
+    }
+    Ok(ScopeRange { revision, kvs })
 }
 
 /// The gateway's path prefix for a server version (`GET /version` →
@@ -209,6 +287,34 @@ pub fn parse_auth(body: &[u8]) -> Result<String, ReplyError> {
         Some(t) if !t.is_empty() => Ok(t.to_string()),
         _ => Err(malformed("no token")),
     }
+}
+
+/// The end of the range of every key that starts with `prefix` (etcd's `range_end`):
+/// the prefix with its last byte that is not 0xff incremented and the rest cut; a
+/// single zero byte (every key from `prefix` on) when there is none.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The JSON body of a range read of every key under `prefix`, as [`key_body`].
+pub fn prefix_body(prefix: &[u8], serializable: bool) -> String {
+    let extra = if serializable {
+        ",\"serializable\":true"
+    } else {
+        ""
+    };
+    format!(
+        "{{\"key\":\"{}\",\"range_end\":\"{}\"{extra}}}",
+        base64::encode(prefix),
+        base64::encode(&prefix_end(prefix))
+    )
 }
 
 /// The JSON body of a range read of `key`; a `serializable` one is answered from the

@@ -1,17 +1,20 @@
 //! etcd's watch: the reply stream of `POST <prefix>/watch` is kept open across turns and
 //! read until a change newer than the last range read, its end, or the deadline; each
-//! change updates the state the client remembers.
-//! [`parse_watch_line`] is pure, unit-tested (super::tests) and fuzzed.
+//! change updates the state the client remembers (a replica VIP's: the scope's records,
+//! event by event). [`parse_watch_line`] and [`parse_scope_watch_line`] are pure,
+//! unit-tested (super::tests) and fuzzed.
 
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::reply::{ReplyError, int64, json, kv_key, kv_lease, kv_value, malformed};
+use super::reply::{
+    ReplyError, ScopeKv, int64, json, kv_bytes, kv_key, kv_lease, kv_scope_key, kv_value, malformed,
+};
 use super::{Etcd, with_headers};
 use crate::base64;
-use crate::dcs::Wait;
 use crate::dcs::http::conn::{Request, Stream, StreamEnd};
+use crate::dcs::{Observation, Wait};
 use crate::wake::Wake;
 
 /// One line of a watch stream.
@@ -27,6 +30,8 @@ pub enum WatchLine {
         revision: i64,
         lease: i64,
     },
+    /// A scope watch's events under its prefix, in order ([`parse_scope_watch_line`]).
+    Events(Vec<ScopeKv>),
     /// The server ended the watch (compacted start revision, or another reason).
     Canceled(String),
     /// An error object in the stream.
@@ -35,9 +40,14 @@ pub enum WatchLine {
     Other,
 }
 
-/// Parse one line of a `watch` reply stream for the key `key`.
-pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError> {
-    let v = json(line)?;
+/// A line's meaning as far as it does not depend on which keys are watched: a finished
+/// [`WatchLine`], or the events to look at.
+enum Shape<'v> {
+    Done(WatchLine),
+    Events(&'v [Value]),
+}
+
+fn shape(v: &Value) -> Result<Shape<'_>, ReplyError> {
     if let Some(err) = v.get("error") {
         // Stream errors: {"error":{"grpc_code":14,"http_code":503,"message":…}}; a
         // unary-shaped error (string + code) may come from a failed create.
@@ -46,7 +56,9 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
             .and_then(Value::as_str)
             .or_else(|| err.as_str())
             .unwrap_or("(no message)");
-        return Ok(WatchLine::Error(message.chars().take(200).collect()));
+        return Ok(Shape::Done(WatchLine::Error(
+            message.chars().take(200).collect(),
+        )));
     }
     let result = v.get("result").ok_or_else(|| malformed("no result"))?;
     if result.get("canceled").and_then(Value::as_bool) == Some(true) {
@@ -58,37 +70,76 @@ pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError
             (None, Some(reason)) => reason.chars().take(200).collect(),
             (None, None) => "canceled by the server".to_string(),
         };
-        return Ok(WatchLine::Canceled(why));
+        return Ok(Shape::Done(WatchLine::Canceled(why)));
     }
     if let Some(events) = result.get("events") {
         let events = events
             .as_array()
             .ok_or_else(|| malformed("events is not a list"))?;
-        let mut state = None;
-        let (mut revision, mut lease) = (i64::MAX, 0);
-        for ev in events {
-            let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
-            if kv_key(kv)? != key {
-                continue;
-            }
-            let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
-            revision = int64(kv.get("mod_revision")).unwrap_or(i64::MAX);
-            lease = if deleted { 0 } else { kv_lease(kv) };
-            state = Some(if deleted { None } else { Some(kv_value(kv)?) });
-        }
-        return Ok(match state {
-            Some(value) => WatchLine::Changed {
-                value,
-                revision,
-                lease,
-            },
-            None => WatchLine::Other,
-        });
+        return Ok(Shape::Events(events));
     }
     if result.get("created").and_then(Value::as_bool) == Some(true) {
-        return Ok(WatchLine::Created);
+        return Ok(Shape::Done(WatchLine::Created));
     }
-    Ok(WatchLine::Other)
+    Ok(Shape::Done(WatchLine::Other))
+}
+
+/// Parse one line of a `watch` reply stream for the key `key`.
+pub fn parse_watch_line(line: &[u8], key: &[u8]) -> Result<WatchLine, ReplyError> {
+    let v = json(line)?;
+    let events = match shape(&v)? {
+        Shape::Done(line) => return Ok(line),
+        Shape::Events(events) => events,
+    };
+    let mut state = None;
+    let (mut revision, mut lease) = (i64::MAX, 0);
+    for ev in events {
+        let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
+        if kv_key(kv)? != key {
+            continue;
+        }
+        let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
+        revision = int64(kv.get("mod_revision")).unwrap_or(i64::MAX);
+        lease = if deleted { 0 } else { kv_lease(kv) };
+        state = Some(if deleted { None } else { Some(kv_value(kv)?) });
+    }
+    Ok(match state {
+        Some(value) => WatchLine::Changed {
+            value,
+            revision,
+            lease,
+        },
+        None => WatchLine::Other,
+    })
+}
+
+/// Parse one line of a `watch` reply stream for every key under `prefix`: its events
+/// under the prefix in order ([`WatchLine::Events`]), values as bytes; a line without
+/// any is [`WatchLine::Other`].
+pub fn parse_scope_watch_line(line: &[u8], prefix: &[u8]) -> Result<WatchLine, ReplyError> {
+    let v = json(line)?;
+    let events = match shape(&v)? {
+        Shape::Done(line) => return Ok(line),
+        Shape::Events(events) => events,
+    };
+    let mut out = Vec::new();
+    for ev in events {
+        let kv = ev.get("kv").ok_or_else(|| malformed("event without kv"))?;
+        let Some(key) = kv_scope_key(kv, prefix)? else {
+            continue;
+        };
+        let deleted = ev.get("type").and_then(Value::as_str) == Some("DELETE");
+        out.push(ScopeKv {
+            key,
+            value: if deleted { None } else { Some(kv_bytes(kv)?) },
+            lease: if deleted { 0 } else { kv_lease(kv) },
+            revision: int64(kv.get("mod_revision")).unwrap_or(i64::MAX),
+        });
+    }
+    Ok(match out.is_empty() {
+        true => WatchLine::Other,
+        false => WatchLine::Events(out),
+    })
 }
 
 /// The longest watch line accepted (one event for one small key is far below it).
@@ -106,12 +157,16 @@ pub(super) struct WatchStream {
 }
 
 impl Etcd {
-    /// Open a watch of the key from `from` on the endpoint that answered this turn's
-    /// range read.
+    /// Open a watch of the key (or of the scope's range) from `from` on the endpoint
+    /// that answered this turn's range read.
     fn open_watch(&mut self, from: i64, deadline: Instant) -> Result<WatchStream, Wait> {
         let i = self.endpoints.current;
+        let range_end = match &self.range_end {
+            Some(end) => format!(",\"range_end\":\"{}\"", base64::encode(end)),
+            None => String::new(),
+        };
         let body = format!(
-            "{{\"create_request\":{{\"key\":\"{}\",\"start_revision\":\"{from}\"}}}}",
+            "{{\"create_request\":{{\"key\":\"{}\"{range_end},\"start_revision\":\"{from}\"}}}}",
             base64::encode(&self.key)
         );
         let prefix = self.prefixes[i].unwrap_or("/v3");
@@ -149,7 +204,7 @@ impl Etcd {
         loop {
             let len = match stream
                 .stream
-                .next_line(&mut self.line, MAX_WATCH_LINE, deadline, wake)
+                .next_line(&mut self.line, self.max_line, deadline, wake)
             {
                 Ok(len) => len,
                 Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
@@ -158,7 +213,11 @@ impl Etcd {
                     return Wait::Reread;
                 }
             };
-            let outcome = parse_watch_line(&self.line[..len], &self.key);
+            let line = &self.line[..len];
+            let outcome = match self.scope {
+                Some(_) => parse_scope_watch_line(line, &self.key),
+                None => parse_watch_line(line, &self.key),
+            };
             self.line.drain(..=len);
             match outcome {
                 Ok(WatchLine::Changed { revision: r, .. }) if r <= revision => {}
@@ -177,6 +236,11 @@ impl Etcd {
                     }
                     return Wait::Changed(obs);
                 }
+                Ok(WatchLine::Events(events)) => {
+                    if let Some(obs) = self.scope_events(&events, revision) {
+                        return Wait::Changed(obs);
+                    }
+                }
                 Ok(WatchLine::Created) => stream.created = true,
                 Ok(WatchLine::Other) => {}
                 Ok(WatchLine::Canceled(why) | WatchLine::Error(why)) => {
@@ -189,6 +253,41 @@ impl Etcd {
                 }
             }
         }
+    }
+
+    /// Apply a scope watch's events newer than `revision` to the scope, in order: the
+    /// holder chosen after them, or `None` when every event was already known.
+    pub(super) fn scope_events(
+        &mut self,
+        events: &[ScopeKv],
+        revision: i64,
+    ) -> Option<Observation> {
+        let scope = self.scope.as_mut()?;
+        let (mut applied, mut latest) = (false, None);
+        for ev in events.iter().filter(|ev| ev.revision > revision) {
+            match &ev.value {
+                Some(value) => scope.put(&ev.key, value, ev.lease),
+                None => scope.delete(&ev.key, false),
+            }
+            applied = true;
+            // A revision the server left out skips nothing later.
+            if ev.revision != i64::MAX {
+                latest = latest.max(Some(ev.revision));
+            }
+        }
+        if !applied {
+            return None;
+        }
+        let now = Instant::now();
+        let obs = scope.observe(now);
+        let lease = scope.my_lease();
+        self.lease_seen(lease);
+        self.known = Some(obs.clone());
+        self.last_fact = Some(now);
+        if latest.is_some() {
+            self.revision = latest;
+        }
+        Some(obs)
     }
 
     /// [`crate::dcs::Dcs::wait`]: on the watch stream, opened when needed.
