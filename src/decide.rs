@@ -23,7 +23,9 @@
 //! A `replica` or `sync` VIP reads the same table with its own question: the
 //! observation names the member that holds it (see [`crate::dcs::scope`]), Patroni's
 //! "primary" rows read "a running replica" (so a node promoted or stopped during the
-//! outage lets it go), and the lease is that of this node's own member record.
+//! outage lets it go) only for the node that held it at the last fact (every replica
+//! serves; a node that did not hold it stays without, and one with no fact since start
+//! follows the grace rows), and the lease is that of this node's own member record.
 //!
 //! Why: Patroni itself is the authority on whether this node's PostgreSQL accepts
 //! writes, and it answers while the DCS does not (its `failsafe_mode` keeps a primary
@@ -109,6 +111,9 @@ pub enum PatroniSays {
 pub struct Fence {
     pub patroni: PatroniSays,
     pub lease_left: Option<Duration>,
+    /// Patroni's [`PatroniSays::Serves`] only keeps a VIP this node held at the last
+    /// fact (a replica VIP: every replica serves, but one holds it).
+    pub keep_only: bool,
 }
 
 impl Fence {
@@ -116,6 +121,7 @@ impl Fence {
     pub const NONE: Fence = Fence {
         patroni: PatroniSays::NoAnswer,
         lease_left: None,
+        keep_only: false,
     };
 }
 
@@ -147,6 +153,17 @@ pub fn decide(
         Observation::Unknown(_) => {}
     }
     match fence.patroni {
+        // Every replica serves reads; only the one that held the VIP keeps it, and a
+        // node with no fact since start leaves it to the grace rows below.
+        PatroniSays::Serves if fence.keep_only => match last {
+            Some(LastFact { leading: true, .. }) => {
+                return (Desired::Present, Reason::PatroniServes);
+            }
+            Some(LastFact { leading: false, .. }) => {
+                return (Desired::Absent, Reason::UnknownNotLeading);
+            }
+            None => {}
+        },
         PatroniSays::Serves => return (Desired::Present, Reason::PatroniServes),
         PatroniSays::NotServing(_) => return (Desired::Absent, Reason::PatroniNotServing),
         PatroniSays::NoAnswer => {}
@@ -269,6 +286,7 @@ mod tests {
                     let fence = Fence {
                         patroni: p.clone(),
                         lease_left,
+                        keep_only: false,
                     };
                     let got = decide(&unknown(), ME, fact(true, 4), S, grace, &fence);
                     let want = match (p, grace, lease_left) {
@@ -287,6 +305,7 @@ mod tests {
         let fence = Fence {
             patroni: PatroniSays::NoAnswer,
             lease_left: Some(60 * S),
+            keep_only: false,
         };
         let got = decide(&unknown(), ME, fact(true, 10), S, grace10(), &fence);
         assert_eq!(got, (Absent, GraceExpired));
@@ -295,6 +314,7 @@ mod tests {
         let primary = Fence {
             patroni: PatroniSays::Serves,
             lease_left: None,
+            keep_only: false,
         };
         for last in [None, fact(false, 0)] {
             let got = decide(&unknown(), ME, last, S, grace10(), &primary);
@@ -303,5 +323,36 @@ mod tests {
         let other = Observation::Leader("pg2".into());
         let got = decide(&other, ME, fact(true, 0), S, grace10(), &primary);
         assert_eq!(got, (Absent, OtherNodeLeads));
+    }
+
+    /// A replica VIP: Patroni's "running replica" keeps it only on the node that held it
+    /// at the last fact; with no fact since start the grace rows decide.
+    #[test]
+    fn a_replica_vip_is_kept_only_by_its_holder() {
+        use Desired::*;
+        use Reason::*;
+        let fence = Fence {
+            patroni: PatroniSays::Serves,
+            lease_left: None,
+            keep_only: true,
+        };
+        let cases = [
+            (fact(true, 60), (Present, PatroniServes)),
+            (fact(false, 0), (Absent, UnknownNotLeading)),
+            (None, (Unchanged, UnknownNoHistory)),
+        ];
+        for (last, want) in cases {
+            assert_eq!(
+                decide(&unknown(), ME, last, S, grace10(), &fence),
+                want,
+                "{last:?}"
+            );
+        }
+        let not = Fence {
+            patroni: PatroniSays::NotServing("role master, state running".into()),
+            ..fence
+        };
+        let got = decide(&unknown(), ME, fact(true, 0), S, grace10(), &not);
+        assert_eq!(got, (Absent, PatroniNotServing));
     }
 }

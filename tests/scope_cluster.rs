@@ -59,26 +59,27 @@ fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(config)
 }
 
-/// etcd's v3 API through its JSON gateway.
+/// etcd's v3 API through its JSON gateway, reached from inside the lab's namespace
+/// (`ns`): each request is made on a thread that entered it.
 struct Etcd3 {
     etcd: Etcd,
     http: ureq::Agent,
+    ns: String,
 }
 
 impl Etcd3 {
     fn call(&self, path: &str, body: Value) {
         let url = format!("{}/v3/kv/{path}", self.etcd.endpoint);
-        let mut resp = self
-            .http
-            .post(&url)
-            .send(body.to_string())
-            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-        assert_eq!(
-            resp.status(),
-            200,
-            "POST {url}: {:?}",
-            resp.body_mut().read_to_string()
-        );
+        in_netns(&self.ns, || {
+            let mut resp = self
+                .http
+                .post(&url)
+                .send(body.to_string())
+                .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+            let status = resp.status();
+            let text = resp.body_mut().read_to_string();
+            assert_eq!(status, 200, "POST {url}: {text:?}");
+        });
     }
 }
 
@@ -96,36 +97,35 @@ impl Store for Etcd3 {
     }
 }
 
-/// etcd's v2 keys API (Patroni's `etcd:` section).
+/// etcd's v2 keys API (Patroni's `etcd:` section), reached as [`Etcd3`] is.
 struct Etcd2 {
     etcd: Etcd,
     http: ureq::Agent,
+    ns: String,
 }
 
 impl Store for Etcd2 {
     fn put(&self, rel: &str, value: &str) {
         let url = format!("{}/v2/keys{SCOPE}/{rel}", self.etcd.endpoint);
         let body = format!("value={}", form(value));
-        let resp = self
-            .http
-            .put(&url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(body)
-            .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
-        assert!(
-            matches!(resp.status().as_u16(), 200 | 201),
-            "PUT {url}: {}",
-            resp.status()
-        );
+        in_netns(&self.ns, || {
+            let resp = self
+                .http
+                .put(&url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .send(body)
+                .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
+            let status = resp.status().as_u16();
+            assert!(matches!(status, 200 | 201), "PUT {url}: {status}");
+        });
     }
     fn del(&self, rel: &str) {
         let url = format!("{}/v2/keys{SCOPE}/{rel}", self.etcd.endpoint);
-        let resp = self
-            .http
-            .delete(&url)
-            .call()
-            .unwrap_or_else(|e| panic!("DELETE {url}: {e}"));
-        assert!(matches!(resp.status().as_u16(), 200 | 404), "DELETE {url}");
+        in_netns(&self.ns, || {
+            let resp = self.http.delete(&url).call();
+            let resp = resp.unwrap_or_else(|e| panic!("DELETE {url}: {e}"));
+            assert!(matches!(resp.status().as_u16(), 200 | 404), "DELETE {url}");
+        });
     }
     fn dcs_args(&self) -> String {
         format!("--dcs-type etcd2 --dcs-endpoints {}", self.etcd.endpoint)
@@ -557,6 +557,7 @@ fn replica_vips_etcd3() {
     let c = Cluster::new();
     let etcd = Etcd::start(&c.ns, &c.lab, "127.0.0.1");
     let store = Etcd3 {
+        ns: c.ns.name.clone(),
         etcd,
         http: agent(),
     };
@@ -569,6 +570,7 @@ fn replica_vips_etcd2() {
     let c = Cluster::new();
     let etcd = Etcd::start_with(&c.ns, &c.lab, "http://127.0.0.1:2379", "--enable-v2", &[]);
     let store = Etcd2 {
+        ns: c.ns.name.clone(),
         etcd,
         http: agent(),
     };

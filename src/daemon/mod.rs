@@ -165,6 +165,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                     .dcs
                     .lease_bound()
                     .map(|b| b.saturating_duration_since(now)),
+                keep_only: self.cfg.replica.is_some(),
             },
             _ => Fence::NONE,
         };
