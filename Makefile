@@ -221,12 +221,14 @@ soak: check-cargo
 	VIPD_RELEASE_BIN='$(CURDIR)/$(BIN)' $(CARGO) test --test tests -- \
 	    --nocapture --test-threads=1 faults_soak::soak_ faults::hostile_dcs_replies
 
-# FHS places under PREFIX: the program in sbin (a daemon), the manuals, the example.
+# FHS places under PREFIX: the program in sbin (a daemon), the manuals, the examples.
 install: $(BIN)
 	install -D -m 0755 $(BIN) '$(DESTDIR)$(PREFIX)/sbin/vipd'
 	install -D -m 0644 man/vipd.8 '$(DESTDIR)$(PREFIX)/share/man/man8/vipd.8'
 	install -D -m 0644 man/vipd.conf.5 '$(DESTDIR)$(PREFIX)/share/man/man5/vipd.conf.5'
 	install -D -m 0644 packaging/vipd.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/vipd.yml'
+	install -D -m 0644 packaging/examples/replica.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/replica.yml'
+	install -D -m 0644 packaging/examples/sync.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/sync.yml'
 
 # Rebuilt only when a source is newer, so `sudo make install` after `make build` needs no cargo.
 $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs' 2>/dev/null)

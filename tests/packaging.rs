@@ -627,6 +627,8 @@ fn make_install_honours_prefix_and_destdir() {
     out.expect(0, "make install");
     let want = table(
         "opt/vipd/sbin/vipd file 0755
+         opt/vipd/share/doc/vipd/examples/replica.yml file 0644
+         opt/vipd/share/doc/vipd/examples/sync.yml file 0644
          opt/vipd/share/doc/vipd/examples/vipd.yml file 0644
          opt/vipd/share/man/man5/vipd.conf.5 file 0644
          opt/vipd/share/man/man8/vipd.8 file 0644",
@@ -639,7 +641,9 @@ fn make_install_honours_prefix_and_destdir() {
     let sources = table(
         "opt/vipd/share/man/man8/vipd.8 man/vipd.8
          opt/vipd/share/man/man5/vipd.conf.5 man/vipd.conf.5
-         opt/vipd/share/doc/vipd/examples/vipd.yml packaging/vipd.yml",
+         opt/vipd/share/doc/vipd/examples/vipd.yml packaging/vipd.yml
+         opt/vipd/share/doc/vipd/examples/replica.yml packaging/examples/replica.yml
+         opt/vipd/share/doc/vipd/examples/sync.yml packaging/examples/sync.yml",
     );
     let sources = sources.iter().map(|(i, s)| (i.as_str(), repo().join(s)));
     for (installed, source) in sources.chain([("opt/vipd/sbin/vipd", vipd_bin())]) {
@@ -703,8 +707,10 @@ const DEB_FILES: &str = "
     usr/share/doc/vipd/copyright file 0644
     usr/share/doc/vipd/examples/openrc/vipd.confd file 0644
     usr/share/doc/vipd/examples/openrc/vipd.initd file 0644
+    usr/share/doc/vipd/examples/replica.yml file 0644
     usr/share/doc/vipd/examples/runit/log/run file 0644
     usr/share/doc/vipd/examples/runit/run file 0644
+    usr/share/doc/vipd/examples/sync.yml file 0644
     usr/share/doc/vipd/examples/vip-manager.default file 0644
     usr/share/doc/vipd/examples/vipd.yml file 0644
     usr/share/man/man5/vipd.conf.5.gz file 0644
@@ -721,6 +727,8 @@ const DEB_SOURCES: &str = "
     lib/systemd/system/vip-manager.service packaging/systemd/vip-manager.service
     usr/share/doc/vipd/copyright packaging/deb/copyright
     usr/share/doc/vipd/examples/vipd.yml packaging/vipd.yml
+    usr/share/doc/vipd/examples/replica.yml packaging/examples/replica.yml
+    usr/share/doc/vipd/examples/sync.yml packaging/examples/sync.yml
     usr/share/doc/vipd/examples/runit/run packaging/runit/run
     usr/share/doc/vipd/examples/openrc/vipd.initd packaging/openrc/vipd.initd";
 
