@@ -335,8 +335,8 @@ impl Scope {
     /// A comparable summary of the records, to tell whether two reads agree.
     pub fn digest(&self) -> String {
         format!(
-            "{:?} {:?} {:?} {:?} {:?}",
-            self.leader, self.status_pos, self.optime_pos, self.sync, self.members
+            "{:?} {:?} {:?} {:?} {:?} {}",
+            self.leader, self.status_pos, self.optime_pos, self.sync, self.members, self.overflow
         )
     }
 

@@ -290,7 +290,10 @@ fn a_replica_vip_is_kept_through_an_outage_only_while_patroni_says_replica() {
     let mut d = replica_vip(&[PatroniSays::Serves]);
     step(&mut d, t0, 0, leader("pg2"));
     let r = step(&mut d, t0, 60_000, unknown());
-    assert_eq!((r.desired, r.action.clone()), (Desired::Absent, Action::None));
+    assert_eq!(
+        (r.desired, r.action.clone()),
+        (Desired::Absent, Action::None)
+    );
     // Promoted, or stopped, during the outage: released at once.
     let mut d = replica_vip(&[PatroniSays::NotServing("role master, state running".into())]);
     step(&mut d, t0, 0, leader("pg1"));
