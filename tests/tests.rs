@@ -27,3 +27,5 @@ mod once;
 mod packaging;
 mod react;
 mod reload;
+mod scope_consul;
+mod scope_etcd2;

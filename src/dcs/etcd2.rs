@@ -7,9 +7,10 @@
 //! the v2 API has no equivalent of v3's `hasleader`, so only a read that goes through
 //! the leader tells a member without quorum from a healthy one. Changes are awaited on
 //! one streaming wait (`?wait=true&stream=true&waitIndex=N`, N one past the read's
-//! `X-Etcd-Index`) kept open across turns: a wait opened per turn and given up at the
-//! turn's end cost etcd a connection and a watcher each time, as much as the read
-//! (measured on etcd 3.4.23: 270–310 µs each). Events the last read already reflects
+//! `X-Etcd-Index`) kept open across turns while nothing happens: a wait opened per turn
+//! and given up at the turn's end cost etcd a connection and a watcher each time, as
+//! much as the read (measured on etcd 3.4.23: 270–310 µs each). After an event the next
+//! wait opens a new stream (see [`Etcd2::wait`] for why). Events the last read already reflects
 //! are skipped. Credentials go in HTTP basic authentication, as Patroni's v2 client
 //! sends them.
 //!
@@ -544,8 +545,11 @@ impl Dcs for Etcd2 {
             },
         };
         let wait = self.read_wait(&mut stream, index, deadline, wake);
-        // Keep a healthy stream for the next turns; a broken one is dropped.
-        if wait != Wait::Reread {
+        // Keep a stream that is still waiting for the next turns. One that delivered an
+        // event is dropped: etcd (3.4.23 measured) answers a stream whose waitIndex its
+        // history already holds with that one event and never registers it for later
+        // ones, so it would stay silent, and which one it was cannot be told.
+        if wait == Wait::Deadline {
             self.stream = Some(stream);
         }
         Some(wait)
