@@ -9,8 +9,8 @@
 //! one streaming wait (`?wait=true&stream=true&waitIndex=N`, N one past the read's
 //! `X-Etcd-Index`) kept open across turns while nothing happens: a wait opened per turn
 //! and given up at the turn's end cost etcd a connection and a watcher each time, as
-//! much as the read (measured on etcd 3.4.23: 270–310 µs each). After an event the next
-//! wait opens a new stream (see [`Etcd2::wait`] for why). Events the last read already reflects
+//! much as the read (measured on etcd 3.4.23: 270–310 µs each). A replica VIP's next
+//! wait after an event opens a new stream (see its `wait` for why). Events the last read already reflects
 //! are skipped. Credentials go in HTTP basic authentication, as Patroni's v2 client
 //! sends them.
 //!
@@ -545,11 +545,18 @@ impl Dcs for Etcd2 {
             },
         };
         let wait = self.read_wait(&mut stream, index, deadline, wake);
-        // Keep a stream that is still waiting for the next turns. One that delivered an
-        // event is dropped: etcd (3.4.23 measured) answers a stream whose waitIndex its
-        // history already holds with that one event and never registers it for later
-        // ones, so it would stay silent, and which one it was cannot be told.
-        if wait == Wait::Deadline {
+        // Keep a healthy stream for the next turns; a broken one is dropped. So is a
+        // scope's stream that delivered an event: etcd (3.4.23 measured) answers a
+        // stream whose waitIndex its history already holds with that one event and
+        // never registers it for later ones, and which one it was cannot be told. The
+        // scope's events are frequent (every member's refresh); a key's stream that
+        // went silent costs at most a turn, whose read sees the key.
+        let keep = match wait {
+            Wait::Deadline => true,
+            Wait::Changed(_) => self.scope.is_none(),
+            Wait::Reread => false,
+        };
+        if keep {
             self.stream = Some(stream);
         }
         Some(wait)
