@@ -7,16 +7,16 @@
 //! the v2 API has no equivalent of v3's `hasleader`, so only a read that goes through
 //! the leader tells a member without quorum from a healthy one. Changes are awaited on
 //! one streaming wait (`?wait=true&stream=true&waitIndex=N`, N one past the read's
-//! `X-Etcd-Index`) kept open across turns while nothing happens: a wait opened per turn
-//! and given up at the turn's end cost etcd a connection and a watcher each time, as
-//! much as the read (measured on etcd 3.4.23: 270–310 µs each). A replica VIP's next
-//! wait after an event opens a new stream (see its `wait` for why). Events the last read already reflects
+//! `X-Etcd-Index`) kept open across turns: a wait opened per turn and given up at the
+//! turn's end cost etcd a connection and a watcher each time, as much as the read
+//! (measured on etcd 3.4.23: 270–310 µs each). Events the last read already reflects
 //! are skipped. Credentials go in HTTP basic authentication, as Patroni's v2 client
 //! sends them.
 //!
 //! A replica VIP reads the whole scope instead ([`recursive`]): the directory with
 //! `recursive=true`, changes awaited on a recursive stream on it, under the same index
-//! rules. Its bound on the VIP's grace is this node's own member record's `ttl`.
+//! rules, a new stream after each event (see `wait` for why). Its bound on the VIP's
+//! grace is this node's own member record's `ttl`.
 
 mod recursive;
 
