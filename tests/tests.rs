@@ -28,4 +28,6 @@ mod packaging;
 mod react;
 mod reload;
 mod scope_cluster;
+mod scope_consul;
+mod scope_etcd2;
 mod scope_etcd3;

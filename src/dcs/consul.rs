@@ -12,6 +12,11 @@
 //! A blocking query asks Consul to wait until the loop's deadline; Consul may add up to
 //! 1/16 of that, so the turn can end that much late. In exchange its answer is the next
 //! turn's observation: while nothing changes, vipd sends one request per interval.
+//!
+//! A replica VIP reads the whole scope instead: `GET /v1/kv/<scope>/?recurse&consistent`
+//! ([`parse_list`]; 404: no keys), with blocking queries on the prefix under the same
+//! rules (the `X-Consul-Index` of a recursive read covers the prefix). Each answer
+//! replaces the records; a return whose records are the same is no change.
 
 use std::time::{Duration, Instant};
 
@@ -85,6 +90,51 @@ pub fn parse_kv(status: u16, body: &[u8], key: &str) -> Result<Option<String>, S
         .map_err(|_| "malformed reply: Value is not UTF-8".into())
 }
 
+/// Entries in a recursive read beyond this make it untrustworthy (far more than
+/// [`super::scope::MAX_MEMBERS`] member records and Patroni's other keys).
+pub const MAX_ENTRIES: usize = 4096;
+
+/// What a recursive read of `prefix` said: its keys and values (none: no key), or why
+/// it cannot be trusted.
+pub fn parse_list(
+    status: u16,
+    body: &[u8],
+    prefix: &str,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    match status {
+        200 => {}
+        404 => return Ok(Vec::new()),
+        _ => return Err(format!("HTTP {status}: {}", http::server_text(body))),
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("malformed reply: invalid JSON: {e}"))?;
+    let entries = v
+        .as_array()
+        .ok_or_else(|| "malformed reply: not a list".to_string())?;
+    if entries.len() > MAX_ENTRIES {
+        return Err(format!("more than {MAX_ENTRIES} keys under {prefix}"));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let key = entry
+            .get("Key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "malformed reply: entry without Key".to_string())?;
+        if !key.starts_with(prefix) {
+            return Err("malformed reply: an entry outside the prefix".into());
+        }
+        let value = match entry.get("Value") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => {
+                base64::decode(s).map_err(|e| format!("malformed reply: Value: {e}"))?
+            }
+            Some(_) => return Err("malformed reply: Value is not a string".into()),
+        };
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
 /// The index to block on after a reply carrying `reply` (`X-Consul-Index`), when the
 /// last one was `previous`: 0 (do not block) when the header is missing or zero, or
 /// when it went backwards (a restored snapshot, another server's view).
@@ -110,8 +160,9 @@ const MAX_RETURNS: u32 = 16;
 /// The Consul KV client: several endpoints, a failed one skipped.
 pub struct Consul {
     endpoints: Endpoints,
+    /// The trigger key, or a replica VIP's scope prefix (`service/pg/`).
     key: String,
-    /// `/v1/kv/service/pg/leader`, percent-encoded.
+    /// `/v1/kv/service/pg/leader` (`/v1/kv/service/pg/`), percent-encoded.
     path: String,
     token: Option<Secret>,
     watch: bool,
@@ -123,6 +174,16 @@ pub struct Consul {
     fresh: Option<(Instant, Observation)>,
     /// A blocking query whose wait a wake ended: its reply is read on.
     pending: Option<Query>,
+    /// A replica VIP's records; `None`: the trigger key alone.
+    scope: Option<Scope>,
+    /// The records' digest as last read, to tell a real change from a return.
+    digest: Option<String>,
+}
+
+/// A read's answer: the key's value, or a replica VIP's scope's keys.
+enum Answer {
+    Key(Option<String>),
+    Scope(Vec<(String, Vec<u8>)>),
 }
 
 /// A blocking query in flight: where, and until when its reply may take.
@@ -134,9 +195,17 @@ struct Query {
 
 impl Consul {
     pub fn new(settings: &Settings) -> Consul {
-        let key = consul_key(&settings.key).to_string();
+        let scope = settings.scope.clone();
+        let key = match &scope {
+            Some(scope) => scope.prefix(false),
+            None => consul_key(&settings.key).to_string(),
+        };
+        let mut endpoints = Endpoints::new(&settings.endpoints, settings.interval, &settings.tls);
+        if scope.is_some() {
+            endpoints.set_limit(http::MAX_SCOPE_REPLY);
+        }
         Consul {
-            endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
+            endpoints,
             path: format!("/v1/kv/{}", http::encode_path(&key)),
             key,
             token: settings.token.clone(),
@@ -145,6 +214,48 @@ impl Consul {
             last: None,
             fresh: None,
             pending: None,
+            scope,
+            digest: None,
+        }
+    }
+
+    /// The query's parameters besides the blocking ones.
+    fn consistent(&self) -> &'static str {
+        match self.scope {
+            Some(_) => "recurse&consistent",
+            None => "consistent",
+        }
+    }
+
+    /// Parse a reply to a read or a blocking query.
+    fn parse(&self, status: u16, body: &[u8]) -> Result<Answer, String> {
+        match self.scope {
+            Some(_) => parse_list(status, body, &self.key).map(Answer::Scope),
+            None => parse_kv(status, body, &self.key).map(Answer::Key),
+        }
+    }
+
+    /// What an answer says now, and whether it differs from the last one (for a
+    /// scope: its records; for the key: its value).
+    fn take(&mut self, answer: Answer) -> (Observation, bool) {
+        match (answer, self.scope.as_mut()) {
+            (Answer::Scope(entries), Some(scope)) => {
+                scope.clear();
+                for (key, value) in &entries {
+                    scope.put(key, value, 0);
+                }
+                let digest = scope.digest();
+                let obs = scope.observe(Instant::now());
+                let changed = self.digest.as_ref() != Some(&digest);
+                self.digest = Some(digest);
+                (obs, changed)
+            }
+            (Answer::Key(value), _) => {
+                let obs = Consul::observation(value);
+                let changed = self.last.as_ref() != Some(&obs);
+                (obs, changed)
+            }
+            (Answer::Scope(_), None) => (Observation::Unknown("no scope".into()), true),
         }
     }
 
@@ -166,14 +277,15 @@ impl Consul {
     }
 
     /// One consistent read, trying each endpoint at most once from the current one.
-    fn read(&mut self, deadline: Instant) -> Result<(Option<String>, Option<u64>), String> {
+    fn read(&mut self, deadline: Instant) -> Result<(Answer, Option<u64>), String> {
         let mut errors = Vec::new();
         for i in self.endpoints.order() {
             let outcome = self
-                .get(i, "consistent", deadline, None)
+                .get(i, self.consistent(), deadline, None)
                 .map_err(|e| e.to_string())
                 .and_then(|reply| {
-                    parse_kv(reply.status, &reply.body, &self.key).map(|v| (v, reply.index))
+                    self.parse(reply.status, &reply.body)
+                        .map(|v| (v, reply.index))
                 });
             match outcome {
                 Ok(read) => return Ok(read),
@@ -199,19 +311,23 @@ impl Dcs for Consul {
         self.finish_pending();
         if let Some((at, obs)) = self.fresh.take() {
             if at.elapsed() < FRESH {
-                return obs;
+                // The scope's choice depends on time too (replica-settle).
+                return match self.scope.as_mut() {
+                    Some(scope) => scope.observe(Instant::now()),
+                    None => obs,
+                };
             }
         }
         match self.read(deadline) {
-            Ok((value, index)) => {
+            Ok((answer, index)) => {
                 self.index = next_index(0, index);
-                let obs = Consul::observation(value);
+                let (obs, _) = self.take(answer);
                 self.last = Some(obs.clone());
                 obs
             }
             Err(e) => {
                 self.index = 0;
-                self.last = None;
+                (self.last, self.digest) = (None, None);
                 Observation::Unknown(e)
             }
         }
@@ -243,7 +359,12 @@ impl Dcs for Consul {
                         return Some(Wait::Deadline);
                     }
                     let i = self.endpoints.current;
-                    let text = format!("consistent&index={}&wait={}", self.index, wait_param(left));
+                    let text = format!(
+                        "{}&index={}&wait={}",
+                        self.consistent(),
+                        self.index,
+                        wait_param(left)
+                    );
                     // Consul may add up to wait/16; a little more for the network.
                     let until = Instant::now() + left + left / 16 + Duration::from_millis(250);
                     let q = Query { endpoint: i, until };
@@ -280,8 +401,8 @@ impl Consul {
     /// A blocking query returned: the change it saw, or `None` when it only returned
     /// (another key's index moved) and the wait goes on.
     fn returned(&mut self, status: u16, index: Option<u64>, body: &[u8], i: usize) -> Option<Wait> {
-        let value = match parse_kv(status, body, &self.key) {
-            Ok(value) => value,
+        let answer = match self.parse(status, body) {
+            Ok(answer) => answer,
             Err(e) => {
                 log::debug!("blocking query on {}: {e}", self.endpoints.list[i].url);
                 self.index = 0;
@@ -289,9 +410,9 @@ impl Consul {
             }
         };
         self.index = next_index(self.index, index);
-        let obs = Consul::observation(value);
+        let (obs, changed) = self.take(answer);
         self.fresh = Some((Instant::now(), obs.clone()));
-        if self.last.as_ref() != Some(&obs) {
+        if changed {
             self.last = Some(obs.clone());
             return Some(Wait::Changed(obs));
         }

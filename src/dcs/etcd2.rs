@@ -12,10 +12,17 @@
 //! (measured on etcd 3.4.23: 270–310 µs each). Events the last read already reflects
 //! are skipped. Credentials go in HTTP basic authentication, as Patroni's v2 client
 //! sends them.
+//!
+//! A replica VIP reads the whole scope instead ([`recursive`]): the directory with
+//! `recursive=true`, changes awaited on a recursive stream on it, under the same index
+//! rules, a new stream after each event (see `wait` for why). Its bound on the VIP's
+//! grace is this node's own member record's `ttl`.
 
-use std::time::Instant;
+mod recursive;
 
-use serde_json::Value;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
 
 pub use super::etcd::ReplyError;
 use super::etcd::lease::bound;
@@ -23,6 +30,7 @@ use super::etcd::reply::{json, malformed};
 use super::etcd::{Credentials, MAX_WATCH_LINE, Rejected, Settings, status_error};
 use super::http::conn::{Error, Request, Stream, StreamEnd};
 use super::http::{self, Endpoints};
+use super::scope::Scope;
 use super::{Dcs, Observation, Wait};
 use crate::base64;
 use crate::wake::Wake;
@@ -34,6 +42,8 @@ pub const CODE_KEY_NOT_FOUND: i64 = 100;
 pub const CODE_UNAUTHORIZED: i64 = 110;
 /// v2 error code: the wait index is older than the event history kept (1000 events).
 pub const CODE_EVENT_INDEX_CLEARED: i64 = 401;
+
+pub use recursive::{Change, Event, Leaf, Listing, MAX_LEAVES, apply, parse_event, parse_listing};
 
 /// The key's state in a v2 reply (a read, or the event a wait returned).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,34 +64,40 @@ pub fn clean_key(key: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// The error of an error reply (one with `errorCode`): `Ok` with the store's index for
+/// "key not found", the error otherwise; `None` for a reply that is no error.
+fn error_reply(obj: &Map<String, Value>) -> Option<Result<Option<u64>, ReplyError>> {
+    let code = obj.get("errorCode")?;
+    let Some(code) = code.as_i64() else {
+        return Some(Err(malformed("errorCode is not a number")));
+    };
+    if code == CODE_KEY_NOT_FOUND {
+        return Some(Ok(obj.get("index").and_then(Value::as_u64)));
+    }
+    let message = obj
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("(no message)");
+    let message = match obj.get("cause").and_then(Value::as_str) {
+        Some(cause) if !cause.is_empty() => format!("{message} ({cause})"),
+        _ => message.to_string(),
+    };
+    Some(Err(ReplyError::Etcd {
+        code,
+        message: http::server_text(message.as_bytes()),
+        v2: true,
+    }))
+}
+
 /// Parse a v2 keys reply (to a read or a wait) for the key `key`.
 pub fn parse_reply(body: &[u8], key: &str) -> Result<Node, ReplyError> {
     let v = json(body)?;
     let obj = v.as_object().ok_or_else(|| malformed("not an object"))?;
-    if let Some(code) = obj.get("errorCode") {
-        let code = code
-            .as_i64()
-            .ok_or_else(|| malformed("errorCode is not a number"))?;
-        let index = obj.get("index").and_then(Value::as_u64);
-        if code == CODE_KEY_NOT_FOUND {
-            return Ok(Node {
-                value: None,
-                index,
-                ttl: None,
-            });
-        }
-        let message = obj
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("(no message)");
-        let message = match obj.get("cause").and_then(Value::as_str) {
-            Some(cause) if !cause.is_empty() => format!("{message} ({cause})"),
-            _ => message.to_string(),
-        };
-        return Err(ReplyError::Etcd {
-            code,
-            message: http::server_text(message.as_bytes()),
-            v2: true,
+    if let Some(error) = error_reply(obj) {
+        return error.map(|index| Node {
+            value: None,
+            index,
+            ttl: None,
         });
     }
     let action = obj
@@ -146,8 +162,9 @@ impl std::fmt::Display for Failure {
 /// The etcd v2 keys client: several endpoints, a failed one skipped.
 pub struct Etcd2 {
     endpoints: Endpoints,
+    /// The trigger key, or a replica VIP's scope directory (`/service/pg`).
     key: String,
-    /// `/v2/keys/service/pg/leader`, percent-encoded.
+    /// `/v2/keys/service/pg/leader` (`/v2/keys/service/pg`), percent-encoded.
     path: String,
     /// The `Authorization: Basic …` value (a secret: never logged).
     authorization: Option<String>,
@@ -162,6 +179,18 @@ pub struct Etcd2 {
     /// The latest moment the key is known to exist until, from its `ttl` in the last
     /// read or event (Patroni's v2 leader key carries one).
     lease_bound: Option<Instant>,
+    /// A replica VIP's records; `None`: the trigger key alone.
+    scope: Option<Scope>,
+    /// The longest event line (a scope's events carry any of its keys, `history` too).
+    line_limit: usize,
+    /// The origin of the expiries the scope keeps as its records' leases.
+    epoch: Instant,
+}
+
+/// A read's answer: the key, or a replica VIP's whole scope.
+enum Answer {
+    Key(Node),
+    Scope(Listing),
 }
 
 /// An open streaming wait: its connection, endpoint, and the index it started from.
@@ -178,9 +207,19 @@ fn basic_auth(cred: &Credentials) -> String {
 
 impl Etcd2 {
     pub fn new(settings: &Settings) -> Etcd2 {
-        let key = clean_key(&settings.key);
+        let scope = settings.scope.clone();
+        let key = match &scope {
+            Some(scope) => clean_key(&scope.prefix(true)),
+            None => clean_key(&settings.key),
+        };
+        let mut endpoints = Endpoints::new(&settings.endpoints, settings.interval, &settings.tls);
+        let mut line_limit = MAX_WATCH_LINE;
+        if scope.is_some() {
+            endpoints.set_limit(http::MAX_SCOPE_REPLY);
+            line_limit = http::MAX_SCOPE_REPLY;
+        }
         Etcd2 {
-            endpoints: Endpoints::new(&settings.endpoints, settings.interval, &settings.tls),
+            endpoints,
             path: format!("/v2/keys{}", http::encode_path(&key)),
             key,
             authorization: settings.credentials.as_ref().map(basic_auth),
@@ -190,7 +229,62 @@ impl Etcd2 {
             stream: None,
             line: Vec::new(),
             lease_bound: None,
+            scope,
+            line_limit,
+            epoch: Instant::now(),
         }
+    }
+
+    /// A record's expiry as the scope keeps it (its lease): milliseconds after
+    /// `epoch`, plus one (0 is "none").
+    fn expiry_code(&self, at: Instant, ttl: Option<i64>) -> i64 {
+        let Some(ttl) = ttl else {
+            return 0;
+        };
+        let ms = bound(at, ttl)
+            .saturating_duration_since(self.epoch)
+            .as_millis();
+        i64::try_from(ms).unwrap_or(i64::MAX - 1) + 1
+    }
+
+    /// The bound of this node's own member record (its expiry), once the scope changed.
+    fn scope_lease(&self) -> Option<Instant> {
+        let code = self.scope.as_ref()?.my_lease();
+        let ms = u64::try_from(code.checked_sub(1)?).ok()?;
+        Some(self.epoch + Duration::from_millis(ms))
+    }
+
+    /// A scope read into the records, observed now.
+    fn take_listing(&mut self, listing: Listing, asked: Instant) -> Observation {
+        let codes: Vec<i64> = (listing.leaves.iter())
+            .map(|l| self.expiry_code(asked, l.ttl))
+            .collect();
+        let Some(scope) = self.scope.as_mut() else {
+            return Observation::Unknown("no scope".into());
+        };
+        scope.clear();
+        for (leaf, code) in listing.leaves.iter().zip(codes) {
+            scope.put(&leaf.key, leaf.value.as_bytes(), code);
+        }
+        let obs = scope.observe(Instant::now());
+        self.lease_bound = self.scope_lease();
+        obs
+    }
+
+    /// A wait's event applied to the records, observed now.
+    fn take_event(&mut self, change: Change) -> Observation {
+        let now = Instant::now();
+        let code = match &change {
+            Change::Put(leaf) => self.expiry_code(now, leaf.ttl),
+            Change::Delete { .. } => 0,
+        };
+        let Some(scope) = self.scope.as_mut() else {
+            return Observation::Unknown("no scope".into());
+        };
+        recursive::apply(scope, &change, &self.key, code);
+        let obs = scope.observe(now);
+        self.lease_bound = self.scope_lease();
+        obs
     }
 
     /// GET `query` on endpoint `i` until `deadline`.
@@ -205,10 +299,15 @@ impl Etcd2 {
             .get(i, &[&self.path, "?", query], auth, deadline, None)
     }
 
-    /// Interpret a reply: the node, or why not.
-    fn judge(&self, status: u16, body: &[u8]) -> Result<Node, Failure> {
-        match parse_reply(body, &self.key) {
-            Ok(node) => Ok(node),
+    /// Interpret a reply, `parsed` from `body`: what it says, or why not.
+    fn judge<T>(
+        &self,
+        status: u16,
+        body: &[u8],
+        parsed: Result<T, ReplyError>,
+    ) -> Result<T, Failure> {
+        match parsed {
+            Ok(answer) => Ok(answer),
             Err(ReplyError::Etcd {
                 code: CODE_UNAUTHORIZED,
                 message,
@@ -229,19 +328,34 @@ impl Etcd2 {
         }
     }
 
-    /// One quorum read on endpoint `i`.
-    fn read_on(&mut self, i: usize, deadline: Instant) -> Result<(Node, Option<u64>), Failure> {
+    /// One quorum read on endpoint `i` (of the key, or recursive of the scope).
+    fn read_on(&mut self, i: usize, deadline: Instant) -> Result<(Answer, Option<u64>), Failure> {
+        let query = match self.scope {
+            Some(_) => "recursive=true&quorum=true",
+            None => "quorum=true",
+        };
         let reply = self
-            .get(i, "quorum=true", deadline)
+            .get(i, query, deadline)
             .map_err(|e| Failure::Transport(e.to_string()))?;
-        let node = self.judge(reply.status, &reply.body)?;
-        // Wait from the store's index at the read (X-Etcd-Index), else the node's.
-        let index = reply.index.or(node.index);
-        Ok((node, index))
+        let (status, body) = (reply.status, &reply.body);
+        // Wait from the store's index at the read (X-Etcd-Index), else the body's.
+        let (answer, index) = match self.scope {
+            Some(_) => {
+                let listing = self.judge(status, body, parse_listing(body, &self.key))?;
+                let index = listing.index;
+                (Answer::Scope(listing), index)
+            }
+            None => {
+                let node = self.judge(status, body, parse_reply(body, &self.key))?;
+                let index = node.index;
+                (Answer::Key(node), index)
+            }
+        };
+        Ok((answer, reply.index.or(index)))
     }
 
     /// One read, trying each endpoint at most once from the current one.
-    pub fn read(&mut self, deadline: Instant) -> Result<(Node, Option<u64>), String> {
+    fn read(&mut self, deadline: Instant) -> Result<(Answer, Option<u64>), String> {
         let mut errors = Vec::new();
         for i in self.endpoints.order() {
             match self.read_on(i, deadline) {
@@ -276,7 +390,12 @@ impl Etcd2 {
     fn open_wait(&mut self, index: u64, deadline: Instant) -> Result<WaitStream, Wait> {
         let i = self.endpoints.current;
         let from = index.saturating_add(1);
-        let query = format!("wait=true&stream=true&waitIndex={from}");
+        let recursive = if self.scope.is_some() {
+            "recursive=true&"
+        } else {
+            ""
+        };
+        let query = format!("wait=true&{recursive}stream=true&waitIndex={from}");
         let auth = self.authorization.as_deref().map(|a| ("Authorization", a));
         let headers: &[(&str, &str)] = match &auth {
             Some(h) => std::slice::from_ref(h),
@@ -314,7 +433,7 @@ impl Etcd2 {
         loop {
             let len = match stream
                 .stream
-                .next_line(&mut self.line, MAX_WATCH_LINE, deadline, wake)
+                .next_line(&mut self.line, self.line_limit, deadline, wake)
             {
                 Ok(len) => len,
                 Err(StreamEnd::Deadline | StreamEnd::Interrupted) => return Wait::Deadline,
@@ -323,7 +442,28 @@ impl Etcd2 {
                     return Wait::Reread;
                 }
             };
-            let event = self.judge(200, &self.line[..len]);
+            if self.scope.is_some() {
+                let event = parse_event(&self.line[..len], &self.key);
+                self.line.drain(..=len);
+                match event {
+                    Ok(Event {
+                        index: Some(at), ..
+                    }) if at <= index => {}
+                    Ok(event) => {
+                        if let Some(at) = event.index {
+                            self.index = Some(at);
+                        }
+                        return Wait::Changed(self.take_event(event.change));
+                    }
+                    Err(e) => {
+                        log::debug!("v2 wait: {e}");
+                        return Wait::Reread;
+                    }
+                }
+                continue;
+            }
+            let event = parse_reply(&self.line[..len], &self.key);
+            let event = self.judge(200, &self.line[..len], event);
             self.line.drain(..=len);
             match event {
                 Ok(Node {
@@ -353,9 +493,8 @@ impl Dcs for Etcd2 {
         self.index = None;
         let asked = Instant::now();
         match self.read(deadline) {
-            Ok((node, index)) => {
+            Ok((answer, index)) => {
                 self.index = index;
-                self.lease_bound = node.ttl.map(|t| bound(asked, t));
                 // Another endpoint answered: a wait on the one that failed is in doubt.
                 if self
                     .stream
@@ -364,9 +503,15 @@ impl Dcs for Etcd2 {
                 {
                     self.stream = None;
                 }
-                match node.value {
-                    Some(v) => Observation::Leader(v),
-                    None => Observation::NoLeader,
+                match answer {
+                    Answer::Scope(listing) => self.take_listing(listing, asked),
+                    Answer::Key(node) => {
+                        self.lease_bound = node.ttl.map(|t| bound(asked, t));
+                        match node.value {
+                            Some(v) => Observation::Leader(v),
+                            None => Observation::NoLeader,
+                        }
+                    }
                 }
             }
             Err(e) => Observation::Unknown(e),
@@ -400,8 +545,18 @@ impl Dcs for Etcd2 {
             },
         };
         let wait = self.read_wait(&mut stream, index, deadline, wake);
-        // Keep a healthy stream for the next turns; a broken one is dropped.
-        if wait != Wait::Reread {
+        // Keep a healthy stream for the next turns; a broken one is dropped. So is a
+        // scope's stream that delivered an event: etcd (3.4.23 measured) answers a
+        // stream whose waitIndex its history already holds with that one event and
+        // never registers it for later ones, and which one it was cannot be told. The
+        // scope's events are frequent (every member's refresh); a key's stream that
+        // went silent costs at most a turn, whose read sees the key.
+        let keep = match wait {
+            Wait::Deadline => true,
+            Wait::Changed(_) => self.scope.is_none(),
+            Wait::Reread => false,
+        };
+        if keep {
             self.stream = Some(stream);
         }
         Some(wait)

@@ -13,6 +13,10 @@
 //!   missing key's query also returns when another key changes (a return is no proof
 //!   of change); ACLs (`X-Consul-Token`; none → 403 "Permission denied", an unknown
 //!   one → 403 "ACL not found"); and no Raft leader → 500 "No cluster leader".
+//!   `?recurse` lists every key under the prefix in key order (404 when none), its
+//!   `X-Consul-Index` the highest `ModifyIndex` or deletion under the prefix (Consul's
+//!   `kvsListTxn`: entries and tombstones; the table's index when there are neither),
+//!   and blocking queries on it follow the same rules.
 //! - [`FakePatroni`], Patroni's `GET /leader`: 200 on the leader, 503 elsewhere.
 //! - [`etcd::FakeEtcd`], an etcd that answers well or with one fault at a time, and
 //!   [`etcd_proxy::EtcdProxy`], which holds a real etcd's watch requests on demand.
@@ -355,6 +359,9 @@ struct Entry {
 #[derive(Debug, Default)]
 struct ConsulState {
     kv: BTreeMap<String, Entry>,
+    /// Deleted keys and the index of their deletion (Consul's tombstones, never reaped
+    /// here).
+    tombstones: BTreeMap<String, u64>,
     /// The Raft index of the last KV write (the KV table's index, tombstones included).
     index: u64,
     /// `Some(token)`: ACLs on, this token may read.
@@ -413,6 +420,34 @@ impl ConsulState {
             Some(e) => (self.index_override.unwrap_or(e.modify_index), Some(e)),
             // "Must provide non-zero index to prevent blocking."
             None => (index.max(1), None),
+        }
+    }
+
+    /// The reply index and entries for a recursive read of `prefix` (Consul's
+    /// KVS.List): the highest index of an entry or a tombstone under the prefix, else
+    /// the table's.
+    fn list(&self, prefix: &str) -> (u64, Vec<(&String, &Entry)>) {
+        let under = |k: &&String| k.starts_with(prefix);
+        let entries: Vec<(&String, &Entry)> = self.kv.iter().filter(|(k, _)| under(k)).collect();
+        let live = entries.iter().map(|(_, e)| e.modify_index).max();
+        let dead = self
+            .tombstones
+            .iter()
+            .filter(|(k, _)| under(k))
+            .map(|(_, i)| *i)
+            .max();
+        let index = match live.max(dead) {
+            Some(i) if i > 0 => i,
+            _ => self.index,
+        };
+        (self.index_override.unwrap_or(index).max(1), entries)
+    }
+
+    /// The reply index of a read of `key`, recursive or not.
+    fn index_of(&self, key: &str, recurse: bool) -> u64 {
+        match recurse {
+            true => self.list(key).0,
+            false => self.lookup(key).0,
         }
     }
 
@@ -481,7 +516,9 @@ impl FakeConsul {
     pub fn delete(&self, key: &str) {
         self.change(|s| {
             s.index += 1;
-            s.kv.remove(key);
+            if s.kv.remove(key).is_some() {
+                s.tombstones.insert(key.to_string(), s.index);
+            }
         });
     }
 
@@ -509,29 +546,49 @@ impl FakeConsul {
     }
 }
 
-fn kv_reply(state: &ConsulState, key: &str) -> Reply {
-    let (index, entry) = state.lookup(key);
-    let reply = match entry {
-        None => Reply::new(404, Vec::new()),
-        Some(e) => {
-            let mut obj = serde_json::json!({
-                "LockIndex": if e.session.is_some() { 1 } else { 0 },
-                "Key": key,
-                "Flags": 0,
-                "Value": if e.value.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    serde_json::Value::String(vipd::base64::encode(&e.value))
-                },
-                "CreateIndex": e.create_index,
-                "ModifyIndex": e.modify_index,
-            });
-            if let Some(session) = &e.session {
-                obj["Session"] = serde_json::Value::String(session.clone());
-            }
-            Reply::json(200, serde_json::json!([obj]).to_string())
+/// One entry as Consul lists it.
+fn entry_json(key: &str, e: &Entry) -> serde_json::Value {
+    let mut obj = serde_json::json!({
+        "LockIndex": if e.session.is_some() { 1 } else { 0 },
+        "Key": key,
+        "Flags": 0,
+        "Value": if e.value.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::String(vipd::base64::encode(&e.value))
+        },
+        "CreateIndex": e.create_index,
+        "ModifyIndex": e.modify_index,
+    });
+    if let Some(session) = &e.session {
+        obj["Session"] = serde_json::Value::String(session.clone());
+    }
+    obj
+}
+
+fn kv_reply(state: &ConsulState, key: &str, recurse: bool) -> Reply {
+    let (index, list) = match recurse {
+        true => state.list(key),
+        false => {
+            let (index, entry) = state.lookup(key);
+            let key = &key.to_string();
+            let list = entry.map(|e| entry_json(key, e)).into_iter().collect();
+            return with_meta(list_reply(list), index);
         }
     };
+    let list = list.into_iter().map(|(k, e)| entry_json(k, e)).collect();
+    with_meta(list_reply(list), index)
+}
+
+/// A list of entries, or 404 with an empty body for none.
+fn list_reply(list: Vec<serde_json::Value>) -> Reply {
+    match list.is_empty() {
+        true => Reply::new(404, Vec::new()),
+        false => Reply::json(200, serde_json::Value::Array(list).to_string()),
+    }
+}
+
+fn with_meta(reply: Reply, index: u64) -> Reply {
     reply
         .header("X-Consul-Index", index)
         .header("X-Consul-Knownleader", "true")
@@ -558,9 +615,10 @@ fn handle(state: &(Mutex<ConsulState>, Condvar), req: &Request) -> Reply {
     if s.no_leader {
         return Reply::new(500, "No cluster leader");
     }
+    let recurse = req.query("recurse").is_some();
     let min_index: u64 = req.query("index").and_then(|v| v.parse().ok()).unwrap_or(0);
     if min_index == 0 {
-        return kv_reply(&s, &key);
+        return kv_reply(&s, &key, recurse);
     }
     let wait = req
         .query("wait")
@@ -570,13 +628,13 @@ fn handle(state: &(Mutex<ConsulState>, Condvar), req: &Request) -> Reply {
     let wait = wait + s.jitter(wait);
     let until = Instant::now() + wait;
     loop {
-        let (index, _) = s.lookup(&key);
+        let index = s.index_of(&key, recurse);
         if index > min_index || index < min_index && s.index_override.is_some() {
-            return kv_reply(&s, &key);
+            return kv_reply(&s, &key, recurse);
         }
         let now = Instant::now();
         if now >= until {
-            return kv_reply(&s, &key);
+            return kv_reply(&s, &key, recurse);
         }
         s = cv
             .wait_timeout(s, until - now)
