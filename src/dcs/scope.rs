@@ -262,6 +262,11 @@ impl Scope {
 
     /// A key deleted (or expired); a `dir` deletion (etcd v2) takes its keys with it.
     pub fn delete(&mut self, key: &str, dir: bool) {
+        // The scope's own directory, as etcd v2 names it (without the trailing `/`).
+        if dir && key.trim_start_matches('/') == self.prefix.trim_end_matches('/') {
+            self.clear();
+            return;
+        }
         let Some(rel) = self.relative(key) else {
             return;
         };

@@ -373,9 +373,11 @@ fn keys_outside_the_scope_and_unneeded_keys_are_dropped() {
     assert!(s.digest().contains("node3"));
     assert_eq!(s.prefix(true), "/service/lab/");
     assert_eq!(s.prefix(false), "service/lab/");
-    // etcd v2 deletes a directory with its keys.
+    // etcd v2 deletes a directory with its keys, the scope's own included.
     s.delete("/service/lab/members", true);
     assert!(s.members.is_empty());
+    s.delete("/service/lab", true);
+    assert_eq!(s.leader, None);
 }
 
 #[test]
