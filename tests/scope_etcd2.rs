@@ -230,3 +230,76 @@ fn a_removed_scope_directory_is_nobody() {
         assert_eq!(c.lease_bound(), None);
     });
 }
+
+/// `dcs-type etcd` with a replica VIP: the scope exists only in v2, so v2 is followed;
+/// with no eligible member (fallback none) it stays there rather than going back to v3,
+/// whose scope does not exist; and a scope written to v3 wins.
+#[test]
+fn either_api_follows_where_the_scope_exists() {
+    use vipd::dcs::etcd_any::{Api, EtcdAny, Mode};
+    gate!(Etcd);
+    let (lab, etcd) = etcd_lab();
+    let (holder, _) = holder_and_other();
+    let rules = Rules {
+        role: Role::Replica,
+        vip: VIP.into(),
+        max_lag: Some(MAX_LAG),
+        settle: Duration::ZERO,
+        fallback: Fallback::None,
+        skip_nofailover: false,
+    };
+    let settings = Settings {
+        endpoints: vec![etcd.endpoint.clone()],
+        key: LEADER_KEY.into(),
+        credentials: None,
+        interval: Duration::from_millis(500),
+        watch: true,
+        check_interval: Duration::from_millis(500),
+        tls: Tls::default(),
+        scope: Some(Scope::new(rules, LEADER_KEY, "node2")),
+    };
+    in_netns(&lab.node.name, || {
+        let v2 = V2::new(&etcd.endpoint);
+        v2.patroni_scope();
+        let mut c = EtcdAny::new(&settings, Mode::Either);
+        assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
+        assert_eq!(c.following(), Api::V2);
+        // Nobody eligible: no holder, but the scope is still in v2.
+        for n in [2, 3] {
+            v2.set(
+                &format!("members/node{n}"),
+                &member(n, "replica", 0),
+                Some(30),
+            );
+        }
+        assert_eq!(c.observe(soon()), Observation::NoLeader);
+        assert_eq!(c.following(), Api::V2);
+    });
+    // A scope in v3 wins, even with no eligible member there while v2 has a holder.
+    for n in [1u8, 2, 3] {
+        let (role, pos) = if n == 1 {
+            ("master", POS)
+        } else {
+            ("replica", 0)
+        };
+        etcd.put(
+            &format!("/service/lab/members/node{n}"),
+            &member(n, role, pos),
+        );
+    }
+    etcd.put("/service/lab/status", r#"{"optime":50331808,"slots":{}}"#);
+    etcd.put(LEADER_KEY, "node1");
+    in_netns(&lab.node.name, || {
+        V2::new(&etcd.endpoint).patroni_scope();
+        let mut c = EtcdAny::new(&settings, Mode::Either);
+        assert_eq!(c.observe(soon()), Observation::NoLeader);
+        assert_eq!(c.following(), Api::V3);
+    });
+    etcd.put("/service/lab/members/node2", &member(2, "replica", POS));
+    etcd.put("/service/lab/members/node3", &member(3, "replica", POS));
+    in_netns(&lab.node.name, || {
+        let mut c = EtcdAny::new(&settings, Mode::Either);
+        assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
+        assert_eq!(c.following(), Api::V3);
+    });
+}

@@ -146,6 +146,12 @@ pub struct Etcd {
 }
 
 impl Etcd {
+    /// With a replica VIP's scope: whether it exists in this API (`None`: the key
+    /// alone is read).
+    pub fn scope_exists(&self) -> Option<bool> {
+        self.scope.as_ref().map(|s| s.exists())
+    }
+
     pub fn new(settings: &Settings) -> Etcd {
         let mut endpoints = Endpoints::new(&settings.endpoints, settings.interval, &settings.tls);
         let scope = settings.scope.clone();

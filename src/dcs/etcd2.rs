@@ -206,6 +206,12 @@ fn basic_auth(cred: &Credentials) -> String {
 }
 
 impl Etcd2 {
+    /// With a replica VIP's scope: whether it exists in this API (`None`: the key
+    /// alone is read).
+    pub fn scope_exists(&self) -> Option<bool> {
+        self.scope.as_ref().map(|s| s.exists())
+    }
+
     pub fn new(settings: &Settings) -> Etcd2 {
         let scope = settings.scope.clone();
         let key = match &scope {

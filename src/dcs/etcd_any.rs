@@ -7,6 +7,11 @@
 //!
 //! With a single API the other one is still looked at while the key is absent, until
 //! it is found there once, to say in the log that the key lives in the other API.
+//!
+//! A replica VIP reads the whole scope: there "the key exists" means "the scope exists"
+//! (a leader key or a member record), whether or not its VIP has a holder, so that a
+//! scope with no eligible member neither sends the choice to the other API nor makes
+//! it look there every turn.
 
 use std::time::Instant;
 
@@ -112,6 +117,16 @@ pub struct EtcdAny {
     key: String,
 }
 
+/// What the API choice sees of `obs`: in scope mode (`exists` is `Some`), the scope's
+/// presence; otherwise the observation itself.
+fn presence(obs: &Observation, exists: Option<bool>) -> Observation {
+    match (obs, exists) {
+        (Observation::Unknown(_), _) | (_, None) => obs.clone(),
+        (_, Some(true)) => Observation::Leader("(scope)".into()),
+        (_, Some(false)) => Observation::NoLeader,
+    }
+}
+
 impl EtcdAny {
     pub fn new(settings: &Settings, mode: Mode) -> EtcdAny {
         EtcdAny {
@@ -130,6 +145,13 @@ impl EtcdAny {
     /// The API whose answers are reported now.
     pub fn following(&self) -> Api {
         self.following
+    }
+
+    fn scope_exists(&self, api: Api) -> Option<bool> {
+        match api {
+            Api::V3 => self.v3.scope_exists(),
+            Api::V2 => self.v2.scope_exists(),
+        }
     }
 
     fn ask(&mut self, api: Api, deadline: Instant) -> Observation {
@@ -152,8 +174,22 @@ impl Dcs for EtcdAny {
     fn observe(&mut self, deadline: Instant) -> Observation {
         let Mode::Only(api) = self.mode else {
             let v3 = self.v3.observe(deadline);
+            let v3_seen = presence(&v3, self.v3.scope_exists());
             let v2 = &mut self.v2;
-            let (api, obs) = either(self.following, v3, || v2.observe(deadline));
+            let mut v2_obs = None;
+            let (api, seen) = either(self.following, v3_seen, || {
+                let obs = v2.observe(deadline);
+                let seen = presence(&obs, v2.scope_exists());
+                v2_obs = Some(obs);
+                seen
+            });
+            // The answer of the API chosen (the same as `seen` but in scope mode).
+            let obs = match (api, v2_obs) {
+                (Api::V3, _) if matches!(seen, Observation::Unknown(_)) => seen,
+                (Api::V3, _) => v3,
+                (Api::V2, Some(obs)) if !matches!(seen, Observation::Unknown(_)) => obs,
+                (Api::V2, _) => seen,
+            };
             if api != self.following {
                 log::info!(
                     "following the etcd {} API: trigger key {} {}",
@@ -169,11 +205,12 @@ impl Dcs for EtcdAny {
             return obs;
         };
         let obs = self.ask(api, deadline);
-        if after_answer(&obs, self.hinted) == Next::Report {
+        if after_answer(&presence(&obs, self.scope_exists(api)), self.hinted) == Next::Report {
             return obs;
         }
         let other = api.other();
-        match self.ask(other, deadline) {
+        let answer = self.ask(other, deadline);
+        match presence(&answer, self.scope_exists(other)) {
             Observation::Leader(value) => {
                 log::warn!(
                     "trigger key {} does not exist in the etcd {} API, but it does in the {} \

@@ -331,6 +331,12 @@ impl Scope {
         Ok(())
     }
 
+    /// Whether the scope exists at all (a leader key or a member record): what decides
+    /// which of etcd's APIs holds it, whether or not the VIP has a holder.
+    pub fn exists(&self) -> bool {
+        self.leader.is_some() || !self.members.is_empty()
+    }
+
     /// The lease of this node's own member record (etcd v3: its lease id; 0: none),
     /// the bound a replica VIP's grace is cut at.
     pub fn my_lease(&self) -> i64 {
