@@ -35,6 +35,9 @@ def go_duration(text):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Head and body go out in separate writes: without TCP_NODELAY the body waits for
+    # the client's delayed ACK (40 ms), which a real Consul (Go) never adds.
+    disable_nagle_algorithm = True
 
     def reply(self, status, body):
         self.send_response(status)
