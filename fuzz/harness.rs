@@ -188,6 +188,14 @@ pub fn consul(data: &[u8]) {
         6 => 500,
         _ => raw >> 3,
     };
+    match consul::parse_list(status, body, "service/pg/") {
+        Ok(list) => assert!(list.len() <= consul::MAX_ENTRIES, "{} entries", list.len()),
+        Err(e) => assert!(
+            !e.is_empty() && e.chars().count() <= 400,
+            "error of {} chars",
+            e.len()
+        ),
+    }
     match consul::parse_kv(status, body, "service/pg/leader") {
         Ok(_) => assert!(status == 200 || status == 404, "a value from HTTP {status}"),
         Err(e) => assert!(
@@ -206,6 +214,20 @@ pub fn consul(data: &[u8]) {
 
 /// The etcd v2 keys reply handling (Patroni's `etcd:` section): a node or an error.
 pub fn etcd2(data: &[u8]) {
+    // A replica VIP's recursive read and wait event: never a panic, bounded text.
+    for text in [
+        etcd2::recursive::parse_listing(data, "/service/demo").err(),
+        etcd2::recursive::parse_event(data, "/service/demo").err(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(
+            text.to_string().chars().count() <= 400,
+            "error of {} chars",
+            text.to_string().len()
+        );
+    }
     match etcd2::parse_reply(data, "/service/demo/leader") {
         Ok(_) | Err(etcd2::ReplyError::Malformed(_)) => {}
         Err(etcd2::ReplyError::Etcd { message, .. }) => {

@@ -18,7 +18,7 @@
 //! rules, a new stream after each event (see `wait` for why). Its bound on the VIP's
 //! grace is this node's own member record's `ttl`.
 
-mod recursive;
+pub mod recursive;
 
 use std::time::{Duration, Instant};
 
