@@ -34,6 +34,23 @@
 //! restarted, does not know of: at most `replica-settle`. With no eligible member the
 //! holder is the leader (`replica-fallback primary`) or nobody (`none`).
 //!
+//! # Patroni's versions
+//!
+//! The parser was written against the records of Patroni 3.0.2 on etcd v3 and v2
+//! (tests/fixtures/scope/). What differs between versions, and how it is read:
+//! - the leader's position: the `status` key's `optime` from 2.1 on; `optime/leader` (a
+//!   plain number) before, and while a member older than 2.1 runs; either is used;
+//! - the leader's own `role`: `master` up to 3.x, `primary` in 4 (never eligible anyway:
+//!   the leader key names it); a replica's: `replica`, and in 4 possibly
+//!   `sync_standby` or `quorum_standby`, all accepted;
+//! - a replica's `state`: `running` up to 3.0, `streaming` (or `in archive recovery`,
+//!   not accepted) from 3.1 on;
+//! - `sync`: `sync_standby` a single name up to 2.x, a comma-separated list with
+//!   `synchronous_node_count` > 1 later; 4's quorum mode writes `quorum` beside it, which
+//!   is not read;
+//! - `GET /cluster`'s `lag`: a number, or `"unknown"`; later versions add `lsn`
+//!   fields, which are not read.
+//!
 //! # Bounds
 //!
 //! A record over [`MAX_RECORD`] bytes or one that is not what Patroni writes makes that
