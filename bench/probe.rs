@@ -460,19 +460,7 @@ fn run() -> Result<(), String> {
                 mv.none_ms = ms(ad - de);
             }
         }
-        let f = |x: Option<f64>| x.map_or("   -   ".to_string(), |v| format!("{v:7.2}"));
-        println!(
-            "{} move {:>2}: {} -> {}  vip-on-new {} ms  gone-from-old {} ms  first-garp {} ms  two-nodes {:7.2} ms  no-node {:7.2} ms",
-            a.label,
-            m + 1,
-            a.names[current],
-            a.names[to],
-            f(mv.add_ms),
-            f(mv.del_ms),
-            f(mv.garp_ms),
-            mv.two_ms,
-            mv.none_ms
-        );
+        print_move(&a, m, &mv);
         moves.push(mv);
         current = to;
         // Let the new leader's announcement burst run its course before the next move.
@@ -601,19 +589,7 @@ fn scope_moves(
                 mv.none_ms = ms(ad - de);
             }
         }
-        let f = |x: Option<f64>| x.map_or("   -   ".to_string(), |v| format!("{v:7.2}"));
-        println!(
-            "{} move {:>2}: {} -> {}  vip-on-new {} ms  gone-from-old {} ms  first-garp {} ms  two-nodes {:7.2} ms  no-node {:7.2} ms",
-            a.label,
-            m + 1,
-            a.names[from],
-            a.names[to],
-            f(mv.add_ms),
-            f(mv.del_ms),
-            f(mv.garp_ms),
-            mv.two_ms,
-            mv.none_ms
-        );
+        print_move(a, m, &mv);
         moves.push(mv);
         holder = Some(to);
         w.put_at(
@@ -656,6 +632,23 @@ fn rewrite(a: &Args, scope: &str, w: &Writer) -> Result<(), String> {
         a.label, a.rewrite_for
     );
     Ok(())
+}
+
+/// One move's line.
+fn print_move(a: &Args, m: usize, mv: &Move) {
+    let f = |x: Option<f64>| x.map_or("   -   ".to_string(), |v| format!("{v:7.2}"));
+    println!(
+        "{} move {:>2}: {} -> {}  vip-on-new {} ms  gone-from-old {} ms  first-garp {} ms  two-nodes {:7.2} ms  no-node {:7.2} ms",
+        a.label,
+        m + 1,
+        a.names[mv.from],
+        a.names[mv.to],
+        f(mv.add_ms),
+        f(mv.del_ms),
+        f(mv.garp_ms),
+        mv.two_ms,
+        mv.none_ms
+    );
 }
 
 /// The summary of `moves`, and the raw numbers to `--out`.

@@ -36,16 +36,7 @@ LAB_ETCD_ARGS=(--enable-v2)
 . demo/lab.sh
 lab_up 3 || die "the lab did not come up"
 
-CONSUL_URL="http://$LAB_SW_IP:8500"
-lab_spawn "$(lab_sw_ns)" "$LAB_DIR/consul.log" python3 bench/fake-consul.py "$LAB_SW_IP" 8500
-consul_put() {
-    ip netns exec "$(lab_sw_ns)" python3 -c \
-        "import urllib.request as u; u.urlopen(u.Request('$CONSUL_URL/v1/kv${KEY}', data=b'node1', method='PUT'))" \
-        2>/dev/null
-}
-lab_wait_ms 5000 50 consul_put || die "the fake Consul did not start"
-
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+bench_consul "${KEY}" node1
 
 # run_set LABEL API CMD...: CMD gets " --trigger-value nodeI" appended per node.
 run_set() {

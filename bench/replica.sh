@@ -38,16 +38,7 @@ LAB_ETCD_ARGS=(--enable-v2)
 . demo/lab.sh
 lab_up 3 || die "the lab did not come up"
 
-CONSUL_URL="http://$LAB_SW_IP:8500"
-lab_spawn "$(lab_sw_ns)" "$LAB_DIR/consul.log" python3 bench/fake-consul.py "$LAB_SW_IP" 8500
-consul_up() {
-    ip netns exec "$(lab_sw_ns)" python3 -c \
-        "import urllib.request as u; u.urlopen(u.Request('$CONSUL_URL/v1/kv/up', data=b'1', method='PUT'))" \
-        2>/dev/null
-}
-lab_wait_ms 5000 50 consul_up || die "the fake Consul did not start"
-
-cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+bench_consul "/up" 1
 
 probe() {
     "$PROBE" --sw "$(lab_sw_ns)" --client "$(lab_client_ns)" \

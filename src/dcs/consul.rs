@@ -77,17 +77,21 @@ pub fn parse_kv(status: u16, body: &[u8], key: &str) -> Result<Option<String>, S
     if got_key != key {
         return Err("malformed reply: the entry is for another key".into());
     }
-    let value = match entry.get("Value") {
-        // An empty value is null.
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => {
-            base64::decode(s).map_err(|e| format!("malformed reply: Value: {e}"))?
-        }
-        Some(_) => return Err("malformed reply: Value is not a string".into()),
-    };
+    let value = entry_value(entry)?;
     String::from_utf8(value)
         .map(Some)
         .map_err(|_| "malformed reply: Value is not UTF-8".into())
+}
+
+/// An entry's `Value`, base64 in the reply; an empty value is null.
+fn entry_value(entry: &Value) -> Result<Vec<u8>, String> {
+    match entry.get("Value") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => {
+            base64::decode(s).map_err(|e| format!("malformed reply: Value: {e}"))
+        }
+        Some(_) => Err("malformed reply: Value is not a string".into()),
+    }
 }
 
 /// Entries in a recursive read beyond this make it untrustworthy (far more than
@@ -123,14 +127,7 @@ pub fn parse_list(
         if !key.starts_with(prefix) {
             return Err("malformed reply: an entry outside the prefix".into());
         }
-        let value = match entry.get("Value") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => {
-                base64::decode(s).map_err(|e| format!("malformed reply: Value: {e}"))?
-            }
-            Some(_) => return Err("malformed reply: Value is not a string".into()),
-        };
-        out.push((key.to_string(), value));
+        out.push((key.to_string(), entry_value(entry)?));
     }
     Ok(out)
 }
