@@ -58,6 +58,7 @@
 //! the whole observation unknown, as an oversized reply does. Other keys (`history`,
 //! `config`, …) are never kept.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -378,110 +379,44 @@ impl Scope {
             ));
         }
         let leader_pos = self.status_pos.or(self.optime_pos);
+        // Split borrows: the verdicts read the records while the settle and log state
+        // change, with no copy of the names on a turn where nothing changes.
+        let Scope {
+            rules,
+            leader,
+            sync,
+            members,
+            settle,
+            told,
+            ..
+        } = self;
         let mut best: Option<(u64, &str)> = None;
-        let mut verdicts = Vec::with_capacity(self.members.len());
-        for (name, (record, _)) in &self.members {
-            let verdict = self.eligible(name, record, leader_pos);
-            verdicts.push((name.clone(), verdict));
-        }
-        // Members remembered but without a record now are not eligible.
-        let gone: Vec<String> = self
-            .settle
-            .keys()
-            .filter(|name| !self.members.contains_key(*name))
-            .cloned()
-            .collect();
-        for name in gone {
-            verdicts.push((name, Err("no member record".to_string())));
-        }
-        for (name, verdict) in &verdicts {
+        for (name, (record, _)) in members.iter() {
+            let verdict = eligible(rules, leader.as_deref(), name, record, leader_pos);
             // Being named in `sync` is Patroni's choice, not health: it filters the
             // candidates without restarting anyone's settle period.
-            let candidate = self.rules.role != Role::Sync || self.sync.iter().any(|s| s == name);
-            if self.settled(name, verdict.is_ok(), now) && candidate {
-                let w = weight(&self.rules.vip, name);
+            let candidate = rules.role != Role::Sync || sync.iter().any(|s| s == name);
+            if settled(settle, rules.settle, name, verdict.is_ok(), now) && candidate {
+                let w = weight(&rules.vip, name);
                 if best.is_none_or(|(bw, bn)| (w, name.as_str()) > (bw, bn)) {
                     best = Some((w, name.as_str()));
                 }
             }
-            self.tell(name, verdict);
+            tell(told, name, &verdict);
         }
-        self.forget_old();
+        // Members remembered but without a record now are not eligible.
+        for (name, state) in settle.iter_mut() {
+            if !members.contains_key(name) {
+                *state = Settle::Ineligible;
+                tell(told, name, &Err(Cow::Borrowed("no member record")));
+            }
+        }
         let holder = best.map(|(_, name)| name.to_string());
+        self.forget_old();
         match (holder, self.rules.fallback, &self.leader) {
             (Some(name), _, _) => Observation::Leader(name),
             (None, Fallback::Primary, Some(leader)) => Observation::Leader(leader.clone()),
             (None, _, _) => Observation::NoLeader,
-        }
-    }
-
-    /// Whether `name` may hold the VIP now; `Err` says why not.
-    fn eligible(&self, name: &str, record: &Record, leader_pos: Option<u64>) -> Result<(), String> {
-        let m = record.as_ref().map_err(Clone::clone)?;
-        if self.leader.as_deref() == Some(name) {
-            return Err("it holds the leader key".into());
-        }
-        if !REPLICA_ROLES.contains(&m.role.as_str()) {
-            return Err(format!("role {:?}", m.role));
-        }
-        if !SERVING_STATES.contains(&m.state.as_str()) {
-            return Err(format!("state {:?}", m.state));
-        }
-        if m.noloadbalance {
-            return Err("tag noloadbalance".into());
-        }
-        if m.nofailover && self.rules.skip_nofailover {
-            return Err("tag nofailover".into());
-        }
-        let Some(max) = self.rules.max_lag else {
-            return Ok(());
-        };
-        let lag = match (m.lag, leader_pos) {
-            (Lag::Bytes(lag), _) => lag,
-            (Lag::Position(pos), Some(leader)) => leader.saturating_sub(pos),
-            (Lag::Position(_), None) => return Err("the leader's position is unknown".into()),
-            (Lag::Unknown, _) => return Err("its lag is unknown".into()),
-        };
-        if lag > max {
-            return Err(format!("lag {lag} bytes over replica-max-lag {max}"));
-        }
-        Ok(())
-    }
-
-    /// Apply `replica-settle`: whether a member eligible now (`ok`) counts as such.
-    fn settled(&mut self, name: &str, ok: bool, now: Instant) -> bool {
-        let settle = self.rules.settle;
-        let state = self.settle.get(name).copied();
-        let (next, counts) = match (ok, state) {
-            (false, _) => (Settle::Ineligible, false),
-            (true, None | Some(Settle::Settled)) => (Settle::Settled, true),
-            (true, Some(Settle::Ineligible)) if settle.is_zero() => (Settle::Settled, true),
-            (true, Some(Settle::Ineligible)) => (Settle::Since(now), false),
-            (true, Some(Settle::Since(t))) if now.saturating_duration_since(t) >= settle => {
-                (Settle::Settled, true)
-            }
-            (true, Some(s @ Settle::Since(_))) => (s, false),
-        };
-        if state != Some(next) {
-            self.settle.insert(name.to_string(), next);
-        }
-        counts
-    }
-
-    /// One log line when a member's eligibility changes.
-    fn tell(&mut self, name: &str, verdict: &Result<(), String>) {
-        match verdict {
-            Ok(()) => {
-                if self.told.remove(name).is_some() {
-                    log::info!("member {name:?} is eligible");
-                }
-            }
-            Err(why) => {
-                if self.told.get(name) != Some(why) {
-                    log::info!("member {name:?} is not eligible: {why}");
-                    self.told.insert(name.to_string(), why.clone());
-                }
-            }
         }
     }
 
@@ -497,6 +432,89 @@ impl Scope {
         }
         self.told
             .retain(|name, _| members.contains_key(name) || self.settle.contains_key(name));
+    }
+}
+
+/// Whether `name` may hold the VIP now under `rules`, `leader` naming the leader; `Err`
+/// says why not (borrowed where the reason is fixed, so a steady turn allocates nothing).
+fn eligible<'r>(
+    rules: &Rules,
+    leader: Option<&str>,
+    name: &str,
+    record: &'r Record,
+    leader_pos: Option<u64>,
+) -> Result<(), Cow<'r, str>> {
+    let m = record.as_ref().map_err(|e| Cow::Borrowed(e.as_str()))?;
+    if leader == Some(name) {
+        return Err("it holds the leader key".into());
+    }
+    if !REPLICA_ROLES.contains(&m.role.as_str()) {
+        return Err(format!("role {:?}", m.role).into());
+    }
+    if !SERVING_STATES.contains(&m.state.as_str()) {
+        return Err(format!("state {:?}", m.state).into());
+    }
+    if m.noloadbalance {
+        return Err("tag noloadbalance".into());
+    }
+    if m.nofailover && rules.skip_nofailover {
+        return Err("tag nofailover".into());
+    }
+    let Some(max) = rules.max_lag else {
+        return Ok(());
+    };
+    let lag = match (m.lag, leader_pos) {
+        (Lag::Bytes(lag), _) => lag,
+        (Lag::Position(pos), Some(leader)) => leader.saturating_sub(pos),
+        (Lag::Position(_), None) => return Err("the leader's position is unknown".into()),
+        (Lag::Unknown, _) => return Err("its lag is unknown".into()),
+    };
+    if lag > max {
+        return Err(format!("lag {lag} bytes over replica-max-lag {max}").into());
+    }
+    Ok(())
+}
+
+/// Apply `replica-settle` (`period`): whether a member eligible now (`ok`) counts as
+/// such, its state in `settle` updated.
+fn settled(
+    settle: &mut BTreeMap<String, Settle>,
+    period: Duration,
+    name: &str,
+    ok: bool,
+    now: Instant,
+) -> bool {
+    let state = settle.get(name).copied();
+    let (next, counts) = match (ok, state) {
+        (false, _) => (Settle::Ineligible, false),
+        (true, None | Some(Settle::Settled)) => (Settle::Settled, true),
+        (true, Some(Settle::Ineligible)) if period.is_zero() => (Settle::Settled, true),
+        (true, Some(Settle::Ineligible)) => (Settle::Since(now), false),
+        (true, Some(Settle::Since(t))) if now.saturating_duration_since(t) >= period => {
+            (Settle::Settled, true)
+        }
+        (true, Some(s @ Settle::Since(_))) => (s, false),
+    };
+    if state != Some(next) {
+        settle.insert(name.to_string(), next);
+    }
+    counts
+}
+
+/// One log line when a member's eligibility changes (`told`: the reasons last logged).
+fn tell(told: &mut BTreeMap<String, String>, name: &str, verdict: &Result<(), Cow<'_, str>>) {
+    match verdict {
+        Ok(()) => {
+            if told.remove(name).is_some() {
+                log::info!("member {name:?} is eligible");
+            }
+        }
+        Err(why) => {
+            if told.get(name).map(String::as_str) != Some(why.as_ref()) {
+                log::info!("member {name:?} is not eligible: {why}");
+                told.insert(name.to_string(), why.to_string());
+            }
+        }
     }
 }
 
