@@ -54,33 +54,44 @@ pub fn consul_key(key: &str) -> &str {
 /// What a KV read said: the key's value (`None`: no such key), or why it cannot be
 /// trusted (the text names the HTTP status and quotes the server).
 pub fn parse_kv(status: u16, body: &[u8], key: &str) -> Result<Option<String>, String> {
-    match status {
-        200 => {}
-        404 => return Ok(None),
-        _ => return Err(format!("HTTP {status}: {}", http::server_text(body))),
-    }
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("malformed reply: invalid JSON: {e}"))?;
-    let entries = v
-        .as_array()
-        .ok_or_else(|| "malformed reply: not a list".to_string())?;
+    let entries = entries(status, body)?;
     let Some(entry) = entries.first() else {
         return Ok(None);
     };
     if entries.len() > 1 {
         return Err("malformed reply: more than one entry".into());
     }
-    let got_key = entry
-        .get("Key")
-        .and_then(Value::as_str)
-        .ok_or_else(|| "malformed reply: entry without Key".to_string())?;
-    if got_key != key {
+    if entry_key(entry)? != key {
         return Err("malformed reply: the entry is for another key".into());
     }
     let value = entry_value(entry)?;
     String::from_utf8(value)
         .map(Some)
         .map_err(|_| "malformed reply: Value is not UTF-8".into())
+}
+
+/// The entries of a KV reply: none for 404 (no such key), the list for 200, else the
+/// error naming the status and quoting the server.
+fn entries(status: u16, body: &[u8]) -> Result<Vec<Value>, String> {
+    match status {
+        200 => {}
+        404 => return Ok(Vec::new()),
+        _ => return Err(format!("HTTP {status}: {}", http::server_text(body))),
+    }
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("malformed reply: invalid JSON: {e}"))?;
+    match v {
+        Value::Array(entries) => Ok(entries),
+        _ => Err("malformed reply: not a list".into()),
+    }
+}
+
+/// An entry's `Key`.
+fn entry_key(entry: &Value) -> Result<&str, String> {
+    entry
+        .get("Key")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "malformed reply: entry without Key".to_string())
 }
 
 /// An entry's `Value`, base64 in the reply; an empty value is null.
@@ -105,25 +116,13 @@ pub fn parse_list(
     body: &[u8],
     prefix: &str,
 ) -> Result<Vec<(String, Vec<u8>)>, String> {
-    match status {
-        200 => {}
-        404 => return Ok(Vec::new()),
-        _ => return Err(format!("HTTP {status}: {}", http::server_text(body))),
-    }
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("malformed reply: invalid JSON: {e}"))?;
-    let entries = v
-        .as_array()
-        .ok_or_else(|| "malformed reply: not a list".to_string())?;
+    let entries = entries(status, body)?;
     if entries.len() > MAX_ENTRIES {
         return Err(format!("more than {MAX_ENTRIES} keys under {prefix}"));
     }
     let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let key = entry
-            .get("Key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| "malformed reply: entry without Key".to_string())?;
+    for entry in &entries {
+        let key = entry_key(entry)?;
         if !key.starts_with(prefix) {
             return Err("malformed reply: an entry outside the prefix".into());
         }

@@ -121,24 +121,24 @@ pub fn parse_range(body: &[u8], key: &[u8]) -> Result<Range, ReplyError> {
     parse_range_json(&json(body)?, key)
 }
 
-/// [`parse_range`] of a reply already parsed as JSON.
-pub fn parse_range_json(v: &Value, key: &[u8]) -> Result<Range, ReplyError> {
+/// A range reply's revision and key-value objects (none when the gateway left `kvs` out),
+/// or its error object.
+fn range_kvs(v: &Value) -> Result<(i64, &[Value]), ReplyError> {
     if let Some(err) = error_object(v) {
         return Err(err);
     }
     let header = v.get("header").ok_or_else(|| malformed("no header"))?;
     let revision = int64(header.get("revision")).ok_or_else(|| malformed("no header.revision"))?;
-    let kvs = match v.get("kvs") {
-        None | Some(Value::Null) => {
-            return Ok(Range {
-                revision,
-                value: None,
-                lease: 0,
-            });
-        }
-        Some(Value::Array(kvs)) => kvs,
-        Some(_) => return Err(malformed("kvs is not a list")),
-    };
+    match v.get("kvs") {
+        None | Some(Value::Null) => Ok((revision, &[])),
+        Some(Value::Array(kvs)) => Ok((revision, kvs)),
+        Some(_) => Err(malformed("kvs is not a list")),
+    }
+}
+
+/// [`parse_range`] of a reply already parsed as JSON.
+pub fn parse_range_json(v: &Value, key: &[u8]) -> Result<Range, ReplyError> {
+    let (revision, kvs) = range_kvs(v)?;
     let Some(kv) = kvs.first() else {
         return Ok(Range {
             revision,
@@ -225,21 +225,7 @@ pub fn parse_scope_range(body: &[u8], prefix: &[u8]) -> Result<ScopeRange, Reply
 /// [`parse_scope_range`] of a reply already parsed as JSON. A key outside the prefix
 /// means the reply is not for this read: malformed.
 pub fn parse_scope_range_json(v: &Value, prefix: &[u8]) -> Result<ScopeRange, ReplyError> {
-    if let Some(err) = error_object(v) {
-        return Err(err);
-    }
-    let header = v.get("header").ok_or_else(|| malformed("no header"))?;
-    let revision = int64(header.get("revision")).ok_or_else(|| malformed("no header.revision"))?;
-    let list = match v.get("kvs") {
-        None | Some(Value::Null) => {
-            return Ok(ScopeRange {
-                revision,
-                kvs: Vec::new(),
-            });
-        }
-        Some(Value::Array(kvs)) => kvs,
-        Some(_) => return Err(malformed("kvs is not a list")),
-    };
+    let (revision, list) = range_kvs(v)?;
     let mut kvs = Vec::with_capacity(list.len());
     for kv in list {
         let key = kv_key(kv)?;
