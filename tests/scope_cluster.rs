@@ -479,11 +479,13 @@ fn scenario(mut c: Cluster, store: &dyn Store) {
     store.put(&key, &record(holder, "replica", "running", POS, None));
     c.expect(REPLICA_VIP, Some(first), "tag removed, settled");
 
-    // Restarting every replica vipd gives the same holder.
+    // Restarting every replica vipd gives the same holder. A stopped vipd removes its
+    // VIP, so the restarted ones first take it, then keep it.
     c.stop(REPLICA_VIP);
     for node in 1..=3 {
         c.start(store, node, REPLICA_VIP);
     }
+    c.expect(REPLICA_VIP, Some(first), "after a restart");
     c.stays(
         REPLICA_VIP,
         Some(first),
