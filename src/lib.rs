@@ -23,6 +23,7 @@ pub mod dcs;
 pub mod decide;
 pub mod fence;
 pub mod hooks;
+pub mod hosted;
 pub mod logger;
 pub mod metrics;
 pub mod net;

@@ -9,6 +9,7 @@ use vipd::daemon::{Daemon, Reloaded};
 use vipd::dcs::Dcs;
 use vipd::dcs::http::Tls;
 use vipd::fence::patroni::{AskPatroni, Patroni};
+use vipd::hosted::Hosted;
 use vipd::metrics::server::Server;
 use vipd::net::Kernel;
 use vipd::signals::Signals;
@@ -40,6 +41,22 @@ fn load_tls(cfg: &Config) -> Result<Tls, String> {
     Tls::load(&cfg.tls_files(), &urls)
 }
 
+/// The provider's side of a hosted failover IP (its worker thread started), when
+/// `manager-type` is not `basic`. A CA file rustls refuses is a configuration error.
+fn hosted(cfg: &Config) -> Result<Option<Hosted>, String> {
+    let Some(settings) = cfg.hosted.clone() else {
+        return Ok(None);
+    };
+    let tls = Tls::for_api(
+        settings.ca_file.as_deref(),
+        "hetzner-ca-file",
+        settings.api_url(),
+    )?;
+    Hosted::start(settings, cfg.vip.addr, &tls)
+        .map(Some)
+        .map_err(|e| format!("starting the API worker: {e}"))
+}
+
 /// The client of this node's Patroni REST API, when `patroni-url` is set.
 fn patroni(cfg: &Config, tls: &Tls) -> Option<Box<dyn AskPatroni>> {
     let url = cfg.patroni_url.as_deref()?;
@@ -66,6 +83,10 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
         None
     };
     let patroni = patroni(&config, &tls);
+    let hosted = match config.hosted != current.hosted || config.vip != current.vip {
+        true => hosted(&config)?,
+        false => None,
+    };
     let metrics_server = match config.metrics_listen {
         Some(addr) if config.metrics_listen != current.metrics_listen => Some(bind_metrics(addr)?),
         _ => None,
@@ -75,6 +96,7 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
         dcs,
         patroni,
         metrics_server,
+        hosted,
     })
 }
 
@@ -157,7 +179,12 @@ fn start(cfg: Config, tls: &Tls, once: Option<(bool, bool)>, args: &[OsString]) 
         2
     })?;
     let patroni = patroni(&cfg, tls);
+    let hosted = hosted(&cfg).map_err(|e| {
+        log::error!("{e}");
+        2
+    })?;
     let daemon = Daemon::new(cfg, dcs, kernel)
+        .with_hosted(hosted)
         .with_patroni(patroni)
         .with_metrics_server(metrics_server)
         .with_hooks();

@@ -40,10 +40,14 @@ pub(super) fn build(
     config_file: Option<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<Config, ConfigError> {
-    check_manager_type(src)?;
     let dcs_type = dcs_type(src)?;
     let vip = vip(src, warnings)?;
-    let interface = interface(src)?;
+    let hosted = super::hosted::hosted(src, vip.addr, warnings)?;
+    // A routed Robot failover IP needs no interface unless it is also added there.
+    let interface = match &hosted {
+        Some(h) if !h.local_address() && src.origin("interface").is_none() => String::new(),
+        _ => interface(src)?,
+    };
     let replica = replica(src, &vip)?;
     let (trigger_key, trigger_value) =
         trigger(src, dcs_type, hostname, replica.is_some(), warnings)?;
@@ -100,6 +104,7 @@ pub(super) fn build(
             MAX_MS,
         )?),
         replica,
+        hosted,
         conflict_probe_interval: match src.number("conflict-probe-interval", 10_000, 0, MAX_MS)? {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
@@ -199,15 +204,6 @@ fn replica(src: &Sources<'_>, vip: &Vip) -> Result<Option<Rules>, ConfigError> {
         fallback,
         skip_nofailover: src.bool("replica-skip-nofailover", false)?,
     }))
-}
-
-fn check_manager_type(src: &Sources<'_>) -> Result<(), ConfigError> {
-    match src.text("manager-type")? {
-        Some((v, origin)) if !v.eq_ignore_ascii_case("basic") => Err(ConfigError(format!(
-            "{origin}: {v:?} is not supported (vipd supports only \"basic\")"
-        ))),
-        _ => Ok(()),
-    }
 }
 
 fn dcs_type(src: &Sources<'_>) -> Result<DcsType, ConfigError> {

@@ -24,6 +24,7 @@
 mod args;
 mod build;
 mod help;
+mod hosted;
 mod options;
 mod sources;
 mod values;
@@ -95,6 +96,9 @@ pub struct Config {
     /// A `replica` or `sync` VIP's rules (`vip-role` and the `replica-*` options);
     /// `None`: the VIP follows the leader key.
     pub replica: Option<Rules>,
+    /// A hosted failover IP (`manager-type hetzner` or `hetzner-cloud`); `None`:
+    /// `basic`, an address on `interface` alone.
+    pub hosted: Option<crate::hosted::Settings>,
     /// How often a holder probes for another holder (`conflict-probe-interval`);
     /// `None`: never.
     pub conflict_probe_interval: Option<Duration>,
@@ -216,6 +220,22 @@ impl Config {
         }
     }
 
+    /// Whether the VIP is an address on the interface: always with `basic` and
+    /// `hetzner-cloud`, with `hetzner` only when `hetzner-local-address` says so.
+    pub fn local_address(&self) -> bool {
+        self.hosted.as_ref().is_none_or(|h| h.local_address())
+    }
+
+    /// Whether the local address is announced (ARP, IPv6 NA): not a routed Robot IP.
+    pub fn announces(&self) -> bool {
+        self.hosted.as_ref().is_none_or(|h| h.announces())
+    }
+
+    /// The `manager-type`.
+    pub fn manager_type(&self) -> &'static str {
+        self.hosted.as_ref().map_or("basic", |h| h.manager_type())
+    }
+
     /// Which member the VIP follows.
     pub fn role(&self) -> Role {
         self.replica.as_ref().map_or(Role::Primary, |r| r.role)
@@ -267,6 +287,7 @@ impl Config {
             on_change: None,
             on_change_timeout: Duration::from_millis(10_000),
             replica: None,
+            hosted: None,
             conflict_probe_interval: Some(Duration::from_millis(10_000)),
             verbose: false,
         }

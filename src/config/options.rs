@@ -354,9 +354,102 @@ pub(super) const OPTIONS: &[Opt] = &[
         key: "manager-type",
         metavar: "TYPE",
         default: "basic",
-        help: "How the address is managed: only basic (on a local interface).",
+        help: "How the address is managed: basic (on a local interface), hetzner (a \
+               Hetzner Robot failover IP routed to this server) or hetzner-cloud (a \
+               Hetzner Cloud floating IP assigned to this server, and on the interface).",
         old: &["hostingtype", "hosting_type"],
         also: &["hosting-type"],
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-credentials-file",
+        metavar: "FILE",
+        default: "/etc/hetzner",
+        help: "hetzner: the Robot webservice login, as user=\"…\" and pass=\"…\" lines \
+               (vip-manager's file).",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-user",
+        metavar: "USER",
+        default: "(none)",
+        help: "hetzner: the Robot webservice user; with hetzner-password-file, wins over \
+               hetzner-credentials-file.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-password-file",
+        metavar: "FILE",
+        default: "(none)",
+        help: "hetzner: a file holding the Robot webservice password (with hetzner-user).",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-server-ip",
+        metavar: "ADDR",
+        default: "(looked up)",
+        help: "hetzner: this server's main IP, the failover IP's target; default: the \
+               primary address of interface, else the source address of the route \
+               towards the API.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-local-address",
+        kind: Kind::Bool,
+        metavar: "BOOL",
+        default: "false",
+        help: "hetzner: also add the failover IP to interface while leading (never \
+               announced: the IP is routed).",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-cloud-token-file",
+        metavar: "FILE",
+        default: "(required)",
+        help: "hetzner-cloud: a file holding the Cloud API token.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-floating-ip-id",
+        metavar: "ID",
+        default: "(required)",
+        help: "hetzner-cloud: the floating IP's id.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-server-id",
+        metavar: "ID",
+        default: "(required)",
+        help: "hetzner-cloud: this server's id.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-api-url",
+        metavar: "URL",
+        default: "https://robot-ws.your-server.de",
+        help: "hetzner: the Robot webservice's base URL.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-cloud-api-url",
+        metavar: "URL",
+        default: "https://api.hetzner.cloud/v1",
+        help: "hetzner-cloud: the Cloud API's base URL.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-ca-file",
+        metavar: "FILE",
+        default: "(built-in roots)",
+        help: "hetzner, hetzner-cloud: CA certificates (PEM) to verify the API with.",
+        ..TEXT
+    },
+    Opt {
+        key: "hetzner-recheck",
+        metavar: "MS",
+        default: "60000",
+        help: "hetzner, hetzner-cloud: how often the leader checks the route; at least \
+               36000 (hetzner: 100 reads an hour) or 10000 (hetzner-cloud).",
         ..TEXT
     },
     Opt {

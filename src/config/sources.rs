@@ -134,7 +134,7 @@ fn open(path: &str, origin: &str) -> Result<File, ConfigError> {
 }
 
 /// The text of `path`, at most `limit` bytes of UTF-8.
-fn read_text(path: &str, origin: &str, limit: u64) -> Result<String, ConfigError> {
+pub(super) fn read_text(path: &str, origin: &str, limit: u64) -> Result<String, ConfigError> {
     let mut bytes = Vec::new();
     open(path, origin)?
         .take(limit + 1)
@@ -297,7 +297,7 @@ impl Sources<'_> {
 
 /// Read a secret file: one trailing newline (`\n` or `\r\n`) is stripped. Errors name
 /// the file, never its content.
-fn read_secret(path: &str, origin: &str) -> Result<Secret, ConfigError> {
+pub(super) fn read_secret(path: &str, origin: &str) -> Result<Secret, ConfigError> {
     let mut text = read_text(path, origin, MAX_SECRET_BYTES)?;
     if text.ends_with('\n') {
         text.pop();

@@ -35,6 +35,10 @@ impl Pacing {
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// Start a burst of announcements: the first one now.
     pub(super) fn start_announcing(&mut self, now: Instant, link: &LinkInfo) {
+        // A routed failover IP reaches this server through the provider's router.
+        if !self.cfg.announces() {
+            return;
+        }
         self.pacing.burst = (self.cfg.announce_count > 0).then_some(Burst {
             remaining: self.cfg.announce_count,
             next: now,

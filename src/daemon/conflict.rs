@@ -98,6 +98,11 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// After every wake and turn: open or close the listener to match whether the VIP
     /// is held, read the claims queued, and send the probe that is due.
     pub(super) fn conflict_step(&mut self, now: Instant, readable: bool) {
+        // Without announcements there are none of another holder's to hear.
+        if !self.cfg.announces() {
+            self.conflicts.open = None;
+            return;
+        }
         self.conflict_sync(now);
         let Some(open) = self.conflicts.open.as_mut() else {
             return;

@@ -20,6 +20,7 @@ use crate::decide::{Desired, Fence, Grace, LastFact, PatroniSays, Reason, decide
 use crate::fence::patroni::AskPatroni;
 use crate::fence::{ASK_TIMEOUT, Gate, Step};
 use crate::hooks::Hooks;
+use crate::hosted::Hosted;
 use crate::metrics::Metrics;
 use crate::metrics::server::Server;
 use crate::net::{AddrBackend, LinkInfo};
@@ -37,6 +38,9 @@ pub struct Reloaded<D> {
     pub patroni: Option<Box<dyn AskPatroni>>,
     /// The metrics server on the new `metrics-listen`, bound when it changed.
     pub metrics_server: Option<Server>,
+    /// The provider's side for the new configuration's hosted failover IP, started
+    /// when its settings changed.
+    pub hosted: Option<Hosted>,
 }
 
 /// Reads the configuration again, given the running one.
@@ -80,6 +84,14 @@ pub struct Daemon<D: Dcs, B: AddrBackend> {
     turn_now: bool,
     /// This turn changed an address: the kernel's report of it is queued already.
     touched_kernel: bool,
+    /// The provider's side of a hosted failover IP (`manager-type` other than basic).
+    hosted: Option<Hosted>,
+    /// The provider refused the credentials or the address at the first call: vipd
+    /// exits with status 2, as for credentials the DCS refuses.
+    refused_at_start: Option<crate::hosted::Failure>,
+    /// `--once` with a hosted failover IP: what the provider's API said, and whether a
+    /// dry run found a move to make.
+    once_route: Option<(Result<crate::hosted::Done, crate::hosted::Failure>, bool)>,
 }
 
 impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
@@ -108,7 +120,16 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             seen_at: None,
             turn_now: false,
             touched_kernel: false,
+            hosted: None,
+            refused_at_start: None,
+            once_route: None,
         }
+    }
+
+    /// Route a hosted failover IP through `hosted` (the provider's API).
+    pub fn with_hosted(mut self, hosted: Option<Hosted>) -> Self {
+        self.hosted = hosted;
+        self
     }
 
     /// Serve metrics on `server` (`metrics-listen`).
@@ -276,10 +297,14 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                 self.announce_due(Instant::now(), None);
             }
         }
-        let status = match (&report.observation, &report.action) {
-            (_, Action::Failed(_) | Action::InterfaceMissing) => 1,
-            (Observation::Unknown(_), _) => 1,
-            (_, Action::WouldAdd | Action::WouldRemove) => 3,
+        self.once_route(&report, dry_run);
+        let status = match (&report.observation, &report.action, &self.once_route) {
+            (_, _, Some((Err(f), _))) if f.fatal_at_start() => 2,
+            (_, _, Some((Err(_), _))) => 1,
+            (_, Action::Failed(_) | Action::InterfaceMissing, _) => 1,
+            (Observation::Unknown(_), _, _) => 1,
+            (_, Action::WouldAdd | Action::WouldRemove, _) => 3,
+            (_, _, Some((Ok(_), true))) => 3,
             _ => 0,
         };
         let text = if json {
@@ -288,5 +313,28 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.summary(&report)
         };
         (status, text)
+    }
+
+    /// `--once` with a hosted failover IP: read the route and, when this node should
+    /// hold it and this is no dry run, move it here. Waited for (a move answers when
+    /// it is done), but never longer than a bound.
+    fn once_route(&mut self, report: &Report, dry_run: bool) {
+        use crate::hosted::{Job, Route};
+        let Some(hosted) = self.hosted.as_mut() else {
+            return;
+        };
+        let lead = report.desired == Desired::Present;
+        let job = if lead && !dry_run {
+            Job::Ensure
+        } else {
+            Job::Read
+        };
+        let bound = Duration::from_secs(if job == Job::Ensure { 200 } else { 40 });
+        let result = hosted.run_once(job, bound);
+        let would_move = dry_run && lead && result.as_ref().is_ok_and(|d| d.route != Route::Here);
+        if let Err(f) = &result {
+            log::error!("{}: {f}", self.cfg.manager_type());
+        }
+        self.once_route = Some((result, would_move));
     }
 }

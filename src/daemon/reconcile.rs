@@ -125,6 +125,19 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         now: Instant,
         dry_run: bool,
     ) -> Report {
+        if let Some(h) = self.hosted.as_mut().filter(|_| !dry_run) {
+            h.lead(desired == Desired::Present, now);
+        }
+        if !self.cfg.local_address() {
+            // A routed Robot failover IP alone: nothing on this server's interfaces.
+            return Report {
+                observation,
+                desired,
+                reason,
+                present_before: None,
+                action: Action::None,
+            };
+        }
         let (present_before, action) = match self.read_kernel() {
             Err(e) => (None, Action::Failed(e)),
             Ok(actual) => {
@@ -249,6 +262,9 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
     /// Remove the VIP from the interface, wherever it is: how many copies went.
     pub(super) fn release(&mut self) -> Result<usize, NetError> {
         self.refreshed = None;
+        if !self.cfg.local_address() {
+            return Ok(0);
+        }
         match self.read_kernel()? {
             Some(Actual { link, prefixes }) => self.remove(link.index, &prefixes),
             None => Ok(0),

@@ -162,7 +162,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Role::Primary => (leader.clone(), leader),
             _ => (Value::Null, leader),
         };
-        serde_json::json!({
+        let route = self.route_words();
+        let mut doc = serde_json::json!({
             "role": role.name(),
             "leader": leader,
             "holder": holder,
@@ -177,6 +178,47 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             "rule": rule_word(r.reason, role),
             "patroni": self.patroni_said.as_ref().map(|s| patroni_word(s, role)),
             "error": self.error_text(r),
+        });
+        if let Some((route, route_action, error)) = route {
+            // The route is what "actual" means for a hosted failover IP; the address on
+            // the interface, when there is one, is told apart.
+            doc["manager"] = self.cfg.manager_type().into();
+            doc["address"] = if self.cfg.local_address() {
+                doc["actual"].take()
+            } else {
+                Value::Null
+            };
+            doc["actual"] = route.into();
+            if let Some(a) = route_action {
+                doc["action"] = a.into();
+            }
+            if error.is_some() {
+                doc["error"] = error.into();
+            }
+        }
+        doc
+    }
+
+    /// A hosted failover IP's route (`routed-here`, … or `unknown`), what was done to
+    /// it (`--once`: `moved`, `would-move`) and the API's error, if any; `None` for
+    /// `manager-type basic`.
+    fn route_words(&self) -> Option<(String, Option<&'static str>, Option<String>)> {
+        let hosted = self.hosted.as_ref()?;
+        Some(match &self.once_route {
+            Some((Ok(done), would_move)) => {
+                let action = match (&done.moved_from, would_move) {
+                    (Some(_), _) => Some("moved"),
+                    (None, true) => Some("would-move"),
+                    (None, false) => None,
+                };
+                (done.route.word(), action, None)
+            }
+            Some((Err(f), _)) => ("unknown".into(), Some("failed"), Some(f.text.clone())),
+            None => (
+                hosted.route().map_or("unknown".into(), |r| r.word()),
+                None,
+                None,
+            ),
         })
     }
 
@@ -200,11 +242,29 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             Role::Primary => format!("leader={leader}"),
             role => format!("role={} holder={leader}", role.name()),
         };
+        let mut error = self.error_text(r);
+        let (actual, action) = match self.route_words() {
+            None => (actual.to_string(), action),
+            Some((route, route_action, route_error)) => {
+                error = route_error.or(error);
+                let actual = match self.cfg.local_address() {
+                    true => format!("{route} address={actual}"),
+                    false => route,
+                };
+                (actual, route_action.unwrap_or(action))
+            }
+        };
         line += &format!(
-            " node={:?} desired={desired} actual={actual} action={action} vip={} interface={}",
-            self.cfg.trigger_value, self.cfg.vip, self.cfg.interface
+            " node={:?} desired={desired} actual={actual} action={action} vip={}",
+            self.cfg.trigger_value, self.cfg.vip
         );
-        if let Some(e) = self.error_text(r) {
+        if self.cfg.local_address() || !self.cfg.interface.is_empty() {
+            line += &format!(" interface={}", self.cfg.interface);
+        }
+        if self.hosted.is_some() {
+            line += &format!(" manager={}", self.cfg.manager_type());
+        }
+        if let Some(e) = error {
             line.push_str(&format!(" error={e:?}"));
         }
         line

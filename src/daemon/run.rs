@@ -49,10 +49,25 @@ fn managed_summary(cfg: &Config) -> String {
             )
         }
     };
+    let place = match &cfg.hosted {
+        None => format!("on {}", cfg.interface),
+        Some(h) => {
+            let local = match (cfg.local_address(), cfg.announces()) {
+                (false, _) => "no local address".to_string(),
+                (true, false) => format!("also on {}, not announced", cfg.interface),
+                (true, true) => format!("also on {}", cfg.interface),
+            };
+            format!(
+                "as a {} failover IP through {} ({local}; recheck {} ms)",
+                h.manager_type(),
+                h.api_url(),
+                h.recheck.as_millis()
+            )
+        }
+    };
     format!(
-        "{} on {} for {:?} ({follows}, interval {} ms, vip-lifetime {lifetime})",
+        "{} {place} for {:?} ({follows}, interval {} ms, vip-lifetime {lifetime})",
         cfg.vip,
-        cfg.interface,
         cfg.trigger_value,
         cfg.interval.as_millis()
     )
@@ -106,7 +121,20 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             let turn_due = schedule.event.is_some() || Instant::now() >= schedule.next_turn;
             self.serve_kernel(turn_due, &interest);
             self.serve_sources(Some(&mut interest));
+            if let Some(refused) = self.refused_at_start.take() {
+                return self.refused(&refused);
+            }
         }
+    }
+
+    /// The provider refused the credentials or the address at start-up: release what
+    /// this node holds and exit with status 2, as for a configuration error.
+    fn refused(&mut self, refused: &crate::hosted::Failure) -> i32 {
+        log::error!("{}: {refused}", self.cfg.manager_type());
+        if let Err(e) = self.release() {
+            log::error!("releasing {}: {e}", self.cfg.vip.addr);
+        }
+        2
     }
 
     /// After a pause ([`pause`]): forget what the DCS client remembers and what the
@@ -203,6 +231,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             dcs,
             patroni,
             metrics_server,
+            hosted,
         } = new;
         self.patroni = patroni;
         if config.metrics_listen != self.cfg.metrics_listen {
@@ -221,17 +250,27 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             log::info!("SIGHUP: configuration unchanged");
             return;
         }
-        if config.vip != self.cfg.vip || config.interface != self.cfg.interface {
+        // A new manager type is taken up only once the old one let go: its local
+        // address removed (a routed IP needs no call: the next leader routes it).
+        let manager_changed = config.manager_type() != self.cfg.manager_type()
+            || config.local_address() != self.cfg.local_address();
+        if config.vip != self.cfg.vip || config.interface != self.cfg.interface || manager_changed {
             let (addr, iface) = (self.cfg.vip.addr, self.cfg.interface.clone());
             match self.release() {
                 Ok(0) => {}
                 Ok(n) => log::info!(
-                    "SIGHUP: released {addr} from {iface} ({n} removed) for the new configuration"
+                    "SIGHUP: released {addr} from {iface} ({n} removed) for the new configuration \
+                     (manager-type {})",
+                    self.cfg.manager_type()
                 ),
                 Err(e) => log::error!("SIGHUP: releasing {addr} from {iface}: {e}"),
             }
             self.pacing.stop();
             self.link_seen = None;
+        }
+        if config.hosted != self.cfg.hosted || config.vip != self.cfg.vip {
+            // The old worker is dropped: a call in flight finishes unread.
+            self.hosted = hosted;
         }
         if config.vip_lifetime != self.cfg.vip_lifetime {
             // The next turn gives the VIP the new lifetime, if it is held.
@@ -283,6 +322,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             released = self.release();
         }
         match released {
+            Ok(0) if !self.cfg.local_address() => log::info!(
+                "{sig}: exiting; {} stays routed where it is (the next leader moves it)",
+                vip.addr
+            ),
             Ok(0) => log::info!("{sig}: exiting; {} was not configured", vip.addr),
             Ok(n) => {
                 log::info!(

@@ -45,6 +45,10 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             hooks.interest(&mut interest.fds);
             interest.until(hooks.deadline());
         }
+        if let Some(hosted) = &self.hosted {
+            interest.fd(hosted.fd(), libc::POLLIN);
+            interest.until(hosted.deadline());
+        }
     }
 
     /// After a wait: the kernel's reports (they may change the VIP; a turn that is due
@@ -80,6 +84,13 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         self.conflict_step(now, readable);
         if let Some(hooks) = self.hooks.as_mut() {
             hooks.step(now);
+        }
+        // The worker's answers are taken whether its descriptor or a deadline woke the
+        // loop: taking them never waits.
+        if let Some(hosted) = self.hosted.as_mut() {
+            if let Err(refused) = hosted.step(now) {
+                self.refused_at_start = Some(refused);
+            }
         }
         if let Some(mut server) = self.metrics_server.take() {
             let due = server.deadline().is_some_and(|d| d <= now)
@@ -182,6 +193,11 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
                     || (t.decision.0 == Desired::Unchanged && t.configured),
             ),
             None => (false, false),
+        };
+        // A routed failover IP without a local address is "configured" where it routes.
+        let configured = match &self.hosted {
+            Some(h) if !self.cfg.local_address() => h.route() == Some(&crate::hosted::Route::Here),
+            _ => configured,
         };
         let vip = self.cfg.vip.addr.to_string();
         let gauges = Gauges {

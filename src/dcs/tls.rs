@@ -68,10 +68,34 @@ impl Tls {
             ));
         }
         #[cfg(feature = "tls")]
-        return rustls_files::load(files);
+        return rustls_files::load(files, "etcd-ca-file");
         #[cfg(not(feature = "tls"))]
         {
             let _ = files;
+            Ok(Tls::default())
+        }
+    }
+
+    /// The client side of a hosting provider's API at `url` (always https://),
+    /// verified against the CA file of `option` (`hetzner-ca-file`) or the built-in
+    /// roots. Errors are one line naming the option and the file.
+    pub fn for_api(ca: Option<&std::path::Path>, option: &str, url: &str) -> Result<Tls, String> {
+        if !cfg!(feature = "tls") {
+            return Err(format!(
+                "{url:?} needs TLS, and this vipd was built without it (cargo feature \"tls\")"
+            ));
+        }
+        #[cfg(feature = "tls")]
+        return rustls_files::load(
+            &TlsFiles {
+                ca: ca.map(std::path::Path::to_path_buf),
+                ..TlsFiles::default()
+            },
+            option,
+        );
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (ca, option);
             Ok(Tls::default())
         }
     }
@@ -103,12 +127,12 @@ mod rustls_files {
     /// A TLS file is never larger than this.
     const MAX_PEM: u64 = 1 << 20;
 
-    pub(super) fn load(files: &TlsFiles) -> Result<Tls, String> {
+    pub(super) fn load(files: &TlsFiles, ca_option: &str) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots(files.ca.as_deref())?);
+            .with_root_certificates(roots(files.ca.as_deref(), ca_option)?);
         let config = match (&files.cert, &files.key) {
             (Some(cert_path), Some(key_path)) => {
                 let cert_name = named("etcd-cert-file", cert_path);
@@ -146,13 +170,13 @@ mod rustls_files {
     }
 
     /// The CA file's certificates, or the Mozilla roots.
-    fn roots(ca: Option<&Path>) -> Result<RootCertStore, String> {
+    fn roots(ca: Option<&Path>, option: &str) -> Result<RootCertStore, String> {
         let Some(path) = ca else {
             return Ok(RootCertStore::from_iter(
                 webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
             ));
         };
-        let name = named("etcd-ca-file", path);
+        let name = named(option, path);
         let mut store = RootCertStore::empty();
         for (i, cert) in certificates(path, &name)?.into_iter().enumerate() {
             store

@@ -217,14 +217,10 @@ fn manager_type_and_hosting_type() {
         assert!(config(&base_with(&[flag]), &[]).1.is_empty(), "{flag}");
     }
     assert!(config(BASE, &[("VIP_HOSTING_TYPE", "basic")]).1.is_empty());
-    let unsupported = "is not supported (vipd supports only \"basic\")";
-    assert_eq!(
-        error(&base_with(&["--manager-type=hetzner"]), &[]),
-        format!("--manager-type: \"hetzner\" {unsupported}")
-    );
     assert_eq!(
         error(BASE, &[("VIP_HOSTINGTYPE", "hetzner_floating_ip")]),
-        format!("VIP_HOSTINGTYPE: \"hetzner_floating_ip\" {unsupported}")
+        "VIP_HOSTINGTYPE: \"hetzner_floating_ip\" is not a manager type (basic, hetzner \
+         or hetzner-cloud)"
     );
 }
 

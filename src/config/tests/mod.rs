@@ -4,6 +4,7 @@
 mod args;
 mod build;
 mod help;
+mod hosted;
 mod options;
 mod sources;
 

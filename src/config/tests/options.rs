@@ -25,6 +25,14 @@ fn valid_value(key: &str, file: &str) -> String {
         // With patroni-url (below), whose default it turns off.
         "primary-check" => "false",
         "manager-type" => "basic",
+        "hetzner-user" => "robot9",
+        "hetzner-server-ip" => "198.51.100.9",
+        "hetzner-local-address" => "true",
+        "hetzner-floating-ip-id" => "4711",
+        "hetzner-server-id" => "42",
+        "hetzner-api-url" => "https://192.0.2.12/robot",
+        "hetzner-cloud-api-url" => "https://192.0.2.12/v1",
+        "hetzner-recheck" => "90000",
         "metrics-listen" => "127.0.0.1:9617",
         "on-change" => "/bin/true",
         "on-change-timeout" | "conflict-probe-interval" => "2500",
@@ -40,7 +48,7 @@ fn valid_value(key: &str, file: &str) -> String {
 }
 
 /// The required settings except `key`, and the companions `key` needs, as flags.
-fn flags_around(key: &str, pem: &str) -> Vec<String> {
+fn flags_around(key: &str, pem: &str, creds: &str) -> Vec<String> {
     let mut flags: Vec<String> = BASE
         .chunks(2)
         .filter(|pair| pair[0] != format!("--{key}"))
@@ -51,6 +59,34 @@ fn flags_around(key: &str, pem: &str) -> Vec<String> {
     }
     if key.starts_with("replica-") {
         flags.push("--vip-role=sync".into());
+    }
+    if key.starts_with("hetzner-") {
+        let cloud = [
+            "hetzner-cloud-token-file",
+            "hetzner-floating-ip-id",
+            "hetzner-server-id",
+            "hetzner-cloud-api-url",
+        ];
+        if cloud.contains(&key) {
+            flags.push("--manager-type=hetzner-cloud".into());
+            for (k, v) in [
+                ("hetzner-cloud-token-file", pem),
+                ("hetzner-floating-ip-id", "1"),
+                ("hetzner-server-id", "2"),
+            ] {
+                if k != key {
+                    flags.push(format!("--{k}={v}"));
+                }
+            }
+        } else {
+            flags.push("--manager-type=hetzner".into());
+            match key {
+                "hetzner-user" => flags.push(format!("--hetzner-password-file={pem}")),
+                "hetzner-password-file" => flags.push("--hetzner-user=u".into()),
+                "hetzner-credentials-file" => {}
+                _ => flags.push(format!("--hetzner-credentials-file={creds}")),
+            }
+        }
     }
     if key.starts_with("etcd-password") {
         flags.push("--etcd-user=u".into());
@@ -72,14 +108,16 @@ fn every_option_can_be_set_from_each_source() {
     // chosen valid for every key), so a typo in the table cannot hide.
     let secret_file = TempFile::new("each-secret", b"s9\n");
     let pem = TempFile::new("each-pem", b"x");
+    let creds = TempFile::new("each-hetzner", b"user=\"u9\"\npass='p9'\n");
     let (default, _) = config(BASE, &[]);
     for opt in OPTIONS {
         let file = match opt.key {
             "etcd-password-file" | "consul-token-file" => secret_file.path(),
+            "hetzner-credentials-file" => creds.path(),
             _ => pem.path(),
         };
         let value = valid_value(opt.key, file);
-        let around = flags_around(opt.key, pem.path());
+        let around = flags_around(opt.key, pem.path(), creds.path());
         let mut flags: Vec<&str> = around.iter().map(String::as_str).collect();
         let from_env = config(&flags, &[(env_name(opt.key).as_str(), value.as_str())]).0;
 

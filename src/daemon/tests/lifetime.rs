@@ -91,6 +91,7 @@ fn a_reload_that_changes_the_lifetime_applies_it_at_the_next_turn() {
             dcs: None,
             patroni: None,
             metrics_server: None,
+            hosted: None,
         },
         t0,
     );
@@ -107,6 +108,7 @@ fn a_reload_that_changes_the_lifetime_applies_it_at_the_next_turn() {
             dcs: None,
             patroni: None,
             metrics_server: None,
+            hosted: None,
         },
         t0,
     );

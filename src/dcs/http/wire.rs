@@ -262,7 +262,14 @@ pub fn write_request(
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(concat!("\r\nUser-Agent: vipd/", env!("CARGO_PKG_VERSION")).as_bytes());
     if let Some(body) = body {
-        out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        // JSON unless the caller names another type (a form, for instance).
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            out.extend_from_slice(b"\r\nContent-Type: application/json");
+        }
+        out.extend_from_slice(b"\r\nContent-Length: ");
         push_decimal(out, body.len());
     }
     out.extend_from_slice(b"\r\n");
