@@ -362,9 +362,9 @@ impl Hosted {
     }
 
     fn take(&mut self, outcome: Outcome, now: Instant) -> Result<(), Failure> {
-        if self.in_flight.map(|(seq, _)| seq) != Some(outcome.seq) {
+        let Some((_, job)) = self.in_flight.filter(|(seq, _)| *seq == outcome.seq) else {
             return Ok(());
-        }
+        };
         self.in_flight = None;
         let first = !std::mem::replace(&mut self.checked, true);
         let kind = self.settings.manager_type();
@@ -390,8 +390,14 @@ impl Hosted {
                     }
                     (None, _) => {}
                 }
+                // A read made before this node took the lead found the route
+                // elsewhere: the move is due now, not at the next recheck.
+                let due = match job {
+                    Job::Read if done.route != Route::Here => now,
+                    _ => now + self.settings.recheck,
+                };
                 self.route = Some(done.route);
-                self.next = self.lead.then(|| now + self.settings.recheck);
+                self.next = self.lead.then_some(due);
             }
         }
         Ok(())

@@ -143,6 +143,20 @@ fn the_leader_moves_once_then_rechecks_on_the_cadence() {
 }
 
 #[test]
+fn taking_the_lead_while_the_start_up_read_is_in_flight_moves_right_after_it() {
+    let api = Shared::with(Route::Elsewhere("198.51.100.2".into()));
+    let mut h = Hosted::with_api(settings(), vip(), Box::new(api.clone())).unwrap();
+    let t0 = Instant::now();
+    h.step(t0).unwrap();
+    assert!(h.in_flight());
+    h.lead(true, t0);
+    // The read's answer makes the move due at once: the same step hands it over.
+    settle(&mut h, t0).unwrap();
+    assert_eq!(api.calls(), ["read", "read", "claim", "read"]);
+    assert_eq!(h.route(), Some(&Route::Here));
+}
+
+#[test]
 fn failures_back_off_and_a_refusal_at_start_is_fatal() {
     let busy = Failure::new(FailureKind::Busy, "POST: 409 FAILOVER_LOCKED");
     let api = Shared::with(Route::Elsewhere("198.51.100.2".into()));
