@@ -23,6 +23,7 @@ mod ipv6;
 mod logging;
 mod metrics;
 mod netlink_kernel;
+mod netlink_route;
 mod once;
 mod packaging;
 mod react;

@@ -1,7 +1,8 @@
 //! Talking to the kernel: addresses through rtnetlink, announcements through AF_PACKET.
 //!
 //! [`AddrBackend`] is the seam the daemon loop uses; [`Kernel`] is the real
-//! implementation and tests substitute a fake.
+//! implementation and tests substitute a fake. [`route_source`] and
+//! [`primary_address`] find this host's own addresses, for callers outside the loop.
 
 pub mod arp;
 pub mod conflict;
@@ -14,7 +15,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use netlink::Kernel;
+pub use netlink::{Kernel, primary_address, route_source};
 
 /// The virtual IP address and the prefix length it is added with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

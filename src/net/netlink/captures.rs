@@ -33,6 +33,14 @@ pub(super) const LINK_ABSENT: &str =
 pub(super) const SHOW: &str = include_str!("../../../tests/fixtures/netlink/ip-4-addr-show.strace");
 pub(super) const SHOW_DEV: &str =
     include_str!("../../../tests/fixtures/netlink/ip-4-addr-show-dev.strace");
+pub(super) const SHOW_FLAGS: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-addr-show-dev-flags.strace");
+pub(super) const ROUTE_GET: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-route-get.strace");
+pub(super) const ROUTE_GET_UNREACHABLE: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-route-get-unreachable.strace");
+pub(super) const ROUTE6_GET: &str =
+    include_str!("../../../tests/fixtures/netlink/ip-6-route-get.strace");
 
 pub(super) const VIP4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
 pub(super) const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50));
@@ -88,10 +96,21 @@ pub(super) fn call<'a>(calls: &'a [Call], call: &str, needle: &str) -> &'a Call 
 
 /// eth0's interface index at capture time, from the capture's header.
 pub(super) fn eth0_index(capture: &str) -> u32 {
+    index_in(capture, "eth0")
+}
+
+/// eth1's interface index at capture time, from the capture's header (newer
+/// captures only).
+pub(super) fn eth1_index(capture: &str) -> u32 {
+    index_in(capture, "eth1")
+}
+
+fn index_in(capture: &str, dev: &str) -> u32 {
+    let prefix = format!("# {dev} ifindex: ");
     capture
         .lines()
-        .find_map(|l| l.strip_prefix("# eth0 ifindex: "))
-        .expect("capture header names eth0's index")
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("capture header names {dev}'s index"))
         .trim()
         .parse()
         .expect("ifindex")

@@ -6,8 +6,10 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::reply::{AddrMsg, Payload, only_known_addresses, parse, prefixes_of};
-use super::request::{AddrChange, AddrOptions, addr_dump_request, addr_request, link_request};
+use super::reply::{AddrMsg, Payload, RouteMsg, only_known_addresses, parse, prefixes_of};
+use super::request::{
+    AddrChange, AddrOptions, addr_dump_request, addr_request, link_request, route_request,
+};
 use super::{FAMILY_UNSPEC, family_of};
 use crate::net::arp::PacketSocket;
 use crate::net::conflict::{Claims, Listener};
@@ -86,7 +88,8 @@ enum Until {
     Ack,
     /// `NLMSG_DONE` (dumps).
     Done,
-    /// The first message in reply (a `RTM_GETLINK` for one interface).
+    /// The first message in reply (an `RTM_GETLINK` for one interface, an
+    /// `RTM_GETROUTE`).
     Reply,
 }
 
@@ -107,10 +110,20 @@ impl Kernel {
     /// announce (listing needs no privileges); [`AddrBackend::announce`] then fails
     /// with `EBADF`.
     pub fn open_without_announce() -> Result<Kernel, NetError> {
-        let (nl, port) = open_requests().map_err(|e| NetError::io("open netlink socket", &e))?;
         let events = open_change_events()
             .map_err(|e| log::debug!("no change notifications, reading the kernel every turn: {e}"))
             .ok();
+        Kernel::with_events(events)
+    }
+
+    /// The request socket alone, for a few one-off questions: no announcements, and
+    /// no change notifications, so every answer is read from the kernel.
+    pub(super) fn open_for_lookups() -> Result<Kernel, NetError> {
+        Kernel::with_events(None)
+    }
+
+    fn with_events(events: Option<Socket>) -> Result<Kernel, NetError> {
+        let (nl, port) = open_requests().map_err(|e| NetError::io("open netlink socket", &e))?;
         Ok(Kernel {
             nl,
             port,
@@ -180,8 +193,31 @@ impl Kernel {
         (self.link_reads, self.addr_reads)
     }
 
+    /// The route the kernel would use for a packet to `dst`, as `ip route get DST`
+    /// shows it (one `RTM_GETROUTE`; nothing is sent to `dst`). No route there is an
+    /// error (`ENETUNREACH`, or the errno of an unreachable, prohibit or blackhole
+    /// route).
+    pub fn route(&mut self, dst: IpAddr) -> Result<RouteMsg, NetError> {
+        let op = || format!("look up the route to {dst}");
+        let seq = self.next_seq();
+        route_request(&mut self.req, seq, dst);
+        let mut route = None;
+        self.transact(Until::Reply, op, |payload| {
+            if let Payload::NewRoute(r) = payload {
+                route = Some(*r);
+            }
+        })?;
+        route.ok_or_else(|| {
+            NetError::with_text(
+                op(),
+                libc::EBADMSG,
+                "the kernel's reply is not RTM_NEWROUTE",
+            )
+        })
+    }
+
     /// `RTM_GETLINK` for the interface called `name`; `None` if there is none.
-    fn read_link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
+    pub(super) fn read_link(&mut self, name: &str) -> Result<Option<LinkInfo>, NetError> {
         let op = || format!("look up interface {name:?}");
         self.link_reads += 1;
         let seq = self.next_seq();

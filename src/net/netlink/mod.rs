@@ -1,21 +1,26 @@
-//! rtnetlink over a raw `NETLINK_ROUTE` socket, in three parts: `request` builds
+//! rtnetlink over a raw `NETLINK_ROUTE` socket, in four parts: `request` builds
 //! the requests and `reply` parses the kernel's answers (the wire format: pure
 //! functions on bytes), `kernel` holds [`Kernel`], the
-//! [`AddrBackend`](super::AddrBackend) that sends them over its sockets. This file
-//! holds the kernel's constants they share; everything public is re-exported here.
+//! [`AddrBackend`](super::AddrBackend) that sends them over its sockets, and
+//! `lookup` answers one-off questions about this host's addresses and routes
+//! ([`route_source`], [`primary_address`]). This file holds the kernel's constants
+//! they share; everything public is re-exported here.
 //!
 //! The builders produce what iproute2 sends (the unit tests compare them with
-//! captures of `ip addr add/del`, see `tests/fixtures/netlink/`); the parser never
-//! panics on truncated or garbage input, it returns a [`ParseError`].
+//! captures of `ip addr add/del`, `ip route get` and others, see
+//! `tests/fixtures/netlink/`); the parser never panics on truncated or garbage
+//! input, it returns a [`ParseError`].
 //!
 //! Message layout (all integers in host byte order, every item padded to 4 bytes):
 //! `nlmsghdr{len u32, type u16, flags u16, seq u32, pid u32}`, then a family header
-//! (`ifaddrmsg` 8 bytes, `ifinfomsg` 16 bytes, or for `NLMSG_ERROR` an `i32` error
-//! and the echoed request), then attributes `{len u16, type u16, data}`.
+//! (`ifaddrmsg` 8 bytes, `ifinfomsg` 16 bytes, `rtmsg` 12 bytes, or for
+//! `NLMSG_ERROR` an `i32` error and the echoed request), then attributes
+//! `{len u16, type u16, data}`.
 
 use std::net::IpAddr;
 
 mod kernel;
+mod lookup;
 mod reply;
 mod request;
 
@@ -23,12 +28,13 @@ mod request;
 mod captures;
 
 pub use kernel::{Kernel, REPLY_TIMEOUT};
+pub use lookup::{primary_address, primary_of, route_source, source_of};
 pub use reply::{
-    AddrMsg, Header, LinkMsg, Message, Messages, ParseError, Payload, parse, prefixes_of,
+    AddrMsg, Header, LinkMsg, Message, Messages, ParseError, Payload, RouteMsg, parse, prefixes_of,
 };
 pub use request::{
     AddrChange, AddrOptions, BadLinkName, addr_dump_request, addr_request, lifetime_secs,
-    link_request,
+    link_request, route_request,
 };
 
 // Values from <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_addr.h>,
@@ -43,6 +49,8 @@ const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
 
 const NLM_F_REQUEST: u16 = 0x01;
 const NLM_F_ACK: u16 = 0x04;
@@ -67,9 +75,27 @@ const IFA_CACHEINFO: u16 = 6;
 const INFINITY_LIFE_TIME: u32 = u32::MAX;
 /// All of an address's flags as a `u32` (`ifaddrmsg.ifa_flags` has only 8 bits).
 const IFA_FLAGS: u16 = 8;
+/// Also `IFA_F_TEMPORARY`: for IPv6 the same bit marks a privacy address.
+const IFA_F_SECONDARY: u32 = 0x01;
 const IFA_F_NODAD: u32 = 0x02;
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_DEPRECATED: u32 = 0x20;
+const IFA_F_TENTATIVE: u32 = 0x40;
 const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 const RT_SCOPE_UNIVERSE: u8 = 0;
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PREFSRC: u16 = 7;
+/// The table as a `u32` (`rtmsg.rtm_table` has only 8 bits).
+const RTA_TABLE: u16 = 15;
+/// On `RTM_GETROUTE`: report the table the lookup matched in, not `RT_TABLE_MAIN`.
+const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
+const RTN_BLACKHOLE: u8 = 6;
+const RTN_UNREACHABLE: u8 = 7;
+const RTN_PROHIBIT: u8 = 8;
+const RTN_THROW: u8 = 9;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_CARRIER_CHANGES: u16 = 35;

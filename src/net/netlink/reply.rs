@@ -1,5 +1,5 @@
 //! Parsing the kernel's rtnetlink messages: acks, errors with their extended-ack text,
-//! addresses and links. Never panics on truncated or garbage input.
+//! addresses, links and routes. Never panics on truncated or garbage input.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -27,6 +27,31 @@ pub struct AddrMsg {
     /// links `IFA_ADDRESS` is the peer's, for IPv4 and IPv6 alike), else
     /// `IFA_ADDRESS`; `None` when neither has the family's length.
     pub address: Option<IpAddr>,
+    /// `IFA_F_*` flags: `IFA_FLAGS` when present (it has them all), else the
+    /// header's 8 bits.
+    pub flags: u32,
+    /// `RT_SCOPE_*`: 0 (universe) for a global address, 253 link, 254 host.
+    pub scope: u8,
+}
+
+/// A route from an `RTM_NEWROUTE`, such as the kernel's answer to an
+/// `RTM_GETROUTE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteMsg {
+    pub family: u8,
+    pub dst_len: u8,
+    /// `rtm_type`: `RTN_UNICAST` (1), `RTN_LOCAL` (2), `RTN_UNREACHABLE` (7)…
+    pub kind: u8,
+    /// `RTA_TABLE` when present (it holds tables above 255), else `rtm_table`.
+    pub table: u32,
+    /// `RTA_DST`.
+    pub dst: Option<IpAddr>,
+    /// `RTA_PREFSRC`: the source address the kernel would use.
+    pub prefsrc: Option<IpAddr>,
+    /// `RTA_GATEWAY`: the next hop, absent for a destination on the link.
+    pub gateway: Option<IpAddr>,
+    /// `RTA_OIF`: the outgoing interface's index.
+    pub oif: Option<u32>,
 }
 
 /// An interface from an `RTM_NEWLINK`.
@@ -63,6 +88,7 @@ pub enum Payload {
     Done,
     NewAddr(AddrMsg),
     NewLink(LinkMsg),
+    NewRoute(RouteMsg),
     /// `RTM_DELADDR`, as multicast to listeners of `RTMGRP_IPV4_IFADDR` and alike.
     DelAddr(AddrMsg),
     /// Any other type (`NLMSG_NOOP`, `NLMSG_OVERRUN`, other rtnetlink messages).
@@ -207,37 +233,49 @@ fn parse_done(flags: u16, p: &[u8]) -> Payload {
     }
 }
 
+/// The address of `family` in an attribute's `data`; `None` when `data` does not
+/// have the family's length (or the family is neither IPv4 nor IPv6).
+fn ip_of(family: u8, data: &[u8]) -> Option<IpAddr> {
+    match family {
+        FAMILY_INET => <[u8; 4]>::try_from(data)
+            .ok()
+            .map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+        FAMILY_INET6 => <[u8; 16]>::try_from(data)
+            .ok()
+            .map(|o| IpAddr::V6(Ipv6Addr::from(o))),
+        _ => None,
+    }
+}
+
+/// The address in attribute `data` (at `at` in the payload) of an IPv4 or IPv6
+/// message; an error when it has the wrong length. Other families' addresses are
+/// `None`.
+fn address_attr(family: u8, data: &[u8], at: usize) -> Result<Option<IpAddr>, ParseError> {
+    let ip = ip_of(family, data);
+    if ip.is_none() && matches!(family, FAMILY_INET | FAMILY_INET6) {
+        return Err(ParseError {
+            offset: at,
+            what: "address attribute of the wrong length",
+        });
+    }
+    Ok(ip)
+}
+
 /// Parses an `RTM_NEWADDR` payload: `ifaddrmsg` then attributes.
 fn parse_addr(p: &[u8]) -> Result<AddrMsg, ParseError> {
     let err = |what| ParseError { offset: 0, what };
-    let (Some(&[family, prefix_len, _flags, _scope]), Some(ifindex)) = (p.get(..4), u32_at(p, 4))
+    let (Some(&[family, prefix_len, flags, scope]), Some(ifindex)) = (p.get(..4), u32_at(p, 4))
     else {
         return Err(err("truncated ifaddrmsg"));
     };
-    let (mut local, mut address) = (None, None);
+    let (mut local, mut address, mut all_flags) = (None, None, None);
     let rest = p.get(8..).unwrap_or_default();
     for attr in attrs(rest) {
         let (kind, data, at) = attr.map_err(|e| shift(e, 8))?;
-        let ip = match (family, data.len()) {
-            (FAMILY_INET, 4) => <[u8; 4]>::try_from(data)
-                .ok()
-                .map(|o| IpAddr::V4(Ipv4Addr::from(o))),
-            (FAMILY_INET6, 16) => <[u8; 16]>::try_from(data)
-                .ok()
-                .map(|o| IpAddr::V6(Ipv6Addr::from(o))),
-            _ => None,
-        };
         match kind {
-            IFA_LOCAL | IFA_ADDRESS
-                if ip.is_none() && matches!(family, FAMILY_INET | FAMILY_INET6) =>
-            {
-                return Err(ParseError {
-                    offset: at + 8,
-                    what: "address attribute of the wrong length",
-                });
-            }
-            IFA_LOCAL => local = ip,
-            IFA_ADDRESS => address = ip,
+            IFA_LOCAL => local = address_attr(family, data, at + 8)?,
+            IFA_ADDRESS => address = address_attr(family, data, at + 8)?,
+            IFA_FLAGS => all_flags = u32_at(data, 0),
             _ => {}
         }
     }
@@ -246,7 +284,43 @@ fn parse_addr(p: &[u8]) -> Result<AddrMsg, ParseError> {
         prefix_len,
         ifindex,
         address: local.or(address),
+        flags: all_flags.unwrap_or(u32::from(flags)),
+        scope,
     })
+}
+
+/// Parses an `RTM_NEWROUTE` payload: `rtmsg` then attributes.
+fn parse_route(p: &[u8]) -> Result<RouteMsg, ParseError> {
+    // family, dst_len, src_len, tos, table, protocol, scope, type, then u32 flags.
+    let (Some(&[family, dst_len, _, _, table, _, _, kind]), true) = (p.get(..8), p.len() >= 12)
+    else {
+        return Err(ParseError {
+            offset: 0,
+            what: "truncated rtmsg",
+        });
+    };
+    let mut route = RouteMsg {
+        family,
+        dst_len,
+        kind,
+        table: u32::from(table),
+        dst: None,
+        prefsrc: None,
+        gateway: None,
+        oif: None,
+    };
+    for attr in attrs(p.get(12..).unwrap_or_default()) {
+        let (attr_kind, data, at) = attr.map_err(|e| shift(e, 12))?;
+        match attr_kind {
+            RTA_DST => route.dst = address_attr(family, data, at + 12)?,
+            RTA_PREFSRC => route.prefsrc = address_attr(family, data, at + 12)?,
+            RTA_GATEWAY => route.gateway = address_attr(family, data, at + 12)?,
+            RTA_OIF => route.oif = u32_at(data, 0),
+            RTA_TABLE => route.table = u32_at(data, 0).unwrap_or(route.table),
+            _ => {}
+        }
+    }
+    Ok(route)
 }
 
 /// Parses an `RTM_NEWLINK` payload: `ifinfomsg` then attributes.
@@ -286,6 +360,7 @@ fn parse_payload(header: &Header, p: &[u8]) -> Result<Payload, ParseError> {
         RTM_NEWADDR => Payload::NewAddr(parse_addr(p)?),
         RTM_DELADDR => Payload::DelAddr(parse_addr(p)?),
         RTM_NEWLINK => Payload::NewLink(parse_link(p)?),
+        RTM_NEWROUTE => Payload::NewRoute(parse_route(p)?),
         NLMSG_NOOP => Payload::Other,
         _ => Payload::Other,
     })

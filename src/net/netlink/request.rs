@@ -1,5 +1,6 @@
 //! Building rtnetlink requests: address add, refresh and delete, address dumps, link
-//! look-ups, each into a reused buffer, byte for byte as iproute2 sends them.
+//! and route look-ups, each into a reused buffer, byte for byte as iproute2 sends
+//! them.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -216,6 +217,27 @@ pub fn link_request(buf: &mut Vec<u8>, seq: u32, name: &str) -> Result<(), BadLi
     push_name(buf, IFLA_IFNAME, name);
     finish(buf);
     Ok(())
+}
+
+/// Builds into `buf` the `RTM_GETROUTE` request (`NLM_F_REQUEST`, not a dump)
+/// `ip route get DST` sends: `rtmsg{family, dst_len = 32 or 128, src_len 0, tos 0,
+/// table 0, protocol 0, scope 0, type 0, flags}` then `RTA_DST`. The flags are
+/// `RTM_F_LOOKUP_TABLE` for IPv4 and 0 for IPv6, whose strict checking refuses
+/// any but `RTM_F_FIB_MATCH` (which would answer with the table's entry, not the
+/// resolved route). The kernel resolves the route as for a packet it would send to
+/// `dst` (sending none) and answers with one `RTM_NEWROUTE`, whose `RTA_PREFSRC` is
+/// the source address it would pick, or with an error (`ENETUNREACH` when no route
+/// leads there).
+pub fn route_request(buf: &mut Vec<u8>, seq: u32, dst: IpAddr) {
+    let (family, dst_len, flags, octets): (u8, u8, u32, &[u8]) = match &dst {
+        IpAddr::V4(a) => (FAMILY_INET, 32, RTM_F_LOOKUP_TABLE, &a.octets()),
+        IpAddr::V6(a) => (FAMILY_INET6, 128, 0, &a.octets()),
+    };
+    begin(buf, RTM_GETROUTE, NLM_F_REQUEST, seq);
+    buf.extend_from_slice(&[family, dst_len, 0, 0, 0, 0, RT_SCOPE_UNIVERSE, 0]);
+    buf.extend_from_slice(&flags.to_ne_bytes());
+    push_attr(buf, RTA_DST, octets);
+    finish(buf);
 }
 
 /// The bytes of `name` if it can name an interface (or label an address): 1 to 15

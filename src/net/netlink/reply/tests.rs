@@ -26,6 +26,12 @@ fn parses_the_ack_and_errors_with_and_without_extack() {
             error(libc::EADDRNOTAVAIL, Some("ipv4: Address not found")),
         ),
         (LINK_ABSENT, 4, "RTM_GETLINK", error(libc::ENODEV, None)),
+        (
+            ROUTE_GET_UNREACHABLE,
+            3,
+            "RTM_GETROUTE",
+            error(libc::ENETUNREACH, None),
+        ),
     ] {
         let c = calls(capture);
         let req = call(&c, &format!("sendmsg({fd}"), request);
@@ -140,6 +146,10 @@ fn all_replies() -> Vec<Vec<u8>> {
         LINK_ABSENT,
         SHOW,
         SHOW_DEV,
+        SHOW_FLAGS,
+        ROUTE_GET,
+        ROUTE_GET_UNREACHABLE,
+        ROUTE6_GET,
     ]
     .iter()
     .flat_map(|f| calls(f))
@@ -304,6 +314,17 @@ fn malformed_payloads_are_errors() {
     p.extend_from_slice(&[0x40, 0, 2, 0, 192, 0, 2, 50]);
     let e = parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap_err();
     assert_eq!((e.offset, e.what), (24, "attribute length out of bounds"));
+    // A route message too short for its rtmsg (12 bytes with its flags).
+    let e = parse_all(&message(RTM_NEWROUTE, 0, &[2, 32, 0, 0, 254, 0, 0, 1])).unwrap_err();
+    assert_eq!((e.offset, e.what), (16, "truncated rtmsg"));
+    // An IPv6 preferred source of 4 bytes.
+    let mut p = vec![FAMILY_INET6, 128, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0];
+    push_attr(&mut p, RTA_PREFSRC, &[192, 0, 2, 50]);
+    let e = parse_all(&message(RTM_NEWROUTE, 0, &p)).unwrap_err();
+    assert_eq!(
+        (e.offset, e.what),
+        (28, "address attribute of the wrong length")
+    );
     // A link message too short for its ifinfomsg.
     let e = parse_all(&message(RTM_NEWLINK, 0, &[0; 12])).unwrap_err();
     assert_eq!(e.what, "truncated ifinfomsg");
@@ -339,7 +360,8 @@ fn address_prefers_ifa_local_over_the_peer_address() {
 
 #[test]
 fn other_message_types_are_other() {
-    let msgs = parse_all(&message(RTM_NEWADDR + 4, 0, &[0; 12])).unwrap();
+    // RTM_NEWNEIGH.
+    let msgs = parse_all(&message(28, 0, &[0; 12])).unwrap();
     assert_eq!(msgs[0].payload, Payload::Other);
     let msgs = parse_all(&message(NLMSG_NOOP, 0, &[])).unwrap();
     assert_eq!(msgs[0].payload, Payload::Other);
@@ -372,4 +394,144 @@ fn only_a_known_address_changed_in_place_is_no_change() {
     assert!(!only_known_addresses(&[], 7, VIP4, &[24]));
     let link = message(RTM_NEWLINK, 0, &[0; 16]);
     assert!(!only_known_addresses(&link, 7, VIP4, &[24]));
+}
+
+/// The one route in the reply to the `RTM_GETROUTE` of `capture`.
+fn route_reply(capture: &str) -> RouteMsg {
+    let c = calls(capture);
+    let req = call(&c, "sendmsg(3", "RTM_GETROUTE");
+    let reply = call(&c, "recvmsg(3", "RTM_NEWROUTE");
+    let msgs = parse_all(&reply.bytes).unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].header.seq, seq_of(&req.bytes));
+    let Payload::NewRoute(route) = msgs[0].payload else {
+        panic!("not a route: {:?}", msgs[0]);
+    };
+    route
+}
+
+#[test]
+fn parses_the_route_of_ip_route_get() {
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    let route = route_reply(ROUTE_GET);
+    let want = RouteMsg {
+        family: FAMILY_INET,
+        dst_len: 32,
+        kind: 1, // RTN_UNICAST
+        table: 254,
+        dst: ip("203.0.113.7"),
+        prefsrc: ip("192.0.2.50"),
+        gateway: ip("192.0.2.1"),
+        oif: Some(eth0_index(ROUTE_GET)),
+    };
+    assert_eq!(route, want);
+    assert!(ROUTE_GET.contains("203.0.113.7 via 192.0.2.1 dev eth0 src 192.0.2.50 "));
+    let route = route_reply(ROUTE6_GET);
+    let want = RouteMsg {
+        family: FAMILY_INET6,
+        dst_len: 128,
+        kind: 1,
+        table: 254,
+        dst: ip("2001:db8:9::7"),
+        prefsrc: ip("2001:db8::50"),
+        gateway: ip("2001:db8::1"),
+        oif: Some(eth0_index(ROUTE6_GET)),
+    };
+    assert_eq!(route, want);
+    assert!(ROUTE6_GET.contains("via 2001:db8::1 dev eth0 src 2001:db8::50 "));
+}
+
+#[test]
+fn a_route_without_attributes_has_none_and_rta_table_wins() {
+    // A route to a destination on a link with no address to send from: the kernel
+    // leaves out RTA_PREFSRC.
+    let bare = [FAMILY_INET, 32, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0];
+    let msgs = parse_all(&message(RTM_NEWROUTE, 0, &bare)).unwrap();
+    let Payload::NewRoute(route) = msgs[0].payload else {
+        panic!("not a route: {:?}", msgs[0]);
+    };
+    assert_eq!(
+        (route.prefsrc, route.gateway, route.oif),
+        (None, None, None)
+    );
+    assert_eq!(route.table, 254);
+    // A table above 255 has RT_TABLE_COMPAT (252) in the header and itself in RTA_TABLE.
+    let mut p = vec![FAMILY_INET, 32, 0, 0, 252, 0, 0, 1, 0, 0, 0, 0];
+    push_attr(&mut p, RTA_TABLE, &1000u32.to_ne_bytes());
+    let msgs = parse_all(&message(RTM_NEWROUTE, 0, &p)).unwrap();
+    let Payload::NewRoute(route) = msgs[0].payload else {
+        panic!("not a route: {:?}", msgs[0]);
+    };
+    assert_eq!(route.table, 1000);
+}
+
+#[test]
+fn parses_the_flags_and_scope_of_addresses_as_ip_shows_them() {
+    let c = calls(SHOW_FLAGS);
+    let seq = seq_of(&call(&c, "sendto(3", "RTM_GETADDR").bytes);
+    let msgs: Vec<Message> = c
+        .iter()
+        .filter(|c| c.line.starts_with("recvmsg(3"))
+        .flat_map(|c| parse_all(&c.bytes).unwrap())
+        .filter(|m| m.header.seq == seq)
+        .collect();
+    let addrs = addrs_in(&msgs);
+    assert_eq!(addrs.len(), 8, "{addrs:?}");
+    let eth1 = eth1_index(SHOW_FLAGS);
+    assert!(addrs.iter().all(|a| a.ifindex == eth1));
+    // Each address has the scope and the flags `ip` printed for it.
+    let output: Vec<&str> = SHOW_FLAGS
+        .lines()
+        .filter(|l| l.starts_with("    inet"))
+        .collect();
+    assert_eq!(output.len(), addrs.len());
+    for (a, line) in addrs.iter().zip(&output) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let ip = if a.family == FAMILY_INET {
+            "inet"
+        } else {
+            "inet6"
+        };
+        let shown = format!("{}/{}", a.address.unwrap(), a.prefix_len);
+        assert_eq!(words[..2], [ip, shown.as_str()], "{line}");
+        let scope = match a.scope {
+            0 => "global",
+            253 => "link",
+            other => panic!("scope {other} in {line}"),
+        };
+        assert_eq!(words[2..4], ["scope", scope], "{line}");
+        for (bit, word) in [
+            (IFA_F_SECONDARY, "secondary"),
+            (IFA_F_NODAD, "nodad"),
+            (IFA_F_DEPRECATED, "deprecated"),
+            (IFA_F_TENTATIVE, "tentative"),
+            (IFA_F_DADFAILED, "dadfailed"),
+        ] {
+            assert_eq!(a.flags & bit != 0, words.contains(&word), "{word}: {line}");
+        }
+    }
+    // The kernel sent every flag in IFA_FLAGS too: nodad (0x02) with deprecated.
+    let deprecated = addrs.iter().find(|a| a.flags & IFA_F_DEPRECATED != 0);
+    assert_eq!(
+        deprecated.map(|a| a.flags & IFA_F_NODAD),
+        Some(IFA_F_NODAD),
+        "{addrs:?}"
+    );
+}
+
+#[test]
+fn address_flags_come_from_the_header_without_ifa_flags() {
+    // Kernels before 3.14 send no IFA_FLAGS; the header's 8 bits are all there is.
+    let mut p = vec![FAMILY_INET, 24, IFA_F_SECONDARY as u8, 253, 4, 0, 0, 0];
+    push_attr(&mut p, IFA_LOCAL, &[192, 0, 2, 51]);
+    let [a] = addrs_in(&parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap())[..] else {
+        panic!("not one address");
+    };
+    assert_eq!((a.flags, a.scope), (IFA_F_SECONDARY, 253));
+    // With IFA_FLAGS, it has them all (the header keeps the low 8 bits).
+    push_attr(&mut p, IFA_FLAGS, &(IFA_F_SECONDARY | 0x800).to_ne_bytes());
+    let [a] = addrs_in(&parse_all(&message(RTM_NEWADDR, 0, &p)).unwrap())[..] else {
+        panic!("not one address");
+    };
+    assert_eq!(a.flags, IFA_F_SECONDARY | 0x800);
 }

@@ -191,7 +191,11 @@ fn requests_carry_the_sequence_number_and_reuse_the_buffer() {
 
 /// The data of attribute `kind` in an address request (after the 24-byte headers).
 fn attr_of(buf: &[u8], kind: u16) -> Option<&[u8]> {
-    let mut at = NLMSG_HDRLEN + 8;
+    attr_after(buf, NLMSG_HDRLEN + 8, kind)
+}
+
+/// The data of attribute `kind` among the attributes from `at` on.
+fn attr_after(buf: &[u8], mut at: usize, kind: u16) -> Option<&[u8]> {
     while at + 4 <= buf.len() {
         let len = usize::from(u16::from_ne_bytes([buf[at], buf[at + 1]]));
         let typ = u16::from_ne_bytes([buf[at + 2], buf[at + 3]]);
@@ -331,4 +335,41 @@ fn lifetime_requests_match_ip_addr_add_and_replace_with_valid_lft() {
         );
         assert_eq!(built, masked(captured), "{change:?} {addr}/{len}");
     }
+}
+
+#[test]
+fn route_requests_match_ip_route_get() {
+    let v4: IpAddr = "203.0.113.7".parse().unwrap();
+    let v6: IpAddr = "2001:db8:9::7".parse().unwrap();
+    for (capture, dst, flags) in [
+        (ROUTE_GET, v4, "rtm_flags=RTM_F_LOOKUP_TABLE"),
+        (ROUTE_GET_UNREACHABLE, v4, "rtm_flags=RTM_F_LOOKUP_TABLE"),
+        (ROUTE6_GET, v6, "rtm_flags=0"),
+    ] {
+        let c = calls(capture);
+        let sent = call(&c, "sendmsg(3", "RTM_GETROUTE");
+        // One request, not a dump.
+        assert!(
+            sent.line.contains("nlmsg_flags=NLM_F_REQUEST,"),
+            "{}",
+            sent.line
+        );
+        assert!(sent.line.contains(flags), "{}", sent.line);
+        let mut built = Vec::new();
+        route_request(&mut built, 0, dst);
+        assert_eq!(built, masked(&sent.bytes), "{dst}");
+        assert_eq!(built.len(), sent.bytes.len());
+        // The one attribute, after the 12-byte rtmsg, is the destination.
+        let octets: &[u8] = match &dst {
+            IpAddr::V4(a) => &a.octets(),
+            IpAddr::V6(a) => &a.octets(),
+        };
+        assert_eq!(attr_after(&built, NLMSG_HDRLEN + 12, RTA_DST), Some(octets));
+    }
+    // Built again into the same buffer with another sequence number.
+    let mut buf = Vec::new();
+    route_request(&mut buf, 7, v6);
+    route_request(&mut buf, 8, v4);
+    assert_eq!(u32_at(&buf, 8), Some(8));
+    assert_eq!(buf.len(), NLMSG_HDRLEN + 12 + 8);
 }
