@@ -169,10 +169,3 @@ pub trait AddrBackend {
         Ok(None)
     }
 }
-// TEMP-STUB
-pub fn route_source(_dst: IpAddr) -> Result<Option<IpAddr>, NetError> {
-    Ok(None)
-}
-pub fn primary_address(_n: &str, _v6: bool, _x: IpAddr) -> Result<Option<IpAddr>, NetError> {
-    Ok(None)
-}
