@@ -139,7 +139,7 @@ impl Api for Cloud {
             .map_err(|e| Failure::new(FailureKind::Failed, format!("{what}: {e}")))
     }
 
-    fn claim(&mut self, _now: Instant) -> Result<(), Failure> {
+    fn claim(&mut self, _now: Instant) -> Result<Option<Route>, Failure> {
         let id = self.settings.floating_ip_id.to_string();
         let what = format!(
             "POST floating_ips/{id}/actions/assign server {}",
@@ -173,7 +173,8 @@ impl Api for Cloud {
             (_, status, error) = parse_action(&reply.body).map_err(bad)?;
         }
         match status.as_str() {
-            "success" => Ok(()),
+            // The action says nothing of the route: it is read back.
+            "success" => Ok(None),
             "error" => Err(Failure::new(
                 FailureKind::Failed,
                 format!(

@@ -209,8 +209,9 @@ pub struct Done {
 /// The provider's side of a job: read the route, move it here.
 pub trait Api: Send {
     fn read(&mut self, now: Instant) -> Result<Route, Failure>;
-    /// Route the VIP to this server (the route was read and is elsewhere).
-    fn claim(&mut self, now: Instant) -> Result<(), Failure>;
+    /// Route the VIP to this server (the route was read and is elsewhere); the route
+    /// the answer states, if it states one (otherwise it is read back).
+    fn claim(&mut self, now: Instant) -> Result<Option<Route>, Failure>;
 }
 
 /// Carry out `job` against `api`: a read, or a read and, when the route is elsewhere,
@@ -223,8 +224,11 @@ pub fn carry_out(api: &mut dyn Api, job: Job) -> Result<Done, Failure> {
             moved_from: None,
         });
     }
-    api.claim(Instant::now())?;
-    match api.read(Instant::now())? {
+    let after = match api.claim(Instant::now())? {
+        Some(stated) => stated,
+        None => api.read(Instant::now())?,
+    };
+    match after {
         Route::Here => Ok(Done {
             route: Route::Here,
             moved_from: Some(route),

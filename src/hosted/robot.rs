@@ -85,16 +85,26 @@ impl Robot {
                             target.host, self.vip
                         ))
                     })?;
+                // Without a global address the kernel names a link-local one or
+                // loopback, which Robot cannot route to.
                 crate::net::route_source(api)
                     .map_err(|e| failed(format!("the route towards {api}: {e}")))?
+                    .filter(|ip| !ip.is_loopback() && !link_local(*ip))
                     .ok_or_else(|| {
                         failed(format!(
-                            "the route towards {api} names no source address \
+                            "the route towards {api} names no global source address \
                              (set hetzner-server-ip)"
                         ))
                     })
             }
         }
+    }
+}
+
+fn link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
     }
 }
 
@@ -193,8 +203,9 @@ impl Api for Robot {
             .map_err(|e| Failure::new(FailureKind::Failed, format!("{what}: {e}")))
     }
 
-    fn claim(&mut self, now: Instant) -> Result<(), Failure> {
-        let target = target_of(self.server_ip()?);
+    fn claim(&mut self, now: Instant) -> Result<Option<Route>, Failure> {
+        let server = self.server_ip()?;
+        let target = target_of(server);
         let what = format!("POST failover/{} active_server_ip={target}", self.vip);
         self.posts
             .admit(now)
@@ -205,11 +216,14 @@ impl Api for Robot {
             .client
             .call("POST", &["/failover/", &vip], body, MOVE_TIMEOUT)?;
         match reply.status {
-            200 | 201 => Ok(()),
+            // The answer is the failover object after the switch; one that cannot be
+            // read is read back.
+            200 | 201 => Ok(parse_route(&reply.body, Some(server)).ok()),
+            // Already routed to the target asked for: to this server.
             409 if error_object(&reply.body)
                 .is_some_and(|(code, _)| code == "FAILOVER_ALREADY_ROUTED") =>
             {
-                Ok(())
+                Ok(Some(Route::Here))
             }
             status => Err(refused(status, &reply.body, &what)),
         }

@@ -38,14 +38,14 @@ impl Api for Shared {
         }
         Ok(f.route.clone().unwrap_or(Route::Unrouted))
     }
-    fn claim(&mut self, _: Instant) -> Result<(), Failure> {
+    fn claim(&mut self, _: Instant) -> Result<Option<Route>, Failure> {
         let mut f = self.0.lock().unwrap();
         f.calls.push("claim");
         if !f.failures.is_empty() {
             return Err(f.failures.remove(0));
         }
         f.route = Some(Route::Here);
-        Ok(())
+        Ok(None)
     }
 }
 
