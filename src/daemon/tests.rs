@@ -398,4 +398,5 @@ fn once_exit_statuses() {
 
 mod conflict;
 mod fence;
+mod hosted;
 mod lifetime;

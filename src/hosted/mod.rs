@@ -240,6 +240,14 @@ pub fn carry_out(api: &mut dyn Api, job: Job) -> Result<Done, Failure> {
     }
 }
 
+/// Whether a decision lets this node move the route here: only the DCS's own word that
+/// this node leads. A VIP kept while the DCS is silent (a grace, Patroni's word) stays
+/// where it is routed; the API is not called, so a node cut off from the DCS never
+/// pulls the route back from a new leader.
+pub fn may_move(desired: crate::decide::Desired, reason: crate::decide::Reason) -> bool {
+    desired == crate::decide::Desired::Present && reason == crate::decide::Reason::ThisNodeLeads
+}
+
 /// The shortest and longest wait before a failed job is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
