@@ -229,6 +229,8 @@ install: $(BIN)
 	install -D -m 0644 packaging/vipd.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/vipd.yml'
 	install -D -m 0644 packaging/examples/replica.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/replica.yml'
 	install -D -m 0644 packaging/examples/sync.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/sync.yml'
+	install -D -m 0644 packaging/examples/hetzner.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/hetzner.yml'
+	install -D -m 0644 packaging/examples/hetzner-cloud.yml '$(DESTDIR)$(PREFIX)/share/doc/vipd/examples/hetzner-cloud.yml'
 
 # Rebuilt only when a source is newer, so `sudo make install` after `make build` needs no cargo.
 $(BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs' 2>/dev/null)
