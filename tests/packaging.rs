@@ -627,6 +627,8 @@ fn make_install_honours_prefix_and_destdir() {
     out.expect(0, "make install");
     let want = table(
         "opt/vipd/sbin/vipd file 0755
+         opt/vipd/share/doc/vipd/examples/hetzner-cloud.yml file 0644
+         opt/vipd/share/doc/vipd/examples/hetzner.yml file 0644
          opt/vipd/share/doc/vipd/examples/replica.yml file 0644
          opt/vipd/share/doc/vipd/examples/sync.yml file 0644
          opt/vipd/share/doc/vipd/examples/vipd.yml file 0644
@@ -643,7 +645,9 @@ fn make_install_honours_prefix_and_destdir() {
          opt/vipd/share/man/man5/vipd.conf.5 man/vipd.conf.5
          opt/vipd/share/doc/vipd/examples/vipd.yml packaging/vipd.yml
          opt/vipd/share/doc/vipd/examples/replica.yml packaging/examples/replica.yml
-         opt/vipd/share/doc/vipd/examples/sync.yml packaging/examples/sync.yml",
+         opt/vipd/share/doc/vipd/examples/sync.yml packaging/examples/sync.yml
+         opt/vipd/share/doc/vipd/examples/hetzner.yml packaging/examples/hetzner.yml
+         opt/vipd/share/doc/vipd/examples/hetzner-cloud.yml packaging/examples/hetzner-cloud.yml",
     );
     let sources = sources.iter().map(|(i, s)| (i.as_str(), repo().join(s)));
     for (installed, source) in sources.chain([("opt/vipd/sbin/vipd", vipd_bin())]) {
@@ -705,6 +709,8 @@ const DEB_FILES: &str = "
     usr/share/doc/vipd/README.md.gz file 0644
     usr/share/doc/vipd/changelog.gz file 0644
     usr/share/doc/vipd/copyright file 0644
+    usr/share/doc/vipd/examples/hetzner-cloud.yml file 0644
+    usr/share/doc/vipd/examples/hetzner.yml file 0644
     usr/share/doc/vipd/examples/openrc/vipd.confd file 0644
     usr/share/doc/vipd/examples/openrc/vipd.initd file 0644
     usr/share/doc/vipd/examples/replica.yml file 0644
@@ -729,6 +735,8 @@ const DEB_SOURCES: &str = "
     usr/share/doc/vipd/examples/vipd.yml packaging/vipd.yml
     usr/share/doc/vipd/examples/replica.yml packaging/examples/replica.yml
     usr/share/doc/vipd/examples/sync.yml packaging/examples/sync.yml
+    usr/share/doc/vipd/examples/hetzner.yml packaging/examples/hetzner.yml
+    usr/share/doc/vipd/examples/hetzner-cloud.yml packaging/examples/hetzner-cloud.yml
     usr/share/doc/vipd/examples/runit/run packaging/runit/run
     usr/share/doc/vipd/examples/openrc/vipd.initd packaging/openrc/vipd.initd";
 
