@@ -389,6 +389,9 @@ impl Server {
                         None => Io::Plain(stream.try_clone()?),
                         #[cfg(feature = "tls")]
                         Some(config) => {
+                            // A reply's head and body go as two TLS records: without
+                            // this, Nagle holds the second until the client's delayed ACK.
+                            stream.set_nodelay(true)?;
                             let session = rustls::ServerConnection::new(config.clone())
                                 .map_err(io::Error::other)?;
                             let sock = stream.try_clone()?;
