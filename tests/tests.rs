@@ -18,6 +18,7 @@ mod faults_fuzz_inputs;
 mod faults_soak;
 mod fencing;
 mod fencing_lifetime;
+mod hetzner_fakes;
 mod hooks;
 mod ipv6;
 mod logging;

@@ -20,12 +20,19 @@
 //! - [`FakePatroni`], Patroni's `GET /leader`: 200 on the leader, 503 elsewhere.
 //! - [`etcd::FakeEtcd`], an etcd that answers well or with one fault at a time, and
 //!   [`etcd_proxy::EtcdProxy`], which holds a real etcd's watch requests on demand.
+//! - [`hetzner::FakeRobot`] and [`hetzner::FakeCloud`], Hetzner's Robot failover API and
+//!   Cloud floating-IP API, over https with a CA the test makes ([`hetzner::TestPki`]).
+//!
+//! [`Server::serve_tls`] serves https with rustls (the server side of the crate vipd's
+//! client uses), for fakes of services only reachable over TLS.
 //!
 //! Every request is recorded (request line and headers) for the tests to inspect.
 //! Every wait is bounded; the servers stop when dropped.
 
 pub mod etcd;
 pub mod etcd_proxy;
+#[cfg(feature = "tls")]
+pub mod hetzner;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -131,8 +138,15 @@ impl Reply {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
+        422 => "Unprocessable Entity",
+        423 => "Locked",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Status",
@@ -144,10 +158,48 @@ fn timed_out(e: &io::Error) -> bool {
     matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
 }
 
+/// A connection's bytes: plain, or through a TLS session (the handshake happens at the
+/// first read; a failed one ends the connection like a hang-up).
+enum Io {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Io::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Io::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Io::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One client connection (reads time out every 100 ms, so that every wait sees the stop).
 pub struct Conn {
-    reader: BufReader<TcpStream>,
-    stream: TcpStream,
+    /// Reads are buffered; writes go straight to the stream below.
+    reader: BufReader<Io>,
+    /// The TCP socket under it all (TLS or not).
+    socket: TcpStream,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<Request>>>,
 }
@@ -231,8 +283,9 @@ impl Conn {
     }
 
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data)?;
-        self.stream.flush()
+        let stream = self.reader.get_mut();
+        stream.write_all(data)?;
+        stream.flush()
     }
 
     /// One chunk of a chunked body.
@@ -240,9 +293,9 @@ impl Conn {
         self.write(&[format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat())
     }
 
-    /// Another handle on the connection's socket (for a proxy's replies).
+    /// Another handle on the connection's TCP socket (for a plain proxy's replies).
     pub fn socket(&self) -> io::Result<TcpStream> {
-        self.stream.try_clone()
+        self.socket.try_clone()
     }
 
     /// Whether the server is stopping.
@@ -269,9 +322,16 @@ impl Conn {
     }
 }
 
+/// The server side of TLS, when a server has one.
+#[cfg(feature = "tls")]
+type TlsConfig = Option<Arc<rustls::ServerConfig>>;
+#[cfg(not(feature = "tls"))]
+type TlsConfig = Option<std::convert::Infallible>;
+
 /// A tiny threaded HTTP/1.1 server: one thread per connection.
 pub struct Server {
     pub addr: SocketAddr,
+    https: bool,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<Request>>>,
     acceptor: Option<JoinHandle<()>>,
@@ -295,6 +355,21 @@ impl Server {
 
     /// Listens on `addr` and hands every connection to `serve`, on a thread of its own.
     pub fn serve(addr: &str, serve: impl Fn(Conn) + Send + Sync + 'static) -> Server {
+        Server::listen(addr, None, serve)
+    }
+
+    /// Like [`Server::serve`], every connection over TLS with `config`.
+    #[cfg(feature = "tls")]
+    pub fn serve_tls(
+        addr: &str,
+        config: Arc<rustls::ServerConfig>,
+        serve: impl Fn(Conn) + Send + Sync + 'static,
+    ) -> Server {
+        Server::listen(addr, Some(config), serve)
+    }
+
+    fn listen(addr: &str, tls: TlsConfig, serve: impl Fn(Conn) + Send + Sync + 'static) -> Server {
+        let https = tls.is_some();
         let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
@@ -310,9 +385,24 @@ impl Server {
                 let conn = stream.set_nonblocking(false).and_then(|_| {
                     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
                     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+                    let io = match &tls {
+                        None => Io::Plain(stream.try_clone()?),
+                        #[cfg(feature = "tls")]
+                        Some(config) => {
+                            // A reply's head and body go as two TLS records: without
+                            // this, Nagle holds the second until the client's delayed ACK.
+                            stream.set_nodelay(true)?;
+                            let session = rustls::ServerConnection::new(config.clone())
+                                .map_err(io::Error::other)?;
+                            let sock = stream.try_clone()?;
+                            Io::Tls(Box::new(rustls::StreamOwned::new(session, sock)))
+                        }
+                        #[cfg(not(feature = "tls"))]
+                        Some(never) => match *never {},
+                    };
                     Ok(Conn {
-                        reader: BufReader::new(stream.try_clone()?),
-                        stream,
+                        reader: BufReader::new(io),
+                        socket: stream,
                         stop: s.clone(),
                         requests: r.clone(),
                     })
@@ -324,6 +414,7 @@ impl Server {
         });
         Server {
             addr,
+            https,
             stop,
             requests,
             acceptor: Some(acceptor),
@@ -331,7 +422,8 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn requests(&self) -> Vec<Request> {

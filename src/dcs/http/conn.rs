@@ -110,7 +110,7 @@ pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a [&'a str],
     pub headers: &'a [(&'a str, &'a str)],
-    /// A JSON body.
+    /// A body, sent as JSON unless `headers` name its Content-Type.
     pub body: Option<&'a str>,
     /// A wait for a change: a signal or a ready descriptor of the loop ends the wait for
     /// the reply, which stays in flight; `None`: a read, which polls on.

@@ -262,7 +262,8 @@ pub fn write_request(
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(concat!("\r\nUser-Agent: vipd/", env!("CARGO_PKG_VERSION")).as_bytes());
     if let Some(body) = body {
-        // JSON unless the caller names another type (a form, for instance).
+        // JSON unless the caller names the type (a form, for Hetzner's Robot): a second
+        // Content-Type would make the request invalid.
         if !headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
@@ -384,6 +385,15 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(String::from_utf8(out).unwrap(), want);
+        let mut out = Vec::new();
+        let form = ("Content-Type", "application/x-www-form-urlencoded");
+        write_request(&mut out, "POST", "h", ("", &["/f"]), &[form], Some("a=1"));
+        let want = format!(
+            "POST /f HTTP/1.1\r\nHost: h\r\nUser-Agent: vipd/{}\r\nContent-Length: 3\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\r\na=1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want, "one Content-Type");
         let mut out = Vec::new();
         write_request(&mut out, "GET", "h:1", ("", &[]), &[], None);
         assert!(out.starts_with(b"GET / HTTP/1.1\r\n"), "an empty path is /");
