@@ -20,6 +20,7 @@ mod fencing;
 mod fencing_lifetime;
 mod hetzner_fakes;
 mod hooks;
+mod hosted;
 mod ipv6;
 mod logging;
 mod metrics;
