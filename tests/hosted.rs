@@ -134,9 +134,14 @@ fn robot_the_leader_moves_the_route_once_and_a_follower_never_calls() {
     );
 
     // This node takes the lead: exactly one move, to this server's address.
+    let put = Instant::now();
     r.lab.etcd.put(KEY, NODE_NAME);
     r.wait_route(HERE, 5, &follower);
     let posts = r.fake.posts();
+    eprintln!(
+        "key written -> move requested at the fake: {:.1} ms",
+        posts[0].at.duration_since(put).as_secs_f64() * 1000.0
+    );
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert_eq!(posts[0].form("active_server_ip").as_deref(), Some(HERE));
     assert_eq!(
@@ -244,11 +249,12 @@ fn robot_a_locked_or_refused_move_is_retried_with_backoff_and_logged_once() {
 
 #[test]
 fn robot_a_slow_move_stalls_nothing_and_sigterm_exits_at_once() {
-    gate!(Etcd, "openssl");
+    gate!(Etcd, "tcpdump", "openssl");
     let r = Robot::new();
     r.lab.etcd.put(KEY, NODE_NAME);
     r.fake.post_delay(Duration::from_secs(5));
     let pending = || r.fake.posts().iter().any(|c| c.status.is_none());
+    let cap = Capture::start(&r.lab.peer, PEER_IF, ANNOUNCEMENTS);
     let mut v = r.vipd("--hetzner-local-address");
     assert!(
         wait_until(Duration::from_secs(5), POLL, pending).is_some(),
@@ -267,6 +273,8 @@ fn robot_a_slow_move_stalls_nothing_and_sigterm_exits_at_once() {
     });
     assert!(gone.is_some(), "leader change not acted on\n{}", v.log());
     assert!(pending(), "the move should still be in flight");
+    // The local copy of a routed IP is never announced.
+    assert_eq!(cap.arps().len(), 0, "{}", describe_arps(&cap.arps()));
 
     // Back to this node, then SIGTERM in the middle of a slow move: exit 0 at once.
     r.lab.etcd.put(KEY, NODE_NAME);
@@ -498,4 +506,59 @@ fn cloud_the_leader_assigns_follows_the_action_and_owns_the_address() {
     let log = v.log();
     assert_eq!(errors_with(&log, "locked"), 1, "{log}");
     assert_no_secret(&log);
+}
+
+#[test]
+fn robot_this_servers_address_from_the_route_and_certificates_always_verified() {
+    gate!(Etcd, "openssl");
+    let lab = SingleNode::new();
+    // The API on the node's own address: the kernel's source towards it is 192.0.2.11.
+    let pki = TestPki::new(&["192.0.2.11"]);
+    let config = RobotConfig::ipv4(VIP, &[OTHER, "192.0.2.11"]);
+    let fake = in_netns(&lab.node.name, || {
+        FakeRobot::start("192.0.2.11:0", &pki, config)
+    });
+    let files = TempDir::new(&lab.lab, "hetzner");
+    files.write(
+        "hetzner",
+        format!("user='#ws+vipdTest'\npass={ROBOT_PASSWORD}\n"),
+    );
+    // No interface: a routed failover IP alone.
+    let yml = |ca: &str| {
+        format!(
+            "ip: {VIP}\nnetmask: 32\ntrigger-key: {KEY}\ntrigger-value: {NODE_NAME}\n\
+             dcs-endpoints: {}\nmanager-type: hetzner\nhetzner-api-url: {}\n\
+             hetzner-ca-file: {ca}\nhetzner-credentials-file: {}\n",
+            lab.etcd.endpoint,
+            fake.url(),
+            files.file("hetzner")
+        )
+    };
+    lab.etcd.put(KEY, NODE_NAME);
+    let wrong = files.write("wrong-ca.yml", yml(&pki.other_ca_file()));
+    let out = lab
+        .node
+        .vipd_once(&args(&format!("--once --config {wrong}")));
+    out.expect(
+        1,
+        "--once with a CA that did not sign the API's certificate",
+    );
+    assert!(out.stdout.contains("actual=unknown"), "{}", out.stdout);
+    assert_eq!(
+        fake.requests().len(),
+        0,
+        "no request over an unverified connection"
+    );
+    let right = files.write("vipd.yml", yml(&pki.ca_file()));
+    let out = lab
+        .node
+        .vipd_once(&args(&format!("--once --config {right}")));
+    out.expect(0, "--once, this server's address from the route");
+    assert!(
+        out.stdout.contains("actual=routed-here action=moved"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("interface="), "{}", out.stdout);
+    assert_eq!(fake.route().as_deref(), Some("192.0.2.11"));
 }
