@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::fakes::hetzner::{
-    CLOUD_TOKEN, Canned, CloudConfig, FakeCloud, FakeRobot, ROBOT_PASSWORD, RobotConfig, TestPki,
+    CLOUD_TOKEN, Canned, CloudConfig, FakeCloud, FakeRobot, ROBOT_PASSWORD, Recorded, RobotConfig,
+    TestPki,
 };
 
 /// This server's main address, and another server of the same account.
@@ -27,11 +28,17 @@ struct Robot {
 
 impl Robot {
     fn new() -> Robot {
+        Robot::on("127.0.0.1", HERE)
+    }
+
+    /// The fake listening on `ip` (of the node's namespace); the account's servers are
+    /// `OTHER` and `this_server`.
+    fn on(ip: &str, this_server: &str) -> Robot {
         let lab = SingleNode::new();
-        let pki = TestPki::new(&[]);
-        let config = RobotConfig::ipv4(VIP, &[OTHER, HERE]);
+        let pki = TestPki::new(&[ip]);
+        let config = RobotConfig::ipv4(VIP, &[OTHER, this_server]);
         let fake = in_netns(&lab.node.name, || {
-            FakeRobot::start("127.0.0.1:0", &pki, config)
+            FakeRobot::start(&format!("{ip}:0"), &pki, config)
         });
         let files = TempDir::new(&lab.lab, "hetzner");
         // vip-manager's file, as a shell would read it.
@@ -511,18 +518,13 @@ fn cloud_the_leader_assigns_follows_the_action_and_owns_the_address() {
 #[test]
 fn robot_this_servers_address_from_the_route_and_certificates_always_verified() {
     gate!(Etcd, "openssl");
-    let lab = SingleNode::new();
     // The API on the node's own address: the kernel's source towards it is 192.0.2.11.
-    let pki = TestPki::new(&["192.0.2.11"]);
-    let config = RobotConfig::ipv4(VIP, &[OTHER, "192.0.2.11"]);
-    let fake = in_netns(&lab.node.name, || {
-        FakeRobot::start("192.0.2.11:0", &pki, config)
-    });
-    let files = TempDir::new(&lab.lab, "hetzner");
-    files.write(
-        "hetzner",
-        format!("user='#ws+vipdTest'\npass={ROBOT_PASSWORD}\n"),
-    );
+    let Robot {
+        lab,
+        pki,
+        fake,
+        files,
+    } = Robot::on("192.0.2.11", "192.0.2.11");
     // No interface: a routed failover IP alone.
     let yml = |ca: &str| {
         format!(

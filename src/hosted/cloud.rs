@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::http::Client;
 use super::limit::Window;
-use super::{Api, CloudSettings, Failure, FailureKind, Route, error_object};
+use super::{Api, CloudSettings, Failure, FailureKind, Route, error_object, object_of};
 use crate::dcs::http::Tls;
 
 pub const REQUESTS_PER_HOUR: usize = 3600;
@@ -64,12 +64,7 @@ impl Cloud {
 
 /// The route a floating IP object names, judged against this server's id.
 pub fn parse_route(body: &[u8], server_id: u64) -> Result<Route, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("the reply is not JSON: {e}"))?;
-    let ip = v
-        .get("floating_ip")
-        .filter(|f| f.is_object())
-        .ok_or("the reply has no floating_ip object")?;
+    let ip = object_of(body, "floating_ip")?;
     match ip.get("server") {
         None => Err("the floating_ip object has no server".into()),
         Some(serde_json::Value::Null) => Ok(Route::Unrouted),
@@ -84,9 +79,7 @@ pub fn parse_route(body: &[u8], server_id: u64) -> Result<Route, String> {
 /// An action's id and status (`running`, `success`, `error`) and, for `error`, its
 /// error text.
 pub fn parse_action(body: &[u8]) -> Result<(u64, String, Option<String>), String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("the reply is not JSON: {e}"))?;
-    let action = v.get("action").ok_or("the reply has no action")?;
+    let action = object_of(body, "action")?;
     let id = action
         .get("id")
         .and_then(serde_json::Value::as_u64)

@@ -465,6 +465,17 @@ fn api_for(settings: &Settings, vip: IpAddr, tls: &Tls) -> Box<dyn Api> {
     }
 }
 
+/// The object named `name` at the top of a JSON reply (`{"failover":{…}}`,
+/// `{"floating_ip":{…}}`, `{"action":{…}}`).
+pub fn object_of(body: &[u8], name: &str) -> Result<serde_json::Value, String> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the reply is not JSON: {e}"))?;
+    match v.get_mut(name).map(serde_json::Value::take) {
+        Some(o) if o.is_object() => Ok(o),
+        _ => Err(format!("the reply has no {name} object")),
+    }
+}
+
 /// The error object both APIs answer with, `{"error":{"code":…,"message":…}}`: its code
 /// and message (bounded, printable), if the body is one.
 pub fn error_object(body: &[u8]) -> Option<(String, String)> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::http::Client;
 use super::limit::Window;
-use super::{Api, Failure, FailureKind, RobotSettings, Route, ServerIp, error_object};
+use super::{Api, Failure, FailureKind, RobotSettings, Route, ServerIp, error_object, object_of};
 use crate::dcs::http::Tls;
 use crate::dcs::http::conn::Target;
 
@@ -123,12 +123,7 @@ pub fn target_of(server: IpAddr) -> IpAddr {
 /// The route a failover object names, judged against this server's target address
 /// (`None`: the address is not known, so nothing routes "here").
 pub fn parse_route(body: &[u8], here: Option<IpAddr>) -> Result<Route, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("the reply is not JSON: {e}"))?;
-    let failover = v
-        .get("failover")
-        .filter(|f| f.is_object())
-        .ok_or("the reply has no failover object")?;
+    let failover = object_of(body, "failover")?;
     match failover.get("active_server_ip") {
         None => Err("the failover object has no active_server_ip".into()),
         Some(serde_json::Value::Null) => Ok(Route::Unrouted),

@@ -152,6 +152,45 @@ impl Call {
     }
 }
 
+/// The requests a fake recorded, for both fakes alike.
+pub trait Recorded {
+    fn calls(&self) -> &Mutex<Vec<Call>>;
+
+    /// Every request so far, in order.
+    fn requests(&self) -> Vec<Call> {
+        lock(self.calls()).clone()
+    }
+
+    fn posts(&self) -> Vec<Call> {
+        self.of_method("POST")
+    }
+
+    fn gets(&self) -> Vec<Call> {
+        self.of_method("GET")
+    }
+
+    fn of_method(&self, method: &str) -> Vec<Call> {
+        let calls = lock(self.calls());
+        calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Recorded for FakeRobot {
+    fn calls(&self) -> &Mutex<Vec<Call>> {
+        &self.calls
+    }
+}
+
+impl Recorded for FakeCloud {
+    fn calls(&self) -> &Mutex<Vec<Call>> {
+        &self.calls
+    }
+}
+
 /// A reply a fake sends instead of its own (see the `*_reply_override` knobs).
 #[derive(Debug, Clone)]
 pub enum Canned {
@@ -652,28 +691,6 @@ impl FakeRobot {
         s.limit = limit;
         s.counted.clear();
     }
-
-    /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Call> {
-        lock(&self.calls).clone()
-    }
-
-    pub fn posts(&self) -> Vec<Call> {
-        self.of_method("POST")
-    }
-
-    pub fn gets(&self) -> Vec<Call> {
-        self.of_method("GET")
-    }
-
-    fn of_method(&self, method: &str) -> Vec<Call> {
-        let calls = lock(&self.calls);
-        calls
-            .iter()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
-    }
 }
 
 /// Robot's answer to `req`; `None` when the fake stopped during a POST's delay.
@@ -1061,28 +1078,6 @@ impl FakeCloud {
     /// counts as a poll).
     pub fn action_reply_override(&self, canned: Option<Canned>) {
         lock(&self.state).action_override = canned;
-    }
-
-    /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Call> {
-        lock(&self.calls).clone()
-    }
-
-    pub fn posts(&self) -> Vec<Call> {
-        self.of_method("POST")
-    }
-
-    pub fn gets(&self) -> Vec<Call> {
-        self.of_method("GET")
-    }
-
-    fn of_method(&self, method: &str) -> Vec<Call> {
-        let calls = lock(&self.calls);
-        calls
-            .iter()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
     }
 }
 
