@@ -77,6 +77,13 @@ pub(super) fn hosted(
             }
         ));
     }
+    if manager != Manager::Basic && !cfg!(feature = "tls") {
+        let origin = src.origin("manager-type").unwrap_or("manager-type");
+        return Err(ConfigError(format!(
+            "{origin}: the provider's API is https only, and this vipd was built without \
+             TLS (cargo feature \"tls\")"
+        )));
+    }
     let provider = match manager {
         Manager::Basic => return Ok(None),
         Manager::Robot => Provider::Robot(robot_settings(src, vip, warnings)?),

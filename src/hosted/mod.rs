@@ -277,8 +277,18 @@ impl Hosted {
     /// Start the worker for `settings` (the VIP is `vip`); the first job, due at once,
     /// checks the credentials whether this node leads or not.
     pub fn start(settings: Settings, vip: IpAddr, tls: &Tls) -> std::io::Result<Hosted> {
-        let api = api_for(&settings, vip, tls);
-        Hosted::with_api(settings, vip, api)
+        // Without TLS the configuration refuses every provider (its API is https
+        // only), and the API clients are left out of the binary.
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (settings, vip, tls);
+            Err(std::io::Error::other("built without TLS"))
+        }
+        #[cfg(feature = "tls")]
+        {
+            let api = api_for(&settings, vip, tls);
+            Hosted::with_api(settings, vip, api)
+        }
     }
 
     /// [`Hosted::start`] with the provider's side given (tests use a fake).
@@ -458,6 +468,7 @@ impl Hosted {
     }
 }
 
+#[cfg(feature = "tls")]
 fn api_for(settings: &Settings, vip: IpAddr, tls: &Tls) -> Box<dyn Api> {
     match &settings.provider {
         Provider::Robot(r) => Box::new(robot::Robot::new(r.clone(), vip, tls)),
