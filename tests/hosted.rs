@@ -564,3 +564,53 @@ fn robot_this_servers_address_from_the_route_and_certificates_always_verified() 
     assert!(!out.stdout.contains("interface="), "{}", out.stdout);
     assert_eq!(fake.route().as_deref(), Some("192.0.2.11"));
 }
+
+#[test]
+fn robot_an_ipv6_failover_net_routes_to_this_servers_subnet() {
+    gate!(Etcd, "openssl");
+    let lab = SingleNode::new();
+    let pki = TestPki::new(&[]);
+    let config = RobotConfig::ipv6("2001:db8:f::", &["2001:db8:1::", "2001:db8:2::"]);
+    let fake = in_netns(&lab.node.name, || {
+        FakeRobot::start("127.0.0.1:0", &pki, config)
+    });
+    let files = TempDir::new(&lab.lab, "hetzner");
+    files.write(
+        "hetzner",
+        format!("user=#ws+vipdTest\npass={ROBOT_PASSWORD}\n"),
+    );
+    // The VIP is an address of the failover net; this server's address is sent as its
+    // /64 subnet's.
+    let yml = format!(
+        "ip: 2001:db8:f::5\nnetmask: 64\ntrigger-key: {KEY}\ntrigger-value: {NODE_NAME}\n\
+         dcs-endpoints: {}\nmanager-type: hetzner\nhetzner-api-url: {}\n\
+         hetzner-ca-file: {}\nhetzner-credentials-file: {}\n\
+         hetzner-server-ip: 2001:db8:2::7\n",
+        lab.etcd.endpoint,
+        fake.url(),
+        pki.ca_file(),
+        files.file("hetzner")
+    );
+    let file = files.write("vipd.yml", yml);
+    lab.etcd.put(KEY, NODE_NAME);
+    let out = lab
+        .node
+        .vipd_once(&args(&format!("--once --config {file}")));
+    out.expect(0, "--once, an IPv6 failover net");
+    assert!(
+        out.stdout.contains("actual=routed-here action=moved"),
+        "{}",
+        out.stdout
+    );
+    let posts = fake.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(
+        posts[0].path.ends_with("/failover/2001:db8:f::"),
+        "{posts:?}"
+    );
+    assert_eq!(
+        posts[0].form("active_server_ip").as_deref(),
+        Some("2001:db8:2::")
+    );
+    assert_eq!(fake.route().as_deref(), Some("2001:db8:2::"));
+}

@@ -1,6 +1,6 @@
 //! A Hetzner Robot failover IP (`manager-type hetzner`), through the Robot webservice
 //! (<https://robot.hetzner.com/doc/webservice/en.html>, "Failover"):
-//! - `GET /failover/<ip>` answers `{"failover":{"ip":…,"active_server_ip":…,…}}`, where
+//! - `GET /failover/<ip>` (for an IPv6 failover net, `<ip>` is the net's address) answers `{"failover":{"ip":…,"active_server_ip":…,…}}`, where
 //!   `active_server_ip` is the main address of the server it routes to (null:
 //!   unrouted); for an IPv6 failover net, the target's /64 subnet address.
 //! - `POST /failover/<ip>` with the form field `active_server_ip` moves it and answers,
@@ -54,6 +54,12 @@ impl Robot {
             gets: Window::new(GETS_PER_HOUR, HOUR),
             posts: Window::new(POSTS_PER_HOUR, HOUR),
         }
+    }
+
+    /// The failover IP as Robot names it: the VIP, or for IPv6 its /64 net's address
+    /// (an IPv6 failover IP is a /64 net; the VIP may be any address in it).
+    fn failover(&self) -> IpAddr {
+        target_of(self.vip)
     }
 
     /// This server's main address, of the VIP's family.
@@ -180,11 +186,11 @@ fn limited(what: &str, at: Instant, per_hour: usize) -> Failure {
 
 impl Api for Robot {
     fn read(&mut self, now: Instant) -> Result<Route, Failure> {
-        let what = format!("GET failover/{}", self.vip);
+        let what = format!("GET failover/{}", self.failover());
         self.gets
             .admit(now)
             .map_err(|at| limited(&what, at, GETS_PER_HOUR))?;
-        let vip = self.vip.to_string();
+        let vip = self.failover().to_string();
         let reply = self
             .client
             .call("GET", &["/failover/", &vip], None, READ_TIMEOUT)?;
@@ -201,11 +207,17 @@ impl Api for Robot {
     fn claim(&mut self, now: Instant) -> Result<Option<Route>, Failure> {
         let server = self.server_ip()?;
         let target = target_of(server);
-        let what = format!("POST failover/{} active_server_ip={target}", self.vip);
+        let what = format!(
+            "POST failover/{} active_server_ip={target}",
+            self.failover()
+        );
         self.posts
             .admit(now)
             .map_err(|at| limited(&what, at, POSTS_PER_HOUR))?;
-        let (vip, form) = (self.vip.to_string(), format!("active_server_ip={target}"));
+        let (vip, form) = (
+            self.failover().to_string(),
+            format!("active_server_ip={target}"),
+        );
         let body = Some(("application/x-www-form-urlencoded", form.as_str()));
         let reply = self
             .client
