@@ -7,12 +7,14 @@
 //! - **Two holders.** The provider keeps one route per address: whatever the nodes do,
 //!   it reaches one server. What vipd must avoid is a route that points at a node that
 //!   must not lead for longer than a reaction. A move is asked only on the DCS's word
-//!   (the decision is [`crate::decide::Desired::Present`]); a silent DCS, a grace or a
-//!   fence never moves the route, and a node that is not leading never calls the API
-//!   at all. A move still in flight when the lead is lost cannot be called back: at
-//!   worst it lands after the new leader's own move, and the new leader's recheck (at
-//!   once after each answer it did not expect, then every `hetzner-recheck`) moves it
-//!   back; a move refused as locked by the one in flight is retried.
+//!   that this node leads ([`may_move`]); a silent DCS, a grace or a fence never moves
+//!   the route, and a node that is not leading never calls the API after its start-up
+//!   check. A move still in flight when the lead is lost cannot be called back. The
+//!   provider locks the address while a switch runs, so the new leader's move waits
+//!   for it (refused as locked, retried) and lands last. Should the old move reach the
+//!   provider only after the new one (a request still on the wire), the new leader's
+//!   confirming read, [`AFTER_MOVE`] after its move, and then every `hetzner-recheck`,
+//!   moves it back.
 //! - **A VIP on a node that cannot reach the kernel or the DCS.** The local address
 //!   (Cloud; Robot with `hetzner-local-address`) follows the same decision and the same
 //!   lifetime as `manager-type basic`, independently of the API: it is removed at once
@@ -248,6 +250,10 @@ pub fn may_move(desired: crate::decide::Desired, reason: crate::decide::Reason) 
     desired == crate::decide::Desired::Present && reason == crate::decide::Reason::ThisNodeLeads
 }
 
+/// After a move, the route is read again this soon (then every `hetzner-recheck`), so
+/// that a late move by the previous leader is undone quickly.
+pub const AFTER_MOVE: Duration = Duration::from_secs(10);
+
 /// The shortest and longest wait before a failed job is tried again.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -414,8 +420,9 @@ impl Hosted {
                 }
                 // A read made before this node took the lead found the route
                 // elsewhere: the move is due now, not at the next recheck.
-                let due = match job {
-                    Job::Read if done.route != Route::Here => now,
+                let due = match (job, &done.moved_from) {
+                    (Job::Read, _) if done.route != Route::Here => now,
+                    (Job::Ensure, Some(_)) => now + AFTER_MOVE.min(self.settings.recheck),
                     _ => now + self.settings.recheck,
                 };
                 self.route = Some(done.route);

@@ -129,17 +129,22 @@ fn the_leader_moves_once_then_rechecks_on_the_cadence() {
     settle(&mut h, t0).unwrap();
     assert_eq!(api.calls(), ["read", "claim", "read"]);
     assert_eq!(h.route(), Some(&Route::Here));
-    assert_eq!(h.deadline(), Some(t0 + Duration::from_secs(60)));
+    // A move is confirmed soon, then the route is read on the cadence.
+    assert_eq!(h.deadline(), Some(t0 + AFTER_MOVE));
+    settle(&mut h, t0 + AFTER_MOVE).unwrap();
+    assert_eq!(api.calls().len(), 4);
+    let t1 = t0 + AFTER_MOVE;
+    assert_eq!(h.deadline(), Some(t1 + Duration::from_secs(60)));
     // Not due yet: no call.
-    settle(&mut h, t0 + Duration::from_secs(59)).unwrap();
-    assert_eq!(api.calls().len(), 3);
-    settle(&mut h, t0 + Duration::from_secs(60)).unwrap();
-    assert_eq!(api.calls(), ["read", "claim", "read", "read"]);
+    settle(&mut h, t1 + Duration::from_secs(59)).unwrap();
+    assert_eq!(api.calls().len(), 4);
+    settle(&mut h, t1 + Duration::from_secs(60)).unwrap();
+    assert_eq!(api.calls(), ["read", "claim", "read", "read", "read"]);
     // Losing the lead: no more calls.
-    h.lead(false, t0 + Duration::from_secs(61));
+    h.lead(false, t1 + Duration::from_secs(61));
     assert_eq!(h.deadline(), None);
     settle(&mut h, t0 + Duration::from_secs(3600)).unwrap();
-    assert_eq!(api.calls().len(), 4);
+    assert_eq!(api.calls().len(), 5);
 }
 
 #[test]
@@ -177,7 +182,10 @@ fn failures_back_off_and_a_refusal_at_start_is_fatal() {
     assert_eq!(h.deadline(), Some(t0 + Duration::from_secs(6 + 8)));
     settle(&mut h, t0 + Duration::from_secs(14)).unwrap();
     assert_eq!(h.route(), Some(&Route::Here));
-    assert_eq!(h.deadline(), Some(t0 + Duration::from_secs(14 + 60)));
+    assert_eq!(
+        h.deadline(),
+        Some(t0 + Duration::from_secs(14) + AFTER_MOVE)
+    );
 
     // Credentials refused at the first call: fatal; later: retried.
     let rejected = Failure::new(FailureKind::Rejected, "GET: 401 UNAUTHORIZED");

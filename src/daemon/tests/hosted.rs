@@ -75,7 +75,11 @@ fn only_the_dcss_word_moves_the_route_and_the_interface_is_left_alone() {
     );
     settle(&mut d, t0);
     assert_eq!(calls(), 3, "a read and a move");
-    assert_eq!(due(&d), Some(t0 + Duration::from_secs(60)));
+    assert_eq!(
+        due(&d),
+        Some(t0 + crate::hosted::AFTER_MOVE),
+        "a move is confirmed"
+    );
     // The DCS goes silent: the grace keeps the VIP, but never by a call.
     let r = step(&mut d, t0, 1000, Observation::Unknown("down".into()));
     assert_eq!(
