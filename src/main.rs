@@ -83,7 +83,7 @@ fn reload(args: &[OsString], current: &Config) -> Result<Reloaded<Box<dyn Dcs>>,
         None
     };
     let patroni = patroni(&config, &tls);
-    let hosted = match config.hosted != current.hosted || config.vip != current.vip {
+    let hosted = match config.hosted_changed(current) {
         true => hosted(&config)?,
         false => None,
     };

@@ -231,6 +231,12 @@ impl Config {
         self.hosted.as_ref().is_none_or(|h| h.announces())
     }
 
+    /// Whether a reload to `other` needs a new API worker (a hosted failover IP's
+    /// settings, or the VIP it names, changed).
+    pub fn hosted_changed(&self, other: &Config) -> bool {
+        self.hosted != other.hosted || self.vip != other.vip
+    }
+
     /// The `manager-type`.
     pub fn manager_type(&self) -> &'static str {
         self.hosted.as_ref().map_or("basic", |h| h.manager_type())

@@ -268,7 +268,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
             self.pacing.stop();
             self.link_seen = None;
         }
-        if config.hosted != self.cfg.hosted || config.vip != self.cfg.vip {
+        if config.hosted_changed(&self.cfg) {
             // The old worker is dropped: a call in flight finishes unread.
             self.hosted = hosted;
         }

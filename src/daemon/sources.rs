@@ -88,7 +88,8 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         // The worker's answers are taken whether its descriptor or a deadline woke the
         // loop: taking them never waits.
         if let Some(hosted) = self.hosted.as_mut() {
-            if let Err(refused) = hosted.step(now) {
+            let rang = ready.as_ref().is_some_and(|r| r.is_ready(hosted.fd()));
+            if let Err(refused) = hosted.step(now, rang) {
                 self.refused_at_start = Some(refused);
             }
         }

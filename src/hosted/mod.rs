@@ -367,9 +367,13 @@ impl Hosted {
         }
     }
 
-    /// Take the worker's answers, then hand it the job that is due. `Err`: the
-    /// start-up check found the credentials or the address refused (exit 2).
-    pub fn step(&mut self, now: Instant) -> Result<(), Failure> {
+    /// Take the worker's answers, then hand it the job that is due; `rang`: the loop's
+    /// `poll` found [`Hosted::fd`] readable. `Err`: the start-up check found the
+    /// credentials or the address refused (exit 2).
+    pub fn step(&mut self, now: Instant, rang: bool) -> Result<(), Failure> {
+        if rang {
+            self.worker.silence();
+        }
         while let Some(outcome) = self.worker.answer() {
             self.take(outcome, now)?;
         }

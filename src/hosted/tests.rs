@@ -94,13 +94,13 @@ fn a_read_moves_nothing_and_an_ensure_moves_only_from_elsewhere() {
 
 /// Step `h` until its job is answered (bounded).
 fn settle(h: &mut Hosted, now: Instant) -> Result<(), Failure> {
-    h.step(now)?;
+    h.step(now, true)?;
     for _ in 0..500 {
         if !h.in_flight() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(2));
-        h.step(now)?;
+        h.step(now, true)?;
     }
     panic!("the worker did not answer within 1 s");
 }
@@ -152,7 +152,7 @@ fn taking_the_lead_while_the_start_up_read_is_in_flight_moves_right_after_it() {
     let api = Shared::with(Route::Elsewhere("198.51.100.2".into()));
     let mut h = Hosted::with_api(settings(), vip(), Box::new(api.clone())).unwrap();
     let t0 = Instant::now();
-    h.step(t0).unwrap();
+    h.step(t0, true).unwrap();
     assert!(h.in_flight());
     h.lead(true, t0);
     // The read's answer makes the move due at once: the same step hands it over.

@@ -70,11 +70,17 @@ impl Worker {
         self.jobs.send((seq, job)).is_ok()
     }
 
-    /// An answer, if one is queued (never waits).
+    /// An answer, if one is queued (never waits, no system call).
     pub fn answer(&mut self) -> Option<Outcome> {
+        self.answers.try_recv().ok()
+    }
+
+    /// Empty the bell once `poll` said it rang; the answers are taken with
+    /// [`Worker::answer`]. Each answer is queued before its byte is written, so no
+    /// answer is left behind a bell already emptied.
+    pub fn silence(&mut self) {
         let mut sink = [0u8; 64];
         while matches!(self.bell.read(&mut sink), Ok(n) if n > 0) {}
-        self.answers.try_recv().ok()
     }
 
     /// Wait for the answer to job `seq`, at most `bound` (`--once`).

@@ -346,25 +346,11 @@ fn same_ip(a: &str, b: &str) -> bool {
     }
 }
 
-/// `t` as Hetzner writes times: `2024-05-01T12:00:00+00:00`.
+/// `t` as Hetzner writes times: `2024-05-01T12:00:00+00:00` (vipd's log time, which
+/// has the same date and time, without its milliseconds).
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = (secs / 86_400) as i64 + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let stamp = vipd::logger::timestamp(t);
+    format!("{}+00:00", &stamp[..19])
 }
 
 // --- Robot --------------------------------------------------------------------------

@@ -49,13 +49,13 @@ fn due(d: &Daemon<FakeDcs, FakeNet>) -> Option<Instant> {
 /// Let the worker carry out what is due at `now` (bounded: 1 s).
 fn settle(d: &mut Daemon<FakeDcs, FakeNet>, now: Instant) {
     let h = d.hosted.as_mut().unwrap();
-    h.step(now).unwrap();
+    h.step(now, true).unwrap();
     for _ in 0..500 {
         if !h.in_flight() {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
-        h.step(now).unwrap();
+        h.step(now, true).unwrap();
     }
     panic!("the worker did not answer");
 }
