@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::http::Client;
 use super::limit::Window;
-use super::{Api, CloudSettings, Failure, FailureKind, Route, error_object, object_of};
+use super::{Api, CloudSettings, Failure, FailureKind, Route, object_of};
 use crate::dcs::http::Tls;
 
 pub const REQUESTS_PER_HOUR: usize = 3600;
@@ -50,12 +50,8 @@ impl Cloud {
         body: Option<&str>,
         what: &str,
     ) -> Result<crate::dcs::http::wire::Reply, Failure> {
-        self.calls.admit(Instant::now()).map_err(|at| Failure {
-            retry_at: Some(at),
-            ..Failure::new(
-                FailureKind::Busy,
-                format!("{what}: held back to stay within {REQUESTS_PER_HOUR} calls per hour"),
-            )
+        self.calls.admit(Instant::now()).map_err(|at| {
+            Failure::held_back(what, at, &format!("{REQUESTS_PER_HOUR} calls per hour"))
         })?;
         let body = body.map(|b| ("application/json", b));
         self.client.call(method, path, body, TIMEOUT)
@@ -97,27 +93,24 @@ pub fn parse_action(body: &[u8]) -> Result<(u64, String, Option<String>), String
     Ok((id, status, error))
 }
 
-/// How an error reply fails a call.
-fn refused(status: u16, body: &[u8], what: &str) -> Failure {
-    let (code, message) = error_object(body).unwrap_or_default();
-    let kind = match (status, code.as_str()) {
+/// How the Cloud API's error replies fail a call.
+fn kind_of(status: u16, code: &str) -> FailureKind {
+    match (status, code) {
         (_, "locked" | "rate_limit_exceeded") | (423 | 429 | 503, _) => FailureKind::Busy,
         (_, "unauthorized" | "forbidden") | (401 | 403, _) => FailureKind::Rejected,
         (404, _) | (_, "not_found") => FailureKind::NotFound,
         _ => FailureKind::Failed,
-    };
-    let detail = if code.is_empty() {
-        crate::dcs::http::server_text(body)
-    } else {
-        format!("{code}: {message}")
-    };
-    let text = match kind {
-        FailureKind::Rejected => {
-            format!("{what}: the Cloud API refused the token ({status} {detail})")
-        }
-        _ => format!("{what}: {status} {detail}"),
-    };
-    Failure::new(kind, text)
+    }
+}
+
+fn refused(status: u16, body: &[u8], what: &str) -> Failure {
+    Failure::refused(
+        status,
+        body,
+        what,
+        kind_of,
+        "the Cloud API refused the token",
+    )
 }
 
 impl Api for Cloud {

@@ -188,6 +188,42 @@ impl Failure {
         }
     }
 
+    /// An error reply to `what`, of the kind `kind_of` gives its status and the API's
+    /// error code; the line names the status, the code and the message (or the body's
+    /// first line when it is no error object). A refusal of the credentials says
+    /// `rejected`, so that the log tells it apart.
+    pub fn refused(
+        status: u16,
+        body: &[u8],
+        what: &str,
+        kind_of: fn(u16, &str) -> FailureKind,
+        rejected: &str,
+    ) -> Failure {
+        let (code, message) = error_object(body).unwrap_or_default();
+        let kind = kind_of(status, &code);
+        let detail = match (code.is_empty(), message.is_empty()) {
+            (true, _) => crate::dcs::http::server_text(body),
+            (false, true) => code,
+            (false, false) => format!("{code}: {message}"),
+        };
+        let text = match kind {
+            FailureKind::Rejected => format!("{what}: {rejected} ({status} {detail})"),
+            _ => format!("{what}: {status} {detail}"),
+        };
+        Failure::new(kind, text)
+    }
+
+    /// A call to `what` that vipd's own count of `limit` leaves no room for until `at`.
+    pub fn held_back(what: &str, at: Instant, limit: &str) -> Failure {
+        Failure {
+            retry_at: Some(at),
+            ..Failure::new(
+                FailureKind::Busy,
+                format!("{what}: held back to stay within {limit}"),
+            )
+        }
+    }
+
     /// Whether vipd must not go on at start-up (as for credentials etcd refuses).
     pub fn fatal_at_start(&self) -> bool {
         matches!(self.kind, FailureKind::Rejected | FailureKind::NotFound)

@@ -150,38 +150,24 @@ pub fn parse_route(body: &[u8], here: Option<IpAddr>) -> Result<Route, String> {
     }
 }
 
-/// How an error reply fails a call.
-fn refused(status: u16, body: &[u8], what: &str) -> Failure {
-    let (code, message) = error_object(body).unwrap_or_default();
-    let kind = match (status, code.as_str()) {
+/// How Robot's error replies fail a call.
+fn kind_of(status: u16, code: &str) -> FailureKind {
+    match (status, code) {
         (403, "RATE_LIMIT_EXCEEDED") | (409, "FAILOVER_LOCKED") => FailureKind::Busy,
         (401, _) | (403, _) => FailureKind::Rejected,
         (404, _) => FailureKind::NotFound,
         (429, _) | (503, _) => FailureKind::Busy,
         _ => FailureKind::Failed,
-    };
-    let detail = match (code.is_empty(), message.is_empty()) {
-        (true, _) => crate::dcs::http::server_text(body),
-        (false, true) => code,
-        (false, false) => format!("{code}: {message}"),
-    };
-    let text = match kind {
-        FailureKind::Rejected => {
-            format!("{what}: the Robot webservice refused the credentials ({status} {detail})")
-        }
-        _ => format!("{what}: {status} {detail}"),
-    };
-    Failure::new(kind, text)
+    }
+}
+
+fn refused(status: u16, body: &[u8], what: &str) -> Failure {
+    let rejected = "the Robot webservice refused the credentials";
+    Failure::refused(status, body, what, kind_of, rejected)
 }
 
 fn limited(what: &str, at: Instant, per_hour: usize) -> Failure {
-    Failure {
-        retry_at: Some(at),
-        ..Failure::new(
-            FailureKind::Busy,
-            format!("{what}: held back to stay within Robot's {per_hour} per hour"),
-        )
-    }
+    Failure::held_back(what, at, &format!("Robot's {per_hour} per hour"))
 }
 
 impl Api for Robot {
