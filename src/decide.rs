@@ -92,6 +92,14 @@ pub enum Reason {
     AwaitingPrimary,
 }
 
+/// Whether a decision lets this node move a hosted failover IP's route here: only the
+/// DCS's own word that this node leads. A VIP kept while the DCS is silent (a grace,
+/// Patroni's word) stays where it is routed; the API is not called, so a node cut off
+/// from the DCS never pulls the route back from a new leader.
+pub fn may_move(desired: Desired, reason: Reason) -> bool {
+    desired == Desired::Present && reason == Reason::ThisNodeLeads
+}
+
 /// What this node's Patroni said while the DCS was silent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatroniSays {

@@ -323,7 +323,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         let Some(hosted) = self.hosted.as_mut() else {
             return;
         };
-        let lead = crate::hosted::may_move(report.desired, report.reason);
+        let lead = crate::decide::may_move(report.desired, report.reason);
         let job = if lead && !dry_run {
             Job::Ensure
         } else {

@@ -126,7 +126,7 @@ impl<D: Dcs, B: AddrBackend> Daemon<D, B> {
         dry_run: bool,
     ) -> Report {
         if let Some(h) = self.hosted.as_mut().filter(|_| !dry_run) {
-            h.lead(crate::hosted::may_move(desired, reason), now);
+            h.lead(crate::decide::may_move(desired, reason), now);
         }
         if !self.cfg.local_address() {
             // A routed Robot failover IP alone: nothing on this server's interfaces.

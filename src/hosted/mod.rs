@@ -7,7 +7,7 @@
 //! - **Two holders.** The provider keeps one route per address: whatever the nodes do,
 //!   it reaches one server. What vipd must avoid is a route that points at a node that
 //!   must not lead for longer than a reaction. A move is asked only on the DCS's word
-//!   that this node leads ([`may_move`]); a silent DCS, a grace or a fence never moves
+//!   that this node leads ([`crate::decide::may_move`]); a silent DCS, a grace or a fence never moves
 //!   the route, and a node that is not leading never calls the API after its start-up
 //!   check. A move still in flight when the lead is lost cannot be called back. The
 //!   provider locks the address while a switch runs, so the new leader's move waits
@@ -276,14 +276,6 @@ pub fn carry_out(api: &mut dyn Api, job: Job) -> Result<Done, Failure> {
             format!("the move was accepted, but the VIP still routes to {other}"),
         )),
     }
-}
-
-/// Whether a decision lets this node move the route here: only the DCS's own word that
-/// this node leads. A VIP kept while the DCS is silent (a grace, Patroni's word) stays
-/// where it is routed; the API is not called, so a node cut off from the DCS never
-/// pulls the route back from a new leader.
-pub fn may_move(desired: crate::decide::Desired, reason: crate::decide::Reason) -> bool {
-    desired == crate::decide::Desired::Present && reason == crate::decide::Reason::ThisNodeLeads
 }
 
 /// After a move, the route is read again this soon (then every `hetzner-recheck`), so
