@@ -21,7 +21,7 @@
 //!   when the lead is lost, whatever a call in flight is doing.
 //! - **A loop stalled by I/O.** A Robot switch answers only once the route moved, which
 //!   can take many seconds, and a Cloud assignment is an action to follow. Calls run on
-//!   one long-lived worker thread ([`worker`]); the loop hands it a job and hears the
+//!   one long-lived worker thread (`worker`); the loop hands it a job and hears the
 //!   answer through a socket in its one wait. A worker rather than non-blocking
 //!   sockets in the loop: the loop's wait belongs to the DCS watch, and a second
 //!   exchange there (name lookup, TLS handshake, a reply that takes a minute, then an
