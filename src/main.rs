@@ -113,6 +113,12 @@ fn fail(status: u8, text: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // First of all: a SIGHUP or SIGTERM sent right after the start (a reload issued as
+    // the service starts) is recorded for the loop instead of killing vipd by default.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => return fail(1, &format!("installing signal handlers: {e}")),
+    };
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let loaded = match config::load(args.clone(), &env, &hostname()) {
         Ok(l) => l,
@@ -147,20 +153,21 @@ fn main() -> ExitCode {
     for w in loaded.warnings.iter().chain(&env_warnings) {
         log::warn!("{w}");
     }
-    match start(cfg, &tls, once, &args) {
+    match start(cfg, &tls, signals, once, &args) {
         Ok(status) | Err(status) => ExitCode::from(status),
     }
 }
 
-/// Open the signal pipe, the kernel's sockets and the DCS client, keep only the two
-/// capabilities, then run the loop (or `--once`): its exit status, or the one of the
-/// step that failed (logged).
-fn start(cfg: Config, tls: &Tls, once: Option<(bool, bool)>, args: &[OsString]) -> Result<u8, u8> {
-    // Before anything can fail half-way: from here on SIGTERM cannot interrupt a change.
-    let signals = Signals::install().map_err(|e| {
-        log::error!("installing signal handlers: {e}");
-        1
-    })?;
+/// Open the kernel's sockets and the DCS client, keep only the two capabilities, then
+/// run the loop (or `--once`): its exit status, or the one of the step that failed
+/// (logged). The signal handlers are already in place, so no signal interrupts a change.
+fn start(
+    cfg: Config,
+    tls: &Tls,
+    signals: Signals,
+    once: Option<(bool, bool)>,
+    args: &[OsString],
+) -> Result<u8, u8> {
     let kernel = Kernel::open().map_err(|e| {
         log::error!("{e} (vipd needs CAP_NET_ADMIN and CAP_NET_RAW)");
         1

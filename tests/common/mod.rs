@@ -403,9 +403,19 @@ impl Proc {
     }
 
     /// Sends a signal by name (`TERM`, `INT`, `HUP`, …) with kill(1), if still running.
+    ///
+    /// To vipd, the signal goes only once vipd catches it (at most 5 s later): sent
+    /// earlier, before `ip netns exec` has exec'd it or its handlers are in place, the
+    /// default action would kill it, which is a race of the test, not vipd's behaviour.
     pub fn signal(&mut self, sig: &str) {
         if !self.is_running() {
             return;
+        }
+        if self.what.starts_with("vipd") {
+            if let Some(n) = signal_number(sig) {
+                let pid = self.pid();
+                wait_until(ms(5000), ms(2), || catches(pid, n) || !alive(pid));
+            }
         }
         let pid = self.pid().to_string();
         let out = run(&tool("kill"), &["-s", sig, &pid]);
@@ -465,6 +475,29 @@ impl Drop for Proc {
 }
 
 /// Removes the caller's VIP_* variables so they cannot change what vipd is told.
+/// The number of a signal the tests send to vipd, by kill(1)'s name.
+fn signal_number(name: &str) -> Option<u32> {
+    match name {
+        "HUP" => Some(1),
+        "INT" => Some(2),
+        "TERM" => Some(15),
+        _ => None,
+    }
+}
+
+/// Whether process `pid` has a handler for signal `n` (the `SigCgt` mask of its
+/// /proc status, in hex, bit n-1).
+fn catches(pid: u32, n: u32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (n - 1)) != 0)
+}
+
 pub fn scrub_env(cmd: &mut Command) {
     for (k, _) in env::vars_os() {
         if k.to_string_lossy().starts_with("VIP_") {
