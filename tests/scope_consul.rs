@@ -4,26 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::scope::{MAX_LAG, POS, member, replica_rules, replicas_by_weight};
 use crate::fakes::FakeConsul;
 use vipd::dcs::consul::{Consul, Settings};
 use vipd::dcs::http::Tls;
-use vipd::dcs::scope::{Fallback, Role, Rules, Scope, weight};
+use vipd::dcs::scope::{Fallback, Scope};
 use vipd::dcs::{Dcs, Observation, Wait};
 
 const VIP: &str = "192.0.2.50";
 const LEADER_KEY: &str = "/service/lab/leader";
-/// Patroni's xlog position of every member while none lags.
-const POS: u64 = 50331808;
-/// replica-max-lag in these tests.
-const MAX_LAG: u64 = 1 << 20;
 const SESSION: &str = "adf4238a-882b-9ddc-4a9d-5b6758e4159e";
-
-/// Member `n`'s record as Patroni 3.0.2 writes it.
-fn member(n: u8, role: &str, xlog: u64) -> String {
-    format!(
-        r#"{{"conn_url":"postgres://192.0.2.1{n}:5432/postgres","api_url":"http://192.0.2.1{n}:8008/patroni","state":"running","role":"{role}","version":"3.0.2","xlog_location":{xlog},"timeline":1}}"#
-    )
-}
 
 fn key(rel: &str) -> String {
     format!("service/lab/{rel}")
@@ -50,23 +40,8 @@ fn patroni_scope(consul: &FakeConsul) {
     consul.put(&key("status"), r#"{"optime":50331808,"slots":{}}"#, None);
 }
 
-/// The replica the rendezvous hash picks of node2 and node3, and the other one.
-fn holder_and_other() -> (&'static str, &'static str) {
-    match weight(VIP, "node2") > weight(VIP, "node3") {
-        true => ("node2", "node3"),
-        false => ("node3", "node2"),
-    }
-}
-
 fn client(consul: &FakeConsul, me: &str) -> Consul {
-    let rules = Rules {
-        role: Role::Replica,
-        vip: VIP.into(),
-        max_lag: Some(MAX_LAG),
-        settle: Duration::ZERO,
-        fallback: Fallback::None,
-        skip_nofailover: false,
-    };
+    let rules = replica_rules(VIP, Fallback::None);
     Consul::new(&Settings {
         endpoints: vec![consul.url()],
         key: LEADER_KEY.into(),
@@ -103,7 +78,7 @@ fn observe_names_the_rendezvous_holder() {
     // No scope yet: 404, nobody.
     assert_eq!(c.observe(soon()), Observation::NoLeader);
     patroni_scope(&consul);
-    let (holder, _) = holder_and_other();
+    let (holder, _) = replicas_by_weight(VIP);
     assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
     let reqs = consul.requests();
     let last = reqs.last().unwrap();
@@ -117,7 +92,7 @@ fn observe_names_the_rendezvous_holder() {
 fn a_wait_sees_the_holder_fall_behind() {
     let consul = FakeConsul::start(0);
     patroni_scope(&consul);
-    let (holder, other) = holder_and_other();
+    let (holder, other) = replicas_by_weight(VIP);
     let n = holder.as_bytes()[4] - b'0';
     let mut c = client(&consul, "node1");
     assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
@@ -148,7 +123,7 @@ fn the_same_records_written_again_are_no_change() {
     let consul = FakeConsul::start(0);
     patroni_scope(&consul);
     consul.set_jitter(false);
-    let (holder, _) = holder_and_other();
+    let (holder, _) = replicas_by_weight(VIP);
     let mut c = client(&consul, "node1");
     assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
     let before = consul.requests().len();
@@ -171,7 +146,7 @@ fn the_same_records_written_again_are_no_change() {
 fn a_deleted_member_record_moves_the_vip() {
     let consul = FakeConsul::start(0);
     patroni_scope(&consul);
-    let (holder, other) = holder_and_other();
+    let (holder, other) = replicas_by_weight(VIP);
     let mut c = client(&consul, other);
     assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
     consul.delete(&key(&format!("members/{holder}")));
@@ -196,7 +171,7 @@ fn a_large_history_does_not_make_it_unknown() {
         history.len()
     );
     consul.put(&key("history"), &history, None);
-    let (holder, other) = holder_and_other();
+    let (holder, other) = replicas_by_weight(VIP);
     let mut c = client(&consul, "node1");
     assert_eq!(c.observe(soon()), Observation::Leader(holder.into()));
     // And a blocking query's answer carries it too.

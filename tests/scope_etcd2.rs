@@ -6,34 +6,16 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::scope::{MAX_LAG, POS, member, replica_rules, replicas_by_weight};
 use crate::common::*;
 use vipd::dcs::etcd::Settings;
 use vipd::dcs::etcd2::Etcd2;
 use vipd::dcs::http::Tls;
-use vipd::dcs::scope::{Fallback, Role, Rules, Scope, weight};
+use vipd::dcs::scope::{Fallback, Scope};
 use vipd::dcs::{Dcs, Observation, Wait};
 
 const VIP: &str = "192.0.2.50";
 const LEADER_KEY: &str = "/service/lab/leader";
-/// Every member's xlog position while none lags.
-const POS: u64 = 50331808;
-/// replica-max-lag in these tests.
-const MAX_LAG: u64 = 1 << 20;
-
-/// Member `n`'s record as Patroni 3.0.2 writes it.
-fn member(n: u8, role: &str, xlog: u64) -> String {
-    format!(
-        r#"{{"conn_url":"postgres://192.0.2.1{n}:5432/postgres","api_url":"http://192.0.2.1{n}:8008/patroni","state":"running","role":"{role}","version":"3.0.2","xlog_location":{xlog},"timeline":1}}"#
-    )
-}
-
-/// The replica the rendezvous hash picks of node2 and node3, and the other one.
-fn holder_and_other() -> (&'static str, &'static str) {
-    match weight(VIP, "node2") > weight(VIP, "node3") {
-        true => ("node2", "node3"),
-        false => ("node3", "node2"),
-    }
-}
 
 /// etcd's v2 keys API as Patroni's v2 client writes it (form-encoded PUT, DELETE);
 /// called inside the namespace.
@@ -85,14 +67,7 @@ impl V2 {
 }
 
 fn client(endpoint: &str, me: &str) -> Etcd2 {
-    let rules = Rules {
-        role: Role::Replica,
-        vip: VIP.into(),
-        max_lag: Some(MAX_LAG),
-        settle: Duration::ZERO,
-        fallback: Fallback::None,
-        skip_nofailover: false,
-    };
+    let rules = replica_rules(VIP, Fallback::None);
     Etcd2::new(&Settings {
         endpoints: vec![endpoint.to_string()],
         key: LEADER_KEY.into(),
@@ -135,7 +110,7 @@ fn etcd_lab() -> (NodeLab, Etcd) {
 fn the_scope_is_read_and_followed_through_v2() {
     gate!(Etcd);
     let (lab, etcd) = etcd_lab();
-    let (holder, other) = holder_and_other();
+    let (holder, other) = replicas_by_weight(VIP);
     let n = holder.as_bytes()[4] - b'0';
     let holder_key = format!("members/{holder}");
     in_netns(&lab.node.name, || {
@@ -213,7 +188,7 @@ fn the_scope_is_read_and_followed_through_v2() {
 fn a_removed_scope_directory_is_nobody() {
     gate!(Etcd);
     let (lab, etcd) = etcd_lab();
-    let (holder, _) = holder_and_other();
+    let (holder, _) = replicas_by_weight(VIP);
     // Another cluster's scope, which is none of this one's business.
     etcd.v2(&["set", "/service/other/leader", "node9"]);
     in_netns(&lab.node.name, || {
@@ -239,15 +214,8 @@ fn either_api_follows_where_the_scope_exists() {
     use vipd::dcs::etcd_any::{Api, EtcdAny, Mode};
     gate!(Etcd);
     let (lab, etcd) = etcd_lab();
-    let (holder, _) = holder_and_other();
-    let rules = Rules {
-        role: Role::Replica,
-        vip: VIP.into(),
-        max_lag: Some(MAX_LAG),
-        settle: Duration::ZERO,
-        fallback: Fallback::None,
-        skip_nofailover: false,
-    };
+    let (holder, _) = replicas_by_weight(VIP);
+    let rules = replica_rules(VIP, Fallback::None);
     let settings = Settings {
         endpoints: vec![etcd.endpoint.clone()],
         key: LEADER_KEY.into(),

@@ -9,28 +9,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::scope::{MAX_LAG, POS, member, replica_rules, replicas_by_weight};
 use crate::common::*;
 use vipd::dcs::etcd::{Etcd as Client, Settings};
 use vipd::dcs::http::{MAX_SCOPE_REPLY, Tls};
-use vipd::dcs::scope::{Fallback, Role, Rules, Scope, weight};
+use vipd::dcs::scope::{Fallback, Scope};
 use vipd::dcs::{Dcs, Observation, Wait};
 
 const LEADER_KEY: &str = "/service/lab/leader";
 const VIP: &str = "192.0.2.100";
-/// The leader's position (`status`'s `optime`) and the largest lag allowed.
-const OPTIME: u64 = 50331808;
-const MAX_LAG: u64 = 1 << 20;
-
-fn rules() -> Rules {
-    Rules {
-        role: Role::Replica,
-        vip: VIP.into(),
-        max_lag: Some(MAX_LAG),
-        settle: Duration::ZERO,
-        fallback: Fallback::Primary,
-        skip_nofailover: false,
-    }
-}
 
 /// A client of the scope of /service/lab/ for node2, with a watch or without.
 fn client(endpoint: &str, watch: bool) -> Client {
@@ -42,7 +29,11 @@ fn client(endpoint: &str, watch: bool) -> Client {
         watch,
         check_interval: Duration::from_secs(5),
         tls: Tls::default(),
-        scope: Some(Scope::new(rules(), LEADER_KEY, "node2")),
+        scope: Some(Scope::new(
+            replica_rules(VIP, Fallback::Primary),
+            LEADER_KEY,
+            "node2",
+        )),
     })
 }
 
@@ -50,24 +41,8 @@ fn soon() -> Instant {
     Instant::now() + Duration::from_secs(3)
 }
 
-/// Patroni 3.0's record of member `n` (192.0.2.1n) at WAL position `xlog`.
-fn member(n: u8, role: &str, xlog: u64) -> String {
-    format!(
-        r#"{{"conn_url":"postgres://192.0.2.1{n}:5432/postgres","api_url":"http://192.0.2.1{n}:8008/patroni","state":"running","role":"{role}","version":"3.0.2","xlog_location":{xlog},"timeline":1}}"#
-    )
-}
-
 fn key(rel: &str) -> String {
     format!("/service/lab/{rel}")
-}
-
-/// The replicas node2 and node3 as the rendezvous weight orders them for the VIP:
-/// (heavier, lighter).
-fn replicas_by_weight() -> (&'static str, &'static str) {
-    match weight(VIP, "node3") > weight(VIP, "node2") {
-        true => ("node3", "node2"),
-        false => ("node2", "node3"),
-    }
 }
 
 fn leader(name: &str) -> Observation {
@@ -91,15 +66,15 @@ fn scope_lab() -> (NodeLab, Etcd) {
     etcd.etcdctl_ok(&[
         "put",
         &key("members/node2"),
-        &member(2, "replica", OPTIME),
+        &member(2, "replica", POS),
         &format!("--lease={lease}"),
     ]);
-    etcd.put(&key("members/node1"), &member(1, "master", OPTIME));
-    etcd.put(&key("members/node3"), &member(3, "replica", OPTIME));
+    etcd.put(&key("members/node1"), &member(1, "master", POS));
+    etcd.put(&key("members/node3"), &member(3, "replica", POS));
     etcd.put(LEADER_KEY, "node1");
     etcd.put(
         &key("status"),
-        &format!(r#"{{"optime":{OPTIME},"slots":{{}}}}"#),
+        &format!(r#"{{"optime":{POS},"slots":{{}}}}"#),
     );
     (lab, etcd)
 }
@@ -129,7 +104,7 @@ const PROMPTLY: Duration = Duration::from_millis(1500);
 fn a_scope_read_names_the_replica_holder_and_its_lease() {
     gate!(Etcd);
     let (lab, etcd) = scope_lab();
-    let (heavier, _) = replicas_by_weight();
+    let (heavier, _) = replicas_by_weight(VIP);
     in_netns(&lab.node.name, || {
         for watch in [false, true] {
             let mut e = client(&etcd.endpoint, watch);
@@ -147,7 +122,11 @@ fn a_scope_read_names_the_replica_holder_and_its_lease() {
         }
         // No record of this node: no lease to follow.
         let mut other = Client::new(&Settings {
-            scope: Some(Scope::new(rules(), LEADER_KEY, "node3")),
+            scope: Some(Scope::new(
+                replica_rules(VIP, Fallback::Primary),
+                LEADER_KEY,
+                "node3",
+            )),
             ..settings_of(&etcd.endpoint)
         });
         assert_eq!(other.observe(soon()), leader(heavier));
@@ -173,7 +152,7 @@ fn settings_of(endpoint: &str) -> Settings {
 fn a_scope_watch_follows_lag_and_deleted_members() {
     gate!(Etcd);
     let (lab, etcd) = scope_lab();
-    let (heavier, lighter) = replicas_by_weight();
+    let (heavier, lighter) = replicas_by_weight(VIP);
     let n = |name: &str| name.as_bytes()[4] - b'0';
     in_netns(&lab.node.name, || {
         let gateway = EtcdHttp::new(&etcd.endpoint);
@@ -186,7 +165,7 @@ fn a_scope_watch_follows_lag_and_deleted_members() {
         );
 
         // The holder falls behind by more than replica-max-lag: the other replica.
-        let behind = OPTIME - 2 * MAX_LAG;
+        let behind = POS - 2 * MAX_LAG;
         let lagging = member(n(heavier), "replica", behind);
         gateway
             .put(&key(&format!("members/{heavier}")), &lagging)
@@ -198,7 +177,7 @@ fn a_scope_watch_follows_lag_and_deleted_members() {
         assert_eq!(e.observe(soon()), leader(lighter));
 
         // Caught up (no settle period): back to the heavier one.
-        let caught_up = member(n(heavier), "replica", OPTIME);
+        let caught_up = member(n(heavier), "replica", POS);
         gateway
             .put(&key(&format!("members/{heavier}")), &caught_up)
             .unwrap();
@@ -206,10 +185,10 @@ fn a_scope_watch_follows_lag_and_deleted_members() {
 
         // The leader moves on: both replicas lag, none is eligible, and the VIP falls
         // back to the leader. The heavier one catches up and takes it back.
-        let ahead = format!(r#"{{"optime":{},"slots":{{}}}}"#, OPTIME + 2 * MAX_LAG);
+        let ahead = format!(r#"{{"optime":{},"slots":{{}}}}"#, POS + 2 * MAX_LAG);
         gateway.put(&key("status"), &ahead).unwrap();
         assert_eq!(next_change(&mut e).0, leader("node1"));
-        let caught_up = member(n(heavier), "replica", OPTIME + 2 * MAX_LAG);
+        let caught_up = member(n(heavier), "replica", POS + 2 * MAX_LAG);
         gateway
             .put(&key(&format!("members/{heavier}")), &caught_up)
             .unwrap();
@@ -224,7 +203,7 @@ fn a_scope_watch_follows_lag_and_deleted_members() {
         assert!(start.elapsed() < PROMPTLY + Duration::from_secs(2));
 
         // The lighter one catches up: it holds the VIP.
-        let caught_up = member(n(lighter), "replica", OPTIME + 2 * MAX_LAG);
+        let caught_up = member(n(lighter), "replica", POS + 2 * MAX_LAG);
         gateway
             .put(&key(&format!("members/{lighter}")), &caught_up)
             .unwrap();
@@ -261,7 +240,7 @@ fn history(len: usize) -> String {
 fn a_large_history_is_read_and_an_oversized_scope_is_unknown() {
     gate!(Etcd);
     let (lab, etcd) = scope_lab();
-    let (heavier, _) = replicas_by_weight();
+    let (heavier, _) = replicas_by_weight(VIP);
     in_netns(&lab.node.name, || {
         let gateway = EtcdHttp::new(&etcd.endpoint);
         let mut watching = client(&etcd.endpoint, true);
@@ -305,7 +284,7 @@ fn a_large_history_is_read_and_an_oversized_scope_is_unknown() {
 fn a_watched_scope_is_confirmed_by_one_read_that_agrees() {
     gate!(Etcd);
     let (lab, etcd) = scope_lab();
-    let (heavier, _) = replicas_by_weight();
+    let (heavier, _) = replicas_by_weight(VIP);
     let ranges = || etcd.metric("grpc_server_started_total", &["grpc_method=\"Range\""]);
     in_netns(&lab.node.name, || {
         // Checked every turn of 100 ms: the scope itself is read again after 1 s.
@@ -313,7 +292,11 @@ fn a_watched_scope_is_confirmed_by_one_read_that_agrees() {
             interval: ms(100),
             check_interval: ms(100),
             watch: true,
-            scope: Some(Scope::new(rules(), LEADER_KEY, "node2")),
+            scope: Some(Scope::new(
+                replica_rules(VIP, Fallback::Primary),
+                LEADER_KEY,
+                "node2",
+            )),
             ..settings_of(&etcd.endpoint)
         });
         assert_eq!(e.observe(soon()), leader(heavier));

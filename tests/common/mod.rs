@@ -15,6 +15,7 @@
 
 mod capture;
 mod etcd;
+pub mod scope;
 
 pub use capture::*;
 pub use etcd::*;
